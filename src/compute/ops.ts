@@ -1,0 +1,62 @@
+import type * as tf from '@tensorflow/tfjs';
+
+/**
+ * The layer-level operations the models are written in. Every compute path (stock tfjs on any backend,
+ * the native CPU path) implements this one interface, so models, sparse methods and the optimiser never
+ * know which one runs. Layout is NHWC for activations and HWIO for convolution filters; dense weights
+ * are [in, out].
+ *
+ * All ops must be differentiable with tf.grads with respect to their tensor inputs (x, filters, gamma,
+ * beta, dense weights and biases). Running BatchNorm statistics are not differentiated: in training mode
+ * an op updates them in place as a side effect.
+ */
+export interface Ops {
+  /** Short name for logs: 'stock', 'native', ... */
+  readonly name: string;
+
+  /**
+   * conv2d (no bias) → BatchNorm → optional ReLU. Training mode normalises with batch statistics and
+   * updates `bn.stats`; evaluation mode uses the running statistics.
+   */
+  convBn(x: tf.Tensor4D, filter: tf.Tensor4D, bn: BatchNormRef, opts: ConvBnOptions): tf.Tensor4D;
+
+  /** relu(a + b), the residual join. */
+  addRelu(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D;
+
+  /** 2×2 max pooling, stride 2. */
+  maxPool2(x: tf.Tensor4D): tf.Tensor4D;
+
+  /** Mean over height and width: [n, h, w, c] → [n, c]. */
+  globalAvgPool(x: tf.Tensor4D): tf.Tensor2D;
+
+  /** x·w + b, optional ReLU. x [n, in], w [in, out], b [out]. */
+  dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, relu: boolean): tf.Tensor2D;
+
+  /** Mean softmax cross-entropy of logits [n, classes] against integer labels [n]. */
+  crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar;
+}
+
+export interface ConvBnOptions {
+  readonly stride: number;
+  readonly padding: 'same' | 'valid';
+  readonly relu: boolean;
+  readonly training: boolean;
+}
+
+/** BatchNorm running statistics and their update rule. */
+export interface RunningStats {
+  readonly mean: tf.Variable;
+  readonly variance: tf.Variable;
+  /**
+   * PyTorch convention: running = (1 − momentum) · running + momentum · batch, with the unbiased batch
+   * variance for the running variance. Default 0.1.
+   */
+  momentum: number;
+  readonly epsilon: number;
+}
+
+export interface BatchNormRef {
+  readonly gamma: tf.Tensor1D;
+  readonly beta: tf.Tensor1D;
+  readonly stats: RunningStats;
+}

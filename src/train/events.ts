@@ -1,0 +1,66 @@
+import type { NamedArrays } from '../util/named-arrays';
+
+/**
+ * The vocabulary of the training stage: one discriminated union that every subscriber (sinks, averaging,
+ * dashboards, progress bars) reads. Values are plain numbers and typed arrays, never tensors.
+ */
+export type TrainEvent = StepEvent | MaskUpdateEvent | SnapshotEvent | EpochEndEvent;
+
+export interface StepEvent {
+  readonly type: 'step';
+  /** Global optimisation step, from 0. */
+  readonly step: number;
+  readonly epoch: number;
+  readonly loss: number;
+  /** Training accuracy of this batch, in [0, 1]. */
+  readonly accuracy: number;
+  readonly lr: number;
+  readonly imagesPerSecond: number;
+  readonly wallTimeMs: number;
+}
+
+export interface LayerMaskUpdate {
+  readonly layer: string;
+  readonly pruned: number;
+  readonly grown: number;
+  /** Active weights after the update divided by the layer's size. */
+  readonly density: number;
+  readonly dropFraction: number;
+  /** How many of the weights grown at the previous update were pruned now. */
+  readonly regrownPruned: number;
+}
+
+export interface MaskUpdateEvent {
+  readonly type: 'maskUpdate';
+  readonly step: number;
+  readonly epoch: number;
+  readonly layers: readonly LayerMaskUpdate[];
+  readonly wallTimeMs: number;
+}
+
+export interface SnapshotEvent {
+  readonly type: 'snapshot';
+  readonly step: number;
+  readonly epoch: number;
+  /**
+   * Every trainable parameter as evaluated by the averaging stage: masked weights are the effective
+   * M ⊙ Z_e ⊙ W / (1 − p); biases and BatchNorm affine parameters as they are.
+   */
+  readonly weights: NamedArrays;
+  /** The deterministic masks M of the masked layers at the time of the snapshot (1 = active). */
+  readonly masks: NamedArrays;
+  readonly wallTimeMs: number;
+}
+
+export interface EpochEndEvent {
+  readonly type: 'epochEnd';
+  readonly step: number;
+  readonly epoch: number;
+  readonly trainLoss: number;
+  readonly trainAccuracy: number;
+  readonly validationLoss?: number;
+  readonly validationAccuracy?: number;
+  /** 15-bin equal-width ECE on the validation split. */
+  readonly validationEce?: number;
+  readonly wallTimeMs: number;
+}
