@@ -1,0 +1,36 @@
+import type * as tf from '@tensorflow/tfjs';
+import type { Ops, RunningStats } from '../compute/ops';
+
+/** What a parameter is; decides masking, weight decay and how it is exported. */
+export type ParamKind = 'conv' | 'dense' | 'bias' | 'bnGamma' | 'bnBeta';
+
+export interface ParamSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+  readonly kind: ParamKind;
+  /**
+   * Whether a sparse method may mask this parameter. Conv and dense weights are maskable except the
+   * classifier (last dense layer), as in the PyTorch peer; biases and BatchNorm never are.
+   */
+  readonly maskable: boolean;
+}
+
+/**
+ * A model as a set of named trainable variables plus a forward function that takes the parameter
+ * tensors explicitly, so the training stage can substitute effective (masked) weights and differentiate
+ * with respect to them. Layout: NHWC input, HWIO conv filters, [in, out] dense weights.
+ */
+export interface Model {
+  readonly name: string;
+  /** [height, width, channels] for image models, [features] for mlp. */
+  readonly inputShape: readonly number[];
+  readonly numClasses: number;
+  readonly specs: readonly ParamSpec[];
+  /** Trainable variables by ParamSpec name. */
+  readonly params: ReadonlyMap<string, tf.Variable>;
+  /** BatchNorm running statistics by layer name (not trainable). */
+  readonly bnStats: ReadonlyMap<string, RunningStats>;
+  /** Logits [n, numClasses]. `params` holds a tensor for every spec name. */
+  apply(params: Readonly<Record<string, tf.Tensor>>, x: tf.Tensor, training: boolean, ops: Ops): tf.Tensor2D;
+  dispose(): void;
+}
