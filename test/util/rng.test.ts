@@ -23,7 +23,7 @@ t.test('nextInt is in range and roughly uniform; permutation is a permutation', 
   const counts = new Array(10).fill(0);
   for (let i = 0; i < 100000; i++) counts[rng.nextInt(10)]++;
   for (const c of counts) t.ok(Math.abs(c - 10000) < 600, `bucket count ${c} near 10000`);
-  const p = Array.from(rng.permutation(1000)).sort((a, b) => a - b);
+  const p = Array.from(rng.permutation(1000)).sort((x: number, y: number) => x - y);
   t.same(p, Array.from({ length: 1000 }, (_, i) => i));
   t.throws(() => rng.nextInt(0), /nextInt/);
   t.throws(() => rng.setState([0, 0, 0, 0]), /not all zero/);
