@@ -22,6 +22,14 @@ export const DEFAULT_SGD: SgdConfig = { momentum: 0.9, nesterov: true, weightDec
 /** Weight decay applies to conv and dense weights only. */
 export const isDecayed = (spec: ParamSpec): boolean => spec.kind === 'conv' || spec.kind === 'dense';
 
+/** A zero-filled variable, without leaving the initial zeros tensor behind. */
+function zerosVariable(shape: readonly number[]): tf.Variable {
+  const zeros = tf.zeros(shape as number[]);
+  const variable = tf.variable(zeros, false);
+  zeros.dispose();
+  return variable;
+}
+
 export class SgdMomentum {
   readonly config: SgdConfig;
   /** Momentum buffers by parameter name, created up front so the tensor count never changes. */
@@ -33,7 +41,7 @@ export class SgdMomentum {
     if (!(momentum >= 0 && momentum < 1)) throw new Error(`optimizer.momentum must be in [0, 1), got ${momentum}`);
     if (!(weightDecay >= 0)) throw new Error(`optimizer.weightDecay must be ≥ 0, got ${weightDecay}`);
     if (this.config.nesterov && momentum === 0) throw new Error('optimizer.nesterov needs optimizer.momentum > 0');
-    this.buffers = new Map(specs.map((s) => [s.name, tf.variable(tf.zeros(s.shape as number[]), false)]));
+    this.buffers = new Map(specs.map((s) => [s.name, zerosVariable(s.shape)]));
   }
 
   /**

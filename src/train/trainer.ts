@@ -352,7 +352,10 @@ export class Trainer {
       throw new Error(`batch (epoch ${batch.epoch}, index ${batch.index}) does not follow the trainer's position (epoch ${epoch}, index ${index})`);
     }
     const perImage = sizeOf(this.model.inputShape);
-    if (batch.height * batch.width * batch.channels !== perImage) {
+    // Image models need the exact [h, w, c]; flat-input models (mlp) only the pixel count.
+    const imageShape = [batch.height, batch.width, batch.channels];
+    const fits = this.model.inputShape.length === 3 ? imageShape.join(',') === this.model.inputShape.join(',') : sizeOf(imageShape) === perImage;
+    if (!fits) {
       throw new Error(`batch (epoch ${batch.epoch}, index ${batch.index}): images are ${batch.height}×${batch.width}×${batch.channels}, model ${this.model.name} expects [${this.model.inputShape.join(', ')}]`);
     }
     if (batch.x.length !== batch.size * perImage || batch.labels.length !== batch.size || batch.size < 1) {
