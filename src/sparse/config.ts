@@ -5,8 +5,8 @@ import { DEFAULT_MASK_UPDATE_SCHEDULE, type MaskUpdateScheduleConfig } from './s
 /** Everything that decides how a run is sparse. Defaults follow the RigL/CigL reference. */
 export interface SparsityConfig extends Partial<MaskUpdateScheduleConfig> {
   readonly method: SparseMethodName;
-  /** Target density of the masked layers, in (0, 1]; ignored by 'dense'. */
-  readonly density: number;
+  /** Target density of the masked layers, in (0, 1]; required by every method but 'dense'. */
+  readonly density?: number;
   /** Default 'erk'. */
   readonly distribution?: DensityDistribution;
   /** Leave the first maskable layer dense (default false). */

@@ -44,7 +44,7 @@ export function maskedSpecs(specs: readonly ParamSpec[], keepFirstDense = false)
  */
 export function allocateLayers(specs: readonly ParamSpec[], options: LayerDensityOptions): LayerAllocation[] {
   const { density, distribution } = options;
-  if (!(density > 0 && density <= 1)) throw new Error(`sparsity.density must be in (0, 1], got ${density}`);
+  if (!(density > 0 && density <= 1)) throw new Error(`sparsity.density must be in (0, 1], got ${String(density)}`);
   if (!DENSITY_DISTRIBUTIONS.includes(distribution)) {
     throw new Error(`sparsity.distribution must be one of ${DENSITY_DISTRIBUTIONS.join(', ')}, got '${String(distribution)}'`);
   }

@@ -264,7 +264,7 @@ t.test('snapshots from the averaging start epoch: M ⊙ Z_e ⊙ W / (1 − p) pl
 
 t.test('dense trains every weight with no masks; static never changes its mask', async (t) => {
   const denseModel = tinyConvModel(11);
-  const denseTrainer = new Trainer(tinyConfig(denseModel, { sparsity: { method: 'dense', density: 1 } }));
+  const denseTrainer = new Trainer(tinyConfig(denseModel, { sparsity: { method: 'dense' } }));
   const denseEvents: TrainEvent[] = [];
   for (const batch of batches.slice(0, 4)) denseEvents.push(...(await denseTrainer.process(batch)));
   t.same(denseTrainer.layers, []);
@@ -292,6 +292,7 @@ t.test('bad batches and configs are rejected with the offending value named', as
   await t.rejects(trainer.process({ ...batches[0], height: 4, width: 16 }), /images are 4×16×3, model tiny-cnn expects \[8, 8, 3\]/);
   t.throws(() => new Trainer(tinyConfig(model, { stepsPerEpoch: 0 })), /stepsPerEpoch must be a positive integer, got 0/);
   t.throws(() => new Trainer(tinyConfig(model, { sparsity: { method: 'rigl', density: 0 } })), /sparsity\.density must be in \(0, 1\], got 0/);
+  t.throws(() => new Trainer(tinyConfig(model, { sparsity: { method: 'set' } })), /sparsity\.density must be in \(0, 1\], got undefined/);
   for (const batch of batches) await trainer.process(batch);
   await t.rejects(trainer.process({ ...batches[0], epoch: 3 }), /arrived after the last of 12 training steps/);
   trainer.dispose();
