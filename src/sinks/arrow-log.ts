@@ -48,16 +48,11 @@ export interface MetricRow {
   readonly value: number;
 }
 
-export interface MaskStatRow {
+/** One masked layer at one mask update (the event's LayerMaskUpdate, located in the run). */
+export interface MaskStatRow extends LayerMaskUpdate {
   readonly runId: string;
   readonly step: number;
   readonly epoch: number;
-  readonly layer: string;
-  readonly pruned: number;
-  readonly grown: number;
-  readonly density: number;
-  readonly dropFraction: number;
-  readonly regrownPruned: number;
 }
 
 /** One bin of a reliability diagram. */
@@ -81,12 +76,17 @@ export interface ReliabilityRow {
   readonly accuracy: number;
 }
 
+/** The columns that place a row in a run: which run, at which step and epoch. */
+const runStepColumns: TableSpec<{ runId: string; step: number; epoch: number }>['columns'] = [
+  { column: 'run_id', field: 'runId', type: 'utf8' },
+  { column: 'step', field: 'step', type: 'int32' },
+  { column: 'epoch', field: 'epoch', type: 'int32' },
+];
+
 export const metricsSpec: TableSpec<MetricRow> = {
   table: 'metrics',
   columns: [
-    { column: 'run_id', field: 'runId', type: 'utf8' },
-    { column: 'step', field: 'step', type: 'int32' },
-    { column: 'epoch', field: 'epoch', type: 'int32' },
+    ...runStepColumns,
     { column: 'wall_time_ms', field: 'wallTimeMs', type: 'float64' },
     { column: 'phase', field: 'phase', type: 'utf8' },
     { column: 'metric', field: 'metric', type: 'utf8' },
@@ -98,9 +98,7 @@ export const metricsSpec: TableSpec<MetricRow> = {
 export const maskStatsSpec: TableSpec<MaskStatRow> = {
   table: 'mask-stats',
   columns: [
-    { column: 'run_id', field: 'runId', type: 'utf8' },
-    { column: 'step', field: 'step', type: 'int32' },
-    { column: 'epoch', field: 'epoch', type: 'int32' },
+    ...runStepColumns,
     { column: 'layer', field: 'layer', type: 'utf8' },
     { column: 'pruned', field: 'pruned', type: 'int32' },
     { column: 'grown', field: 'grown', type: 'int32' },
@@ -304,19 +302,7 @@ export class ArrowRunLog {
   }
 
   maskUpdate(step: number, epoch: number, layers: readonly LayerMaskUpdate[]): void {
-    for (const l of layers) {
-      this.maskStats.append({
-        runId: this.runId,
-        step,
-        epoch,
-        layer: l.layer,
-        pruned: l.pruned,
-        grown: l.grown,
-        density: l.density,
-        dropFraction: l.dropFraction,
-        regrownPruned: l.regrownPruned,
-      });
-    }
+    for (const layer of layers) this.maskStats.append({ ...layer, runId: this.runId, step, epoch });
   }
 
   flush(): void {
