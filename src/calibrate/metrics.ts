@@ -8,7 +8,7 @@ import {
   type BinRow,
   type BinSums,
 } from './bins';
-import { checkLogitsAndLabels, checkRows, softmaxRow } from './softmax';
+import { checkLogitsAndLabels, checkRows, rowNll, softmaxRow } from './softmax';
 
 /**
  * Calibration metrics of a classifier on a data split, computed from plain arrays (no tensors):
@@ -141,8 +141,7 @@ export class CalibrationAccumulator {
     this.batches++;
     for (let i = 0; i < labels.length; i++) {
       const row = softmaxRow(logits, i, this.numClasses, this.temperature, this.probs);
-      const nll = row.logSumExp - logits[i * this.numClasses + labels[i]] / this.temperature;
-      this.addExample(row.argmax, labels[i], nll);
+      this.addExample(row.argmax, labels[i], rowNll(row, logits[i * this.numClasses + labels[i]] / this.temperature));
     }
   }
 

@@ -7,13 +7,24 @@
 export interface SoftmaxRow {
   /** Index of the largest logit; ties go to the lowest class index. */
   readonly argmax: number;
-  /** log Σ_k exp(z_k / T), computed as max + log Σ exp(z_k / T − max). */
-  readonly logSumExp: number;
+  /** The largest scaled logit, max_k z_k / T. */
+  readonly max: number;
+  /**
+   * log Σ_k exp(z_k / T − max) = log1p(Σ_{k ≠ argmax} exp(z_k / T − max)). Kept apart from `max` so that
+   * NLL = this + (max − z_y / T) keeps full relative precision when the prediction is right and
+   * confident (then the second term is exactly 0 and this one is tiny).
+   */
+  readonly logNormaliser: number;
+}
+
+/** −ln p_y of a row, with `scaledLabelLogit` = z_y / T. */
+export function rowNll(row: SoftmaxRow, scaledLabelLogit: number): number {
+  return row.logNormaliser + (row.max - scaledLabelLogit);
 }
 
 /**
  * Reads row `row` of `logits` ([n × classes], row-major), divides by `temperature`, writes the
- * probabilities into `probs` (length ≥ classes) and returns the argmax and log-sum-exp. The caller has
+ * probabilities into `probs` (length ≥ classes) and returns the argmax and the log-normaliser. The caller has
  * checked the logits with `checkLogitsAndLabels`.
  */
 export function softmaxRow(
@@ -34,14 +45,15 @@ export function softmaxRow(
       argmax = k;
     }
   }
-  let sum = 0;
+  let rest = 0;
   for (let k = 0; k < classes; k++) {
     const e = Math.exp(probs[k] - max);
     probs[k] = e;
-    sum += e;
+    if (k !== argmax) rest += e;
   }
+  const sum = 1 + rest;
   for (let k = 0; k < classes; k++) probs[k] /= sum;
-  return { argmax, logSumExp: max + Math.log(sum) };
+  return { argmax, max, logNormaliser: Math.log1p(rest) };
 }
 
 /**
@@ -95,7 +107,7 @@ export function meanNllUnchecked(
   let total = 0;
   for (let i = 0; i < labels.length; i++) {
     const row = softmaxRow(logits, i, classes, temperature, probs);
-    total += row.logSumExp - logits[i * classes + labels[i]] / temperature;
+    total += rowNll(row, logits[i * classes + labels[i]] / temperature);
   }
   return total / labels.length;
 }
