@@ -3,6 +3,7 @@ import { from, lastValueFrom, of } from 'rxjs';
 import t from 'tap';
 import { recomputeBatchNorm, withRecomputedBatchNorm } from '../../src/average/batch-norm-recompute';
 import { stockOps } from '../../src/compute/stock-ops';
+import { createModel } from '../../src/models/build';
 import type { Model } from '../../src/models/model';
 import { inputTensor, paramTensors } from '../../src/models/param-tensors';
 import type { Batch } from '../../src/stream/batch';
@@ -56,16 +57,16 @@ t.test('recompute gives the exact pooled statistics; evaluation matches a model 
   const result = await recomputeBatchNorm(model, params, from(batches), stockOps);
   t.equal(tf.memory().numTensors, before, 'no tensor leaked');
   t.same([result.batches, result.examples], [5, 37]);
-  t.equal(model.bnStats.get('bn1')!.momentum, 0.1, 'momentum restored');
+  t.equal(model.bnStats.get('c1')!.momentum, 0.1, 'momentum restored');
 
   // The truth: the conv output over the whole data set, in one piece.
-  const truth = tf.tidy(() => trueStats(tf.conv2d(allInputs(model, batches), model.params.get('conv1') as tf.Variable as tf.Tensor4D, 1, 'same')));
-  const bn1 = model.bnStats.get('bn1')!;
-  t.ok(maxRelativeError(bn1.mean.dataSync(), truth.mean) < 1e-5, `running mean = true mean (${maxRelativeError(bn1.mean.dataSync(), truth.mean)})`);
-  t.ok(maxRelativeError(bn1.variance.dataSync(), truth.variance) < 1e-5, `running variance = true variance (${maxRelativeError(bn1.variance.dataSync(), truth.variance)})`);
-  t.same(result.mean.bn1.values, bn1.mean.dataSync(), 'the result reports what the model now holds');
+  const truth = tf.tidy(() => trueStats(tf.conv2d(allInputs(model, batches), model.params.get('c1.w') as tf.Variable as tf.Tensor4D, 1, 'same')));
+  const c1 = model.bnStats.get('c1')!;
+  t.ok(maxRelativeError(c1.mean.dataSync(), truth.mean) < 1e-5, `running mean = true mean (${maxRelativeError(c1.mean.dataSync(), truth.mean)})`);
+  t.ok(maxRelativeError(c1.variance.dataSync(), truth.variance) < 1e-5, `running variance = true variance (${maxRelativeError(c1.variance.dataSync(), truth.variance)})`);
+  t.same(result.mean.c1.values, c1.mean.dataSync(), 'the result reports what the model now holds');
 
-  const refStats = reference.bnStats.get('bn1')!;
+  const refStats = reference.bnStats.get('c1')!;
   refStats.mean.assign(tf.tensor(truth.mean));
   refStats.variance.assign(tf.tensor(truth.variance));
   const diff = maxAbsDiff(evalLogits(model, batches), evalLogits(reference, batches));
@@ -74,7 +75,7 @@ t.test('recompute gives the exact pooled statistics; evaluation matches a model 
   // PyTorch's cumulative average of per-batch statistics (momentum 1/(k+1)) misses the spread of the
   // batch means, which this data set makes large: the pooled statistics are the better choice.
   const cumulative = tinyModel(2);
-  const stats = cumulative.bnStats.get('bn1')!;
+  const stats = cumulative.bnStats.get('c1')!;
   const p = paramTensors(cumulative, params);
   batches.forEach((b, k) => {
     stats.momentum = 1 / (k + 1);
@@ -93,22 +94,22 @@ t.test('works for a deeper model: every layer recomputed with its own element co
   const before = tf.memory().numTensors;
   const result = await recomputeBatchNorm(model, params, batches, stockOps);
   t.equal(tf.memory().numTensors, before);
-  t.same(Object.keys(result.mean).sort(), ['bn1', 'bn2']);
+  t.same(Object.keys(result.mean).sort(), ['c1', 'c2']);
 
   // Expected layer-2 statistics: layer 1 normalised with each batch's own statistics (training mode),
   // then conv2, pooled over all batches.
-  const g1 = model.params.get('bn1.gamma')!;
-  const b1 = model.params.get('bn1.beta')!;
+  const g1 = model.params.get('c1.gamma')!;
+  const b1 = model.params.get('c1.beta')!;
   const expected = tf.tidy(() => {
     const layer2 = batches.map((b) => {
-      const c1 = tf.conv2d(inputTensor(model, b) as tf.Tensor4D, model.params.get('conv1') as unknown as tf.Tensor4D, 1, 'same');
+      const c1 = tf.conv2d(inputTensor(model, b) as tf.Tensor4D, model.params.get('c1.w') as unknown as tf.Tensor4D, 1, 'same');
       const { mean, variance } = tf.moments(c1, [0, 1, 2]);
       const h = tf.relu(tf.add(tf.mul(tf.mul(tf.sub(c1, mean), tf.rsqrt(tf.add(variance, 1e-5))), g1), b1)) as tf.Tensor4D;
-      return tf.conv2d(h, model.params.get('conv2') as unknown as tf.Tensor4D, 2, 'same');
+      return tf.conv2d(h, model.params.get('c2.w') as unknown as tf.Tensor4D, 2, 'same');
     });
     return trueStats(tf.concat(layer2));
   });
-  const bn2 = model.bnStats.get('bn2')!;
+  const bn2 = model.bnStats.get('c2')!;
   t.ok(maxRelativeError(bn2.mean.dataSync(), expected.mean) < 1e-4, 'layer 2 mean pooled over batches');
   t.ok(maxRelativeError(bn2.variance.dataSync(), expected.variance) < 1e-4, `layer 2 variance (stride 2: 9 positions per image) ${maxRelativeError(bn2.variance.dataSync(), expected.variance)}`);
 
@@ -116,8 +117,8 @@ t.test('works for a deeper model: every layer recomputed with its own element co
   tf.tidy(() => bn2.mean.assign(tf.zeros([5])));
   const out = await lastValueFrom(of({ weights: params, tag: 'avg' }).pipe(withRecomputedBatchNorm(model, stockOps, batches)));
   t.equal(out.tag, 'avg', 'the averaged model passes through');
-  t.same(out.batchNorm.mean.bn2.values, result.mean.bn2.values, 'same data, same statistics');
-  t.same(bn2.mean.dataSync(), result.mean.bn2.values);
+  t.same(out.batchNorm.mean.c2.values, result.mean.c2.values, 'same data, same statistics');
+  t.same(bn2.mean.dataSync(), result.mean.c2.values);
   model.dispose();
 });
 
@@ -126,12 +127,31 @@ t.test('errors: a BatchNorm layer never run in training mode, no batches, a batc
   const params = paramsOf(model);
   const evalOnly: Model = { ...model, apply: (p, x, _training, ops) => model.apply(p, x, false, ops) };
   const before = tf.memory().numTensors;
-  await t.rejects(recomputeBatchNorm(evalOnly, params, syntheticBatches(1, [4]), stockOps), /BatchNorm layer 'bn1' of model tiny1 saw no training-mode convBn call/);
+  await t.rejects(recomputeBatchNorm(evalOnly, params, syntheticBatches(1, [4]), stockOps), /BatchNorm layer 'c1' of model tiny1 saw no training-mode convBn call/);
   await t.rejects(recomputeBatchNorm(model, params, [], stockOps), /no training batches for model tiny1/);
   await t.rejects(recomputeBatchNorm(model, params, syntheticBatches(1, [4], 5), stockOps), /batch \(epoch 0, index 0\): 4 examples of 5×5×3 .* do not fit model tiny1's input \[6,6,3\]/);
-  const { conv1: _dropped, ...missing } = params;
-  await t.rejects(recomputeBatchNorm(model, missing, syntheticBatches(1, [4]), stockOps), /no value for parameter 'conv1'/);
+  const { 'c1.w': _dropped, ...missing } = params;
+  await t.rejects(recomputeBatchNorm(model, missing, syntheticBatches(1, [4]), stockOps), /no value for parameter 'c1.w'/);
   t.equal(tf.memory().numTensors, before, 'failures leak no tensors');
-  t.equal(model.bnStats.get('bn1')!.momentum, 0.1, 'momentum restored after a failure');
+  t.equal(model.bnStats.get('c1')!.momentum, 0.1, 'momentum restored after a failure');
   model.dispose();
+});
+
+t.test('works on the zoo models (resnet20 with residual blocks and projections; cnn)', async (t) => {
+  const batches = syntheticBatches(21, [6, 6, 3], 8);
+  for (const name of ['resnet20', 'cnn'] as const) {
+    const model = createModel(name, { seed: 1, inputShape: [8, 8, 3], numClasses: 3 });
+    const params = paramsOf(model);
+    const before = tf.memory().numTensors;
+    const result = await recomputeBatchNorm(model, params, batches, stockOps);
+    t.equal(tf.memory().numTensors, before, `${name}: numTensors unchanged`);
+    t.same(Object.keys(result.mean).sort(), [...model.bnStats.keys()].sort(), `${name}: all ${model.bnStats.size} BatchNorm layers recomputed`);
+    const first = [...model.bnStats.keys()][0];
+    const truth = tf.tidy(() => trueStats(tf.conv2d(allInputs(model, batches), model.params.get(`${first}.w`) as unknown as tf.Tensor4D, 1, 'same')));
+    const stats = model.bnStats.get(first)!;
+    t.ok(maxRelativeError(stats.mean.dataSync(), truth.mean) < 1e-5, `${name}: first layer mean`);
+    t.ok(maxRelativeError(stats.variance.dataSync(), truth.variance) < 1e-5, `${name}: first layer variance`);
+    t.ok([...model.bnStats.values()].every((s) => s.momentum === 0.1));
+    model.dispose();
+  }
 });

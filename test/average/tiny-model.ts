@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { RunningStats } from '../../src/compute/ops';
+import { convBn, dense, type ArchNode } from '../../src/models/architecture';
 import type { Model, ParamSpec } from '../../src/models/model';
 import type { Batch } from '../../src/stream/batch';
 import type { NamedArray, NamedArrays } from '../../src/util/named-arrays';
@@ -12,15 +13,15 @@ import { Rng } from '../../src/util/rng';
 export function tinyModel(seed: number, twoBlocks = false, size = 6): Model {
   const rng = new Rng(seed);
   const specs: ParamSpec[] = [
-    { name: 'conv1', shape: [3, 3, 3, 4], kind: 'conv', maskable: true },
-    { name: 'bn1.gamma', shape: [4], kind: 'bnGamma', maskable: false },
-    { name: 'bn1.beta', shape: [4], kind: 'bnBeta', maskable: false },
+    { name: 'c1.w', shape: [3, 3, 3, 4], kind: 'conv', maskable: true },
+    { name: 'c1.gamma', shape: [4], kind: 'bnGamma', maskable: false },
+    { name: 'c1.beta', shape: [4], kind: 'bnBeta', maskable: false },
   ];
   if (twoBlocks) {
     specs.push(
-      { name: 'conv2', shape: [3, 3, 4, 5], kind: 'conv', maskable: true },
-      { name: 'bn2.gamma', shape: [5], kind: 'bnGamma', maskable: false },
-      { name: 'bn2.beta', shape: [5], kind: 'bnBeta', maskable: false },
+      { name: 'c2.w', shape: [3, 3, 4, 5], kind: 'conv', maskable: true },
+      { name: 'c2.gamma', shape: [5], kind: 'bnGamma', maskable: false },
+      { name: 'c2.beta', shape: [5], kind: 'bnBeta', maskable: false },
     );
   }
   const features = twoBlocks ? 5 : 4;
@@ -39,19 +40,23 @@ export function tinyModel(seed: number, twoBlocks = false, size = 6): Model {
     momentum: 0.1,
     epsilon: 1e-5,
   });
-  const bnStats = new Map<string, RunningStats>([['bn1', stats(4)]]);
-  if (twoBlocks) bnStats.set('bn2', stats(5));
+  const bnStats = new Map<string, RunningStats>([['c1', stats(4)]]);
+  if (twoBlocks) bnStats.set('c2', stats(5));
+  // The same network as an Architecture (required by Model; used for export, not by apply below).
+  const nodes: ArchNode[] = [convBn('c1', 4, 3), ...(twoBlocks ? [convBn('c2', 5, 3, 2)] : []), { op: 'globalAvgPool' }, dense('fc', 3, false, false)];
+  const name = twoBlocks ? 'tiny2' : 'tiny1';
   return {
-    name: twoBlocks ? 'tiny2' : 'tiny1',
+    name,
     inputShape: [size, size, 3],
     numClasses: 3,
+    architecture: { name, inputShape: [size, size, 3], numClasses: 3, nodes },
     specs,
     params,
     bnStats,
     apply(p, x, training, ops) {
-      let h = ops.convBn(x as tf.Tensor4D, p.conv1 as tf.Tensor4D, { gamma: p['bn1.gamma'] as tf.Tensor1D, beta: p['bn1.beta'] as tf.Tensor1D, stats: bnStats.get('bn1')! }, { stride: 1, padding: 'same', relu: true, training });
+      let h = ops.convBn(x as tf.Tensor4D, p['c1.w'] as tf.Tensor4D, { gamma: p['c1.gamma'] as tf.Tensor1D, beta: p['c1.beta'] as tf.Tensor1D, stats: bnStats.get('c1')! }, { stride: 1, padding: 'same', relu: true, training });
       if (twoBlocks) {
-        h = ops.convBn(h, p.conv2 as tf.Tensor4D, { gamma: p['bn2.gamma'] as tf.Tensor1D, beta: p['bn2.beta'] as tf.Tensor1D, stats: bnStats.get('bn2')! }, { stride: 2, padding: 'same', relu: true, training });
+        h = ops.convBn(h, p['c2.w'] as tf.Tensor4D, { gamma: p['c2.gamma'] as tf.Tensor1D, beta: p['c2.beta'] as tf.Tensor1D, stats: bnStats.get('c2')! }, { stride: 2, padding: 'same', relu: true, training });
       }
       return ops.dense(ops.globalAvgPool(h), p['fc.w'] as tf.Tensor2D, p['fc.b'] as tf.Tensor1D, false);
     },

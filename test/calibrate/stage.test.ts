@@ -87,15 +87,15 @@ t.test('NaN logits are rejected naming the batch; tensors are released on the er
 t.test('the stages compose: snapshots → averageSnapshots → withRecomputedBatchNorm → calibrate', async (t) => {
   const model = tinyModel(12);
   const base = paramsOf(model);
-  const conv1Mask = { shape: base.conv1.shape, values: base.conv1.values.map((_, i) => (i % 3 === 0 ? 1 : 0)) };
+  const conv1Mask = { shape: base['c1.w'].shape, values: base['c1.w'].values.map((_, i) => (i % 3 === 0 ? 1 : 0)) };
   const snapshotOf = (epoch: number, scale: number): TrainEvent => ({
     type: 'snapshot',
     step: epoch,
     epoch,
     weights: Object.fromEntries(
-      Object.entries(base).map(([name, a]) => [name, { shape: a.shape, values: a.values.map((v, i) => (name === 'conv1' ? conv1Mask.values[i] : 1) * v * scale) }]),
+      Object.entries(base).map(([name, a]) => [name, { shape: a.shape, values: a.values.map((v, i) => (name === 'c1.w' ? conv1Mask.values[i] : 1) * v * scale) }]),
     ),
-    masks: { conv1: conv1Mask },
+    masks: { 'c1.w': conv1Mask },
     wallTimeMs: 0,
   });
   const train = syntheticBatches(13, [10, 10]);
@@ -104,9 +104,9 @@ t.test('the stages compose: snapshots → averageSnapshots → withRecomputedBat
     from([snapshotOf(0, 0.5), snapshotOf(1, 1.5)]).pipe(averageSnapshots(), withRecomputedBatchNorm(model, stockOps, train), calibrate(model, stockOps, { validation, test }), toArray()),
   );
   t.equal(tf.memory().numTensors, before);
-  t.same(final.weights.conv1.values, base.conv1.values.map((v, i) => conv1Mask.values[i] * v), 'mean of 0.5·W and 1.5·W on the mask');
-  t.same(final.masks.conv1.values, conv1Mask.values);
-  t.same(Object.keys(final.batchNorm.mean), ['bn1']);
+  t.same(final.weights['c1.w'].values, base['c1.w'].values.map((v, i) => conv1Mask.values[i] * v), 'mean of 0.5·W and 1.5·W on the mask');
+  t.same(final.masks['c1.w'].values, conv1Mask.values);
+  t.same(Object.keys(final.batchNorm.mean), ['c1']);
   t.equal(final.calibration.test!.before.count, 33);
   model.dispose();
 });
