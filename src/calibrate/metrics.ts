@@ -295,9 +295,7 @@ export function calibrationMetrics(
   numClasses: number,
   options?: CalibrationOptions,
 ): CalibrationReport {
-  const acc = new CalibrationAccumulator(numClasses, options);
-  acc.addLogits(logits, labels, 'all examples');
-  return acc.finalise();
+  return oneShot(numClasses, options, (acc) => acc.addLogits(logits, labels, 'all examples'));
 }
 
 /** One-shot metrics of probabilities [n × numClasses] (see CalibrationAccumulator.addProbabilities). */
@@ -307,8 +305,13 @@ export function calibrationMetricsFromProbabilities(
   numClasses: number,
   options?: CalibrationOptions,
 ): CalibrationReport {
+  return oneShot(numClasses, options, (acc) => acc.addProbabilities(probabilities, labels, 'all examples'));
+}
+
+/** The one-shot functions are the accumulator fed a single batch, so they agree with streaming exactly. */
+function oneShot(numClasses: number, options: CalibrationOptions | undefined, feed: (acc: CalibrationAccumulator) => void): CalibrationReport {
   const acc = new CalibrationAccumulator(numClasses, options);
-  acc.addProbabilities(probabilities, labels, 'all examples');
+  feed(acc);
   return acc.finalise();
 }
 
