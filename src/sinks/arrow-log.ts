@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
 import type { Table } from 'apache-arrow';
+import type { EqualWidthCalibration } from '../calibrate/metrics';
 import type { LayerMaskUpdate, TrainEvent } from '../train/events';
 import { writeFully } from './atomic-file';
 import {
@@ -70,10 +71,10 @@ export interface ReliabilityRow {
   readonly lower: number;
   readonly upper: number;
   readonly count: number;
-  /** Mean confidence in the bin (0 when empty). */
-  readonly confidence: number;
-  /** Accuracy in the bin (0 when empty). */
-  readonly accuracy: number;
+  /** Mean confidence in the bin; null when the bin is empty. */
+  readonly confidence: number | null;
+  /** Accuracy in the bin; null when the bin is empty. */
+  readonly accuracy: number | null;
 }
 
 /** The columns that place a row in a run: which run, at which step and epoch. */
@@ -121,8 +122,8 @@ export const reliabilitySpec: TableSpec<ReliabilityRow> = {
     { column: 'lower', field: 'lower', type: 'float64' },
     { column: 'upper', field: 'upper', type: 'float64' },
     { column: 'count', field: 'count', type: 'int32' },
-    { column: 'confidence', field: 'confidence', type: 'float64' },
-    { column: 'accuracy', field: 'accuracy', type: 'float64' },
+    { column: 'confidence', field: 'confidence', type: 'float64', nullable: true },
+    { column: 'accuracy', field: 'accuracy', type: 'float64', nullable: true },
   ],
   key: ['runId', 'split', 'stage', 'calibrated', 'bins', 'bin'],
 };
@@ -402,6 +403,23 @@ export function readSegmentRows<Row>(dir: string, base: string, spec: TableSpec<
     for (const row of segments[s]) if (!later.has(key(row))) merged.push(row);
   }
   return merged;
+}
+
+/** The rows of one reliability diagram computed by the calibration stage. */
+export function reliabilityRows(
+  at: Pick<ReliabilityRow, 'runId' | 'split' | 'stage' | 'calibrated'>,
+  calibration: Pick<EqualWidthCalibration, 'bins' | 'table'>,
+): ReliabilityRow[] {
+  return calibration.table.map((row, bin) => ({
+    ...at,
+    bins: calibration.bins,
+    bin,
+    lower: row.lower,
+    upper: row.upper,
+    count: row.count,
+    confidence: row.meanConfidence,
+    accuracy: row.accuracy,
+  }));
 }
 
 /** Writes the reliability bins of a run as an Arrow IPC file (atomically). */

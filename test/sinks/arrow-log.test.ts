@@ -11,8 +11,9 @@ import {
   segmentFiles,
   writeArrowLog,
   writeReliabilityTable,
-  type ReliabilityRow,
+  reliabilityRows,
 } from '../../src/sinks/arrow-log';
+import { calibrationMetrics } from '../../src/calibrate/metrics';
 import { completeStreamPrefix, readStreamTolerant } from '../../src/sinks/arrow-table';
 import { spawnNode } from '../helpers/child-process';
 import { lossAt, syntheticEvents } from './children/synthetic-events';
@@ -20,7 +21,7 @@ import { lossAt, syntheticEvents } from './children/synthetic-events';
 const writerScript = path.join(__dirname, 'children', 'arrow-log-writer.js');
 
 function column(table: Table, name: string): unknown[] {
-  return Array.from(table.getChild(name)!.toArray() as ArrayLike<unknown>);
+  return [...table.getChild(name)!]; // the iterator, unlike toArray(), yields nulls
 }
 
 /** Checks that the train/loss rows are exactly steps 0..n-1 with the synthetic values; returns n. */
@@ -173,27 +174,24 @@ t.test('a half-written last message is dropped, earlier batches kept', async (t)
   t.throws(() => readArrowLog(t.testdir(), 'metrics'), /no metrics\.arrows log/);
 });
 
-t.test('reliability bins are an IPC file both readers open', async (t) => {
+t.test('reliability bins from the calibration stage are an IPC file both readers open; empty bins are null', async (t) => {
   const dir = t.testdir();
-  const rows: ReliabilityRow[] = [0, 1, 2].map((bin) => ({
-    runId: 'r',
-    split: 'test',
-    stage: 'averaged',
-    calibrated: bin === 1,
-    bins: 3,
-    bin,
-    lower: bin / 3,
-    upper: (bin + 1) / 3,
-    count: 10 * bin,
-    confidence: bin / 3 + 0.1,
-    accuracy: bin / 3,
-  }));
+  // Two examples, 3 classes: confidences ~0.93 (right) and ~0.58 (wrong); 5 bins leave 3 empty.
+  const logits = Float32Array.from([3, 0, 0, 1, 0.5, -1]);
+  const report = calibrationMetrics(logits, Int32Array.from([0, 2]), 3, { binCounts: [5] });
+  const five = report.equalWidth[0];
+  const rows = reliabilityRows({ runId: 'r', split: 'test', stage: 'averaged', calibrated: false }, five);
+  t.equal(rows.length, 5);
   const file = path.join(dir, 'reliability.arrow');
   writeReliabilityTable(file, rows);
+
   const table = tableFromIPC(fs.readFileSync(file));
-  t.same(column(table, 'calibrated'), [false, true, false]);
+  t.same(column(table, 'count'), five.table.map((b) => b.count));
+  t.same(column(table, 'confidence'), five.table.map((b) => b.meanConfidence));
   const df = pl.readIPC(fs.readFileSync(file));
   t.same(df.columns, ['run_id', 'split', 'stage', 'calibrated', 'bins', 'bin', 'lower', 'upper', 'count', 'confidence', 'accuracy']);
-  t.same(Array.from(df.getColumn('count').toArray()), [0, 10, 20]);
-  t.same(Array.from(df.getColumn('upper').toArray()), [1 / 3, 2 / 3, 1]);
+  t.same(Array.from(df.getColumn('count').toArray()), [0, 0, 1, 0, 1]);
+  t.same(Array.from(df.getColumn('accuracy').toArray()), [null, null, 0, null, 1], 'empty bins read back as null');
+  t.same(Array.from(df.getColumn('upper').toArray()), five.table.map((b) => b.upper));
+  t.same(Array.from(df.getColumn('calibrated').toArray()), [false, false, false, false, false]);
 });
