@@ -49,27 +49,41 @@ export function augmentBatch(
     const offsetY = rng.nextInt(2 * pad + 1) - pad;
     const offsetX = rng.nextInt(2 * pad + 1) - pad;
     const flipped = params.flip && rng.nextFloat() < 0.5;
-    const dstImage = b * imageLen;
+    // Output columns whose source column sx = (flipped ? W − 1 − x : x) + offsetX lies inside the image;
+    // the rest is padding. Computing the range once keeps the per-pixel loop free of bounds checks.
+    const xFrom = Math.max(0, flipped ? offsetX : -offsetX);
+    const xTo = Math.min(W, flipped ? W + offsetX : W - offsetX);
+    const step = flipped ? -C : C;
     for (let y = 0; y < H; y++) {
       const sy = y + offsetY;
-      let d = dstImage + y * rowLen;
-      if (sy < 0 || sy >= H) {
-        for (let x = 0; x < W; x++) for (let c = 0; c < C; c++) result[d++] = lut[c];
+      const rowStart = b * imageLen + y * rowLen;
+      if (sy < 0 || sy >= H || xFrom >= xTo) {
+        fillPadding(result, rowStart, rowStart + rowLen, lut, C);
         continue;
       }
-      const srcRow = src + sy * rowLen;
-      for (let x = 0; x < W; x++) {
-        const sx = (flipped ? W - 1 - x : x) + offsetX;
-        if (sx < 0 || sx >= W) {
-          for (let c = 0; c < C; c++) result[d++] = lut[c];
-        } else {
-          const s = srcRow + sx * C;
-          for (let c = 0; c < C; c++) result[d++] = lut[images[s + c] * C + c];
+      fillPadding(result, rowStart, rowStart + xFrom * C, lut, C);
+      fillPadding(result, rowStart + xTo * C, rowStart + rowLen, lut, C);
+      let s = src + sy * rowLen + ((flipped ? W - 1 - xFrom : xFrom) + offsetX) * C;
+      const end = rowStart + xTo * C;
+      if (C === 3) {
+        for (let d = rowStart + xFrom * 3; d < end; d += 3, s += step) {
+          result[d] = lut[images[s] * 3];
+          result[d + 1] = lut[images[s + 1] * 3 + 1];
+          result[d + 2] = lut[images[s + 2] * 3 + 2];
+        }
+      } else {
+        for (let d = rowStart + xFrom * C; d < end; d += C, s += step) {
+          for (let c = 0; c < C; c++) result[d + c] = lut[images[s + c] * C + c];
         }
       }
     }
   }
   return result;
+}
+
+/** Normalised zero pixels (lut[0·C + c]) over result[from, to), a whole number of pixels. */
+function fillPadding(result: Float32Array, from: number, to: number, lut: Float32Array, C: number): void {
+  for (let d = from; d < to; d += C) for (let c = 0; c < C; c++) result[d + c] = lut[c];
 }
 
 /** Evaluation path: the images at `indices`, normalised only (no padding, crop or flip). */

@@ -122,7 +122,7 @@ async function downloadInto(url: string, part: string, options: FetchOptions, re
     options.onProgress?.(received, total);
   });
   try {
-    await pipeline(response, fs.createWriteStream(part, { flags }));
+    await saveBody(response, part, flags);
   } catch (err) {
     throw new InterruptedError(`download of ${url} interrupted after ${received} bytes (${(err as Error).message}); run again to resume`, {
       cause: err,
@@ -131,6 +131,33 @@ async function downloadInto(url: string, part: string, options: FetchOptions, re
   if (total !== undefined && received < total) {
     throw new InterruptedError(`download of ${url} interrupted after ${received} of ${total} bytes; run again to resume`);
   }
+}
+
+/**
+ * Writes the response body to the file and resolves or rejects only once the file is closed with every
+ * received byte on disk, so that a resume that follows sees the file's final size (stream.pipeline would
+ * discard buffered bytes on error and could let a pending write land after the next attempt starts).
+ */
+function saveBody(response: http.IncomingMessage, file: string, flags: 'a' | 'w'): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const out = fs.createWriteStream(file, { flags });
+    let failure: Error | undefined;
+    const stopReading = (err: Error) => {
+      failure ??= err;
+      response.unpipe(out);
+      out.end();
+    };
+    response.on('error', stopReading);
+    response.on('close', () => {
+      if (!response.complete) stopReading(new Error('connection closed before the end of the body'));
+    });
+    out.on('error', (err) => {
+      failure ??= err;
+      response.destroy();
+    });
+    out.on('close', () => (failure ? reject(failure) : resolve()));
+    response.pipe(out);
+  });
 }
 
 function request(url: string, from: number, idleTimeoutMs: number): Promise<http.IncomingMessage> {

@@ -1,5 +1,5 @@
 import { defer, finalize, type Observable } from 'rxjs';
-import { STANDARD_AUGMENT, type AugmentParams } from '../augment/augment';
+import { normalizationTable, STANDARD_AUGMENT, type AugmentParams } from '../augment/augment';
 import { AugmentPool, type AugmentRunner } from '../augment/pool';
 import type { AugmentTask } from '../augment/task';
 import type { ChannelStats, ImageDataset } from '../data/types';
@@ -64,7 +64,20 @@ export interface BatchStreamOptions extends StreamCommonOptions {
  * Training batches, augmented in worker threads: each epoch shuffled by Rng.derive(seed, 'shuffle',
  * epoch), each batch augmented by Rng.derive(seed, 'augment', epoch, index), delivered in order. The same
  * options give the same batches in the same order with any number of workers. Cold: each subscription
- * runs its own pass (and its own pool unless `pool` is given).
+ * runs its own pass (and its own pool unless `pool` is given). Errors: a failed batch ends the stream with
+ * a BatchError naming (epoch, index), after every earlier batch has been delivered.
+ *
+ * An asynchronous consumer acknowledges each batch, so memory stays bounded by `prefetch`:
+ * ```ts
+ * const consumed = new Subject<void>();
+ * batchStream({ dataset, stats, batchSize: 128, seed, epochs, consumed }).pipe(
+ *   concatMap(async (batch) => {
+ *     const loss = await trainStep(batch);
+ *     consumed.next(); // this batch is done: the stream may produce one more
+ *     return loss;
+ *   }),
+ * );
+ * ```
  */
 export function batchStream(options: BatchStreamOptions): Observable<Batch> {
   const augment: AugmentParams = { ...STANDARD_AUGMENT, ...options.augment };
@@ -104,6 +117,9 @@ export function evalStream(options: EvalStreamOptions): Observable<Batch> {
 
 function streamBatches(options: StreamCommonOptions, plan: EpochPlanOptions, augment: AugmentParams | null): Observable<Batch> {
   const { dataset, stats } = options;
+  normalizationTable(stats, dataset.channels); // bad statistics fail here, not in a worker
+  const prefetch = options.prefetch ?? 4;
+  if (!(Number.isInteger(prefetch) && prefetch >= 1)) throw new Error(`prefetch must be an integer ≥ 1, got ${prefetch}`);
   if (options.pool) checkPoolMatches(options.pool, dataset);
   return defer(() => {
     const owned = options.pool ? undefined : new AugmentPool(dataset, { workers: options.workers });
@@ -137,7 +153,7 @@ function streamBatches(options: StreamCommonOptions, plan: EpochPlanOptions, aug
       };
     };
     return orderedPrefetch(() => epochPlan(plan), produce, {
-      prefetch: options.prefetch ?? 4,
+      prefetch,
       consumed: options.consumed,
     }).pipe(
       finalize(() => {

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { readCifarBinary } from '../../src/data/cifar-binary';
 import { fetchDataset, OFFICIAL_ARCHIVES } from '../../src/data/fetch';
 import { cifarRecords } from '../helpers/datasets';
@@ -49,8 +49,9 @@ async function serve(body: Buffer): Promise<Served> {
       ...(m ? { 'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
     });
     if ((served.plan.shift() ?? 'whole') === 'cut') {
-      // Send part of the body, then drop the connection: an interrupted transfer.
-      res.write(rest.subarray(0, Math.floor(rest.length / 2)), () => res.socket?.destroy());
+      // Send part of the body, then close the connection (FIN, so the sent bytes do arrive): an
+      // interrupted transfer.
+      res.write(rest.subarray(0, Math.floor(rest.length / 2)), () => res.socket?.end());
     } else {
       res.end(rest);
     }
@@ -61,6 +62,15 @@ async function serve(body: Buffer): Promise<Served> {
   return served;
 }
 
+/** A fixture archive served on 127.0.0.1 (closed after the test) and an empty destination folder. */
+async function setup(t: Test): Promise<{ body: Buffer; server: Served; dest: string }> {
+  const dir = t.testdir();
+  const body = buildArchive(dir);
+  const server = await serve(body);
+  t.teardown(server.close);
+  return { body, server, dest: path.join(dir, 'data') };
+}
+
 const md5 = (b: Buffer) => crypto.createHash('md5').update(b).digest('hex');
 
 t.test('official archive names and checksums', async (t) => {
@@ -69,11 +79,7 @@ t.test('official archive names and checksums', async (t) => {
 });
 
 t.test('downloads, verifies, and the readers take the archive as is; a second fetch reuses it', async (t) => {
-  const dir = t.testdir();
-  const body = buildArchive(dir);
-  const server = await serve(body);
-  t.teardown(server.close);
-  const dest = path.join(dir, 'data');
+  const { body, server, dest } = await setup(t);
   const progress: number[] = [];
   const result = await fetchDataset('cifar10', dest, { baseUrl: server.baseUrl, md5: md5(body), onProgress: (n) => progress.push(n) });
   t.same(result, { archive: path.join(dest, 'cifar-10-binary.tar.gz'), md5: md5(body), downloaded: true });
@@ -88,11 +94,7 @@ t.test('downloads, verifies, and the readers take the archive as is; a second fe
 });
 
 t.test('an interrupted download resumes with a Range request into the .part file', async (t) => {
-  const dir = t.testdir();
-  const body = buildArchive(dir);
-  const server = await serve(body);
-  t.teardown(server.close);
-  const dest = path.join(dir, 'data');
+  const { body, server, dest } = await setup(t);
   const part = path.join(dest, 'cifar-10-binary.tar.gz.part');
   server.plan = ['cut'];
   await t.rejects(fetchDataset('cifar10', dest, { baseUrl: server.baseUrl, md5: md5(body), retries: 0 }), {
@@ -117,11 +119,7 @@ t.test('an interrupted download resumes with a Range request into the .part file
 });
 
 t.test('a checksum mismatch is an error and leaves no file behind', async (t) => {
-  const dir = t.testdir();
-  const body = buildArchive(dir);
-  const server = await serve(body);
-  t.teardown(server.close);
-  const dest = path.join(dir, 'data');
+  const { body, server, dest } = await setup(t);
   await t.rejects(fetchDataset('cifar10', dest, { baseUrl: server.baseUrl }), {
     message: new RegExp(`checksum mismatch for cifar-10-binary\\.tar\\.gz from .*: expected md5 c32a1d4ab5d03f1284b67883e8d87530, got ${md5(body)}`),
   });

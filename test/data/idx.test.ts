@@ -2,26 +2,18 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import t from 'tap';
 import { parseIdx, readIdx, readIdxFolder } from '../../src/data/idx';
-
-/** An IDX file built by hand: magic (0, 0, type, ndims), big-endian sizes, data. */
-function idx(dims: number[], data: number[] | Uint8Array, type = 0x08): Buffer {
-  const header = Buffer.alloc(4 + 4 * dims.length);
-  header[2] = type;
-  header[3] = dims.length;
-  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([header, Buffer.from(data)]);
-}
+import { idxFile } from '../helpers/datasets';
 
 const pixels = Uint8Array.from({ length: 3 * 4 * 5 }, (_, i) => (i * 7) % 256);
-const imagesFile = idx([3, 4, 5], pixels);
-const labelsFile = idx([3], [7, 0, 9]);
+const imagesFile = idxFile([3, 4, 5], pixels);
+const labelsFile = idxFile([3], [7, 0, 9]);
 
 t.test('IDX images and labels, plain and gzipped, into a 1-channel data set', async (t) => {
   const dir = t.testdir({
     'train-images-idx3-ubyte': imagesFile,
     'train-labels-idx1-ubyte': labelsFile,
-    't10k-images-idx3-ubyte.gz': zlib.gzipSync(idx([1, 4, 5], pixels.subarray(0, 20))),
-    't10k-labels-idx1-ubyte.gz': zlib.gzipSync(idx([1], [4])),
+    't10k-images-idx3-ubyte.gz': zlib.gzipSync(idxFile([1, 4, 5], pixels.subarray(0, 20))),
+    't10k-labels-idx1-ubyte.gz': zlib.gzipSync(idxFile([1], [4])),
   });
   const { train, test } = await readIdxFolder(dir);
   t.same([train.count, train.height, train.width, train.channels], [3, 4, 5, 1]);
@@ -37,10 +29,10 @@ t.test('IDX images and labels, plain and gzipped, into a 1-channel data set', as
 });
 
 t.test('parseIdx reads dims and data; 4-d images carry channels', async (t) => {
-  const a = parseIdx(idx([2, 1, 1, 3], [1, 2, 3, 4, 5, 6]), 'x');
+  const a = parseIdx(idxFile([2, 1, 1, 3], [1, 2, 3, 4, 5, 6]), 'x');
   t.same(a.dims, [2, 1, 1, 3]);
   t.same(Array.from(a.data), [1, 2, 3, 4, 5, 6]);
-  const dir = t.testdir({ i: idx([2, 1, 1, 3], [1, 2, 3, 4, 5, 6]), l: idx([2], [1, 1]) });
+  const dir = t.testdir({ i: idxFile([2, 1, 1, 3], [1, 2, 3, 4, 5, 6]), l: idxFile([2], [1, 1]) });
   const ds = await readIdx(path.join(dir, 'i'), path.join(dir, 'l'));
   t.same([ds.count, ds.height, ds.width, ds.channels], [2, 1, 1, 3]);
 });
@@ -50,12 +42,12 @@ t.test('bad IDX input: magic, type, shape, count, label range, missing files', a
   badMagic[0] = 0x12;
   const dir = t.testdir({
     magic: badMagic,
-    float: idx([3], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0x0d),
+    float: idxFile([3], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0x0d),
     short: imagesFile.subarray(0, imagesFile.length - 1),
     images: imagesFile,
-    labels2d: idx([3, 1], [1, 2, 3]),
-    labels4: idx([4], [1, 2, 3, 4]),
-    labelsBad: idx([3], [1, 12, 3]),
+    labels2d: idxFile([3, 1], [1, 2, 3]),
+    labels4: idxFile([4], [1, 2, 3, 4]),
+    labelsBad: idxFile([3], [1, 12, 3]),
     labels: labelsFile,
     tiny: Buffer.from([0, 0]),
     empty: {},

@@ -2,15 +2,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import t from 'tap';
 import { detectFormat, loadDataset, type DatasetSpec } from '../../src/data/load';
-import { cifarRecords } from '../helpers/datasets';
-
-function idx(dims: number[], data: number[]): Buffer {
-  const header = Buffer.alloc(4 + 4 * dims.length);
-  header[2] = 0x08;
-  header[3] = dims.length;
-  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
-  return Buffer.concat([header, Buffer.from(data)]);
-}
+import { cifarRecords, idxFile } from '../helpers/datasets';
 
 t.test('loadDataset picks the reader from the spec; detectFormat guesses it from the path', async (t) => {
   const png = await sharp(Buffer.alloc(2 * 2 * 3, 40), { raw: { width: 2, height: 2, channels: 3 } }).png().toBuffer();
@@ -18,7 +10,7 @@ t.test('loadDataset picks the reader from the spec; detectFormat guesses it from
     cifar: { 'data_batch_1.bin': cifarRecords(2, [[3], [4]], 1) },
     cifar100: { 'cifar-100-binary': { 'train.bin': cifarRecords(1, [[2, 50]], 2) } },
     folder: { train: { cat: { '1.png': png }, dog: { '2.png': png } }, test: { dog: { '3.png': png } } },
-    mnist: { 'train-images-idx3-ubyte': idx([2, 1, 2], [1, 2, 3, 4]), 'train-labels-idx1-ubyte': idx([2], [9, 8]) },
+    mnist: { 'train-images-idx3-ubyte': idxFile([2, 1, 2], [1, 2, 3, 4]), 'train-labels-idx1-ubyte': idxFile([2], [9, 8]) },
     unknown: { 'a.csv': 'x' },
   });
   const at = (p: string) => path.join(root, p);

@@ -28,3 +28,12 @@ export function cifarRecords(count: number, labels: readonly number[][], seed: n
   }
   return out;
 }
+
+/** An IDX file built by hand: magic (0, 0, type, ndims), big-endian uint32 sizes, then the data. */
+export function idxFile(dims: number[], data: ArrayLike<number>, type = 0x08): Buffer {
+  const header = Buffer.alloc(4 + 4 * dims.length);
+  header[2] = type;
+  header[3] = dims.length;
+  dims.forEach((d, i) => header.writeUInt32BE(d, 4 + 4 * i));
+  return Buffer.concat([header, Buffer.from(Array.from(data))]);
+}
