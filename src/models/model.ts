@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { Ops, RunningStats } from '../compute/ops';
+import type { Architecture } from './architecture';
 
 /** What a parameter is; decides masking, weight decay and how it is exported. */
 export type ParamKind = 'conv' | 'dense' | 'bias' | 'bnGamma' | 'bnBeta';
@@ -25,6 +26,8 @@ export interface Model {
   /** [height, width, channels] for image models, [features] for mlp. */
   readonly inputShape: readonly number[];
   readonly numClasses: number;
+  /** The description the model was built from (drives export to a tfjs Layers model). */
+  readonly architecture: Architecture;
   readonly specs: readonly ParamSpec[];
   /** Trainable variables by ParamSpec name. */
   readonly params: ReadonlyMap<string, tf.Variable>;

@@ -1,0 +1,142 @@
+import * as tf from '@tensorflow/tfjs';
+import type { Ops, RunningStats } from '../compute/ops';
+import { Rng } from '../util/rng';
+import type { ArchNode, Architecture } from './architecture';
+import type { Model, ParamSpec } from './model';
+import { architecture, type ArchOptions, type ModelName } from './zoo';
+
+/** BatchNorm defaults, PyTorch's (the peer's): momentum 0.1 on new statistics, epsilon 1e-5. */
+export const BN_MOMENTUM = 0.1;
+export const BN_EPSILON = 1e-5;
+
+/** Parameter names: `${layer}.w` (conv/dense weight), `${layer}.b`, `${layer}.gamma`, `${layer}.beta`. */
+export const weightName = (layer: string): string => `${layer}.w`;
+
+export interface CreateModelOptions extends ArchOptions {
+  /** Seed of the initial weights (He-normal, as the peer; biases 0, BatchNorm γ = 1, β = 0). */
+  readonly seed: number;
+}
+
+export function createModel(name: ModelName, opts: CreateModelOptions): Model {
+  return buildModel(architecture(name, opts), opts.seed);
+}
+
+/** Builds parameters and the forward pass of an architecture. */
+export function buildModel(arch: Architecture, seed: number): Model {
+  const specs = paramSpecs(arch);
+  const rng = Rng.derive(seed, 'init', arch.name);
+  const params = new Map<string, tf.Variable>();
+  for (const spec of specs) params.set(spec.name, tf.variable(initialValue(spec, rng), true));
+  const bnStats = new Map<string, RunningStats>();
+  for (const spec of specs) {
+    if (spec.kind !== 'bnGamma') continue;
+    const layer = spec.name.slice(0, -'.gamma'.length);
+    const channels = spec.shape[0];
+    bnStats.set(layer, {
+      mean: tf.variable(tf.zeros([channels]), false),
+      variance: tf.variable(tf.ones([channels]), false),
+      momentum: BN_MOMENTUM,
+      epsilon: BN_EPSILON,
+    });
+  }
+
+  const apply = (p: Readonly<Record<string, tf.Tensor>>, x: tf.Tensor, training: boolean, ops: Ops): tf.Tensor2D => {
+    const run = (nodes: readonly ArchNode[], input: tf.Tensor): tf.Tensor => nodes.reduce((h, node) => forward(node, h), input);
+    const forward = (node: ArchNode, h: tf.Tensor): tf.Tensor => {
+      switch (node.op) {
+        case 'convBn': {
+          const stats = bnStats.get(node.name)!;
+          const bn = { gamma: p[`${node.name}.gamma`] as tf.Tensor1D, beta: p[`${node.name}.beta`] as tf.Tensor1D, stats };
+          return ops.convBn(h as tf.Tensor4D, p[weightName(node.name)] as tf.Tensor4D, bn, { stride: node.stride, padding: 'same', relu: node.relu, training });
+        }
+        case 'maxPool2':
+          return ops.maxPool2(h as tf.Tensor4D);
+        case 'flatten':
+          return tf.reshape(h, [h.shape[0], h.size / h.shape[0]]);
+        case 'globalAvgPool':
+          return ops.globalAvgPool(h as tf.Tensor4D);
+        case 'dense':
+          return ops.dense(h as tf.Tensor2D, p[weightName(node.name)] as tf.Tensor2D, p[`${node.name}.b`] as tf.Tensor1D, node.relu);
+        case 'residual': {
+          const body = run(node.body, h);
+          const shortcut = node.shortcut.length ? run(node.shortcut, h) : h;
+          return ops.addRelu(body as tf.Tensor4D, shortcut as tf.Tensor4D);
+        }
+      }
+    };
+    return run(arch.nodes, x) as tf.Tensor2D;
+  };
+
+  return {
+    name: arch.name,
+    inputShape: arch.inputShape,
+    numClasses: arch.numClasses,
+    architecture: arch,
+    specs,
+    params,
+    bnStats,
+    apply,
+    dispose() {
+      for (const v of params.values()) v.dispose();
+      for (const s of bnStats.values()) {
+        s.mean.dispose();
+        s.variance.dispose();
+      }
+    },
+  };
+}
+
+/** Walks the architecture and lists every trainable parameter in forward order. */
+export function paramSpecs(arch: Architecture): ParamSpec[] {
+  const specs: ParamSpec[] = [];
+  const walk = (nodes: readonly ArchNode[], shape: readonly number[]): readonly number[] => {
+    for (const node of nodes) shape = visit(node, shape);
+    return shape;
+  };
+  const visit = (node: ArchNode, shape: readonly number[]): readonly number[] => {
+    switch (node.op) {
+      case 'convBn': {
+        const [h, w, c] = shape;
+        specs.push({ name: weightName(node.name), shape: [node.kernel, node.kernel, c, node.filters], kind: 'conv', maskable: true });
+        specs.push({ name: `${node.name}.gamma`, shape: [node.filters], kind: 'bnGamma', maskable: false });
+        specs.push({ name: `${node.name}.beta`, shape: [node.filters], kind: 'bnBeta', maskable: false });
+        return [Math.ceil(h / node.stride), Math.ceil(w / node.stride), node.filters];
+      }
+      case 'maxPool2':
+        return [Math.floor(shape[0] / 2), Math.floor(shape[1] / 2), shape[2]];
+      case 'flatten':
+      case 'globalAvgPool':
+        return node.op === 'flatten' ? [shape.reduce((a, b) => a * b, 1)] : [shape[2]];
+      case 'dense':
+        specs.push({ name: weightName(node.name), shape: [shape[0], node.units], kind: 'dense', maskable: node.maskable });
+        specs.push({ name: `${node.name}.b`, shape: [node.units], kind: 'bias', maskable: false });
+        return [node.units];
+      case 'residual': {
+        const out = walk(node.body, shape);
+        walk(node.shortcut, shape);
+        return out;
+      }
+    }
+  };
+  walk(arch.nodes, arch.inputShape);
+  return specs;
+}
+
+function initialValue(spec: ParamSpec, rng: Rng): tf.Tensor {
+  switch (spec.kind) {
+    case 'conv':
+    case 'dense': {
+      // He-normal over the fan-in, as the peer: randn · sqrt(2 / fan_in).
+      const fanIn = spec.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+      const std = Math.sqrt(2 / fanIn);
+      const values = new Float32Array(spec.shape.reduce((a, b) => a * b, 1));
+      for (let i = 0; i < values.length; i++) values[i] = rng.nextNormal() * std;
+      return tf.tensor(values, spec.shape as number[]);
+    }
+    case 'bnGamma':
+      return tf.ones(spec.shape as number[]);
+    case 'bias':
+    case 'bnBeta':
+      return tf.zeros(spec.shape as number[]);
+  }
+}
