@@ -127,7 +127,8 @@ interface Waiting {
   detach?: () => void;
 }
 
-function abortError(): Error {
+/** The rejection of a task cancelled before it started. */
+export function abortError(): Error {
   const err = new Error('augment task cancelled');
   err.name = 'AbortError';
   return err;

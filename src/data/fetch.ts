@@ -4,6 +4,8 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { statOrThrow } from './files';
 
 export type FetchableDataset = 'cifar10' | 'cifar100';
 
@@ -18,6 +20,10 @@ export const OFFICIAL_BASE_URL = 'https://www.cs.toronto.edu/~kriz';
 export interface FetchOptions {
   /** Where the archive is served, without the file name. Default: the official site (OFFICIAL_BASE_URL). */
   readonly baseUrl?: string;
+  /** The archive's full URL (http:, https: or file:), overriding baseUrl: a mirror or a local copy. */
+  readonly url?: string;
+  /** Download again even when a verified archive is already there. */
+  readonly force?: boolean;
   /** Expected MD5 when a mirror serves a different archive; default: the official checksum. */
   readonly md5?: string;
   /** How many times an interrupted transfer resumes automatically before giving up. Default 3. */
@@ -48,12 +54,12 @@ export async function fetchDataset(name: FetchableDataset, destDir: string, opti
     throw new Error(`unknown data set '${String(name)}' to fetch (known: ${Object.keys(OFFICIAL_ARCHIVES).join(', ')})`);
   }
   const expected = (options.md5 ?? official.md5).toLowerCase();
-  const baseUrl = (options.baseUrl ?? OFFICIAL_BASE_URL).replace(/\/+$/, '');
-  const url = `${baseUrl}/${official.file}`;
+  const url = options.url ?? `${(options.baseUrl ?? OFFICIAL_BASE_URL).replace(/\/+$/, '')}/${official.file}`;
   const archive = path.join(destDir, official.file);
   const part = `${archive}.part`;
   fs.mkdirSync(destDir, { recursive: true });
 
+  if (options.force) fs.rmSync(archive, { force: true });
   if (fs.existsSync(archive)) {
     const md5 = await md5File(archive);
     if (md5 === expected) return { archive, md5, downloaded: false };
@@ -84,9 +90,15 @@ export async function fetchDataset(name: FetchableDataset, destDir: string, opti
 /** A transfer that stopped part-way; the `.part` file keeps what arrived. */
 class InterruptedError extends Error {}
 
+/** Where `cigl data fetch` puts archives unless told otherwise: `.cache/cigl/datasets` under the working directory. */
+export function defaultDataDir(): string {
+  return path.resolve('.cache', 'cigl', 'datasets');
+}
+
 /** Appends the rest of `url` to `part` (resuming from its current size), following redirects. */
 async function downloadInto(url: string, part: string, options: FetchOptions, redirects = 0): Promise<void> {
   const have = fs.existsSync(part) ? fs.statSync(part).size : 0;
+  if (url.startsWith('file:')) return copyLocal(url, part, have, options);
   const response = await request(url, have, options.idleTimeoutMs ?? 60_000);
   const status = response.statusCode ?? 0;
   if (status >= 300 && status < 400 && response.headers.location) {
@@ -160,9 +172,23 @@ function saveBody(response: http.IncomingMessage, file: string, flags: 'a' | 'w'
   });
 }
 
+/** A `file:` URL: the same resumable copy into the `.part` file, from the local archive. */
+async function copyLocal(url: string, part: string, have: number, options: FetchOptions): Promise<void> {
+  const source = fileURLToPath(url);
+  const total = statOrThrow(source).size;
+  if (have >= total) return; // complete (or longer: the checksum decides)
+  let received = have;
+  const input = fs.createReadStream(source, { start: have });
+  input.on('data', (chunk) => {
+    received += chunk.length;
+    options.onProgress?.(received, total);
+  });
+  await pipeline(input, fs.createWriteStream(part, { flags: 'a' }));
+}
+
 function request(url: string, from: number, idleTimeoutMs: number): Promise<http.IncomingMessage> {
   const client = url.startsWith('https:') ? https : url.startsWith('http:') ? http : undefined;
-  if (!client) return Promise.reject(new Error(`unsupported URL ${url} (http or https only)`));
+  if (!client) return Promise.reject(new Error(`unsupported URL ${url} (http, https or file only)`));
   return new Promise((resolve, reject) => {
     // agent: false, so no keep-alive socket outlives the download and holds the process open.
     const req = client.get(url, { agent: false, headers: from > 0 ? { Range: `bytes=${from}-` } : {} }, resolve);

@@ -38,8 +38,13 @@ export interface IdxSpec {
   readonly classNames?: readonly string[];
 }
 
-export type DatasetSpec = CifarBinarySpec | ImageFolderSpec | IdxSpec;
-export type DatasetFormat = DatasetSpec['format'];
+/** Any of the above, told from the path by detectFormat; reader options of the detected format apply. */
+export interface AutoSpec extends Omit<CifarBinarySpec, 'format'>, Omit<ImageFolderSpec, 'format'>, Omit<IdxSpec, 'format'> {
+  readonly format: 'auto';
+}
+
+export type DatasetSpec = CifarBinarySpec | ImageFolderSpec | IdxSpec | AutoSpec;
+export type DatasetFormat = Exclude<DatasetSpec['format'], 'auto'>;
 
 /**
  * Reads the data set a spec names (as a CLI or config would write it) into train and, when present,
@@ -53,9 +58,11 @@ export async function loadDataset(spec: DatasetSpec): Promise<DatasetSplits> {
       return readImageFolderSplits(spec.path, spec);
     case 'idx':
       return readIdxFolder(spec.path, { classNames: spec.classNames });
+    case 'auto':
+      return loadDataset({ ...spec, format: detectFormat(spec.path) } as DatasetSpec);
     default:
       throw new Error(
-        `unknown data set format '${(spec as { format?: unknown }).format}' (known: cifar-binary, image-folder, idx)`,
+        `unknown data set format '${(spec as { format?: unknown }).format}' (known: auto, cifar-binary, image-folder, idx)`,
       );
   }
 }

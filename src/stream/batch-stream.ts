@@ -1,5 +1,6 @@
 import { defer, finalize, type Observable } from 'rxjs';
 import { normalizationTable, STANDARD_AUGMENT, type AugmentParams } from '../augment/augment';
+import { MainThreadAugmenter } from '../augment/main-thread';
 import { AugmentPool, type AugmentRunner } from '../augment/pool';
 import type { AugmentTask } from '../augment/task';
 import type { ChannelStats, ImageDataset } from '../data/types';
@@ -31,7 +32,10 @@ export interface StreamCommonOptions {
    * bound. See `consumed` for asynchronous consumers.
    */
   readonly prefetch?: number;
-  /** Worker threads when the stream makes its own pool (default min(2, cores)). */
+  /**
+   * Worker threads when the stream makes its own pool (default min(2, cores)); 0 augments on the main
+   * thread (same batches, see MainThreadAugmenter).
+   */
   readonly workers?: number;
   /**
    * A pool to use instead of making one; it must be bound to `dataset` (same images) and is left running
@@ -54,8 +58,8 @@ export interface BatchStreamOptions extends StreamCommonOptions {
   readonly epochs: number;
   /** First batch to produce, for resuming; default { epoch: 0, index: 0 }. */
   readonly start?: BatchPosition;
-  /** Crop padding and flip; default pad 4, flip on. */
-  readonly augment?: Partial<AugmentParams>;
+  /** Crop padding and flip; default pad 4, flip on; false: normalise only. */
+  readonly augment?: Partial<AugmentParams> | false;
   /** Drop an epoch's last, smaller batch. Default false. */
   readonly dropLast?: boolean;
 }
@@ -80,7 +84,7 @@ export interface BatchStreamOptions extends StreamCommonOptions {
  * ```
  */
 export function batchStream(options: BatchStreamOptions): Observable<Batch> {
-  const augment: AugmentParams = { ...STANDARD_AUGMENT, ...options.augment };
+  const augment: AugmentParams | null = options.augment === false ? null : { ...STANDARD_AUGMENT, ...options.augment };
   const plan: EpochPlanOptions = {
     count: options.dataset.count,
     batchSize: options.batchSize,
@@ -122,8 +126,8 @@ function streamBatches(options: StreamCommonOptions, plan: EpochPlanOptions, aug
   if (!(Number.isInteger(prefetch) && prefetch >= 1)) throw new Error(`prefetch must be an integer ≥ 1, got ${prefetch}`);
   if (options.pool) checkPoolMatches(options.pool, dataset);
   return defer(() => {
-    const owned = options.pool ? undefined : new AugmentPool(dataset, { workers: options.workers });
-    const runner = options.pool ?? owned!;
+    const owned = options.pool || options.workers === 0 ? undefined : new AugmentPool(dataset, { workers: options.workers });
+    const runner = options.pool ?? owned ?? new MainThreadAugmenter(dataset);
     const produce = async (planned: PlannedBatch, signal: AbortSignal): Promise<Batch> => {
       const task: AugmentTask = {
         seed: plan.seed,

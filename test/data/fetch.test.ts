@@ -4,9 +4,10 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import t, { type Test } from 'tap';
 import { readCifarBinary } from '../../src/data/cifar-binary';
-import { fetchDataset, OFFICIAL_ARCHIVES } from '../../src/data/fetch';
+import { defaultDataDir, fetchDataset, OFFICIAL_ARCHIVES } from '../../src/data/fetch';
 import { cifarRecords } from '../helpers/datasets';
 
 /** A small archive in the official layout, built with the system tar. */
@@ -126,4 +127,29 @@ t.test('a checksum mismatch is an error and leaves no file behind', async (t) =>
   t.same(fs.readdirSync(dest), []);
   await t.rejects(fetchDataset('cifar100', dest, { baseUrl: server.baseUrl }), { message: /HTTP 404 fetching .*cifar-100-binary\.tar\.gz/ });
   await t.rejects(fetchDataset('mnist' as 'cifar10', dest), { message: /unknown data set 'mnist' to fetch \(known: cifar10, cifar100\)/ });
+});
+
+t.test('a full URL, a file: URL and --force', async (t) => {
+  const { body, server, dest } = await setup(t);
+  const url = `${server.baseUrl}/cifar-10-binary.tar.gz`;
+  const viaUrl = await fetchDataset('cifar10', dest, { url, md5: md5(body) });
+  t.same(fs.readFileSync(viaUrl.archive), body);
+  const forced = await fetchDataset('cifar10', dest, { url, md5: md5(body), force: true });
+  t.equal(forced.downloaded, true, 'downloaded again');
+  t.equal(server.requests.length, 2);
+
+  const local = path.join(dest, '..', 'local-copy.tar.gz');
+  fs.writeFileSync(local, body);
+  const dest2 = path.join(dest, '..', 'from-file');
+  fs.mkdirSync(dest2);
+  fs.writeFileSync(path.join(dest2, 'cifar-10-binary.tar.gz.part'), body.subarray(0, 1000)); // a partial copy
+  const viaFile = await fetchDataset('cifar10', dest2, { url: pathToFileURL(local).href, md5: md5(body) });
+  t.same(fs.readFileSync(viaFile.archive), body, 'file: URL resumes the partial copy');
+  await t.rejects(fetchDataset('cifar100', dest2, { url: pathToFileURL(path.join(dest, 'nope.tar.gz')).href }), {
+    message: /cannot read .*nope\.tar\.gz: no such file or directory/,
+  });
+  await t.rejects(fetchDataset('cifar100', dest2, { url: 'ftp://example.org/x.tar.gz', retries: 0 }), {
+    message: /unsupported URL ftp:\/\/example\.org\/x\.tar\.gz \(http, https or file only\)/,
+  });
+  t.match(defaultDataDir(), /\.cache[\\/]cigl[\\/]datasets$/);
 });

@@ -24,6 +24,10 @@ t.test('loadDataset picks the reader from the spec; detectFormat guesses it from
   const mnist = await loadDataset({ format: 'idx', path: at('mnist') });
   t.same([mnist.train.count, mnist.train.channels, mnist.train.labels[0]], [2, 1, 9]);
 
+  const auto = await loadDataset({ format: 'auto', path: at('folder'), cacheDir: false });
+  t.same(Buffer.from(auto.train.images), Buffer.from(folder.train.images), 'auto: the image folder reader');
+  const autoCoarse = await loadDataset({ format: 'auto', path: at('cifar100'), label: 'coarse' });
+  t.same(Array.from(autoCoarse.train.labels), [2], 'auto: reader options pass through');
   t.equal(detectFormat(at('cifar')), 'cifar-binary');
   t.equal(detectFormat(at('cifar100')), 'cifar-binary');
   t.equal(detectFormat(at('folder')), 'image-folder');
@@ -31,6 +35,6 @@ t.test('loadDataset picks the reader from the spec; detectFormat guesses it from
   t.throws(() => detectFormat(at('unknown')), { message: /unknown: cannot tell the data set format/ });
   t.throws(() => detectFormat(at('absent')), { message: /cannot read .*absent: no such file or directory/ });
   await t.rejects(loadDataset({ format: 'csv', path: at('unknown') } as unknown as DatasetSpec), {
-    message: /unknown data set format 'csv' \(known: cifar-binary, image-folder, idx\)/,
+    message: /unknown data set format 'csv' \(known: auto, cifar-binary, image-folder, idx\)/,
   });
 });

@@ -58,11 +58,16 @@ t.test('same batches in the same order with 1 or 2 workers; resume from (epoch, 
   t.ok(sameBatches(one, two), '1 worker and 2 workers agree batch for batch');
   const resumed = await lastValueFrom(batchStream({ ...common, epochs: 3, workers: 2, start: { epoch: 1, index: 2 } }).pipe(toArray()));
   t.ok(sameBatches(resumed, one.slice(6)), 'resumed run equals the rest of the full run');
+  const inline = await lastValueFrom(batchStream({ ...common, epochs: 3, workers: 0 }).pipe(toArray()));
+  t.ok(sameBatches(inline, one), 'workers: 0 (main thread) gives the same batches');
   const dropped = await lastValueFrom(batchStream({ ...common, epochs: 1, dropLast: true, workers: 1 }).pipe(toArray()));
   t.same(dropped.map((b) => b.size), [16, 16, 16], 'dropLast drops the short batch');
   const plain = await firstValueFrom(batchStream({ ...common, epochs: 1, workers: 1, augment: { pad: 0, flip: false } }));
   const indices = epochOrder(77, 0, 50).slice(0, 16);
-  t.ok(bytes(plain.x).equals(bytes(runAugmentTask(data, { seed: 77, epoch: 0, index: 0, indices, stats, augment: null }))), 'pad 0 without flip is plain normalisation');
+  const normalised = runAugmentTask(data, { seed: 77, epoch: 0, index: 0, indices, stats, augment: null });
+  t.ok(bytes(plain.x).equals(bytes(normalised)), 'pad 0 without flip is plain normalisation');
+  const off = await firstValueFrom(batchStream({ ...common, epochs: 1, workers: 0, augment: false }));
+  t.ok(bytes(off.x).equals(bytes(normalised)), 'augment: false normalises only, still shuffled');
 });
 
 t.test('prefetch bound holds under a slow synchronous consumer', async (t) => {
