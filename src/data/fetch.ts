@@ -63,7 +63,7 @@ export async function fetchDataset(name: FetchableDataset, destDir: string, opti
   if (fs.existsSync(archive)) {
     const md5 = await md5File(archive);
     if (md5 === expected) return { archive, md5, downloaded: false };
-    fs.renameSync(archive, part); // a stale or damaged copy: let the checks below decide what to keep
+    fs.rmSync(archive); // complete but wrong (stale or damaged): resuming from it cannot help
   }
 
   const retries = options.retries ?? 3;

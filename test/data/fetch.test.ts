@@ -92,6 +92,11 @@ t.test('downloads, verifies, and the readers take the archive as is; a second fe
   const again = await fetchDataset('cifar10', dest, { baseUrl: server.baseUrl, md5: md5(body) });
   t.equal(again.downloaded, false);
   t.equal(server.requests.length, 1, 'no second request');
+  fs.writeFileSync(result.archive, Buffer.alloc(body.length, 1)); // damaged in place, same size
+  const repaired = await fetchDataset('cifar10', dest, { baseUrl: server.baseUrl, md5: md5(body) });
+  t.equal(repaired.downloaded, true);
+  t.same(fs.readFileSync(repaired.archive), body, 'a damaged archive is downloaded afresh');
+  t.equal(server.requests.at(-1)?.range, undefined, 'from the start, not resumed from the damaged copy');
 });
 
 t.test('an interrupted download resumes with a Range request into the .part file', async (t) => {
