@@ -26,15 +26,19 @@ export function buildModel(arch: Architecture, seed: number): Model {
   const specs = paramSpecs(arch);
   const rng = Rng.derive(seed, 'init', arch.name);
   const params = new Map<string, tf.Variable>();
-  for (const spec of specs) params.set(spec.name, tf.variable(initialValue(spec, rng), true));
+  for (const spec of specs) {
+    const initial = initialValue(spec, rng);
+    params.set(spec.name, tf.variable(initial, true));
+    initial.dispose();
+  }
   const bnStats = new Map<string, RunningStats>();
   for (const spec of specs) {
     if (spec.kind !== 'bnGamma') continue;
     const layer = spec.name.slice(0, -'.gamma'.length);
     const channels = spec.shape[0];
     bnStats.set(layer, {
-      mean: tf.variable(tf.zeros([channels]), false),
-      variance: tf.variable(tf.ones([channels]), false),
+      mean: tf.tidy(() => tf.variable(tf.zeros([channels]), false)),
+      variance: tf.tidy(() => tf.variable(tf.ones([channels]), false)),
       momentum: BN_MOMENTUM,
       epsilon: BN_EPSILON,
     });

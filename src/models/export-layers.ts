@@ -40,7 +40,8 @@ export function toLayersModel(model: Model, values: Readonly<Record<string, Floa
       case 'maxPool2':
         return tf.layers.maxPooling2d({ poolSize: 2, strides: 2, padding: 'valid' }).apply(h) as tf.SymbolicTensor;
       case 'flatten':
-        return tf.layers.flatten().apply(h) as tf.SymbolicTensor;
+        // Already flat (mlp on vector inputs): Keras' Flatten refuses rank-2 inputs.
+        return h.shape.length <= 2 ? h : (tf.layers.flatten().apply(h) as tf.SymbolicTensor);
       case 'globalAvgPool':
         return tf.layers.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
       case 'dense': {

@@ -67,3 +67,9 @@ t.test('the exported Layers model predicts what the cigl model evaluates', async
     model.dispose();
   }
 });
+
+t.test('creating and disposing a model leaves no tensor behind', async (t) => {
+  const before = tf.memory().numTensors;
+  for (const name of MODEL_NAMES) createModel(name, { seed: 1, inputShape: name === 'mlp' ? [16] : [8, 8, 3] }).dispose();
+  t.equal(tf.memory().numTensors, before);
+});

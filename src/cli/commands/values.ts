@@ -1,0 +1,27 @@
+import { UsageError } from '../usage-error';
+
+/** Comma-separated integers >= min, e.g. "15,10"; undefined when the option is absent. */
+export function parseIntList(text: string | undefined, option: string, min: number): number[] | undefined {
+  if (text === undefined) return undefined;
+  const items = text.split(',').map((s) => s.trim());
+  const values = items.map(Number);
+  const bad = values.findIndex((v) => !Number.isInteger(v) || v < min);
+  if (items.length === 0 || bad >= 0) {
+    throw new UsageError(`${option} must be a comma-separated list of integers >= ${min}; got ${JSON.stringify(text)}`);
+  }
+  return values;
+}
+
+export function parsePositiveInt(text: string | undefined, option: string): number | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) throw new UsageError(`${option} must be a positive integer; got ${JSON.stringify(text)}`);
+  return value;
+}
+
+/** Comma-separated, non-empty items. */
+export function parseList(text: string, option: string): string[] {
+  const items = text.split(',').map((s) => s.trim());
+  if (items.some((s) => s === '')) throw new UsageError(`${option} must be a comma-separated list; got ${JSON.stringify(text)}`);
+  return items;
+}

@@ -1,0 +1,102 @@
+import * as path from 'node:path';
+import type { LayerDensity, RunSummary, StageResult } from '../sinks/summary';
+import { formatDuration } from './progress';
+
+/**
+ * The end-of-run summary as plain text (aligned columns, for a terminal) or Markdown (for reports):
+ * accuracy and ECE per stage (before/after averaging, after temperature scaling), per-layer densities,
+ * and the output paths.
+ */
+export type TableFormat = 'text' | 'markdown';
+
+/** Right-aligns numeric columns ('r'), left-aligns the rest. */
+export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[], format: TableFormat, align?: readonly ('l' | 'r')[]): string {
+  const a = headers.map((_, i) => align?.[i] ?? 'l');
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const cell = (text: string, i: number) => (a[i] === 'r' ? text.padStart(widths[i]) : text.padEnd(widths[i]));
+  if (format === 'markdown') {
+    const line = (cells: readonly string[]) => `| ${cells.map((c, i) => cell(c, i)).join(' | ')} |`;
+    const rule = `|${widths.map((w, i) => (a[i] === 'r' ? `${'-'.repeat(w + 1)}:` : `${'-'.repeat(w + 2)}`)).join('|')}|`;
+    return [line(headers), rule, ...rows.map(line)].join('\n') + '\n';
+  }
+  const line = (cells: readonly string[]) => cells.map((c, i) => cell(c, i)).join('  ').trimEnd();
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** Accuracy / ECE (per bin count) / NLL per stage. */
+export function formatResultsTable(results: readonly StageResult[], format: TableFormat): string {
+  const binCounts = [...new Set(results.flatMap((r) => Object.keys(r.ece)))].sort((x, y) => Number(y) - Number(x));
+  const hasNll = results.some((r) => r.nll !== undefined);
+  const headers = ['Stage', 'Accuracy', ...binCounts.map((b) => `ECE (${b} bins)`), ...(hasNll ? ['NLL'] : [])];
+  const rows = results.map((r) => [
+    r.temperature === undefined ? r.stage : `${r.stage} (T=${r.temperature.toFixed(3)})`,
+    percent(r.accuracy),
+    ...binCounts.map((b) => (r.ece[b] === undefined ? '' : r.ece[b].toFixed(4))),
+    ...(hasNll ? [r.nll === undefined ? '' : r.nll.toFixed(4)] : []),
+  ]);
+  return formatTable(headers, rows, format, ['l', ...headers.slice(1).map(() => 'r' as const)]);
+}
+
+/** Weights / active / density per layer, with a total row. */
+export function formatLayerTable(layers: readonly LayerDensity[], format: TableFormat): string {
+  const total = layers.reduce((t, l) => ({ size: t.size + l.size, active: t.active + l.active }), { size: 0, active: 0 });
+  const row = (name: string, size: number, active: number) => [name, String(size), String(active), size === 0 ? '' : (active / size).toFixed(4)];
+  const rows = layers.map((l) => row(l.layer, l.size, l.active));
+  if (layers.length > 1) rows.push(row('total', total.size, total.active));
+  return formatTable(['Layer', 'Weights', 'Active', 'Density'], rows, format, ['l', 'r', 'r', 'r']);
+}
+
+export function formatSummary(summary: RunSummary, format: TableFormat = 'text'): string {
+  const heading = (text: string) => (format === 'markdown' ? `### ${text}\n` : `${text}\n`);
+  const relative = (p: string) => path.relative(process.cwd(), p) || '.';
+  const facts = [
+    summary.method,
+    summary.model,
+    `density ${summary.targetDensity}`,
+    `seed ${summary.seed}`,
+    ...(summary.steps !== undefined ? [`${summary.steps} steps`] : []),
+    ...(summary.wallTimeMs !== undefined ? [formatDuration(summary.wallTimeMs)] : []),
+    ...(summary.backend ? [`backend ${summary.backend}`] : []),
+  ];
+  const parts = [
+    format === 'markdown' ? `## Run ${summary.runName}\n\n${facts.join(', ')}\n` : `Run ${summary.runName}: ${facts.join(', ')}\n`,
+    heading(`Results on the ${summary.split} split`) + formatResultsTable(summary.results, format),
+    heading('Per-layer density') + formatLayerTable(summary.layers, format),
+  ];
+  const outputs = Object.entries(summary.outputs).map(([label, p]) => [label, relative(p)]);
+  if (summary.modelSize) {
+    const { fileBytes, denseBytes } = summary.modelSize;
+    outputs.push(['sparse model size', `${formatBytes(fileBytes)} (${((100 * fileBytes) / denseBytes).toFixed(1)}% of dense ${formatBytes(denseBytes)})`]);
+  }
+  outputs.push(['config hash', summary.configHash.slice(0, 16)]);
+  parts.push(heading('Outputs') + formatTable(['Output', 'Path'], outputs, format));
+  return parts.join('\n');
+}
+
+function percent(x: number): string {
+  return `${(100 * x).toFixed(2)}%`;
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(2)} MiB`;
+}
+
+/** One row per run of a sweep: method, density, seed, and accuracy/ECE of each run's last stage. */
+export function formatSweepTable(summaries: readonly RunSummary[], format: TableFormat): string {
+  const binCounts = [...new Set(summaries.flatMap((s) => Object.keys(s.results.at(-1)?.ece ?? {})))].sort((x, y) => Number(y) - Number(x));
+  const rows = summaries.map((s) => {
+    const last = s.results.at(-1);
+    return [
+      s.method,
+      String(s.targetDensity),
+      String(s.seed),
+      last?.stage ?? '',
+      last ? percent(last.accuracy) : '',
+      ...binCounts.map((b) => (last?.ece[b] === undefined ? '' : last.ece[b].toFixed(4))),
+    ];
+  });
+  const headers = ['Method', 'Density', 'Seed', 'Stage', 'Accuracy', ...binCounts.map((b) => `ECE (${b} bins)`)];
+  return formatTable(headers, rows, format, ['l', 'r', 'r', 'l', 'r', ...binCounts.map(() => 'r' as const)]);
+}

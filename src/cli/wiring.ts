@@ -1,0 +1,108 @@
+import type { MonoTypeOperatorFunction } from 'rxjs';
+import type { TrainEvent } from '../train/events';
+import type { RunDir } from '../sinks/run-dir';
+import type { LayerDensity, RunSummary, StageResult } from '../sinks/summary';
+import type { CliIo } from './command';
+import type { DataConfig, RunConfig } from './config';
+import type { ProgressOptions } from './progress';
+import { installGracefulStop, type GracefulStop } from './signals';
+
+/**
+ * The seams between the `cigl` command line and the work it starts. The commands parse and validate
+ * arguments, resolve the config, prepare run directories, install signal handling and print results;
+ * what a run *does* comes from a CliWiring, so the pipelines plug in here (and tests can plug in fakes).
+ */
+
+export interface TrainJob {
+  readonly config: RunConfig;
+  readonly configHash: string;
+  /** Created (or, on resume, reopened and checked against the config) before the job starts. */
+  readonly runDir: RunDir;
+  /** True for `--resume`: load the newest checkpoint of runDir and continue from it. */
+  readonly resume: boolean;
+  /** Aborted on the first SIGINT/SIGTERM: finish the current step, checkpoint, return status 'stopped'. */
+  readonly stop: AbortSignal;
+  /** Pass-through stage that shows progress on stdout (a bar on a terminal, log lines otherwise). */
+  readonly progress: (options?: ProgressOptions) => MonoTypeOperatorFunction<TrainEvent>;
+  readonly io: CliIo;
+}
+
+export interface TrainOutcome {
+  /** 'stopped' after a graceful stop (the run can be resumed). */
+  readonly status: 'completed' | 'stopped';
+  /** Optimisation steps completed. */
+  readonly step: number;
+  /** Headline numbers of a completed run (also written to summary.json by the job). */
+  readonly summary?: RunSummary;
+}
+
+export interface EvalRequest {
+  /** A saved model directory (model.json + weights). */
+  readonly modelDir: string;
+  /** Data to evaluate on; undefined: the data the model was trained on, from its metadata. */
+  readonly dataPath?: string;
+  readonly dataFormat: DataConfig['format'];
+  readonly split: 'train' | 'validation' | 'test';
+  readonly bins: readonly number[];
+  readonly batchSize: number;
+}
+
+export interface EvalReport {
+  readonly split: string;
+  readonly results: readonly StageResult[];
+  readonly layers?: readonly LayerDensity[];
+}
+
+export interface FetchDatasetRequest {
+  /** A name from FETCHABLE_DATASETS. */
+  readonly dataset: string;
+  /** Destination directory; undefined: the data module's default cache. */
+  readonly dest?: string;
+  /** Download from this URL instead of the official one (mirrors, tests). */
+  readonly url?: string;
+  /** Download again even if a verified copy exists. */
+  readonly force: boolean;
+}
+
+export interface SweepJob {
+  /** Directory holding one run directory per configuration. */
+  readonly dir: string;
+  /** Resolved and validated configuration of every run, in order (methods × densities × seeds). */
+  readonly runs: readonly RunConfig[];
+  readonly stop: AbortSignal;
+  readonly progress: (options?: ProgressOptions) => MonoTypeOperatorFunction<TrainEvent>;
+  readonly io: CliIo;
+}
+
+export interface SweepOutcome {
+  readonly status: 'completed' | 'stopped';
+  /** One per finished run. */
+  readonly summaries: readonly RunSummary[];
+}
+
+export interface CliWiring {
+  readonly train: (job: TrainJob) => Promise<TrainOutcome>;
+  readonly evaluate: (request: EvalRequest, io: CliIo) => Promise<EvalReport>;
+  /** Downloads a data set (checksummed, resumable); resolves with where it is. */
+  readonly fetchDataset: (request: FetchDatasetRequest, io: CliIo) => Promise<{ readonly path: string }>;
+  readonly sweep: (job: SweepJob) => Promise<SweepOutcome>;
+  /** Installs SIGINT/SIGTERM handling for a run; default installGracefulStop(). */
+  readonly gracefulStop: () => GracefulStop;
+}
+
+/** Data sets `cigl data fetch` knows. */
+export const FETCHABLE_DATASETS = ['cifar10', 'cifar100'] as const;
+
+/** A seam that has not been connected yet: fails with a message saying so, never pretends to work. */
+export function notWired(what: string): () => Promise<never> {
+  return () => Promise.reject(new Error(`${what} is not wired into this build of the CLI (see src/cli/wiring.ts)`));
+}
+
+/** What `cigl` runs with. The pipelines and the data fetcher are connected here. */
+export const defaultWiring: CliWiring = {
+  train: notWired('the training pipeline'),
+  evaluate: notWired('model evaluation'),
+  fetchDataset: notWired('fetchDataset (src/data)'),
+  sweep: notWired('the sweep pipeline'),
+  gracefulStop: () => installGracefulStop(),
+};

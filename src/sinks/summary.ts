@@ -1,0 +1,51 @@
+import { writeJsonAtomic } from './atomic-file';
+
+/**
+ * `summary.json`: the run's headline numbers and where its outputs are, written at the end of a run
+ * (and printed as a table by cli/summary-table.ts).
+ */
+export interface StageResult {
+  /** Which model the numbers are for, e.g. "before averaging", "after averaging", "after temperature scaling". */
+  readonly stage: string;
+  /** Top-1 accuracy in [0, 1]. */
+  readonly accuracy: number;
+  /** ECE by equal-width bin count, e.g. { "15": 0.031, "10": 0.029 }. */
+  readonly ece: Readonly<Record<string, number>>;
+  readonly nll?: number;
+  /** The temperature applied, for a temperature-scaled stage. */
+  readonly temperature?: number;
+}
+
+export interface LayerDensity {
+  readonly layer: string;
+  /** Number of weights in the layer. */
+  readonly size: number;
+  /** Non-zero (unmasked) weights. */
+  readonly active: number;
+}
+
+export interface RunSummary {
+  readonly runName: string;
+  readonly runDir: string;
+  readonly configHash: string;
+  readonly method: string;
+  readonly model: string;
+  /** The configured overall density of maskable layers. */
+  readonly targetDensity: number;
+  readonly seed: number;
+  /** The split the results were measured on (normally "test"). */
+  readonly split: string;
+  readonly results: readonly StageResult[];
+  readonly layers: readonly LayerDensity[];
+  /** Label → path of each output (metrics, model, reliability diagram, ...). */
+  readonly outputs: Readonly<Record<string, string>>;
+  /** The compact sparse model file against dense float32. */
+  readonly modelSize?: { readonly fileBytes: number; readonly denseBytes: number };
+  readonly steps?: number;
+  readonly wallTimeMs?: number;
+  readonly backend?: string;
+}
+
+export function writeSummary(file: string, summary: RunSummary): void {
+  writeJsonAtomic(file, summary);
+}

@@ -1,0 +1,63 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import t from 'tap';
+import { formatSummary, formatTable } from '../../src/cli/summary-table';
+import { writeSummary, type RunSummary } from '../../src/sinks/summary';
+
+const summary: RunSummary = {
+  runName: 'cigl-cnn',
+  runDir: '/runs/cigl-cnn',
+  configHash: '0123456789abcdef0123',
+  method: 'cigl',
+  model: 'cnn',
+  targetDensity: 0.1,
+  seed: 0,
+  split: 'test',
+  steps: 390,
+  wallTimeMs: 125_000,
+  results: [
+    { stage: 'before averaging', accuracy: 0.7012, ece: { '15': 0.0412, '10': 0.0398 }, nll: 0.91 },
+    { stage: 'after averaging', accuracy: 0.7134, ece: { '15': 0.0221, '10': 0.0215 }, nll: 0.85 },
+    { stage: 'after temperature scaling', accuracy: 0.7134, ece: { '15': 0.0153, '10': 0.0149 }, nll: 0.83, temperature: 1.2345 },
+  ],
+  layers: [
+    { layer: 'conv1', size: 864, active: 432 },
+    { layer: 'fc', size: 10000, active: 655 },
+  ],
+  outputs: { metrics: '/runs/cigl-cnn/metrics.arrow' },
+  modelSize: { fileBytes: 20_000, denseBytes: 200_000 },
+};
+
+t.test('plain-text summary: results, per-layer densities, outputs', async (t) => {
+  const text = formatSummary(summary, 'text');
+  t.match(text, /^Run cigl-cnn: cigl, cnn, density 0\.1, seed 0, 390 steps, 2m05s\n/);
+  const expectedResults = [
+    'Stage                                Accuracy  ECE (15 bins)  ECE (10 bins)     NLL',
+    '-----------------------------------  --------  -------------  -------------  ------',
+    'before averaging                       70.12%         0.0412         0.0398  0.9100',
+    'after averaging                        71.34%         0.0221         0.0215  0.8500',
+    'after temperature scaling (T=1.234)    71.34%         0.0153         0.0149  0.8300',
+  ].join('\n');
+  t.ok(text.includes(expectedResults), 'results table');
+  t.ok(
+    text.includes(['Layer  Weights  Active  Density', '-----  -------  ------  -------', 'conv1      864     432   0.5000', 'fc       10000     655   0.0655', 'total    10864    1087   0.1001'].join('\n')),
+    'layer table with a total',
+  );
+  t.match(text, /sparse model size +19\.5 KiB \(10\.0% of dense 195\.3 KiB\)/);
+  t.match(text, /config hash +0123456789abcdef\n/);
+});
+
+t.test('Markdown summary renders as pipe tables', async (t) => {
+  const md = formatSummary(summary, 'markdown');
+  t.match(md, /^## Run cigl-cnn\n/);
+  t.match(md, /### Results on the test split\n\| Stage +\| Accuracy \| ECE \(15 bins\) \| ECE \(10 bins\) \| +NLL \|\n\|-+\|-+:\|-+:\|-+:\|-+:\|\n/);
+  t.match(md, /\| total +\| +10864 \| +1087 \| +0\.1001 \|/);
+});
+
+t.test('formatTable aligns columns; summary.json round-trips', async (t) => {
+  t.equal(formatTable(['a', 'num'], [['xyz', '1'], ['q', '22']], 'text', ['l', 'r']), 'a    num\n---  ---\nxyz    1\nq     22\n');
+  t.equal(formatTable(['a', 'num'], [['xyz', '1']], 'markdown', ['l', 'r']), '| a   | num |\n|-----|----:|\n| xyz |   1 |\n');
+  const file = path.join(t.testdir(), 'summary.json');
+  writeSummary(file, summary);
+  t.same(JSON.parse(fs.readFileSync(file, 'utf8')), summary);
+});
