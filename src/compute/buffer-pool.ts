@@ -62,7 +62,7 @@ export class BufferPool {
       throw new Error('BufferPool: the active tfjs backend is not the cpu backend');
     }
     const { write, readSync, read, disposeData } = cpu;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    // The wrappers below run with `this` = the backend.
     const pool = this;
     const escape = (values: unknown): void => {
       if (ArrayBuffer.isView(values) && this.owned.has(values.buffer as ArrayBuffer) && !this.escaped.has(values.buffer as ArrayBuffer)) {

@@ -54,7 +54,6 @@ export function loadNativeAddon(): NativeLoadResult {
     return cached;
   }
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     cached = { addon: require(nativeAddonPath) as NativeAddon };
   } catch (e) {
     cached = { error: `the native addon failed to load: ${(e as Error).message.split('\n')[0]}` };
