@@ -26,7 +26,16 @@ const res = spawnSync(gyp[0], [...gyp[1], 'rebuild', '--directory', nativeDir, '
   encoding: 'utf8',
 });
 if (res.status !== 0) {
-  const tail = ((res.stdout || '') + (res.stderr || '')).split('\n').slice(-15).join('\n');
-  console.warn(`cigl: native compute addon did not build (exit ${res.status}); stock tfjs will be used.\n${tail}`);
+  const output = (res.stdout || '') + (res.stderr || '') + (res.error ? String(res.error) : '');
+  // Say the likely cause in one line; the compiler's own words follow only with --verbose.
+  const cause = /dnnl[\w.]*\.hpp: No such file|cannot find -ldnnl/.test(output)
+    ? 'oneDNN was not found (install libdnnl-dev)'
+    : /node_api\.h: No such file|gyp ERR! .*(connect|network|ENOTFOUND)/.test(output)
+      ? 'the Node.js headers are missing and could not be downloaded'
+      : /not found: make|not found: g\+\+|No such file or directory.*(c\+\+|g\+\+)|ENOENT/.test(output)
+        ? 'no C++ toolchain (install g++ and make)'
+        : `node-gyp exited with ${res.status}`;
+  console.warn(`cigl: the native compute addon was not built: ${cause}. cigl will run on stock TensorFlow.js (much slower).` +
+    (verbose ? '' : ' Details: npm run build:native'));
   if (verbose) process.exit(res.status ?? 1);
 }
