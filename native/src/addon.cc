@@ -5,6 +5,8 @@
 #include <dnnl.h>
 #include <omp.h>
 
+#include <time.h>
+
 #include <chrono>
 #include <napi.h>
 #include <string>
@@ -245,6 +247,13 @@ Napi::Value MeasureSgemm(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), 2.0 * n * n * n / best / 1e9);
 }
 
+// CPU seconds of the calling thread (profiling with one thread: GC and other threads excluded).
+Napi::Value ThreadCpuSeconds(const Napi::CallbackInfo& info) {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return Napi::Number::New(info.Env(), static_cast<double>(t.tv_sec) + t.tv_nsec * 1e-9);
+}
+
 std::string isaName(dnnl_cpu_isa_t isa) {
   switch (isa) {
     case dnnl_cpu_isa_sse41: return "SSE4.1";
@@ -268,6 +277,15 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("threads", omp_get_max_threads());
   out.Set("convPlans", static_cast<double>(convPlanCount()));
   return out;
+}
+
+Napi::Value SetWinograd(const Napi::CallbackInfo& info) {
+  setWinograd(Bool(info, 0, "enabled"));
+  return info.Env().Undefined();
+}
+
+Napi::Value ConvUsesWinograd(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), convUsesWinograd(Geometry(info, 0)));
 }
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
@@ -301,7 +319,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"softmaxCrossEntropyBackward", SoftmaxCrossEntropyBackward},
       {"measureSgemm", MeasureSgemm},
       {"info", Info},
+      {"threadCpuSeconds", ThreadCpuSeconds},
       {"setNumThreads", SetNumThreads},
+      {"setWinograd", SetWinograd},
+      {"convUsesWinograd", ConvUsesWinograd},
   };
   for (const auto& [name, fn] : functions) exports.Set(name, Napi::Function::New(env, fn, name));
   return exports;

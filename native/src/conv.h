@@ -21,6 +21,11 @@ void convBackwardData(const ConvGeometry& g, const float* dy, const float* w, fl
 // dw = ∂L/∂w given x and dy.
 void convBackwardWeights(const ConvGeometry& g, const float* x, const float* dy, float* dw);
 
+// Winograd for 3×3 stride-1 convolutions with ≥ 32 channels (default on; off = direct everywhere).
+void setWinograd(bool enabled);
+// Whether the plan for this geometry runs Winograd.
+bool convUsesWinograd(const ConvGeometry& g);
+
 // Number of cached convolution plans (one per distinct geometry).
 int64_t convPlanCount();
 

@@ -50,27 +50,40 @@ void maxPoolRows(const PoolShape& s, const float* x, float* y, int64_t begin, in
   }
 }
 
-// dx rows 2·oh and 2·oh + 1 of image n: zeros, plus dy at the first maximum of each window in the
-// order (0,0), (0,1), (1,0), (1,1), as tfjs's maxPoolPositions.
-void maxPoolBackwardWindowRow(const PoolShape& s, const float* x, const float* dy, float* dx, int64_t n, int64_t oh) {
+// dx rows 2·oh and 2·oh + 1 of image n: dy at the first maximum of each window in the order (0,0),
+// (0,1), (1,0), (1,1) (tfjs's maxPoolPositions), zero elsewhere. Branch-free so it vectorises; every
+// element of the two rows is written (an odd last column gets zeros).
+CIGL_MULTIVERSION
+void maxPoolBackwardWindowRow(const PoolShape& s, const float* __restrict x, const float* __restrict dy, float* __restrict dx,
+                              int64_t n, int64_t oh) {
   const int64_t H = s.height, W = s.width, C = s.channels, OW = W / 2;
   const int64_t offset = (n * H + 2 * oh) * W * C;
-  const float* top = x + offset;
-  const float* bottom = top + W * C;
-  float* dxTop = dx + offset;
-  float* dxBottom = dxTop + W * C;
-  std::memset(dxTop, 0, sizeof(float) * 2 * W * C);
-  const float* g = dy + (n * (H / 2) + oh) * OW * C;
+  const float* __restrict top = x + offset;
+  const float* __restrict bottom = top + W * C;
+  float* __restrict dxTop = dx + offset;
+  float* __restrict dxBottom = dxTop + W * C;
+  const float* __restrict g = dy + (n * (H / 2) + oh) * OW * C;
   for (int64_t ow = 0; ow < OW; ow++) {
     const int64_t o0 = 2 * ow * C, o1 = o0 + C;
     for (int64_t c = 0; c < C; c++) {
-      float best = top[o0 + c];
-      float* where = dxTop + o0 + c;
-      if (top[o1 + c] > best) { best = top[o1 + c]; where = dxTop + o1 + c; }
-      if (bottom[o0 + c] > best) { best = bottom[o0 + c]; where = dxBottom + o0 + c; }
-      if (bottom[o1 + c] > best) where = dxBottom + o1 + c;
-      *where = g[ow * C + c];
+      const float a = top[o0 + c], b = top[o1 + c], d = bottom[o0 + c], e = bottom[o1 + c], v = g[ow * C + c];
+      // Selections written as arithmetic keep the loop branch-free and vectorised (ReLU zeros make
+      // ties frequent and branches unpredictable). Exactly one of the four weights is 1.
+      const float m1 = std::max(a, b);
+      const float m2 = std::max(m1, d);
+      const float eWins = e > m2 ? 1.0f : 0.0f;
+      const float dWins = (d > m1 ? 1.0f : 0.0f) * (1.0f - eWins);
+      const float bWins = (b > a ? 1.0f : 0.0f) * (1.0f - eWins) * (d > m1 ? 0.0f : 1.0f);
+      const float aWins = 1.0f - eWins - dWins - bWins;
+      dxBottom[o1 + c] = v * eWins;
+      dxBottom[o0 + c] = v * dWins;
+      dxTop[o1 + c] = v * bWins;
+      dxTop[o0 + c] = v * aWins;
     }
+  }
+  if (W % 2 == 1) {
+    std::memset(dxTop + (W - 1) * C, 0, sizeof(float) * C);
+    std::memset(dxBottom + (W - 1) * C, 0, sizeof(float) * C);
   }
 }
 

@@ -36,8 +36,13 @@ export interface NativeAddon {
   softmaxCrossEntropyBackward(rows: number, classes: number, logits: Float32Array, labels: Int32Array, scale: number, dlogits: Float32Array): void;
   /** GFLOP/s of an n×n×n sgemm, best of `repeats`. */
   measureSgemm(n: number, repeats: number): number;
+  /** CPU seconds of the calling thread (for profiling with one thread). */
+  threadCpuSeconds(): number;
   info(): { onednn: string; isa: string; threads: number; convPlans: number };
   setNumThreads(threads: number): void;
+  /** Winograd for 3×3 stride-1 convolutions with ≥ 32 channels (default on). */
+  setWinograd(enabled: boolean): void;
+  convUsesWinograd(geometry: number[]): boolean;
 }
 
 export const nativeAddonPath = path.join(repoRoot, 'native', 'build', 'Release', 'cigl_native.node');
