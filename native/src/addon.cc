@@ -131,9 +131,19 @@ Napi::Value BatchNormInferBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value Add(const Napi::CallbackInfo& info) {
-  const int64_t n = Int(info, 0, "size");
-  add(n, F32(info, 1, "a", n), F32(info, 2, "b", n), F32(info, 3, "z", n));
+// binary(op, size, a, b, z): op 0 add, 1 sub, 2 mul; a and b hold `size` elements or a single one.
+Napi::Value Binary(const Napi::CallbackInfo& info) {
+  const int64_t op = Int(info, 0, "op"), n = Int(info, 1, "size");
+  if (op < 0 || op > 2) throw Napi::RangeError::New(info.Env(), "binary: op must be 0 (add), 1 (sub) or 2 (mul)");
+  auto length = [&](size_t i, const char* name) {
+    const float* p = F32(info, i, name, 1);
+    const int64_t len = static_cast<int64_t>(info[i].As<Napi::Float32Array>().ElementLength());
+    if (len != 1 && len < n) throw Napi::RangeError::New(info.Env(), std::string("binary: '") + name + "' must hold 1 or " + std::to_string(n) + " elements");
+    return std::make_pair(p, len == 1 ? int64_t{1} : n);
+  };
+  const auto [a, aLength] = length(2, "a");
+  const auto [b, bLength] = length(3, "b");
+  binary(static_cast<BinaryOp>(op), n, a, aLength, b, bLength, F32(info, 4, "z", n));
   return info.Env().Undefined();
 }
 
@@ -304,7 +314,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"batchNormTrainBackward", BatchNormTrainBackward},
       {"batchNormInferForward", BatchNormInferForward},
       {"batchNormInferBackward", BatchNormInferBackward},
-      {"add", Add},
+      {"binary", Binary},
       {"addRelu", AddRelu},
       {"reluBackward", ReluBackward},
       {"maxPool2Forward", MaxPool2Forward},

@@ -11,9 +11,28 @@ namespace {
 
 constexpr int64_t kChunk = 1 << 14;  // elements per row range for flat loops
 
-CIGL_MULTIVERSION
-void addRange(const float* a, const float* b, float* z, int64_t begin, int64_t end) {
-  for (int64_t i = begin; i < end; i++) z[i] = a[i] + b[i];
+// One loop per operation and operand shape so each vectorises without per-element branches.
+template <BinaryOp Op>
+inline float apply(float a, float b) {
+  if constexpr (Op == BinaryOp::Add) return a + b;
+  if constexpr (Op == BinaryOp::Sub) return a - b;
+  return a * b;
+}
+
+template <BinaryOp Op>
+CIGL_MULTIVERSION void binaryRange(const float* __restrict a, int64_t aStep, const float* __restrict b, int64_t bStep,
+                                   float* __restrict z, int64_t begin, int64_t end) {
+  if (aStep && bStep) {
+    for (int64_t i = begin; i < end; i++) z[i] = apply<Op>(a[i], b[i]);
+  } else if (bStep) {
+    const float s = a[0];
+    for (int64_t i = begin; i < end; i++) z[i] = apply<Op>(s, b[i]);
+  } else if (aStep) {
+    const float s = b[0];
+    for (int64_t i = begin; i < end; i++) z[i] = apply<Op>(a[i], s);
+  } else {
+    for (int64_t i = begin; i < end; i++) z[i] = apply<Op>(a[0], b[0]);
+  }
 }
 
 CIGL_MULTIVERSION
@@ -89,8 +108,15 @@ void maxPoolBackwardWindowRow(const PoolShape& s, const float* __restrict x, con
 
 }  // namespace
 
-void add(int64_t size, const float* a, const float* b, float* z) {
-  forChunks(size, [&](int64_t begin, int64_t end) { addRange(a, b, z, begin, end); });
+void binary(BinaryOp op, int64_t size, const float* a, int64_t aLength, const float* b, int64_t bLength, float* z) {
+  const int64_t aStep = aLength == 1 ? 0 : 1, bStep = bLength == 1 ? 0 : 1;
+  forChunks(size, [&](int64_t begin, int64_t end) {
+    switch (op) {
+      case BinaryOp::Add: binaryRange<BinaryOp::Add>(a, aStep, b, bStep, z, begin, end); break;
+      case BinaryOp::Sub: binaryRange<BinaryOp::Sub>(a, aStep, b, bStep, z, begin, end); break;
+      case BinaryOp::Mul: binaryRange<BinaryOp::Mul>(a, aStep, b, bStep, z, begin, end); break;
+    }
+  });
 }
 
 void addRelu(int64_t size, const float* a, const float* b, float* z) {

@@ -5,8 +5,11 @@
 
 namespace cigl {
 
-// z = a + b (float32, same shape): tfjs's gradient tape accumulates gradients with it.
-void add(int64_t size, const float* a, const float* b, float* z);
+// z = a op b elementwise for tfjs's Add, Sub and Mul on the cpu backend (the gradient tape and the
+// optimiser run them on every activation-sized gradient and every weight). Either operand may be a
+// single value broadcast over the other (aLength or bLength 1, else equal to size).
+enum class BinaryOp { Add = 0, Sub = 1, Mul = 2 };
+void binary(BinaryOp op, int64_t size, const float* a, int64_t aLength, const float* b, int64_t bLength, float* z);
 // z = max(a + b, 0).
 void addRelu(int64_t size, const float* a, const float* b, float* z);
 // g = dz·[out > 0]: the gradient through any ReLU given its output.

@@ -21,7 +21,8 @@ export interface NativeAddon {
   batchNormInferBackward(rows: number, channels: number, epsilon: number, relu: boolean, dz: Float32Array, z: Float32Array,
     y: Float32Array, mean: Float32Array, variance: Float32Array, gamma: Float32Array, dy: Float32Array, dgamma: Float32Array,
     dbeta: Float32Array): void;
-  add(size: number, a: Float32Array, b: Float32Array, z: Float32Array): void;
+  /** z = a op b (op 0 add, 1 sub, 2 mul); a and b hold `size` elements or one (broadcast). */
+  binary(op: 0 | 1 | 2, size: number, a: Float32Array, b: Float32Array, z: Float32Array): void;
   addRelu(size: number, a: Float32Array, b: Float32Array, z: Float32Array): void;
   reluBackward(size: number, dz: Float32Array, out: Float32Array, g: Float32Array): void;
   maxPool2Forward(batch: number, height: number, width: number, channels: number, x: Float32Array, y: Float32Array): void;

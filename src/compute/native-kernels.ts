@@ -39,7 +39,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   registerBatchNorm(addon);
   registerPointwise(addon);
   registerDense(addon);
-  accelerateCpuAdd(addon);
+  accelerateCpuArithmetic(addon);
 }
 
 const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
@@ -326,31 +326,43 @@ function registerPointwise(addon: NativeAddon): void {
 }
 
 /**
- * tfjs's gradient tape sums the gradients of a tensor used twice (every residual block input) with the
- * cpu backend's 'Add', a JavaScript loop that took more time than all residual convolutions together.
- * Same-shape float32 adds of activation size go to the addon instead; float32 addition is exact IEEE
- * either way (JavaScript's double sum rounds to the same float32), so results are bitwise unchanged.
+ * The cpu backend's Add, Sub and Mul for float32 tensors of the same shape, or a tensor and a single
+ * value, run in the addon. tfjs's gradient tape sums the gradients of every tensor used twice (each
+ * residual block input) with Add, and the optimiser and the mask multiply are chains of these ops on
+ * every weight; in JavaScript the same-shape loop costs ~4 ns per element and the scalar-broadcast one
+ * ten times more, which made the optimiser slower than mlp's whole forward and backward pass.
+ * IEEE float32 results are identical either way (JavaScript's double result of one +, − or × of two
+ * float32 values rounds to the same float32), so results are bitwise unchanged; other shapes and
+ * dtypes still go to the stock kernels.
  */
-const NATIVE_ADD_MIN_SIZE = 1 << 12;
+const NATIVE_ARITHMETIC_MIN_SIZE = 256;
+const ARITHMETIC = { Add: 0, Sub: 1, Multiply: 2 } as const;
 
-function accelerateCpuAdd(addon: NativeAddon): void {
-  const stock = tf.getKernel('Add', 'cpu');
-  if (!stock) return;
-  tf.unregisterKernel('Add', 'cpu');
-  tf.registerKernel({
-    kernelName: 'Add',
-    backendName: 'cpu',
-    kernelFunc: (args) => {
-      const { a, b } = args.inputs;
-      if (!a || !b || a.dtype !== 'float32' || b.dtype !== 'float32' || !tf.util.arraysEqual(a.shape, b.shape) || tf.util.sizeFromShape(a.shape) < NATIVE_ADD_MIN_SIZE) {
-        return stock.kernelFunc(args);
-      }
-      const cpu = cpuBackend(args.backend);
-      const z = bufferPool.allocate(size(a.shape));
-      addon.add(z.length, f32(cpu, a, 'a'), f32(cpu, b, 'b'), z);
-      return cpu.makeTensorInfo(a.shape, 'float32', z);
-    },
-  });
+function accelerateCpuArithmetic(addon: NativeAddon): void {
+  for (const [kernelName, op] of Object.entries(ARITHMETIC)) {
+    const stock = tf.getKernel(kernelName, 'cpu');
+    if (!stock) continue;
+    tf.unregisterKernel(kernelName, 'cpu');
+    tf.registerKernel({
+      kernelName,
+      backendName: 'cpu',
+      kernelFunc: (args) => {
+        const { a, b } = args.inputs;
+        if (!a || !b || a.dtype !== 'float32' || b.dtype !== 'float32') return stock.kernelFunc(args);
+        const aSize = tf.util.sizeFromShape(a.shape);
+        const bSize = tf.util.sizeFromShape(b.shape);
+        // Same shape, or one side a single value whose rank does not exceed the other's.
+        const shape = tf.util.arraysEqual(a.shape, b.shape) ? a.shape
+          : bSize === 1 && b.shape.length <= a.shape.length ? a.shape
+            : aSize === 1 && a.shape.length <= b.shape.length ? b.shape : undefined;
+        if (!shape || size(shape) < NATIVE_ARITHMETIC_MIN_SIZE) return stock.kernelFunc(args);
+        const cpu = cpuBackend(args.backend);
+        const z = bufferPool.allocate(size(shape));
+        addon.binary(op, z.length, f32(cpu, a, 'a'), f32(cpu, b, 'b'), z);
+        return cpu.makeTensorInfo(shape, 'float32', z);
+      },
+    });
+  }
 }
 
 // ---- dense and loss ---------------------------------------------------------------------------------------

@@ -48,18 +48,26 @@ t.test('kernels read their inputs and write their outputs in the cpu backend\'s 
   tf.dispose([x, w]);
 });
 
-t.test("the cpu backend's Add gives bitwise the stock result after the native one takes over same-shape adds", { skip: nativeUnavailable }, async (t) => {
+t.test("the cpu backend's Add, Sub and Multiply stay bitwise equal to the stock JavaScript arithmetic", { skip: nativeUnavailable }, async (t) => {
+  tf.dispose(nativeOps.addRelu(tf.zeros([1, 1, 1, 1]) as tf.Tensor4D, tf.zeros([1, 1, 1, 1]) as tf.Tensor4D)); // registers the kernels
   const a = tf.randomNormal([5000], 0, 1e3, 'float32', 3);
   const b = tf.randomNormal([5000], 0, 1e-3, 'float32', 4);
-  // The stock kernel's result, computed element by element in JavaScript.
+  const s = tf.scalar(0.9);
   const av = a.dataSync();
   const bv = b.dataSync();
-  const expected = new Float32Array(av.length);
-  for (let i = 0; i < av.length; i++) expected[i] = av[i] + bv[i];
-  tf.dispose(nativeOps.addRelu(tf.zeros([1, 1, 1, 1]) as tf.Tensor4D, tf.zeros([1, 1, 1, 1]) as tf.Tensor4D)); // registers the kernels
-  const sum = tf.add(a, b);
-  t.same(Buffer.from((sum.dataSync() as Float32Array).buffer), Buffer.from(expected.buffer));
+  // What the stock kernels compute: the JavaScript double result stored into a Float32Array.
+  const expected = (f: (x: number, y: number) => number, xs: ArrayLike<number>, ys: ArrayLike<number> | number): Float32Array =>
+    Float32Array.from(xs, (x, i) => f(x, typeof ys === 'number' ? ys : ys[i]));
+  const bits = (x: tf.Tensor): Buffer => Buffer.from((x.dataSync() as Float32Array).slice().buffer);
+  const cases: [string, tf.Tensor, Float32Array][] = [
+    ['a + b', tf.add(a, b), expected((x, y) => x + y, av, bv)],
+    ['a − b', tf.sub(a, b), expected((x, y) => x - y, av, bv)],
+    ['a × b', tf.mul(a, b), expected((x, y) => x * y, av, bv)],
+    ['a × 0.9', tf.mul(a, s), expected((x, y) => x * y, av, Math.fround(0.9))],
+    ['0.9 − a', tf.sub(s, a), expected((x, y) => y - x, av, Math.fround(0.9))],
+  ];
+  for (const [name, actual, want] of cases) t.ok(bits(actual).equals(Buffer.from(want.buffer)), `${name}: bitwise equal`);
   const broadcast = tf.add(tf.ones([2, 3]), tf.tensor1d([1, 2, 3]));
-  t.same(Array.from(broadcast.dataSync()), [2, 3, 4, 2, 3, 4], 'broadcasting still goes to the stock kernel');
-  tf.dispose([a, b, sum, broadcast]);
+  t.same(Array.from(broadcast.dataSync()), [2, 3, 4, 2, 3, 4], 'other broadcasts still go to the stock kernel');
+  tf.dispose([a, b, s, broadcast, ...cases.map((c) => c[1])]);
 });
