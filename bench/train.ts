@@ -22,7 +22,7 @@ import { bufferPool } from '../src/compute/buffer-pool';
 import { BACKEND_PREFERENCES, selectBackend, type BackendPreference, type ComputeBackend } from '../src/compute/backend';
 import { loadNativeAddon } from '../src/compute/native-addon';
 import { createModel } from '../src/models/build';
-import { architecture, MODEL_NAMES, type ModelName } from '../src/models/zoo';
+import { MODEL_NAMES, type ModelName } from '../src/models/zoo';
 import { allocateLayers } from '../src/sparse/density';
 import { initialMasks, maskToFloat32 } from '../src/sparse/masks';
 import { SgdMomentum } from '../src/train/optimizer';
@@ -159,6 +159,16 @@ function measurePeer(model: ModelName, density: number, seconds: number, threads
   return parsed.imagesPerSecond;
 }
 
+/** Training FLOPs per image: 3 × the forward pass's conv and dense FLOPs. */
+function flopsOf(model: ModelName): number {
+  const m = createModel(model, { seed: 1 });
+  try {
+    return 3 * forwardFlopsPerImage(m);
+  } finally {
+    m.dispose();
+  }
+}
+
 const fixed = (v: number | undefined, digits = 0): string => (v === undefined ? '–' : v.toFixed(digits));
 
 async function main(): Promise<void> {
@@ -175,7 +185,7 @@ async function main(): Promise<void> {
 
   const results = [];
   for (const model of opts.models) {
-    const flopsPerImage = 3 * forwardFlopsPerImage(architecture(model));
+    const flopsPerImage = flopsOf(model);
     for (const density of opts.densities) {
       const ours: number[] = [];
       const peer: number[] = [];

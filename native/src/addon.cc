@@ -105,15 +105,6 @@ Napi::Value BatchNormTrainForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value BatchNormTrainBackward(const Napi::CallbackInfo& info) {
-  const BatchNormShape s = BnShape(info);
-  const int64_t n = s.rows * s.channels, c = s.channels;
-  batchNormTrainBackward(s, F32(info, 4, "dz", n), F32(info, 5, "z", n), F32(info, 6, "y", n), F32(info, 7, "mean", c),
-                         F32(info, 8, "variance", c), F32(info, 9, "gamma", c), F32(info, 10, "dy", n),
-                         F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c));
-  return info.Env().Undefined();
-}
-
 Napi::Value BatchNormInferForward(const Napi::CallbackInfo& info) {
   const BatchNormShape s = BnShape(info);
   const int64_t n = s.rows * s.channels, c = s.channels;
@@ -122,12 +113,14 @@ Napi::Value BatchNormInferForward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-Napi::Value BatchNormInferBackward(const Napi::CallbackInfo& info) {
+// (…, dz, z, y, mean, variance, gamma, dy, dgamma, dbeta): both modes' backward passes.
+template <void (*Backward)(const BatchNormShape&, const float*, const float*, const float*, const float*, const float*,
+                           const float*, float*, float*, float*)>
+Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
   const BatchNormShape s = BnShape(info);
   const int64_t n = s.rows * s.channels, c = s.channels;
-  batchNormInferBackward(s, F32(info, 4, "dz", n), F32(info, 5, "z", n), F32(info, 6, "y", n), F32(info, 7, "mean", c),
-                         F32(info, 8, "variance", c), F32(info, 9, "gamma", c), F32(info, 10, "dy", n),
-                         F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c));
+  Backward(s, F32(info, 4, "dz", n), F32(info, 5, "z", n), F32(info, 6, "y", n), F32(info, 7, "mean", c), F32(info, 8, "variance", c),
+           F32(info, 9, "gamma", c), F32(info, 10, "dy", n), F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c));
   return info.Env().Undefined();
 }
 
@@ -311,9 +304,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"convBackwardData", ConvBackwardData},
       {"convBackwardWeights", ConvBackwardWeights},
       {"batchNormTrainForward", BatchNormTrainForward},
-      {"batchNormTrainBackward", BatchNormTrainBackward},
+      {"batchNormTrainBackward", BatchNormBackward<batchNormTrainBackward>},
       {"batchNormInferForward", BatchNormInferForward},
-      {"batchNormInferBackward", BatchNormInferBackward},
+      {"batchNormInferBackward", BatchNormBackward<batchNormInferBackward>},
       {"binary", Binary},
       {"addRelu", AddRelu},
       {"reluBackward", ReluBackward},
