@@ -61,3 +61,19 @@ for (const name of ['cnn', 'resnet20'] as const) {
     nativeModel.dispose();
   });
 }
+
+t.test('nativeOps are deterministic: the same model, seed and batch give bitwise the same gradients', { skip: nativeUnavailable }, async (t) => {
+  const opts = { seed: 3, inputShape: [16, 16, 3], numClasses: 10 };
+  const x = tf.randomNormal([8, 16, 16, 3], 0, 1, 'float32', 5);
+  const labels = tf.tensor1d([0, 1, 2, 3, 4, 5, 6, 7], 'int32');
+  const runs = [0, 1].map(() => {
+    const model = createModel('cnn', opts);
+    const pass = trainingPass(model, nativeOps, x, labels);
+    const bytes = Object.values(pass.grads).map((g) => Buffer.from((g.dataSync() as Float32Array).slice().buffer));
+    tf.dispose([pass.loss, ...Object.values(pass.grads)]);
+    model.dispose();
+    return Buffer.concat(bytes);
+  });
+  t.ok(runs[0].equals(runs[1]), 'identical gradient bytes');
+  tf.dispose([x, labels]);
+});

@@ -1,5 +1,7 @@
 import t, { type Test } from 'tap';
 import * as tf from '@tensorflow/tfjs';
+import { loadNativeAddon, type NativeAddon } from '../../src/compute/native-addon';
+import { convGeometry } from '../../src/compute/native-kernels';
 import { nativeOps } from '../../src/compute/native-ops';
 import type { BatchNormRef, ConvBnOptions, Ops, RunningStats } from '../../src/compute/ops';
 import { stockOps } from '../../src/compute/stock-ops';
@@ -37,6 +39,8 @@ function convBnResult(ops: Ops, x: tf.Tensor4D, filter: tf.Tensor4D, gamma: tf.T
   return result;
 }
 
+const tensorsOf = (result: object): tf.Tensor[] => Object.values(result).filter((v): v is tf.Tensor => v instanceof tf.Tensor);
+
 t.test('convBn matches stockOps: output, gradients of x, filter, gamma, beta, and running statistics', { skip }, async (t) => {
   let cases = 0;
   for (const stride of [1, 2]) {
@@ -59,7 +63,7 @@ t.test('convBn matches stockOps: output, gradients of x, filter, gamma, beta, an
               t.ok(err < TOLERANCE, `${name}: ${key} relative error ${err.toExponential(2)}`);
             }
             t.equal(native.leaked, 0, `${name}: no tensor leaked`);
-            tf.dispose([x, filter, gamma, beta, ...Object.values(stock).filter((v) => v instanceof tf.Tensor), ...Object.values(native).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+            tf.dispose([x, filter, gamma, beta, ...tensorsOf(stock), ...tensorsOf(native)]);
             cases++;
           }
         }
@@ -67,6 +71,23 @@ t.test('convBn matches stockOps: output, gradients of x, filter, gamma, beta, an
     }
   }
   t.equal(cases, 32);
+});
+
+t.test('convBn on the Winograd path (3×3, stride 1, 32 channels) matches stockOps', { skip }, async (t) => {
+  const addon = (loadNativeAddon() as { addon: NativeAddon }).addon;
+  const x = tf.randomNormal([2, 9, 7, 32], 0, 1, 'float32', 51) as tf.Tensor4D;
+  const filter = tf.randomNormal([3, 3, 32, 48], 0, 0.1, 'float32', 52) as tf.Tensor4D;
+  t.ok(addon.convUsesWinograd(convGeometry(x.shape, filter.shape, { stride: 1, padding: 'same' })), 'this geometry runs Winograd');
+  const gamma = tf.randomUniform([48], 0.5, 1.5, 'float32', 53) as tf.Tensor1D;
+  const beta = tf.randomNormal([48], 0, 0.3, 'float32', 54) as tf.Tensor1D;
+  const opts: ConvBnOptions = { stride: 1, padding: 'same', relu: true, training: true };
+  const stock = convBnResult(stockOps, x, filter, gamma, beta, opts);
+  const native = convBnResult(nativeOps, x, filter, gamma, beta, opts);
+  for (const key of ['y', 'dx', 'dfilter', 'dgamma', 'dbeta', 'mean', 'variance'] as const) {
+    const err = relativeError(native[key], stock[key]);
+    t.ok(err < TOLERANCE, `${key} relative error ${err.toExponential(2)}`);
+  }
+  tf.dispose([x, filter, gamma, beta, ...tensorsOf(stock), ...tensorsOf(native)]);
 });
 
 t.test('convBn filter gradient agrees with central finite differences (training mode, stride 2)', { skip }, async (t) => {
