@@ -20,7 +20,7 @@ t.test('defaults are complete, derived where documented, paths absolute', async 
   t.match(c.sparse, { method: 'cigl', density: 0.1, distribution: 'erk', updateInterval: 100, dropFraction: 0.3, endFraction: 0.75, randomMaskRate: 0.01 });
   t.match(c.optimiser, { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-4, schedule: 'step', gamma: 0.1 });
   t.same(c.optimiser.milestones, [5, 7], 'half and three quarters of 10 epochs');
-  t.same(c.calibrate, { bins: [15, 10], temperatureScaling: true });
+  t.same(c.calibrate, { bins: [15, 10], temperatureScaling: true, split: 'test' });
   t.match(c.average, { enabled: true, startEpoch: 8, startFraction: 0.8 });
   t.equal(c.data.path, path.join(fixturesDir, 'cifar10-subset'));
   t.equal(c.output.runsDir, path.join(cwd, 'runs'));
