@@ -40,10 +40,10 @@ function difference(a: MetricStats, b: MetricStats): { delta: number; se?: numbe
   return { delta, se: Math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n) };
 }
 
-function describeDifference(a: MetricStats, b: MetricStats, digits: number, scale = 1): string {
+function describeDifference(a: MetricStats, b: MetricStats, digits: number, scale = 1, unit = ''): string {
   const { delta, se } = difference(a, b);
   const sign = delta >= 0 ? '+' : '−';
-  const text = `Δ = ${sign}${Math.abs(delta * scale).toFixed(digits)}`;
+  const text = `Δ = ${sign}${Math.abs(delta * scale).toFixed(digits)}${unit}`;
   if (se === undefined) return `${text}, one seed: no spread to judge it by`;
   return `${text}, ${Math.abs(delta) > 2 * se ? 'more' : 'less'} than two standard errors (${(2 * se * scale).toFixed(digits)})`;
 }
@@ -84,7 +84,7 @@ export function checkClaims(groups: readonly ComparisonGroup[], bins: string): C
       detail:
         `at ${formatSparsity(cigl.density)}: ECE CigL ${formatStats(c, 4)} vs RigL ${formatStats(r, 4)} (${describeDifference(c, r, 4)}), ` +
         `${lower ? 'lower' : 'not lower'}; accuracy CigL ${formatStats(ca, 2, 100)}% vs RigL ${formatStats(ra, 2, 100)}% ` +
-        `(${describeDifference(ca, ra, 2, 100)} points), ${accurate ? 'no worse' : 'worse'}`,
+        `(${describeDifference(ca, ra, 2, 100, ' points')}), ${accurate ? 'no worse' : 'worse'}`,
     });
   }
   return [verdict(1, bins, claim1, dense ? 'the sweep has no RigL run with this ECE' : 'the sweep has no dense run'), verdict(2, bins, claim2, 'the sweep has no RigL and CigL runs at a common sparsity')];

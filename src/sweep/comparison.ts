@@ -27,9 +27,6 @@ import type { RunSummary, StageResult } from '../sinks/summary';
  *   per bin count present, `nll`, `brier`, `steps`, `wall_time_ms`, `config_hash` (missing values null).
  */
 
-/** StageResult with the Brier score some runs report. */
-type Result = StageResult & { readonly brier?: number };
-
 export interface MetricStats {
   /** Runs with a value. */
   readonly n: number;
@@ -129,7 +126,7 @@ function group(runs: readonly RunSummary[]): ComparisonGroup {
     }
   }
   const stageNames = [...new Set(runs.flatMap((r) => r.results.map((x) => x.stage)))];
-  const stages = stageNames.map((stage) => stageStats(stage, runs.flatMap((r) => r.results.filter((x) => x.stage === stage)) as Result[]));
+  const stages = stageNames.map((stage) => stageStats(stage, runs.flatMap((r) => r.results.filter((x) => x.stage === stage)) ));
   const headlineName = headlineResult(first)?.stage;
   const headline = stages.find((s) => s.stage === headlineName);
   if (!headline) throw new Error(`run ${first.runName} has no results`);
@@ -146,7 +143,7 @@ function group(runs: readonly RunSummary[]): ComparisonGroup {
   };
 }
 
-function stageStats(stage: string, results: readonly Result[]): StageStats {
+function stageStats(stage: string, results: readonly StageResult[]): StageStats {
   const present = (values: (number | undefined)[]) => values.filter((v): v is number => v !== undefined && Number.isFinite(v));
   const optional = (values: (number | undefined)[]) => (present(values).length > 0 ? meanStd(present(values)) : undefined);
   const bins = [...new Set(results.flatMap((r) => Object.keys(r.ece)))].sort((a, b) => Number(b) - Number(a));
@@ -322,7 +319,7 @@ export function runsSpec(bins: readonly string[]): TableSpec<RunRow> {
 
 export function runRows(summaries: readonly RunSummary[], bins: readonly string[]): RunRow[] {
   return summaries.flatMap((s) =>
-    (s.results as readonly Result[]).map((r) => ({
+    s.results.map((r) => ({
       run_name: s.runName,
       label: runLabel(s),
       method: s.method,

@@ -166,7 +166,7 @@ export function reproductionReport(main: SweepArtefacts, options: ReportOptions)
 
   out.push('# Reproducing CigL on CIFAR-10', '');
   out.push(
-    `_Generated from the outputs of the sweep in \`${link(main.dir)}\` ${options.reportCommand ? `by \`${options.reportCommand}\`` : ''}; ` +
+    `_Generated from the outputs of the sweep in \`${link(main.dir)}\`${options.reportCommand ? ` by \`${options.reportCommand}\`` : ''}; ` +
       'every number below is computed from those files. Do not edit by hand: re-run the generator._',
     '',
   );

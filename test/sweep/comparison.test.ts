@@ -16,7 +16,7 @@ import {
   writeComparison,
 } from '../../src/sweep/comparison';
 
-function run(label: string, method: string, density: number, seed: number, results: (StageResult & { brier?: number })[]): RunSummary {
+function run(label: string, method: string, density: number, seed: number, results: StageResult[]): RunSummary {
   return {
     runName: sweepRunName(label, density, seed),
     runDir: `/runs/${label}`,

@@ -59,7 +59,7 @@ export type Numbers = (config: RunConfig) => { accuracy: number; ece15: number; 
 /** A summary as the train job writes it: a stage per model, a temperature-scaled stage last. */
 export function fakeSummary(config: RunConfig, n: ReturnType<Numbers>): RunSummary {
   const dir = path.join(config.output.runsDir, config.output.runName!);
-  const stage = (name: string, shift: number, temperature?: number): StageResult & { brier?: number } => ({
+  const stage = (name: string, shift: number, temperature?: number): StageResult => ({
     stage: name,
     accuracy: n.accuracy,
     ece: { '15': n.ece15 + shift, '10': n.ece10 + shift },

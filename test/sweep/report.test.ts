@@ -77,7 +77,7 @@ t.test('claims that do not hold are stated as such', async (t) => {
   t.match(md, /Claim \(1\), RigL's ECE is above the dense model's \(ECE with 15 bins\): \*\*holds only partly\*\*: at 95%, not at 90%\./);
   t.match(md, /does not hold at 90%: RigL 0\.0310 ± 0\.0014 vs dense 0\.0355 ± 0\.0007 \(Δ = −0\.0045/);
   t.match(md, /Claim \(2\), .*: \*\*holds only partly\*\*: at 90%, not at 95%\./);
-  t.match(md, /does not hold at 95%: ECE CigL .* lower; accuracy CigL 80\.05 ± 0\.07% vs RigL 85\.10 ± 0\.14% \(Δ = −5\.05, more than two standard errors .*\) points\), worse/);
+  t.match(md, /does not hold at 95%: ECE CigL .* lower; accuracy CigL 80\.05 ± 0\.07% vs RigL 85\.10 ± 0\.14% \(Δ = −5\.05 points, more than two standard errors .*\)\), worse/);
 
   // Nothing holds: no sparsity where either claim is true.
   const groups = compareRuns(sweep.summaries.filter((s) => s.targetDensity !== 0.05));
