@@ -34,7 +34,7 @@ export function escapeXml(text: string): string {
 }
 
 /** A tiny SVG writer: elements with numeric attributes rounded to 0.01 px and escaped values. */
-class SvgBuilder {
+export class SvgBuilder {
   private readonly parts: string[] = [];
 
   element(name: string, attrs: Record<string, string | number>, text?: string): this {
@@ -58,6 +58,22 @@ class SvgBuilder {
 
   toString(): string {
     return this.parts.join('\n');
+  }
+
+  /** Opens a figure: the <svg> root of width × height pixels, a white background and a bold title line. */
+  static figure(width: number, height: number, font: number, title: string): SvgBuilder {
+    const svg = new SvgBuilder();
+    svg.open('svg', {
+      xmlns: 'http://www.w3.org/2000/svg',
+      width,
+      height,
+      viewBox: `0 0 ${width} ${height}`,
+      'font-family': 'DejaVu Sans, Helvetica, Arial, sans-serif',
+      'font-size': font,
+    });
+    svg.element('rect', { x: 0, y: 0, width, height, fill: 'white' });
+    svg.element('text', { x: width / 2, y: font * 1.5, 'text-anchor': 'middle', 'font-size': font * 1.15, 'font-weight': 'bold' }, title);
+    return svg;
   }
 }
 
@@ -95,18 +111,7 @@ export function reliabilityDiagramSvg(calibration: EqualWidthCalibration, option
   const x = (p: Panel, v: number) => p.left + v * p.width;
   const y = (p: Panel, v: number) => p.top + (1 - v) * p.height;
 
-  const svg = new SvgBuilder();
-  svg.open('svg', {
-    xmlns: 'http://www.w3.org/2000/svg',
-    width,
-    height,
-    viewBox: `0 0 ${width} ${height}`,
-    'font-family': 'DejaVu Sans, Helvetica, Arial, sans-serif',
-    'font-size': font,
-  });
-  svg.element('rect', { x: 0, y: 0, width, height, fill: 'white' });
-  const title = options.title ?? 'Reliability diagram';
-  svg.element('text', { x: width / 2, y: font * 1.5, 'text-anchor': 'middle', 'font-size': font * 1.15, 'font-weight': 'bold' }, title);
+  const svg = SvgBuilder.figure(width, height, font, options.title ?? 'Reliability diagram');
   svg.element(
     'text',
     { x: width / 2, y: font * 2.9, 'text-anchor': 'middle' },

@@ -119,6 +119,11 @@ export interface CalibrateConfig {
   readonly bins: readonly number[];
   /** Fit a temperature on the validation split and report metrics after scaling too. */
   readonly temperatureScaling: boolean;
+  /**
+   * Split the final results (summary.json) are measured on: `test`, or `validation` to choose
+   * hyper-parameters (e.g. CigL's p) without looking at the test split.
+   */
+  readonly split: 'test' | 'validation';
 }
 
 export interface OutputConfig {
@@ -166,6 +171,8 @@ export interface ConfigSources {
   readonly overrides?: readonly ConfigOverride[];
   /** Resolves relative paths given on the command line; default process.cwd(). */
   readonly cwd?: string;
+  /** Resolves relative paths in `base`; default: the config file's directory, else `cwd`. */
+  readonly baseDir?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -281,6 +288,7 @@ const SCHEMA: Readonly<Record<string, Leaf | Readonly<Record<string, Leaf>>>> = 
   calibrate: {
     bins: { kind: 'intList', min: 2, minItems: 1, default: [15, 10], doc: 'ECE bin counts' },
     temperatureScaling: { kind: 'boolean', default: true, doc: 'fit a temperature on validation' },
+    split: { kind: 'enum', values: ['test', 'validation'], default: 'test', doc: 'split the final results are measured on' },
   },
   output: {
     runsDir: { kind: 'path', default: 'runs', doc: 'directory of run directories' },
@@ -357,7 +365,7 @@ export function resolveConfig(sources: ConfigSources = {}): RunConfig {
   const issues: ConfigIssue[] = [];
   const fileOrigin = sources.file ? `config file ${sources.file}` : (sources.baseOrigin ?? 'base config');
   const input = sources.base !== undefined ? sources.base : sources.file ? loadConfigFile(sources.file) : {};
-  const fileDir = sources.file ? path.dirname(path.resolve(cwd, sources.file)) : cwd;
+  const fileDir = sources.baseDir ?? (sources.file ? path.dirname(path.resolve(cwd, sources.file)) : cwd);
 
   // Raw values by field path, with where each came from.
   const raw = new Map<string, { value: unknown; origin: string; baseDir: string }>();
@@ -527,6 +535,9 @@ function crossCheck(c: RunConfig, raw: Map<string, { origin: string }>): ConfigI
   });
   if (c.optimiser.warmupEpochs >= epochs) at('optimiser.warmupEpochs', `must be below train.epochs (${epochs}), got ${c.optimiser.warmupEpochs}`);
   if (c.average.startEpoch >= epochs) at('average.startEpoch', `must be below train.epochs (${epochs}), got ${c.average.startEpoch}`);
+  if (c.calibrate.split === 'validation' && c.calibrate.temperatureScaling) {
+    at('calibrate.split', 'is validation, so calibrate.temperatureScaling must be false (the temperature is fitted on the validation split)');
+  }
   return issues;
 }
 

@@ -76,12 +76,22 @@ export interface SweepJob {
   readonly stop: AbortSignal;
   readonly progress: (options?: ProgressOptions) => MonoTypeOperatorFunction<TrainEvent>;
   readonly io: CliIo;
+  /** A command line that re-creates this sweep (recorded in the sweep's sweep.json). */
+  readonly command?: string;
+}
+
+/** A run of a sweep that failed (the other runs go on). */
+export interface SweepFailure {
+  readonly runName: string;
+  readonly error: string;
 }
 
 export interface SweepOutcome {
   readonly status: 'completed' | 'stopped';
   /** One per finished run. */
   readonly summaries: readonly RunSummary[];
+  /** Runs that failed, in sweep order. */
+  readonly failures?: readonly SweepFailure[];
 }
 
 export interface CliWiring {

@@ -22,7 +22,7 @@ t.test('defaults are complete, derived where documented, paths absolute', async 
   t.same(c.optimiser.milestones, [5, 7], 'half and three quarters of 10 epochs');
   t.equal(resolveConfig({ cwd, overrides: [flag('model.name', 'resnet20')] }).optimiser.lr, 0.1, 'the reference lr for ResNets');
   t.equal(resolveConfig({ cwd, overrides: [flag('model.name', 'resnet20'), flag('optimiser.lr', '0.05')] }).optimiser.lr, 0.05, 'an explicit lr wins');
-  t.same(c.calibrate, { bins: [15, 10], temperatureScaling: true });
+  t.same(c.calibrate, { bins: [15, 10], temperatureScaling: true, split: 'test' });
   t.match(c.average, { enabled: true, startEpoch: 8, startFraction: 0.8 });
   t.equal(c.data.path, path.join(fixturesDir, 'cifar10-subset'));
   t.equal(c.output.runsDir, path.join(cwd, 'runs'));

@@ -1,7 +1,9 @@
 import * as path from 'node:path';
 import { ensureWritableDir } from '../../sinks/run-dir';
-import { resolveConfig, type ConfigOverride, type RunConfig } from '../config';
-import type { CliIo, CommandSpec, ParsedArgs } from '../command';
+import { sweepRunName } from '../../sweep/comparison';
+import { listPresets, loadPreset, type SweepGroup } from '../../sweep/preset';
+import { resolveConfig, type ConfigOverride, type ConfigSources, type RunConfig } from '../config';
+import { UsageError, type CliIo, type CommandSpec, type ParsedArgs } from '../command';
 import { reportProgress } from '../progress';
 import { formatSweepTable } from '../summary-table';
 import type { CliWiring } from '../wiring';
@@ -12,22 +14,32 @@ export function sweepCommand(wiring: CliWiring): CommandSpec {
   return {
     name: 'sweep',
     summary: 'train methods × densities × seeds and compare accuracy and ECE',
-    usage: ['sweep [--config FILE] [--methods rigl,cigl] [--densities 0.2,0.1,0.05] [--seeds 0,1,2] [--section.field VALUE ...]'],
+    usage: [
+      'sweep [--config FILE] [--methods rigl,cigl] [--densities 0.2,0.1,0.05] [--seeds 0,1,2] [--section.field VALUE ...]',
+      'sweep --preset NAME [--methods LABELS] [--densities LIST] [--seeds LIST] [--section.field VALUE ...]',
+    ],
     description:
       'Every combination is a run with its own directory under <output.runsDir>/<output.runName or sweep-TIME>/,\n' +
-      'configured as the base config with sparse.method, sparse.density and seed replaced.',
+      'configured as the base config with sparse.method, sparse.density and seed replaced. Running the same\n' +
+      'command again continues the sweep: finished runs are kept, a stopped run is resumed.\n' +
+      'A preset (a file in presets/, or a path) is a base config plus groups of sweep axes; with a preset,\n' +
+      '--methods keeps only the runs of the listed methods or group labels, --densities and --seeds replace\n' +
+      `the preset's lists. Presets: ${listPresets().join(', ') || '(none)'}.`,
     acceptsConfig: true,
     options: {
       config: { type: 'string', short: 'c', value: 'FILE', description: 'base YAML or JSON config' },
+      preset: { type: 'string', short: 'p', value: 'NAME', description: 'sweep preset from presets/ (or a file); not with --config' },
       methods: { type: 'string', value: 'LIST', description: 'sparse methods (default rigl,cigl)' },
       densities: { type: 'string', value: 'LIST', description: 'densities in (0, 1] (default 0.2,0.1,0.05)' },
       seeds: { type: 'string', value: 'LIST', description: 'seeds (default 0)' },
       'dry-run': { type: 'boolean', description: 'list the runs without training' },
       markdown: { type: 'boolean', description: 'print the comparison as Markdown' },
     },
-    epilog: 'Example:\n  cigl sweep --methods rigl,cigl --densities 0.1,0.05 --seeds 0,1 --train.epochs 5',
+    epilog:
+      'Examples:\n  cigl sweep --methods rigl,cigl --densities 0.1,0.05 --seeds 0,1 --train.epochs 5\n' +
+      '  cigl sweep --preset repro-cifar10 --dry-run',
     async run(args, io) {
-      const { dir, runs } = expandSweep(args, io, new Date());
+      const { dir, runs, command } = expandSweep(args, io, new Date());
       if (args.values['dry-run']) {
         io.stdout.write(runs.map((r) => `${path.join(dir, r.output.runName!)}  ${r.sparse.method} density ${r.sparse.density} seed ${r.seed}\n`).join(''));
         return 0;
@@ -35,10 +47,12 @@ export function sweepCommand(wiring: CliWiring): CommandSpec {
       ensureWritableDir(dir);
       const stop = wiring.gracefulStop();
       try {
-        const outcome = await wiring.sweep({ dir, runs, stop: stop.signal, progress: (o) => reportProgress(io.stdout, o), io });
+        const outcome = await wiring.sweep({ dir, runs, stop: stop.signal, progress: (o) => reportProgress(io.stdout, o), io, command });
         io.stdout.write(formatSweepTable(outcome.summaries, args.values.markdown ? 'markdown' : 'text'));
-        if (outcome.status === 'stopped') io.stderr.write(`sweep stopped after ${outcome.summaries.length} of ${runs.length} runs\n`);
-        return 0;
+        const failures = outcome.failures ?? [];
+        for (const f of failures) io.stderr.write(`run ${f.runName} failed: ${f.error}\n`);
+        if (outcome.status === 'stopped') io.stderr.write(`sweep stopped after ${outcome.summaries.length} of ${runs.length} runs; run the same command to continue:\n  ${command}\n`);
+        return failures.length > 0 ? 1 : 0;
       } finally {
         stop.dispose();
       }
@@ -46,30 +60,75 @@ export function sweepCommand(wiring: CliWiring): CommandSpec {
   };
 }
 
-/** The validated config of every run of a sweep, and the directory that holds them. */
-export function expandSweep(args: ParsedArgs, io: CliIo, now: Date): { dir: string; runs: RunConfig[] } {
+/**
+ * The validated config of every run of a sweep, the directory that holds them, and a command line that
+ * re-creates (and so continues) the sweep.
+ */
+export function expandSweep(args: ParsedArgs, io: CliIo, now: Date): { dir: string; runs: RunConfig[]; command: string } {
   const file = args.values.config as string | undefined;
-  const sources = { file: file && path.resolve(io.cwd, file), overrides: args.overrides, cwd: io.cwd };
+  const presetName = args.values.preset as string | undefined;
+  if (file !== undefined && presetName !== undefined) throw new UsageError('--config and --preset cannot be combined (a preset is a config file plus sweep axes)');
+  const preset = presetName === undefined ? undefined : loadPreset(presetName, io.cwd);
+  const sources: ConfigSources = preset
+    ? { base: preset.config, baseOrigin: `preset ${preset.file}`, baseDir: path.dirname(preset.file), overrides: args.overrides, cwd: io.cwd }
+    : { file: file && path.resolve(io.cwd, file), overrides: args.overrides, cwd: io.cwd };
   const base = resolveConfig(sources);
   const name = base.output.runName ?? `sweep-${now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`;
   const dir = path.join(base.output.runsDir, name);
-  const methods = parseList((args.values.methods as string | undefined) ?? 'rigl,cigl', '--methods');
-  const densities = parseList((args.values.densities as string | undefined) ?? '0.2,0.1,0.05', '--densities');
-  const seeds = parseList((args.values.seeds as string | undefined) ?? '0', '--seeds');
+  const flag = (option: 'methods' | 'densities' | 'seeds') => {
+    const text = args.values[option] as string | undefined;
+    return text === undefined ? undefined : parseList(text, `--${option}`);
+  };
+  const groups = preset
+    ? applyFlags(preset.groups, flag('methods'), flag('densities'), flag('seeds'))
+    : [{ methods: flag('methods') ?? ['rigl', 'cigl'], densities: flag('densities') ?? ['0.2', '0.1', '0.05'], seeds: flag('seeds') ?? ['0'], set: [] }];
   const runs: RunConfig[] = [];
-  for (const method of methods) {
-    for (const density of method === 'dense' ? ['1'] : densities) {
-      for (const seed of seeds) {
-        const extra: ConfigOverride[] = [
-          { path: 'sparse.method', raw: method, origin: '--methods' },
-          { path: 'sparse.density', raw: density, origin: '--densities' },
-          { path: 'seed', raw: seed, origin: '--seeds' },
-          { path: 'output.runsDir', raw: dir, origin: 'sweep' },
-          { path: 'output.runName', raw: `${method}-d${density}-s${seed}`, origin: 'sweep' },
-        ];
-        runs.push(resolveConfig({ ...sources, overrides: [...sources.overrides, ...extra] }));
+  for (const group of groups) {
+    for (const method of group.methods) {
+      for (const density of method === 'dense' ? ['1'] : group.densities) {
+        for (const seed of group.seeds) {
+          const runName = sweepRunName(group.label ?? method, density, seed);
+          if (runs.some((r) => r.output.runName === runName)) throw new UsageError(`the sweep has two runs named ${runName}; give the groups different labels`);
+          const extra: ConfigOverride[] = [
+            ...group.set,
+            { path: 'sparse.method', raw: method, origin: '--methods' },
+            { path: 'sparse.density', raw: density, origin: '--densities' },
+            { path: 'seed', raw: seed, origin: '--seeds' },
+            { path: 'output.runsDir', raw: dir, origin: 'sweep' },
+            { path: 'output.runName', raw: runName, origin: 'sweep' },
+          ];
+          runs.push(resolveConfig({ ...sources, overrides: [...sources.overrides!, ...extra] }));
+        }
       }
     }
   }
-  return { dir, runs };
+  return { dir, runs, command: commandLine(args, base.output.runName === undefined ? name : undefined) };
+}
+
+/** A preset's groups with the command line's choices: --methods filters by method or label, the others replace. */
+function applyFlags(groups: readonly SweepGroup[], methods?: string[], densities?: string[], seeds?: string[]): SweepGroup[] {
+  const chosen = groups.flatMap((g) => {
+    const kept = methods === undefined ? g.methods : g.label !== undefined ? (methods.includes(g.label) ? g.methods : []) : g.methods.filter((m) => methods.includes(m));
+    return kept.length === 0 ? [] : [{ ...g, methods: kept, densities: densities ?? g.densities, seeds: seeds ?? g.seeds }];
+  });
+  const known = new Set(groups.flatMap((g) => (g.label !== undefined ? [g.label] : g.methods)));
+  const unknown = (methods ?? []).filter((m) => !known.has(m));
+  if (unknown.length > 0) throw new UsageError(`--methods: the preset has no ${unknown.join(', ')} (it has ${[...known].join(', ')})`);
+  return chosen;
+}
+
+/** The command line of this sweep, with the generated sweep name added so that it continues this sweep. */
+function commandLine(args: ParsedArgs, generatedName: string | undefined): string {
+  const parts = ['cigl', 'sweep'];
+  for (const option of ['preset', 'config', 'methods', 'densities', 'seeds']) {
+    const value = args.values[option];
+    if (typeof value === 'string') parts.push(`--${option}`, value);
+  }
+  for (const o of args.overrides) parts.push(`--${o.path}`, o.raw);
+  if (generatedName !== undefined) parts.push('--output.runName', generatedName);
+  return parts.map(shellQuote).join(' ');
+}
+
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
