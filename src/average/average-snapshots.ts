@@ -13,6 +13,11 @@ export interface AverageSnapshotsOptions {
   readonly fromEpoch?: number;
   /** Each value emits the average so far (if there is one), e.g. for an interim evaluation. */
   readonly emitOn?: Observable<unknown>;
+  /**
+   * The accumulator to fold into, e.g. one restored from a checkpoint, or one a checkpoint stage reads.
+   * Default: a new one per subscription.
+   */
+  readonly mean?: SnapshotMean;
 }
 
 /**
@@ -26,7 +31,7 @@ export function averageSnapshots(options: AverageSnapshotsOptions = {}): Operato
   const fromEpoch = options.fromEpoch ?? 0;
   return (source) =>
     new Observable<AveragedModel>((subscriber) => {
-      const mean = new SnapshotMean();
+      const mean = options.mean ?? new SnapshotMean();
       const emit = (final: boolean): boolean => {
         try {
           subscriber.next({ ...mean.result(), final });

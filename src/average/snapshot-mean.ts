@@ -25,6 +25,16 @@ export interface AveragedWeights {
   readonly reMaskedLayers: readonly string[];
 }
 
+/** Checkpoint form of a SnapshotMean (see exportState). */
+export interface SnapshotMeanState {
+  readonly arrays: NamedArrays;
+  readonly json: {
+    readonly epochs: readonly number[];
+    readonly shapes: Readonly<Record<string, readonly number[]>>;
+    readonly masks: Readonly<Record<string, { readonly activeCount: number; readonly differs: boolean }>>;
+  };
+}
+
 interface LayerMask {
   readonly first: Uint8Array;
   readonly latest: Uint8Array;
@@ -117,6 +127,49 @@ export class SnapshotMean {
       masks[name] = { shape: weights[name].shape, values: mask };
     }
     return { weights, masks, snapshots: n, epochs: [...this.epochList], reMaskedLayers };
+  }
+
+  /**
+   * The accumulator as checkpoint data. The float64 sums travel bit-exactly as their raw bytes viewed as
+   * float32 pairs (a resumed run must average to the same bits), under `sum/NAME`; masks as 0/1 arrays.
+   */
+  exportState(): SnapshotMeanState {
+    const arrays: Record<string, NamedArray> = {};
+    const shapes: Record<string, readonly number[]> = {};
+    for (const [name, { shape, sum }] of this.sums) {
+      arrays[`sum/${name}`] = { shape: [sum.length * 2], values: new Float32Array(sum.slice().buffer) };
+      shapes[name] = shape;
+    }
+    const masks: Record<string, { activeCount: number; differs: boolean }> = {};
+    for (const [name, layer] of this.masks) {
+      arrays[`maskFirst/${name}`] = { shape: [layer.first.length], values: Float32Array.from(layer.first) };
+      arrays[`maskLatest/${name}`] = { shape: [layer.latest.length], values: Float32Array.from(layer.latest) };
+      masks[name] = { activeCount: layer.activeCount, differs: layer.differs };
+    }
+    return { arrays, json: { epochs: [...this.epochList], shapes, masks } };
+  }
+
+  /** The inverse of exportState. */
+  static fromState(state: SnapshotMeanState): SnapshotMean {
+    const mean = new SnapshotMean();
+    const array = (key: string): NamedArray => {
+      const found = state.arrays[key];
+      if (!found) throw new Error(`averaging state: missing array '${key}'`);
+      return found;
+    };
+    for (const [name, shape] of Object.entries(state.json.shapes)) {
+      const raw = array(`sum/${name}`).values;
+      const sum = new Float64Array(raw.slice().buffer);
+      if (sum.length !== sizeOf(shape)) throw new Error(`averaging state: '${name}' has ${sum.length} sums for shape [${shape}]`);
+      mean.sums.set(name, { shape: [...shape], sum });
+    }
+    for (const [name, { activeCount, differs }] of Object.entries(state.json.masks)) {
+      const first = Uint8Array.from(array(`maskFirst/${name}`).values);
+      const latest = Uint8Array.from(array(`maskLatest/${name}`).values);
+      mean.masks.set(name, { first, latest, activeCount, differs });
+    }
+    mean.epochList.push(...state.json.epochs);
+    return mean;
   }
 
   /** Checks a snapshot mask (0/1 values, a weight of the same size, the layer's active count) and packs it. */

@@ -4,7 +4,7 @@ import type { NamedArrays } from '../util/named-arrays';
  * The vocabulary of the training stage: one discriminated union that every subscriber (sinks, averaging,
  * dashboards, progress bars) reads. Values are plain numbers and typed arrays, never tensors.
  */
-export type TrainEvent = StepEvent | MaskUpdateEvent | SnapshotEvent | EpochEndEvent;
+export type TrainEvent = StepEvent | MaskUpdateEvent | SnapshotEvent | EpochEndEvent | BatchEndEvent;
 
 export interface StepEvent {
   readonly type: 'step';
@@ -62,5 +62,22 @@ export interface EpochEndEvent {
   readonly validationAccuracy?: number;
   /** 15-bin equal-width ECE on the validation split. */
   readonly validationEce?: number;
+  readonly wallTimeMs: number;
+}
+
+/**
+ * The last event of every batch: everything the batch caused has been emitted, so the trainer's state
+ * (and every stage downstream that folded this batch's events) is consistent. Checkpoints, consumption
+ * acknowledgements and graceful stops happen here and only here.
+ */
+export interface BatchEndEvent {
+  readonly type: 'batchEnd';
+  /** The step of this batch (as in its `step` event). */
+  readonly step: number;
+  readonly epoch: number;
+  /** Position of the batch within its epoch. */
+  readonly index: number;
+  /** True when this batch ended its epoch. */
+  readonly epochEnded: boolean;
   readonly wallTimeMs: number;
 }

@@ -1,6 +1,6 @@
-import { concatMap, defer, finalize, from, type Observable, type OperatorFunction } from 'rxjs';
+import { concat, concatMap, defer, finalize, from, of, type Observable, type OperatorFunction } from 'rxjs';
 import type { Batch } from '../stream/batch';
-import type { TrainEvent } from './events';
+import type { BatchEndEvent, TrainEvent } from './events';
 import { Trainer, type TrainerConfig } from './trainer';
 
 /**
@@ -10,20 +10,46 @@ import { Trainer, type TrainerConfig } from './trainer';
  * (from the averaging start epoch on) and `epochEnd` events. Errors (bad batch, failed validation)
  * propagate downstream.
  *
+ * Every batch ends with a `batchEnd` event, emitted after the batch's other events have been delivered.
+ *
  * Given a config, each subscription builds its own Trainer and disposes it on completion, error or
  * unsubscribe. Given a Trainer, the caller keeps ownership (e.g. to export its state for a checkpoint
  * afterwards) and must dispose it.
  */
-export function train(trainerOrConfig: Trainer | TrainerConfig): OperatorFunction<Batch, TrainEvent> {
+export function train(trainerOrConfig: Trainer | TrainerConfig, options: TrainStageOptions = {}): OperatorFunction<Batch, TrainEvent> {
   return (batches: Observable<Batch>) =>
     defer(() => {
       const owned = !(trainerOrConfig instanceof Trainer);
       const trainer = trainerOrConfig instanceof Trainer ? trainerOrConfig : new Trainer(trainerOrConfig);
       return batches.pipe(
-        concatMap((batch) => from(trainer.process(batch)).pipe(concatMap((events) => events))),
+        concatMap((batch) =>
+          from(trainer.process(batch)).pipe(
+            concatMap((events) => concat(from(events), defer(() => of(batchEnd(batch, trainer))))),
+            finalize(() => options.consumed?.next()),
+          ),
+        ),
         finalize(() => {
           if (owned) trainer.dispose();
         }),
       );
     });
+}
+
+export interface TrainStageOptions {
+  /**
+   * Told once per batch after all its events were delivered: pass the batch stream's `consumed`
+   * subject so that the stream keeps at most `prefetch` batches ahead of training (the step is async).
+   */
+  readonly consumed?: { next(value?: unknown): void };
+}
+
+function batchEnd(batch: Batch, trainer: Trainer): BatchEndEvent {
+  return {
+    type: 'batchEnd',
+    step: trainer.step - 1,
+    epoch: batch.epoch,
+    index: batch.index,
+    epochEnded: batch.index === trainer.stepsPerEpoch - 1,
+    wallTimeMs: Date.now(),
+  };
 }

@@ -1,6 +1,6 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
-import { firstValueFrom, from, lastValueFrom, take, toArray } from 'rxjs';
+import { firstValueFrom, from, lastValueFrom, take, tap, toArray } from 'rxjs';
 import type { TrainEvent } from '../../src/train/events';
 import { ofType } from '../../src/train/of-type';
 import { train } from '../../src/train/train-operator';
@@ -20,11 +20,13 @@ t.test('batches in, the event vocabulary out, in order; the owned trainer is dis
   });
   const events = await lastValueFrom(from(batches).pipe(train(config), toArray()));
   t.equal(tf.memory().numTensors, baseline, 'teardown disposed the trainer');
-  const kinds = events.map((e) => (e.type === 'step' ? `s${e.step}` : e.type === 'maskUpdate' ? `m${e.step}` : `${e.type}${e.epoch}`));
+  const kinds = events.map((e) =>
+    e.type === 'step' ? `s${e.step}` : e.type === 'maskUpdate' ? `m${e.step}` : e.type === 'batchEnd' ? `|${e.index}${e.epochEnded ? '.' : ''}` : `${e.type}${e.epoch}`,
+  );
   t.same(kinds, [
-    's0', 's1', 's2', 'm2', 's3', 'epochEnd0',
-    's4', 'm4', 's5', 's6', 'm6', 's7', 'epochEnd1',
-    's8', 'm8', 's9', 's10', 's11', 'snapshot2', 'epochEnd2',
+    's0', '|0', 's1', '|1', 's2', 'm2', '|2', 's3', 'epochEnd0', '|3.',
+    's4', 'm4', '|0', 's5', '|1', 's6', 'm6', '|2', 's7', 'epochEnd1', '|3.',
+    's8', 'm8', '|0', 's9', '|1', 's10', '|2', 's11', 'snapshot2', 'epochEnd2', '|3.',
   ]);
   const updates = await lastValueFrom(from(events).pipe(ofType('maskUpdate'), toArray()));
   t.same(updates.map((u) => u.step), [2, 4, 6, 8], 'ofType narrows to one kind');
@@ -59,5 +61,14 @@ t.test('unsubscribing early tears down; a given Trainer stays with its owner', a
   t.equal(exported.json.step, 4);
   trainer.dispose();
   t.equal(tf.memory().numTensors, baseline);
+  model.dispose();
+});
+
+t.test('consumption is acknowledged once per batch, after its events', async (t) => {
+  const model = tinyConvModel(4);
+  const seen: string[] = [];
+  const consumed = { next: () => seen.push('ack') };
+  await lastValueFrom(from(batches.slice(0, 3)).pipe(train(tinyConfig(model), { consumed }), tap((e) => (e.type === 'step' || e.type === 'batchEnd') && seen.push(e.type))));
+  t.same(seen, ['step', 'batchEnd', 'ack', 'step', 'batchEnd', 'ack', 'step', 'batchEnd', 'ack']);
   model.dispose();
 });
