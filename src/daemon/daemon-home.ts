@@ -62,15 +62,22 @@ export function runDirOf(home: DaemonHome, id: string): string {
   return dir;
 }
 
+/** Homes locked by this process (a pid file naming our own pid is otherwise a reused pid: stale). */
+const lockedHere = new Set<string>();
+
 /**
  * Claims the home for this process: `daemon.pid` is created exclusively; a pid file left by a process
  * that no longer exists is taken over. Returns a release function.
  */
 export function lockDaemonHome(home: DaemonHome): () => void {
+  const refuse = (owner: number) => new DaemonHomeError(`another daemon (pid ${owner}) is serving ${home.dir}; stop it first, or use another --home`);
+  if (lockedHere.has(home.dir)) throw refuse(process.pid);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       fs.writeFileSync(home.pidFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      lockedHere.add(home.dir);
       return () => {
+        lockedHere.delete(home.dir);
         try {
           if (fs.readFileSync(home.pidFile, 'utf8').trim() === String(process.pid)) fs.rmSync(home.pidFile);
         } catch {
@@ -80,9 +87,7 @@ export function lockDaemonHome(home: DaemonHome): () => void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new DaemonHomeError(`cannot write ${home.pidFile}: ${(err as Error).message}`);
       const owner = Number(fs.readFileSync(home.pidFile, 'utf8').trim());
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processExists(owner)) {
-        throw new DaemonHomeError(`another daemon (pid ${owner}) is serving ${home.dir}; stop it first, or use another --home`);
-      }
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processExists(owner)) throw refuse(owner);
       fs.rmSync(home.pidFile, { force: true }); // stale: its process is gone
     }
   }
