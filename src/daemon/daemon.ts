@@ -9,6 +9,7 @@ import { RunActivity } from './run-activity';
 import type { RunQueue, RunState } from './run-queue';
 import { RunScheduler, type TrainPipeline } from './run-scheduler';
 import { createDaemonServer } from './server';
+import { SharedLogRows } from './shared-log-rows';
 import { StreamRegistry } from './stream-registry';
 import { loadOrCreateToken } from './token';
 
@@ -95,6 +96,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       token,
       streams,
       activity,
+      rows: new SharedLogRows(),
       pollMs: options.pollMs ?? 250,
       pipelines: Object.keys(options.pipelines),
       dataRoots: options.dataRoots ?? [fixturesDir],

@@ -1,14 +1,13 @@
 import { once } from 'node:events';
 import type * as http from 'node:http';
 import { MASK_STATS_LOG, maskStatsSpec, METRICS_LOG, metricsSpec } from '../sinks/arrow-log';
-import type { TableSpec } from '../sinks/arrow-table';
 import { runDirOf, type DaemonHome } from './daemon-home';
 import { followRun } from './follow-run';
 import { HttpError } from './http-error';
-import { ArrowLogTail } from './log-tail';
 import type { RunActivity } from './run-activity';
 import { isTerminal, type RunQueue, type RunRecord } from './run-queue';
 import { runView } from './run-view';
+import type { SharedLogRows } from './shared-log-rows';
 import type { StreamRegistry } from './stream-registry';
 
 /**
@@ -31,6 +30,7 @@ export interface RunStreamContext {
   readonly home: DaemonHome;
   readonly streams: StreamRegistry;
   readonly activity: RunActivity;
+  readonly rows: SharedLogRows;
   readonly pollMs: number;
 }
 
@@ -56,24 +56,18 @@ export async function serveRunEvents(req: http.IncomingMessage, res: http.Server
   const cursor = parseEventCursor(headerValue(req.headers['last-event-id']));
   const signal = context.streams.register('events', res);
   const dir = runDirOf(context.home, id);
+  // Rows sent so far of each log: the event id, and where a reconnecting client resumes.
+  const sent = { metrics: cursor.metrics, 'mask-stats': cursor.maskStats };
   const logs = [
-    { event: 'metrics', tail: new ArrowLogTail(dir, METRICS_LOG), spec: metricsSpec as TableSpec<unknown>, skip: cursor.metrics },
-    { event: 'mask-stats', tail: new ArrowLogTail(dir, MASK_STATS_LOG), spec: maskStatsSpec as TableSpec<unknown>, skip: cursor.maskStats },
+    { event: 'metrics' as const, rows: context.rows.acquire(dir, METRICS_LOG, metricsSpec) },
+    { event: 'mask-stats' as const, rows: context.rows.acquire(dir, MASK_STATS_LOG, maskStatsSpec) },
   ];
-  const sent = { ...cursor };
   let lastStatus = '';
   let lastWrite = Date.now();
-
-  res.writeHead(200, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-store',
-    'x-accel-buffering': 'no',
-  });
   const write = async (text: string) => {
     lastWrite = Date.now();
     if (!res.write(text)) await once(res, 'drain', { signal }).catch(() => undefined);
   };
-  await write('retry: 2000\n\n');
 
   const update = async (record: RunRecord) => {
     const key = statusKey(record);
@@ -82,24 +76,25 @@ export async function serveRunEvents(req: http.IncomingMessage, res: http.Server
       await write(`event: status\ndata: ${JSON.stringify(runView(record, context.activity.get(id)))}\n\n`);
     }
     for (const log of logs) {
-      const { first, rows } = log.tail.readRows(log.spec);
-      const fresh = rows.slice(Math.max(0, log.skip - first));
+      const fresh = log.rows.from(sent[log.event]);
       for (let i = 0; i < fresh.length && !signal.aborted; i += MAX_ROWS_PER_EVENT) {
         const chunk = fresh.slice(i, i + MAX_ROWS_PER_EVENT);
-        if (log.event === 'metrics') sent.metrics += chunk.length;
-        else sent.maskStats += chunk.length;
-        await write(`event: ${log.event}\nid: ${sent.metrics}:${sent.maskStats}\ndata: ${JSON.stringify(chunk)}\n\n`);
+        sent[log.event] += chunk.length;
+        await write(`event: ${log.event}\nid: ${sent.metrics}:${sent['mask-stats']}\ndata: [${chunk.join(',')}]\n\n`);
       }
     }
     if (Date.now() - lastWrite > KEEP_ALIVE_MS) await write(': keep-alive\n\n');
   };
 
   try {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', 'x-accel-buffering': 'no' });
+    await write('retry: 2000\n\n');
     const last = await followRun(id, { queue: context.queue, pollMs: context.pollMs, signal }, update);
     if (last && isTerminal(last.state) && !signal.aborted) await write(`event: end\ndata: ${JSON.stringify(runView(last))}\n\n`);
   } catch (err) {
     if (!signal.aborted) await write(`event: error\ndata: ${JSON.stringify({ error: (err as Error).message })}\n\n`);
   } finally {
+    for (const log of logs) log.rows.release();
     res.end();
   }
 }

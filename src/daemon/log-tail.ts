@@ -17,7 +17,6 @@ export class ArrowLogTail {
   /** Bytes consumed per segment file, by index. */
   private readonly offsets: number[] = [];
   private schema?: Uint8Array;
-  private rowsRead = 0;
 
   constructor(
     readonly dir: string,
@@ -47,18 +46,12 @@ export class ArrowLogTail {
     return messages;
   }
 
-  /**
-   * New rows, each with its index in the whole log (0, 1, 2, ... across segments, stable between
-   * readers: the log only ever grows at its end).
-   */
-  readRows<Row>(spec: TableSpec<Row>): { first: number; rows: Row[] } {
-    const first = this.rowsRead;
+  /** New rows, decoded (see readMessages). */
+  readRows<Row>(spec: TableSpec<Row>): Row[] {
     const messages = this.readMessages();
-    if (messages.length === 0 || !this.schema) return { first, rows: [] };
+    if (messages.length === 0 || !this.schema) return [];
     const reader = RecordBatchReader.from(Buffer.concat([this.schema, ...messages]));
-    const rows = rowsFromTable(spec, new Table(reader.schema, [...reader]), `${this.dir}/${this.base}`);
-    this.rowsRead += rows.length;
-    return { first, rows };
+    return rowsFromTable(spec, new Table(reader.schema, [...reader]), `${this.dir}/${this.base}`);
   }
 }
 
