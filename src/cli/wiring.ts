@@ -6,6 +6,10 @@ import type { CliIo } from './command';
 import type { DataConfig, RunConfig } from './config';
 import type { ProgressOptions } from './progress';
 import { installGracefulStop, type GracefulStop } from './signals';
+import { defaultDataDir, fetchDataset, type FetchableDataset } from '../data/fetch';
+import { evaluateSavedModel } from '../pipeline/evaluate-saved';
+import { runTrainJob } from '../pipeline/run-job';
+import { pipelineFor } from '../../pipelines';
 
 /**
  * The seams between the `cigl` command line and the work it starts. The commands parse and validate
@@ -100,9 +104,12 @@ export function notWired(what: string): () => Promise<never> {
 
 /** What `cigl` runs with. The pipelines and the data fetcher are connected here. */
 export const defaultWiring: CliWiring = {
-  train: notWired('the training pipeline'),
-  evaluate: notWired('model evaluation'),
-  fetchDataset: notWired('fetchDataset (src/data)'),
+  train: (job) => runTrainJob(job, pipelineFor(job.config)),
+  evaluate: evaluateSavedModel,
+  fetchDataset: async (request) => {
+    const result = await fetchDataset(request.dataset as FetchableDataset, request.dest ?? defaultDataDir(), { url: request.url, force: request.force });
+    return { path: result.archive };
+  },
   sweep: notWired('the sweep pipeline'),
   gracefulStop: () => installGracefulStop(),
 };

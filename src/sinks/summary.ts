@@ -12,6 +12,8 @@ export interface StageResult {
   /** ECE by equal-width bin count, e.g. { "15": 0.031, "10": 0.029 }. */
   readonly ece: Readonly<Record<string, number>>;
   readonly nll?: number;
+  /** Brier score (mean squared error of the probability vector). */
+  readonly brier?: number;
   /** The temperature applied, for a temperature-scaled stage. */
   readonly temperature?: number;
 }

@@ -1,0 +1,20 @@
+import type { RunConfig } from '../src/cli/config';
+import type { Pipeline } from '../src/pipeline/run-job';
+import { cigl } from './cigl';
+import { dense } from './dense';
+import { rigl } from './rigl';
+
+export { cigl, dense, rigl };
+
+/** Pipelines by name, for the CLI and the daemon. */
+export const PIPELINES: Readonly<Record<string, Pipeline>> = { cigl, rigl, dense };
+
+/**
+ * The pipeline a resolved config runs: with averaging on, CigL's composition (whatever the method, e.g.
+ * RigL + averaging for the "no random mask" ablation); otherwise RigL's, which also serves dense, SET
+ * and static.
+ */
+export function pipelineFor(config: RunConfig): Pipeline {
+  if (config.average.enabled) return cigl;
+  return config.sparse.method === 'dense' ? dense : rigl;
+}

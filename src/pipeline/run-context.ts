@@ -1,0 +1,157 @@
+import { lastValueFrom, Subject } from 'rxjs';
+import { SnapshotMean, type SnapshotMeanState } from '../average/snapshot-mean';
+import { predictLogits, measureCalibration } from '../calibrate/evaluate';
+import type { CliIo } from '../cli/command';
+import type { RunConfig } from '../cli/config';
+import type { TrainJob } from '../cli/wiring';
+import { selectBackend } from '../compute/backend';
+import type { Ops } from '../compute/ops';
+import { createModel } from '../models/build';
+import type { Model } from '../models/model';
+import { loadLatestCheckpoint } from '../sinks/checkpoint';
+import { ArrowRunLog } from '../sinks/arrow-log';
+import type { RunDir } from '../sinks/run-dir';
+import { evalStream } from '../stream/batch-stream';
+import type { BatchPosition } from '../stream/epoch-plan';
+import { batchesPerEpoch } from '../stream/epoch-plan';
+import { Trainer, type TrainerConfig } from '../train/trainer';
+import type { TrainerState } from '../train/trainer-state';
+import type { Validate } from '../train/validation';
+import { prepareRunData, type RunData } from './run-data';
+
+/**
+ * Everything the stages of one run share: config, data, compute path, model, trainer, averaging
+ * accumulator, the metric log and where training (re)starts. Built once per run by createRunContext;
+ * the stages in stages.ts read it, the pipelines in pipelines/ compose the stages.
+ */
+export interface RunContext {
+  readonly config: RunConfig;
+  readonly configHash: string;
+  readonly runDir: RunDir;
+  readonly data: RunData;
+  readonly ops: Ops;
+  /** Which compute path runs, in words (said at start and stored in the summary). */
+  readonly backend: string;
+  readonly model: Model;
+  readonly trainer: Trainer;
+  /** The snapshot accumulator when averaging is on (restored from the checkpoint on resume). */
+  readonly mean?: SnapshotMean;
+  readonly log: ArrowRunLog;
+  /** The first batch to train: (0, 0), or the one after the checkpoint a resumed run loaded. */
+  readonly start: BatchPosition;
+  readonly stepsPerEpoch: number;
+  /** Told after each batch is fully processed, so the batch stream stays at most `prefetch` ahead. */
+  readonly consumed: Subject<void>;
+  readonly job: Pick<TrainJob, 'stop' | 'progress' | 'io' | 'resume'>;
+  /** Training wall time of earlier segments of a resumed run. */
+  readonly earlierWallTimeMs: number;
+  readonly startedAt: number;
+  dispose(): void;
+}
+
+/** What a checkpoint's JSON part holds (its arrays: `trainer` and, when averaging, `average`). */
+export interface RunCheckpointState {
+  readonly configHash: string;
+  readonly trainer: TrainerState['json'];
+  readonly average: SnapshotMeanState['json'] | null;
+  /** The next batch to train. */
+  readonly next: BatchPosition;
+  readonly wallTimeMs: number;
+}
+
+export async function createRunContext(job: TrainJob): Promise<RunContext> {
+  const { config, runDir, io } = job;
+  const data = await prepareRunData(config);
+  const { ops, description } = await selectBackend(config.train.backend);
+  io.stderr.write(`cigl: compute backend: ${description}\n`);
+  const inputShape = [data.train.height, data.train.width, data.train.channels];
+  const model = createModel(config.model.name, { seed: config.seed, inputShape, numClasses: data.classNames.length });
+  const stepsPerEpoch = batchesPerEpoch(data.train.count, config.data.batchSize, false);
+  let trainer: Trainer | undefined;
+  let log: ArrowRunLog | undefined;
+  try {
+    trainer = new Trainer(trainerConfig(config, model, ops, stepsPerEpoch, validateOn(data, config, io)));
+    let mean = config.average.enabled ? new SnapshotMean() : undefined;
+    let earlierWallTimeMs = 0;
+    if (job.resume) {
+      const restored = restoreCheckpoint(job, trainer);
+      if (restored) {
+        if (restored.average && restored.averageArrays) mean = SnapshotMean.fromState({ arrays: restored.averageArrays, json: restored.average });
+        earlierWallTimeMs = restored.wallTimeMs;
+      }
+    }
+    const step = trainer.step;
+    const start = { epoch: Math.floor(step / stepsPerEpoch), index: step % stepsPerEpoch };
+    log = ArrowRunLog.open(runDir.dir, runDir.name, { resume: job.resume });
+    const owned = { trainer, log };
+    return {
+      config, configHash: job.configHash, runDir, data, ops, backend: description, model, trainer, mean, log,
+      start, stepsPerEpoch, consumed: new Subject<void>(), job, earlierWallTimeMs, startedAt: Date.now(),
+      dispose() {
+        owned.log.close();
+        owned.trainer.dispose();
+        model.dispose();
+      },
+    };
+  } catch (err) {
+    log?.close();
+    trainer?.dispose();
+    model.dispose();
+    throw err;
+  }
+}
+
+function trainerConfig(config: RunConfig, model: Model, ops: Ops, stepsPerEpoch: number, validate: Validate): TrainerConfig {
+  const { sparse, optimiser } = config;
+  const lr =
+    optimiser.schedule === 'cosine'
+      ? { kind: 'cosine' as const, baseLr: optimiser.lr, warmupEpochs: optimiser.warmupEpochs }
+      : { kind: 'step' as const, baseLr: optimiser.lr, warmupEpochs: optimiser.warmupEpochs, milestones: optimiser.milestones, gamma: optimiser.gamma };
+  return {
+    model, ops, seed: config.seed, epochs: config.train.epochs, stepsPerEpoch, validate, lr,
+    sparsity: {
+      method: sparse.method,
+      density: sparse.method === 'dense' ? undefined : sparse.density,
+      distribution: sparse.distribution,
+      keepFirstDense: config.model.firstLayerDense,
+      updateEvery: sparse.updateInterval,
+      dropFraction: sparse.dropFraction,
+      endFraction: sparse.endFraction,
+      randomMaskRate: sparse.randomMaskRate,
+    },
+    optimizer: { momentum: optimiser.momentum, nesterov: optimiser.nesterov, weightDecay: optimiser.weightDecay },
+    // Without averaging no epoch emits a snapshot.
+    averageFromEpoch: config.average.enabled ? config.average.startEpoch : config.train.epochs,
+  };
+}
+
+/** The epoch-end validation hook: loss, accuracy and 15-bin ECE on the held-out validation part. */
+function validateOn(data: RunData, config: RunConfig, _io: CliIo): Validate {
+  return async ({ model, ops, params }) => {
+    const batches = evalStream({ dataset: data.validation, stats: data.stats, batchSize: config.data.batchSize, workers: 0 });
+    const report = await lastValueFrom(batches.pipe(predictLogits(model, params, ops), measureCalibration(model.numClasses, { binCounts: [15] })));
+    return { loss: report.nll, accuracy: report.accuracy, ece: report.equalWidth[0].ece };
+  };
+}
+
+interface Restored {
+  readonly average: SnapshotMeanState['json'] | null;
+  readonly averageArrays?: SnapshotMeanState['arrays'];
+  readonly wallTimeMs: number;
+}
+
+function restoreCheckpoint(job: TrainJob, trainer: Trainer): Restored | undefined {
+  const loaded = loadLatestCheckpoint<RunCheckpointState>(job.runDir.paths.checkpoints);
+  for (const skipped of loaded?.skipped ?? []) job.io.stderr.write(`cigl: skipped damaged checkpoint ${skipped.dir}: ${skipped.reason}\n`);
+  if (!loaded) {
+    job.io.stderr.write('cigl: no checkpoint yet; the run starts from the beginning\n');
+    return undefined;
+  }
+  const { state, arrays } = loaded;
+  if (state.configHash !== job.configHash) {
+    throw new Error(`checkpoint ${loaded.dir} was written by config ${state.configHash}, this run has ${job.configHash}`);
+  }
+  trainer.importState({ arrays: arrays.trainer ?? {}, json: state.trainer });
+  job.io.stderr.write(`cigl: resumed from ${loaded.dir} (step ${loaded.step})\n`);
+  return { average: state.average, averageArrays: arrays.average, wallTimeMs: state.wallTimeMs };
+}

@@ -1,0 +1,33 @@
+import type { Observable } from 'rxjs';
+import { lastValueFrom } from 'rxjs';
+import type { TrainJob, TrainOutcome } from '../cli/wiring';
+import type { RunSummary } from '../sinks/summary';
+import { createRunContext, type RunContext } from './run-context';
+import { RunStopped } from './stages';
+
+/** A pipeline definition: a name for users and the daemon, and how it composes the stages. */
+export interface Pipeline {
+  readonly name: string;
+  readonly description: string;
+  /** Config the pipeline implies (merged under the user's config by the CLI and the daemon). */
+  readonly defaults: Readonly<Record<string, unknown>>;
+  readonly build: (ctx: RunContext) => Observable<RunSummary>;
+}
+
+/**
+ * Runs one training job through a pipeline: builds the run context (data, backend, model, trainer,
+ * checkpoint restore), runs the composed stages to the summary, and always releases what it built.
+ * A graceful stop (the job's AbortSignal) ends with status 'stopped' after a checkpoint.
+ */
+export async function runTrainJob(job: TrainJob, pipeline: Pipeline): Promise<TrainOutcome> {
+  const ctx = await createRunContext(job);
+  try {
+    const summary = await lastValueFrom(pipeline.build(ctx));
+    return { status: 'completed', step: ctx.trainer.step, summary };
+  } catch (err) {
+    if (err instanceof RunStopped) return { status: 'stopped', step: err.step };
+    throw err;
+  } finally {
+    ctx.dispose();
+  }
+}
