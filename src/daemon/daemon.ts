@@ -7,7 +7,7 @@ import { EmbeddedRunQueue } from './embedded-run-queue';
 import type { DaemonHealth } from './prometheus';
 import { RunActivity } from './run-activity';
 import type { RunQueue, RunState } from './run-queue';
-import { RunScheduler, type TrainPipeline } from './run-scheduler';
+import { RunScheduler, type DaemonPipeline } from './run-scheduler';
 import { createDaemonServer } from './server';
 import { SharedLogRows } from './shared-log-rows';
 import { StreamRegistry } from './stream-registry';
@@ -27,7 +27,7 @@ export interface DaemonOptions {
   /** Port; 0 (default) picks a free one. */
   readonly port?: number;
   /** Pipelines by name, as `POST /runs` names them. */
-  readonly pipelines: Readonly<Record<string, TrainPipeline>>;
+  readonly pipelines: Readonly<Record<string, DaemonPipeline>>;
   /** Runs trained at the same time; default 1. */
   readonly concurrency?: number;
   /** Directories runs may read data from; default the repository's fixtures. */
@@ -98,7 +98,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       activity,
       rows: new SharedLogRows(),
       pollMs: options.pollMs ?? 250,
-      pipelines: Object.keys(options.pipelines),
+      pipelines: options.pipelines,
       dataRoots: options.dataRoots ?? [fixturesDir],
       loopbackOnly: isLoopback(host),
       health,

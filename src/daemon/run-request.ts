@@ -9,17 +9,18 @@ import type { RunRequest } from './run-queue';
  * Turns the body of `POST /runs` into a RunRequest, validated as the CLI validates a config file:
  *
  * ```json
- * { "pipeline": "train", "config": { "sparse": { "density": 0.1 }, "output": { "runName": "my-run" } } }
+ * { "pipeline": "cigl", "config": { "sparse": { "density": 0.1 }, "output": { "runName": "my-run" } } }
  * ```
  *
+ * The pipeline's defaults (e.g. `sparse.method: cigl`) are merged under the config, as the CLI does.
  * Problems become a 400 that names the field. The daemon decides where runs are written:
  * `output.runsDir` may not be given, and `output.runName` (optional) becomes the run id. `data.path`
  * (relative paths are taken from the first data root) must lie inside one of the daemon's data roots,
  * symlinks resolved, so that no request makes the daemon read an arbitrary file.
  */
 export interface RunRequestContext {
-  /** Pipeline names the daemon knows. */
-  readonly pipelines: readonly string[];
+  /** The daemon's pipelines by name, with the config each implies. */
+  readonly pipelines: Readonly<Record<string, { readonly defaults?: Readonly<Record<string, unknown>> }>>;
   /** The daemon's runs folder. */
   readonly runsDir: string;
   /** Directories data sets may be read from; the first resolves relative `data.path` values. */
@@ -39,8 +40,9 @@ export function parseRunRequest(body: unknown, context: RunRequestContext): RunR
     throw new HttpError(400, `unknown field ${unknown[0]} in the request body (expected ${BODY_FIELDS.join(', ')})`, [{ field: unknown[0], message: 'unknown field' }]);
   }
   const pipeline = fields.pipeline;
-  if (typeof pipeline !== 'string' || !context.pipelines.includes(pipeline)) {
-    const message = `must be one of ${context.pipelines.join(', ')}; got ${JSON.stringify(pipeline ?? null)}`;
+  const names = Object.keys(context.pipelines);
+  if (typeof pipeline !== 'string' || !Object.hasOwn(context.pipelines, pipeline)) {
+    const message = `must be one of ${names.join(', ')}; got ${JSON.stringify(pipeline ?? null)}`;
     throw new HttpError(400, `invalid request: pipeline ${message}`, [{ field: 'pipeline', message }]);
   }
   const raw = fields.config ?? {};
@@ -52,7 +54,8 @@ export function parseRunRequest(body: unknown, context: RunRequestContext): RunR
 
   let config: RunConfig;
   try {
-    config = resolveConfig({ base: raw, baseOrigin: 'request', cwd: context.dataRoots[0] });
+    const base = mergeUnder(context.pipelines[pipeline].defaults ?? {}, raw);
+    config = resolveConfig({ base, baseOrigin: 'request', cwd: context.dataRoots[0] });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     throw new HttpError(400, err.message, err.issues.map((i) => ({ field: i.path, message: i.message })));
@@ -61,6 +64,22 @@ export function parseRunRequest(body: unknown, context: RunRequestContext): RunR
   const id = config.output.runName ?? newRunId(config, context.now?.() ?? new Date());
   const placed: RunConfig = { ...config, output: { runsDir: context.runsDir, runName: id } };
   return { id, pipeline, config: placed, configHash: configHash(placed) };
+}
+
+/** `config` with the pipeline's defaults filled in, section by section (the config's values win). */
+function mergeUnder(defaults: Readonly<Record<string, unknown>>, config: unknown): unknown {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) return config; // resolveConfig explains
+  const merged: Record<string, unknown> = { ...(config as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(defaults)) {
+    const given = merged[key];
+    const bothSections = isObject(value) && (given === undefined || isObject(given));
+    merged[key] = bothSections ? { ...(value as object), ...((given as object | undefined) ?? {}) } : (given ?? value);
+  }
+  return merged;
+}
+
+function isObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function checkDataPath(dataPath: string, roots: readonly string[]): void {

@@ -10,13 +10,21 @@ import { runDirOf, type DaemonHome } from './daemon-home';
 import type { RunActivity } from './run-activity';
 import type { RunQueue, RunRecord, RunResult } from './run-queue';
 
-/** A training pipeline as the CLI wires it: what `cigl train` runs. */
+/** A training job runner as the CLI wires it: what `cigl train` runs. */
 export type TrainPipeline = (job: TrainJob) => Promise<TrainOutcome>;
+
+/** A pipeline the daemon offers under a name: how it trains, and the config it implies. */
+export interface DaemonPipeline {
+  readonly train: TrainPipeline;
+  /** Config merged under the submitted config (the submitted values win). */
+  readonly defaults?: Readonly<Record<string, unknown>>;
+  readonly description?: string;
+}
 
 export interface RunSchedulerOptions {
   readonly queue: RunQueue;
   readonly home: DaemonHome;
-  readonly pipelines: Readonly<Record<string, TrainPipeline>>;
+  readonly pipelines: Readonly<Record<string, DaemonPipeline>>;
   /** Runs trained at the same time; default 1. */
   readonly concurrency?: number;
   /** This daemon's name in the queue (host:pid). */
@@ -122,7 +130,7 @@ export class RunScheduler {
     try {
       const runDir = prepareRunDir(config, { resume });
       const io = runOutput(path.join(dir, RUN_OUTPUT_LOG), dir);
-      const outcome = await pipeline({
+      const outcome = await pipeline.train({
         config,
         configHash: record.configHash,
         runDir,

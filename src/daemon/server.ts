@@ -12,6 +12,7 @@ import { readJsonBody, sendError, sendJson } from './http-io';
 import { formatPrometheus, PROMETHEUS_CONTENT_TYPE, type DaemonHealth } from './prometheus';
 import { isRunId, RUN_ID_HINT } from './run-id';
 import { isTerminal, RunQueueError, type RunRecord } from './run-queue';
+import type { DaemonPipeline } from './run-scheduler';
 import { isInside, parseRunRequest } from './run-request';
 import { runView } from './run-view';
 import { bearerMatches } from './token';
@@ -22,6 +23,7 @@ import { bearerMatches } from './token';
  * ```
  * GET  /                         the dashboard page
  * GET  /metrics                  daemon health, Prometheus text format
+ * GET  /pipelines                the pipelines runs can name, with the config each implies
  * GET  /runs                     all runs (RunView), oldest first
  * POST /runs                     submit { pipeline, config }               (bearer token)
  * GET  /runs/:id                 one run, with its config and, once finished, its summary
@@ -39,7 +41,7 @@ import { bearerMatches } from './token';
 export interface ServerContext extends RunStreamContext {
   readonly home: DaemonHome;
   readonly token: string;
-  readonly pipelines: readonly string[];
+  readonly pipelines: Readonly<Record<string, DaemonPipeline>>;
   readonly dataRoots: readonly string[];
   /** Whether the server listens on loopback only: then only loopback Host headers are served. */
   readonly loopbackOnly: boolean;
@@ -71,6 +73,14 @@ const ROUTES: readonly Route[] = [
       res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' });
       res.end(formatPrometheus(await c.health()));
     },
+  },
+  {
+    method: 'GET',
+    path: ['pipelines'],
+    handle: async ({ res }, c) =>
+      sendJson(res, 200, {
+        pipelines: Object.entries(c.pipelines).map(([name, p]) => ({ name, description: p.description ?? '', defaults: p.defaults ?? {} })),
+      }),
   },
   {
     method: 'GET',

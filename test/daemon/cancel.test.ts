@@ -57,8 +57,10 @@ t.test('concurrency: at most N runs train at once, and all finish', async (t) =>
 t.test('a run whose pipeline throws is marked failed with the error, and the next run starts', async (t) => {
   const d = await startTestDaemon({
     pipelines: {
-      train: async () => {
-        throw new Error('out of cheese');
+      train: {
+        train: async () => {
+          throw new Error('out of cheese');
+        },
       },
     },
   });

@@ -74,7 +74,7 @@ export async function startTestDaemon(
   const home = options.home ?? path.join(tempDir('cigl-daemon-'), 'home');
   const logs: string[] = [];
   const daemon = await startDaemon({
-    pipelines: { train: fakeTrainJob(options.fake) },
+    pipelines: { train: { train: fakeTrainJob(options.fake) } },
     pollMs: 25,
     log: (line) => logs.push(line),
     ...options,

@@ -1,15 +1,23 @@
 import * as path from 'node:path';
 import { defaultDaemonHome } from '../../daemon/daemon-home';
 import { isLoopback, LOOPBACK, startDaemon } from '../../daemon/daemon';
-import type { TrainPipeline } from '../../daemon/run-scheduler';
+import type { DaemonPipeline } from '../../daemon/run-scheduler';
+import { PIPELINES } from '../../../pipelines';
 import { fixturesDir } from '../../util/paths';
 import type { CommandSpec } from '../command';
 import { UsageError } from '../usage-error';
 import type { CliWiring } from '../wiring';
 
-/** The pipelines a daemon offers, by the name `POST /runs` gives: what `cigl train` runs. */
-export function daemonPipelines(wiring: CliWiring): Record<string, TrainPipeline> {
-  return { train: wiring.train };
+/**
+ * The pipelines a daemon offers, by the name `POST /runs` gives: `train` runs what the config selects
+ * (exactly as `cigl train`), and each of pipelines/ (cigl, rigl, dense) the same with its defaults
+ * merged under the submitted config, so that it selects that composition.
+ */
+export function daemonPipelines(wiring: CliWiring): Record<string, DaemonPipeline> {
+  return {
+    train: { train: wiring.train, description: 'the composition the config selects, as cigl train runs it' },
+    ...Object.fromEntries(Object.values(PIPELINES).map((p) => [p.name, { train: wiring.train, defaults: p.defaults, description: p.description }])),
+  };
 }
 
 /** `cigl daemon`: serve the HTTP API and dashboard, training queued runs until SIGINT/SIGTERM. */
@@ -32,11 +40,12 @@ export function daemonCommand(wiring: CliWiring): CommandSpec {
     },
     epilog:
       'API (POST needs Authorization: Bearer $(cat HOME/token)):\n' +
-      '  POST /runs {"pipeline":"train","config":{...}}   GET /runs   GET /runs/ID   POST /runs/ID/cancel\n' +
+      '  POST /runs {"pipeline":"cigl|rigl|dense|train","config":{...}}   GET /runs   GET /runs/ID\n' +
+      '  POST /runs/ID/cancel   GET /pipelines\n' +
       '  GET /runs/ID/events (SSE)   GET /runs/ID/metrics (Arrow IPC stream)   GET /metrics (Prometheus)\n' +
       'Example:\n  cigl daemon --port 8080\n' +
       '  curl -H "Authorization: Bearer $(cat ~/.cigl/daemon/token)" -H content-type:application/json \\\n' +
-      '       -d \'{"pipeline":"train","config":{"train":{"epochs":2}}}\' http://127.0.0.1:8080/runs',
+      '       -d \'{"pipeline":"cigl","config":{"train":{"epochs":2}}}\' http://127.0.0.1:8080/runs',
     async run(args, io) {
       const host = (args.values.host as string | undefined) ?? LOOPBACK;
       const port = integerFlag(args.values.port, 'port', 0, 0, 65535);
