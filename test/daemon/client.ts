@@ -3,6 +3,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/daemon';
+import { tinyRunWorkspace } from '../helpers/tiny-run';
 import { fakeTrainJob, type FakeJobOptions } from './fake-train-job';
 
 /** Test helpers: a daemon on loopback in a temporary home, and a raw HTTP client for it. */
@@ -169,4 +170,28 @@ function parseEventBlock(block: string): SseEvent | undefined {
   }
   if (!any || data.length === 0) return undefined;
   return { event, id, data: data.join('\n') };
+}
+
+/**
+ * A workspace for the real training job (test/helpers/tiny-run.ts: a tiny CIFAR-format data set and an
+ * mlp config that trains in seconds) and run configs for the daemon: the data set's folder is the data
+ * root, the daemon decides where the run goes, the pipeline the method; a checkpoint every 5 steps, 5
+ * steps per epoch.
+ */
+export function realJobWorkspace(): { dir: string; dataRoot: string; config: (runName: string, epochs: number) => Record<string, unknown>; cleanup: () => void } {
+  const ws = tinyRunWorkspace();
+  const base = JSON.parse(fs.readFileSync(ws.config, 'utf8')) as Record<string, Record<string, unknown>>;
+  return {
+    dir: ws.dir,
+    dataRoot: path.join(ws.dir, 'data'),
+    config: (runName, epochs) => ({
+      ...base,
+      // No method: the pipeline named in the request decides it (its defaults).
+      sparse: { density: base.sparse.density, randomMaskRate: base.sparse.randomMaskRate, updateInterval: 5 },
+      train: { ...base.train, epochs, checkpointEverySteps: 5 },
+      average: { startEpoch: epochs - 2 },
+      output: { runName },
+    }),
+    cleanup: ws.cleanup,
+  };
 }
