@@ -5,7 +5,7 @@ import { readArrowLog } from '../../src/sinks/arrow-log';
 import { runPaths } from '../../src/sinks/run-dir';
 import { RUN_OUTPUT_LOG } from '../../src/daemon/run-scheduler';
 import { fakeConfig, postJson, request, startTestDaemon, tempDir } from './client';
-import { fakeWeightAfter } from './fake-train-job';
+import { fakeTrainJob, fakeWeightAfter } from './fake-train-job';
 
 t.test('submit → queued → running → completed, with the finished outputs in the run directory', async (t) => {
   const d = await startTestDaemon();
@@ -151,4 +151,29 @@ t.test('unknown paths get 404, wrong methods 405, and the dashboard is served wi
   t.notMatch(page.text, /(src|href)="https?:/, 'no external assets');
   const foreignHost = await request(d.url, '/runs', { headers: { host: 'attacker.example:80' } });
   t.equal(foreignHost.status, 421, 'a loopback daemon refuses non-loopback Host names (DNS rebinding)');
+});
+
+t.test("a named pipeline's defaults are merged under the submitted config (the config's values win)", async (t) => {
+  const job = fakeTrainJob();
+  const d = await startTestDaemon({
+    pipelines: {
+      train: { train: job },
+      rigl: { train: job, defaults: { sparse: { method: 'rigl' }, average: { enabled: false } }, description: 'RigL' },
+    },
+  });
+  t.teardown(() => d.stop());
+  t.same((await request(d.url, '/pipelines')).json().pipelines, [
+    { name: 'train', description: '', defaults: {} },
+    { name: 'rigl', description: 'RigL', defaults: { sparse: { method: 'rigl' }, average: { enabled: false } } },
+  ]);
+  const plain = (await d.submit(fakeConfig('p1', 1), 'rigl')).json();
+  t.match(plain, { method: 'rigl', density: 0.1 });
+  const denser = (await d.submit({ ...fakeConfig('p2', 1), sparse: { density: 0.05 } }, 'rigl')).json();
+  t.match(denser, { method: 'rigl', density: 0.05 }, 'merged within a section');
+  const own = (await d.submit({ ...fakeConfig('p3', 1), sparse: { method: 'set' } }, 'rigl')).json();
+  t.match(own, { method: 'set' }, 'the submitted value wins');
+  const detail = (await request(d.url, '/runs/p2')).json();
+  t.equal(detail.config.average.enabled, false);
+  t.equal((await d.submit(fakeConfig('p4', 1), 'train')).json().method, 'cigl', 'the train pipeline adds nothing');
+  for (const id of ['p1', 'p2', 'p3', 'p4']) await d.waitForRun(id, (r) => r.state === 'completed');
 });

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
 import t from 'tap';
@@ -116,4 +117,29 @@ t.test('GET /metrics reports queue depth, throughput, tensors, memory and open s
   await stream;
   await request(d.url, '/runs/watched/cancel', { method: 'POST', headers: { authorization: `Bearer ${d.token}` } });
   await d.waitForRun('watched', (r) => r.state === 'cancelled');
+});
+
+t.test('shutdown mid-run: the job checkpoints and is queued again; live streams close (SSE without "end", Arrow with its end marker)', async (t) => {
+  const d = await startTestDaemon();
+  t.equal((await d.submit(fakeConfig('interrupted', 100))).status, 201);
+  await d.waitForRun('interrupted', (r) => r.state === 'running' && r.step >= 3);
+  let connected!: () => void;
+  const watching = new Promise<void>((resolve) => (connected = resolve));
+  const events = readEvents(d.url, '/runs/interrupted/events', {}, () => connected());
+  await watching;
+  const arrow = request(d.url, '/runs/interrupted/metrics');
+  await d.waitForRun('interrupted', (r) => r.step >= 6);
+
+  await d.stop();
+  const watched = await events;
+  t.notOk(watched.events.some((e) => e.event === 'end'), 'the event stream closed without "end", so clients reconnect');
+  const bytes = (await arrow).body;
+  t.same([...bytes.subarray(bytes.length - 8)], [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0], 'the Arrow stream ends cleanly');
+  const reader = RecordBatchReader.from(bytes);
+  t.ok(new Table(reader.schema, [...reader]).numRows > 0, 'after the rows logged so far');
+  const saved = JSON.parse(fs.readFileSync(d.daemon.home.queueFile, 'utf8')).runs[0];
+  t.match(saved, { id: 'interrupted', state: 'queued', interrupted: true, attempts: 1 });
+  t.ok(saved.step > 0 && saved.step < 1000);
+  t.notOk(fs.existsSync(d.daemon.home.pidFile), 'the home is released');
+  await t.rejects(request(d.url, '/runs'), /ECONNREFUSED/, 'the server no longer listens');
 });
