@@ -95,6 +95,7 @@ const ROUTES: readonly Route[] = [
       const request = parseRunRequest(await readJsonBody(req), { pipelines: c.pipelines, runsDir: c.home.runsDir, dataRoots: c.dataRoots });
       let record: RunRecord;
       try {
+        c.log(`run ${request.id} submitted (pipeline ${request.pipeline})`);
         record = await c.queue.submit(request);
       } catch (err) {
         if (err instanceof RunQueueError && err.reason === 'duplicate') {
@@ -102,7 +103,6 @@ const ROUTES: readonly Route[] = [
         }
         throw err;
       }
-      c.log(`run ${record.id} queued (pipeline ${record.pipeline})`);
       sendJson(res, 201, runView(record), { location: `/runs/${record.id}` });
     },
   },
