@@ -17,7 +17,11 @@ if (process.env.CIGL_SKIP_NATIVE === '1') {
 }
 const nodeGyp = path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
 const gyp = fs.existsSync(nodeGyp) ? [process.execPath, [nodeGyp]] : ['node-gyp', []];
-const res = spawnSync(gyp[0], [...gyp[1], 'rebuild', '--directory', nativeDir, '-j', 'max'], {
+// Use the headers installed next to this node (Debian's nodejs, official tarballs) instead of
+// downloading them: CI and user machines may have no route to nodejs.org.
+const prefix = path.resolve(path.dirname(process.execPath), '..');
+const localHeaders = fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h')) ? [`--nodedir=${prefix}`] : [];
+const res = spawnSync(gyp[0], [...gyp[1], 'rebuild', '--directory', nativeDir, '-j', 'max', ...localHeaders], {
   stdio: verbose ? 'inherit' : 'pipe',
   encoding: 'utf8',
 });

@@ -70,7 +70,7 @@ export interface SparseConfig {
 }
 
 export interface OptimiserConfig {
-  /** Peak learning rate (after warm-up). */
+  /** Peak learning rate (after warm-up); default 0.1 (the reference), 0.01 for cnn and mlp. */
   readonly lr: number;
   /** SGD momentum, [0, 1). */
   readonly momentum: number;
@@ -236,7 +236,14 @@ const SCHEMA: Readonly<Record<string, Leaf | Readonly<Record<string, Leaf>>>> = 
     randomMaskRate: { kind: 'number', interval: interval('[0, 1)'), default: 0.01, doc: 'CigL random mask rate p' },
   },
   optimiser: {
-    lr: { kind: 'number', interval: interval('(0, Infinity)'), default: 0.1, doc: 'peak learning rate' },
+    lr: {
+      kind: 'number',
+      interval: interval('(0, Infinity)'),
+      // The ResNets' global pooling feeds the classifier 64–256 features; cnn's and mlp's classifiers see
+      // thousands of normalised activations, and at 0.1 the first step alone pushes the logits to ~100.
+      derive: (c) => (['cnn', 'mlp'].includes((c.model as ModelConfig).name) ? 0.01 : 0.1),
+      doc: 'peak learning rate (default 0.01 for cnn and mlp, else 0.1)',
+    },
     momentum: { kind: 'number', interval: interval('[0, 1)'), default: 0.9, doc: 'SGD momentum' },
     nesterov: { kind: 'boolean', default: true, doc: 'Nesterov momentum' },
     weightDecay: {

@@ -1,29 +1,135 @@
 import * as tf from '@tensorflow/tfjs';
+import { loadNativeAddon, type NativeLoadResult } from './native-addon';
+import { registerNativeKernels } from './native-kernels';
+import { nativeOps } from './native-ops';
 import type { Ops } from './ops';
+import { portableOps } from './portable-ops';
 import { stockOps } from './stock-ops';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'native', 'wasm', 'cpu'];
 
-export interface SelectedBackend {
+/** The compute path in use: the tfjs backend, the Ops the models run on, and a line for logs. */
+export interface ComputeBackend {
+  /** tfjs backend name: 'tensorflow', 'cpu' (native addon or stock) or 'wasm'. */
   readonly backend: string;
   readonly ops: Ops;
+  /** One line saying what runs, e.g. "native: oneDNN 2.6.3 (AVX-512) convolutions, 2 threads, on the tfjs cpu backend". */
   readonly description: string;
 }
 
-/** Picks the compute path (interim: tfjs-node when installed, else the tfjs cpu backend). */
-export async function selectBackend(preference: BackendPreference): Promise<SelectedBackend> {
-  if (preference === 'auto' || preference === 'tensorflow') {
-    for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+export interface SelectBackendOptions {
+  /** Threads for the native addon (default: OpenMP's default, all cores). */
+  readonly threads?: number;
+  /** Where the single fallback warning goes (default console.warn). */
+  readonly warn?: (line: string) => void;
+  /** For tests: how to load the native addon. */
+  readonly loadNative?: () => NativeLoadResult;
+  /** For tests: how to require tfjs-node(-gpu); throwing NotInstalled means 'absent'. */
+  readonly requireModule?: (name: string) => unknown;
+}
+
+/**
+ * Activates a compute backend. 'auto' prefers @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node
+ * (optional dependencies; absent on most machines), then the native addon on the 'cpu' backend, then
+ * stock tfjs on wasm, then on cpu (both with the portable convolution gradient). When 'auto' cannot use
+ * the native addon it prints one warning line saying why and what runs instead. An explicit preference
+ * that cannot be met throws an error saying why.
+ */
+export async function selectBackend(preference: BackendPreference = 'auto', options: SelectBackendOptions = {}): Promise<ComputeBackend> {
+  const warn = options.warn ?? ((line: string) => console.warn(line));
+  const loadNative = options.loadNative ?? loadNativeAddon;
+  const requireModule = options.requireModule ?? requireInstalled;
+  switch (preference) {
+    case 'tensorflow': {
+      const found = loadTfjsNode(requireModule);
+      if ('error' in found) throw new Error(`backend 'tensorflow' is unavailable: ${found.error}`);
+      return activate('tensorflow', stockOps, `tensorflow: ${found.name} (libtensorflow)`);
+    }
+    case 'native': {
+      const loaded = loadNative();
+      if ('error' in loaded) throw new Error(`backend 'native' is unavailable: ${loaded.error}`);
+      return activateNative(loaded.addon, options.threads);
+    }
+    case 'wasm':
+      return activateWasm();
+    case 'cpu':
+      return activateCpu();
+    case 'auto': {
+      const node = loadTfjsNode(requireModule);
+      if (!('error' in node)) return activate('tensorflow', stockOps, `tensorflow: ${node.name} (libtensorflow)`);
+      const loaded = loadNative();
+      if (!('error' in loaded)) {
+        const native = await activateNative(loaded.addon, options.threads);
+        // An installed but broken tfjs-node is worth one line too (e.g. CUDA libraries missing).
+        if (node.installedButBroken) warn(`cigl: ${node.error}; using ${native.description} instead`);
+        return native;
+      }
+      let fallback: ComputeBackend;
       try {
-        require(pkg);
-        await tf.setBackend('tensorflow');
-        return { backend: 'tensorflow', ops: stockOps, description: `${pkg} (libtensorflow)` };
+        fallback = await activateWasm();
       } catch {
-        // not installed here: try the next
+        fallback = await activateCpu();
+      }
+      warn(`cigl: ${loaded.error}; using ${fallback.description} instead (much slower)`);
+      return fallback;
+    }
+    default:
+      throw new Error(`unknown backend '${String(preference)}'; expected one of ${BACKEND_PREFERENCES.join(', ')}`);
+  }
+}
+
+async function activate(backend: string, ops: Ops, description: string): Promise<ComputeBackend> {
+  if (!(await tf.setBackend(backend))) throw new Error(`tfjs could not initialise the '${backend}' backend`);
+  return { backend, ops, description };
+}
+
+async function activateNative(addon: import('./native-addon').NativeAddon, threads?: number): Promise<ComputeBackend> {
+  if (threads !== undefined) addon.setNumThreads(threads);
+  registerNativeKernels(addon);
+  const info = addon.info();
+  return activate('cpu', nativeOps,
+    `native: oneDNN ${info.onednn} (${info.isa}) convolutions and fused BatchNorm/ReLU, ${info.threads} thread${info.threads === 1 ? '' : 's'}, on the tfjs cpu backend`);
+}
+
+async function activateWasm(): Promise<ComputeBackend> {
+  require('@tensorflow/tfjs-backend-wasm');
+  return activate('wasm', portableOps, 'stock tfjs on wasm (1 thread, portable convolution gradient)');
+}
+
+async function activateCpu(): Promise<ComputeBackend> {
+  return activate('cpu', portableOps, 'stock tfjs on the cpu backend (portable convolution gradient)');
+}
+
+/** Thrown by requireInstalled when a package is not installed at all. */
+export class NotInstalled extends Error {}
+
+/** require(), telling 'not installed' apart from 'installed but failing to load'. */
+function requireInstalled(name: string): unknown {
+  try {
+    require.resolve(name);
+  } catch {
+    throw new NotInstalled(`${name} is not installed`);
+  }
+  return require(name);
+}
+
+/** @tensorflow/tfjs-node-gpu, else @tensorflow/tfjs-node; requiring either registers 'tensorflow'. */
+function loadTfjsNode(requireModule: (name: string) => unknown): { name: string } | { error: string; installedButBroken: boolean } {
+  const problems: string[] = [];
+  let installedButBroken = false;
+  for (const name of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      requireModule(name);
+      return { name };
+    } catch (e) {
+      if (e instanceof NotInstalled) {
+        problems.push(e.message);
+      } else {
+        installedButBroken = true;
+        problems.push(`${name} failed to load (${(e as Error).message.split('\n')[0]})`);
       }
     }
-    if (preference === 'tensorflow') throw new Error('train.backend tensorflow: neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed');
   }
-  await tf.setBackend('cpu');
-  return { backend: 'cpu', ops: stockOps, description: 'tfjs cpu backend, stock kernels' };
+  return { error: problems.join('; '), installedButBroken };
 }

@@ -38,7 +38,7 @@ export const stockOps: Ops = {
 };
 
 /** BatchNorm from elementary ops (tf.batchNorm's gradient is slow on wasm and cpu). */
-function batchNorm(x: tf.Tensor4D, bn: BatchNormRef, opts: ConvBnOptions): tf.Tensor4D {
+export function batchNorm(x: tf.Tensor4D, bn: BatchNormRef, opts: ConvBnOptions): tf.Tensor4D {
   if (!opts.training) {
     const scale = tf.mul(bn.gamma, tf.rsqrt(tf.add(bn.stats.variance, bn.stats.epsilon)));
     const shift = tf.sub(bn.beta, tf.mul(bn.stats.mean, scale));

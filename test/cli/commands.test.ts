@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import t from 'tap';
 import { from, lastValueFrom } from 'rxjs';
 import { buildCommands, runCommandLine } from '../../src/cli/main';
-import { defaultWiring, type CliWiring, type FetchDatasetRequest, type SweepJob, type TrainJob, type EvalRequest } from '../../src/cli/wiring';
+import { defaultWiring, notWired, type CliWiring, type FetchDatasetRequest, type SweepJob, type TrainJob, type EvalRequest } from '../../src/cli/wiring';
 import type { GracefulStop } from '../../src/cli/signals';
 import type { RunSummary } from '../../src/sinks/summary';
 import { NEVER } from 'rxjs';
@@ -137,7 +137,7 @@ t.test('train --print-config prints the resolved config and hash without creatin
 
 t.test('a seam that is not wired fails with a message saying so', async (t) => {
   const cwd = t.testdir();
-  const r = await cigl({ ...defaultWiring, gracefulStop: fakeWiring().wiring.gracefulStop }, cwd, 'train');
+  const r = await cigl({ ...defaultWiring, train: notWired('the training pipeline'), gracefulStop: fakeWiring().wiring.gracefulStop }, cwd, 'train');
   t.equal(r.code, 1);
   t.match(r.err, /the training pipeline is not wired into this build/);
 });

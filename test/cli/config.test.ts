@@ -18,8 +18,10 @@ t.test('defaults are complete, derived where documented, paths absolute', async 
   const c = resolveConfig({ cwd });
   t.equal(c.seed, 0);
   t.match(c.sparse, { method: 'cigl', density: 0.1, distribution: 'erk', updateInterval: 100, dropFraction: 0.3, endFraction: 0.75, randomMaskRate: 0.01 });
-  t.match(c.optimiser, { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-4, schedule: 'step', gamma: 0.1 });
+  t.match(c.optimiser, { lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 1e-4, schedule: 'step', gamma: 0.1 });
   t.same(c.optimiser.milestones, [5, 7], 'half and three quarters of 10 epochs');
+  t.equal(resolveConfig({ cwd, overrides: [flag('model.name', 'resnet20')] }).optimiser.lr, 0.1, 'the reference lr for ResNets');
+  t.equal(resolveConfig({ cwd, overrides: [flag('model.name', 'resnet20'), flag('optimiser.lr', '0.05')] }).optimiser.lr, 0.05, 'an explicit lr wins');
   t.same(c.calibrate, { bins: [15, 10], temperatureScaling: true });
   t.match(c.average, { enabled: true, startEpoch: 8, startFraction: 0.8 });
   t.equal(c.data.path, path.join(fixturesDir, 'cifar10-subset'));

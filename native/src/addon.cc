@@ -1,0 +1,312 @@
+// N-API surface of the native compute addon. Every function works on caller-owned Float32Arrays (the
+// tfjs 'cpu' backend's own buffers): inputs are read in place and outputs written in place, so nothing
+// is copied between JavaScript and C++. Shapes come as plain numbers; buffer sizes are checked here so
+// a wrong call throws a JavaScript error instead of corrupting memory.
+#include <dnnl.h>
+#include <omp.h>
+
+#include <chrono>
+#include <napi.h>
+#include <string>
+#include <vector>
+
+#include "batchnorm.h"
+#include "conv.h"
+#include "dense.h"
+#include "pointwise.h"
+
+namespace {
+
+using namespace cigl;
+
+int64_t Int(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a number");
+  return info[i].As<Napi::Number>().Int64Value();
+}
+
+bool Bool(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsBoolean()) throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a boolean");
+  return info[i].As<Napi::Boolean>().Value();
+}
+
+// A Float32Array argument holding at least `size` elements.
+float* F32(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t size) {
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a Float32Array");
+  auto array = info[i].As<Napi::Float32Array>();
+  if (static_cast<int64_t>(array.ElementLength()) < size)
+    throw Napi::RangeError::New(info.Env(), std::string("argument '") + name + "' has " + std::to_string(array.ElementLength()) +
+                                                " elements, expected " + std::to_string(size));
+  return array.Data();
+}
+
+const int32_t* I32(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t size) {
+  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be an Int32Array");
+  auto array = info[i].As<Napi::Int32Array>();
+  if (static_cast<int64_t>(array.ElementLength()) < size)
+    throw Napi::RangeError::New(info.Env(), std::string("argument '") + name + "' has " + std::to_string(array.ElementLength()) +
+                                                " elements, expected " + std::to_string(size));
+  return array.Data();
+}
+
+// Geometry as an array of 15 numbers: batch, inHeight, inWidth, inChannels, outChannels, kernelHeight,
+// kernelWidth, strideHeight, strideWidth, outHeight, outWidth, padTop, padLeft, padBottom, padRight.
+ConvGeometry Geometry(const Napi::CallbackInfo& info, size_t i) {
+  if (!info[i].IsArray()) throw Napi::TypeError::New(info.Env(), "argument 'geometry' must be an array of 15 numbers");
+  auto a = info[i].As<Napi::Array>();
+  if (a.Length() != 15) throw Napi::TypeError::New(info.Env(), "argument 'geometry' must be an array of 15 numbers");
+  int64_t v[15];
+  for (uint32_t k = 0; k < 15; k++) {
+    Napi::Value e = a.Get(k);
+    if (!e.IsNumber()) throw Napi::TypeError::New(info.Env(), "argument 'geometry' must be an array of 15 numbers");
+    v[k] = e.As<Napi::Number>().Int64Value();
+    if (v[k] < 0 || (k < 11 && v[k] == 0)) throw Napi::RangeError::New(info.Env(), "convolution geometry entry " + std::to_string(k) + " is invalid");
+  }
+  return ConvGeometry{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14]};
+}
+
+int64_t inSize(const ConvGeometry& g) { return g.batch * g.inHeight * g.inWidth * g.inChannels; }
+int64_t outSize(const ConvGeometry& g) { return g.batch * g.outHeight * g.outWidth * g.outChannels; }
+int64_t filterSize(const ConvGeometry& g) { return g.kernelHeight * g.kernelWidth * g.inChannels * g.outChannels; }
+
+Napi::Value ConvForward(const Napi::CallbackInfo& info) {
+  const ConvGeometry g = Geometry(info, 0);
+  convForward(g, F32(info, 1, "x", inSize(g)), F32(info, 2, "filter", filterSize(g)), F32(info, 3, "y", outSize(g)));
+  return info.Env().Undefined();
+}
+
+Napi::Value ConvBackwardData(const Napi::CallbackInfo& info) {
+  const ConvGeometry g = Geometry(info, 0);
+  convBackwardData(g, F32(info, 1, "dy", outSize(g)), F32(info, 2, "filter", filterSize(g)), F32(info, 3, "dx", inSize(g)));
+  return info.Env().Undefined();
+}
+
+Napi::Value ConvBackwardWeights(const Napi::CallbackInfo& info) {
+  const ConvGeometry g = Geometry(info, 0);
+  convBackwardWeights(g, F32(info, 1, "x", inSize(g)), F32(info, 2, "dy", outSize(g)), F32(info, 3, "dfilter", filterSize(g)));
+  return info.Env().Undefined();
+}
+
+// (rows, channels, epsilon, relu, ...) prefix shared by the BatchNorm entry points.
+BatchNormShape BnShape(const Napi::CallbackInfo& info) {
+  if (!info[2].IsNumber()) throw Napi::TypeError::New(info.Env(), "argument 'epsilon' must be a number");
+  return BatchNormShape{Int(info, 0, "rows"), Int(info, 1, "channels"), info[2].As<Napi::Number>().FloatValue(),
+                        Bool(info, 3, "relu")};
+}
+
+Napi::Value BatchNormTrainForward(const Napi::CallbackInfo& info) {
+  const BatchNormShape s = BnShape(info);
+  const int64_t n = s.rows * s.channels, c = s.channels;
+  batchNormTrainForward(s, F32(info, 4, "y", n), F32(info, 5, "gamma", c), F32(info, 6, "beta", c), F32(info, 7, "z", n),
+                        F32(info, 8, "mean", c), F32(info, 9, "variance", c));
+  return info.Env().Undefined();
+}
+
+Napi::Value BatchNormTrainBackward(const Napi::CallbackInfo& info) {
+  const BatchNormShape s = BnShape(info);
+  const int64_t n = s.rows * s.channels, c = s.channels;
+  batchNormTrainBackward(s, F32(info, 4, "dz", n), F32(info, 5, "z", n), F32(info, 6, "y", n), F32(info, 7, "mean", c),
+                         F32(info, 8, "variance", c), F32(info, 9, "gamma", c), F32(info, 10, "dy", n),
+                         F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c));
+  return info.Env().Undefined();
+}
+
+Napi::Value BatchNormInferForward(const Napi::CallbackInfo& info) {
+  const BatchNormShape s = BnShape(info);
+  const int64_t n = s.rows * s.channels, c = s.channels;
+  batchNormInferForward(s, F32(info, 4, "y", n), F32(info, 5, "mean", c), F32(info, 6, "variance", c),
+                        F32(info, 7, "gamma", c), F32(info, 8, "beta", c), F32(info, 9, "z", n));
+  return info.Env().Undefined();
+}
+
+Napi::Value BatchNormInferBackward(const Napi::CallbackInfo& info) {
+  const BatchNormShape s = BnShape(info);
+  const int64_t n = s.rows * s.channels, c = s.channels;
+  batchNormInferBackward(s, F32(info, 4, "dz", n), F32(info, 5, "z", n), F32(info, 6, "y", n), F32(info, 7, "mean", c),
+                         F32(info, 8, "variance", c), F32(info, 9, "gamma", c), F32(info, 10, "dy", n),
+                         F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c));
+  return info.Env().Undefined();
+}
+
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  const int64_t n = Int(info, 0, "size");
+  add(n, F32(info, 1, "a", n), F32(info, 2, "b", n), F32(info, 3, "z", n));
+  return info.Env().Undefined();
+}
+
+Napi::Value AddRelu(const Napi::CallbackInfo& info) {
+  const int64_t n = Int(info, 0, "size");
+  addRelu(n, F32(info, 1, "a", n), F32(info, 2, "b", n), F32(info, 3, "z", n));
+  return info.Env().Undefined();
+}
+
+Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
+  const int64_t n = Int(info, 0, "size");
+  reluBackward(n, F32(info, 1, "dz", n), F32(info, 2, "out", n), F32(info, 3, "g", n));
+  return info.Env().Undefined();
+}
+
+PoolShape Pool(const Napi::CallbackInfo& info) {
+  return PoolShape{Int(info, 0, "batch"), Int(info, 1, "height"), Int(info, 2, "width"), Int(info, 3, "channels")};
+}
+
+int64_t poolIn(const PoolShape& s) { return s.batch * s.height * s.width * s.channels; }
+int64_t poolOut(const PoolShape& s) { return s.batch * (s.height / 2) * (s.width / 2) * s.channels; }
+
+Napi::Value MaxPool2Forward(const Napi::CallbackInfo& info) {
+  const PoolShape s = Pool(info);
+  maxPool2Forward(s, F32(info, 4, "x", poolIn(s)), F32(info, 5, "y", poolOut(s)));
+  return info.Env().Undefined();
+}
+
+Napi::Value MaxPool2Backward(const Napi::CallbackInfo& info) {
+  const PoolShape s = Pool(info);
+  maxPool2Backward(s, F32(info, 4, "x", poolIn(s)), F32(info, 5, "dy", poolOut(s)), F32(info, 6, "dx", poolIn(s)));
+  return info.Env().Undefined();
+}
+
+Napi::Value GlobalAvgPoolForward(const Napi::CallbackInfo& info) {
+  const PoolShape s = Pool(info);
+  globalAvgPoolForward(s, F32(info, 4, "x", poolIn(s)), F32(info, 5, "y", s.batch * s.channels));
+  return info.Env().Undefined();
+}
+
+Napi::Value GlobalAvgPoolBackward(const Napi::CallbackInfo& info) {
+  const PoolShape s = Pool(info);
+  globalAvgPoolBackward(s, F32(info, 4, "dy", s.batch * s.channels), F32(info, 5, "dx", poolIn(s)));
+  return info.Env().Undefined();
+}
+
+DenseShape Dense(const Napi::CallbackInfo& info) {
+  return DenseShape{Int(info, 0, "batch"), Int(info, 1, "in"), Int(info, 2, "out")};
+}
+
+Napi::Value DenseForward(const Napi::CallbackInfo& info) {
+  const DenseShape s = Dense(info);
+  denseForward(s, F32(info, 3, "x", s.batch * s.in), F32(info, 4, "w", s.in * s.out), F32(info, 5, "b", s.out),
+               Bool(info, 6, "relu"), F32(info, 7, "y", s.batch * s.out));
+  return info.Env().Undefined();
+}
+
+Napi::Value DenseBackwardData(const Napi::CallbackInfo& info) {
+  const DenseShape s = Dense(info);
+  denseBackwardData(s, F32(info, 3, "g", s.batch * s.out), F32(info, 4, "w", s.in * s.out), F32(info, 5, "dx", s.batch * s.in));
+  return info.Env().Undefined();
+}
+
+Napi::Value DenseBackwardWeights(const Napi::CallbackInfo& info) {
+  const DenseShape s = Dense(info);
+  denseBackwardWeights(s, F32(info, 3, "x", s.batch * s.in), F32(info, 4, "g", s.batch * s.out), F32(info, 5, "dw", s.in * s.out));
+  return info.Env().Undefined();
+}
+
+Napi::Value ColumnSums(const Napi::CallbackInfo& info) {
+  const int64_t rows = Int(info, 0, "rows"), cols = Int(info, 1, "cols");
+  columnSums(rows, cols, F32(info, 2, "g", rows * cols), F32(info, 3, "sums", cols));
+  return info.Env().Undefined();
+}
+
+Napi::Value SoftmaxCrossEntropy(const Napi::CallbackInfo& info) {
+  const int64_t rows = Int(info, 0, "rows"), classes = Int(info, 1, "classes");
+  try {
+    return Napi::Number::New(info.Env(), softmaxCrossEntropy(rows, classes, F32(info, 2, "logits", rows * classes), I32(info, 3, "labels", rows)));
+  } catch (const std::range_error& e) {
+    throw Napi::RangeError::New(info.Env(), e.what());
+  }
+}
+
+Napi::Value SoftmaxCrossEntropyBackward(const Napi::CallbackInfo& info) {
+  const int64_t rows = Int(info, 0, "rows"), classes = Int(info, 1, "classes");
+  if (!info[4].IsNumber()) throw Napi::TypeError::New(info.Env(), "argument 'scale' must be a number");
+  try {
+    softmaxCrossEntropyBackward(rows, classes, F32(info, 2, "logits", rows * classes), I32(info, 3, "labels", rows),
+                                info[4].As<Napi::Number>().FloatValue(), F32(info, 5, "dlogits", rows * classes));
+  } catch (const std::range_error& e) {
+    throw Napi::RangeError::New(info.Env(), e.what());
+  }
+  return info.Env().Undefined();
+}
+
+// GFLOP/s of an n×n×n sgemm (best of `repeats`), the machine's practical ceiling for the benchmark.
+Napi::Value MeasureSgemm(const Napi::CallbackInfo& info) {
+  const int64_t n = Int(info, 0, "n"), repeats = Int(info, 1, "repeats");
+  std::vector<float> a(n * n), b(n * n), c(n * n);
+  for (int64_t i = 0; i < n * n; i++) {
+    a[i] = static_cast<float>(i % 7) * 0.1f;
+    b[i] = static_cast<float>(i % 5) * 0.1f;
+  }
+  double best = 1e30;
+  for (int64_t r = 0; r < repeats; r++) {
+    const auto t0 = std::chrono::steady_clock::now();
+    sgemm(false, false, n, n, n, a.data(), b.data(), c.data());
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return Napi::Number::New(info.Env(), 2.0 * n * n * n / best / 1e9);
+}
+
+std::string isaName(dnnl_cpu_isa_t isa) {
+  switch (isa) {
+    case dnnl_cpu_isa_sse41: return "SSE4.1";
+    case dnnl_cpu_isa_avx: return "AVX";
+    case dnnl_cpu_isa_avx2: return "AVX2";
+    case dnnl_cpu_isa_avx2_vnni: return "AVX2-VNNI";
+    case dnnl_cpu_isa_avx512_core: return "AVX-512";
+    case dnnl_cpu_isa_avx512_core_vnni: return "AVX-512 VNNI";
+    case dnnl_cpu_isa_avx512_core_bf16: return "AVX-512 BF16";
+    case dnnl_cpu_isa_avx512_core_amx: return "AVX-512 AMX";
+    default: return "ISA " + std::to_string(static_cast<int>(isa));
+  }
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const dnnl_version_t* v = dnnl_version();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("onednn", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
+  out.Set("isa", isaName(dnnl_get_effective_cpu_isa()));
+  out.Set("threads", omp_get_max_threads());
+  out.Set("convPlans", static_cast<double>(convPlanCount()));
+  return out;
+}
+
+Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  const int64_t n = Int(info, 0, "threads");
+  if (n < 1) throw Napi::RangeError::New(info.Env(), "threads must be at least 1, got " + std::to_string(n));
+  omp_set_num_threads(static_cast<int>(n));
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  const std::pair<const char*, Napi::Value (*)(const Napi::CallbackInfo&)> functions[] = {
+      {"convForward", ConvForward},
+      {"convBackwardData", ConvBackwardData},
+      {"convBackwardWeights", ConvBackwardWeights},
+      {"batchNormTrainForward", BatchNormTrainForward},
+      {"batchNormTrainBackward", BatchNormTrainBackward},
+      {"batchNormInferForward", BatchNormInferForward},
+      {"batchNormInferBackward", BatchNormInferBackward},
+      {"add", Add},
+      {"addRelu", AddRelu},
+      {"reluBackward", ReluBackward},
+      {"maxPool2Forward", MaxPool2Forward},
+      {"maxPool2Backward", MaxPool2Backward},
+      {"globalAvgPoolForward", GlobalAvgPoolForward},
+      {"globalAvgPoolBackward", GlobalAvgPoolBackward},
+      {"denseForward", DenseForward},
+      {"denseBackwardData", DenseBackwardData},
+      {"denseBackwardWeights", DenseBackwardWeights},
+      {"columnSums", ColumnSums},
+      {"softmaxCrossEntropy", SoftmaxCrossEntropy},
+      {"softmaxCrossEntropyBackward", SoftmaxCrossEntropyBackward},
+      {"measureSgemm", MeasureSgemm},
+      {"info", Info},
+      {"setNumThreads", SetNumThreads},
+  };
+  for (const auto& [name, fn] : functions) exports.Set(name, Napi::Function::New(env, fn, name));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(cigl_native, Init)

@@ -1,0 +1,69 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { repoRoot } from '../util/paths';
+
+/**
+ * The native compute addon (native/, built by node-gyp at `npm install`). All functions read and write
+ * caller-owned Float32Arrays in place; shapes are plain numbers. See native/src/*.h for the semantics.
+ */
+export interface NativeAddon {
+  /** geometry: [batch, inH, inW, inC, outC, kH, kW, strideH, strideW, outH, outW, padTop, padLeft, padBottom, padRight]. */
+  convForward(geometry: number[], x: Float32Array, filter: Float32Array, y: Float32Array): void;
+  convBackwardData(geometry: number[], dy: Float32Array, filter: Float32Array, dx: Float32Array): void;
+  convBackwardWeights(geometry: number[], x: Float32Array, dy: Float32Array, dfilter: Float32Array): void;
+  batchNormTrainForward(rows: number, channels: number, epsilon: number, relu: boolean, y: Float32Array, gamma: Float32Array,
+    beta: Float32Array, z: Float32Array, mean: Float32Array, variance: Float32Array): void;
+  batchNormTrainBackward(rows: number, channels: number, epsilon: number, relu: boolean, dz: Float32Array, z: Float32Array,
+    y: Float32Array, mean: Float32Array, variance: Float32Array, gamma: Float32Array, dy: Float32Array, dgamma: Float32Array,
+    dbeta: Float32Array): void;
+  batchNormInferForward(rows: number, channels: number, epsilon: number, relu: boolean, y: Float32Array, mean: Float32Array,
+    variance: Float32Array, gamma: Float32Array, beta: Float32Array, z: Float32Array): void;
+  batchNormInferBackward(rows: number, channels: number, epsilon: number, relu: boolean, dz: Float32Array, z: Float32Array,
+    y: Float32Array, mean: Float32Array, variance: Float32Array, gamma: Float32Array, dy: Float32Array, dgamma: Float32Array,
+    dbeta: Float32Array): void;
+  add(size: number, a: Float32Array, b: Float32Array, z: Float32Array): void;
+  addRelu(size: number, a: Float32Array, b: Float32Array, z: Float32Array): void;
+  reluBackward(size: number, dz: Float32Array, out: Float32Array, g: Float32Array): void;
+  maxPool2Forward(batch: number, height: number, width: number, channels: number, x: Float32Array, y: Float32Array): void;
+  maxPool2Backward(batch: number, height: number, width: number, channels: number, x: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  globalAvgPoolForward(batch: number, height: number, width: number, channels: number, x: Float32Array, y: Float32Array): void;
+  globalAvgPoolBackward(batch: number, height: number, width: number, channels: number, dy: Float32Array, dx: Float32Array): void;
+  denseForward(batch: number, inSize: number, outSize: number, x: Float32Array, w: Float32Array, b: Float32Array, relu: boolean, y: Float32Array): void;
+  denseBackwardData(batch: number, inSize: number, outSize: number, g: Float32Array, w: Float32Array, dx: Float32Array): void;
+  denseBackwardWeights(batch: number, inSize: number, outSize: number, x: Float32Array, g: Float32Array, dw: Float32Array): void;
+  columnSums(rows: number, cols: number, g: Float32Array, sums: Float32Array): void;
+  softmaxCrossEntropy(rows: number, classes: number, logits: Float32Array, labels: Int32Array): number;
+  softmaxCrossEntropyBackward(rows: number, classes: number, logits: Float32Array, labels: Int32Array, scale: number, dlogits: Float32Array): void;
+  /** GFLOP/s of an n×n×n sgemm, best of `repeats`. */
+  measureSgemm(n: number, repeats: number): number;
+  info(): { onednn: string; isa: string; threads: number; convPlans: number };
+  setNumThreads(threads: number): void;
+}
+
+export const nativeAddonPath = path.join(repoRoot, 'native', 'build', 'Release', 'cigl_native.node');
+
+export type NativeLoadResult = { readonly addon: NativeAddon } | { readonly error: string };
+
+let cached: NativeLoadResult | undefined;
+
+/** Loads the addon once; on failure says why (not built, or built but not loadable here). */
+export function loadNativeAddon(): NativeLoadResult {
+  if (cached) return cached;
+  if (!fs.existsSync(nativeAddonPath)) {
+    cached = { error: `the native addon is not built (${path.relative(process.cwd(), nativeAddonPath) || nativeAddonPath} is missing; needs libdnnl-dev and a C++ toolchain, then \`npm run build:native\`)` };
+    return cached;
+  }
+  try {
+    cached = { addon: require(nativeAddonPath) as NativeAddon };
+  } catch (e) {
+    cached = { error: `the native addon failed to load: ${(e as Error).message.split('\n')[0]}` };
+  }
+  return cached;
+}
+
+/** The addon, or an Error saying why it is unavailable. */
+export function requireNativeAddon(): NativeAddon {
+  const loaded = loadNativeAddon();
+  if ('error' in loaded) throw new Error(`cigl native compute: ${loaded.error}`);
+  return loaded.addon;
+}

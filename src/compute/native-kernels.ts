@@ -1,0 +1,458 @@
+import * as tf from '@tensorflow/tfjs';
+import { bufferPool } from './buffer-pool';
+import type { NativeAddon } from './native-addon';
+
+/**
+ * The native addon's kernels registered as tfjs kernels of the 'cpu' backend, each with its gradient,
+ * so tf.grads differentiates through them like any built-in op. Kernels read their inputs from the
+ * backend's own Float32Arrays and hand freshly written Float32Arrays back to it: no copies in either
+ * direction. Gradients are lazy per input (tfjs only asks for inputs on the path to what is being
+ * differentiated), so e.g. the first convolution never computes a gradient for the image batch.
+ */
+export const KERNELS = {
+  conv2d: 'CiglConv2D',
+  batchNormTrain: 'CiglBatchNormTrain',
+  batchNormInfer: 'CiglBatchNormInfer',
+  addRelu: 'CiglAddRelu',
+  maxPool2: 'CiglMaxPool2',
+  globalAvgPool: 'CiglGlobalAvgPool',
+  dense: 'CiglDense',
+  softmaxCrossEntropy: 'CiglSoftmaxCrossEntropy',
+} as const;
+
+/** The part of tfjs's cpu backend the kernels use: its data store and zero-copy tensor creation. */
+interface CpuBackend extends tf.KernelBackend {
+  data: { get(dataId: object): { values: unknown } };
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
+}
+
+let registeredWith: NativeAddon | undefined;
+
+/** Registers every kernel and gradient once per process; later calls are no-ops. */
+export function registerNativeKernels(addon: NativeAddon): void {
+  if (registeredWith) {
+    if (registeredWith !== addon) throw new Error('cigl native kernels are already registered with another addon instance');
+    return;
+  }
+  registeredWith = addon;
+  registerConv(addon);
+  registerBatchNorm(addon);
+  registerPointwise(addon);
+  registerDense(addon);
+  accelerateCpuAdd(addon);
+}
+
+const size = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
+
+function cpuBackend(backend: unknown = tf.backend()): CpuBackend {
+  const candidate = backend as Partial<CpuBackend>;
+  if (typeof candidate.makeTensorInfo !== 'function' || typeof candidate.data?.get !== 'function' || tf.getBackend() !== 'cpu') {
+    throw new Error(`cigl native kernels run on the tfjs 'cpu' backend, but the active backend is '${tf.getBackend()}'`);
+  }
+  return candidate as CpuBackend;
+}
+
+/** The named kernel inputs, each required. */
+function need<K extends string>(inputs: tf.NamedTensorInfoMap, ...names: K[]): Record<K, tf.TensorInfo> {
+  const out = {} as Record<K, tf.TensorInfo>;
+  for (const name of names) {
+    const t = inputs[name];
+    if (!t) throw new Error(`cigl native kernel: missing input '${name}'`);
+    out[name] = t;
+  }
+  return out;
+}
+
+/** The backend's own Float32Array of a tensor (no copy). */
+function f32(backend: CpuBackend, t: tf.TensorInfo, name: string): Float32Array {
+  const values = backend.data.get(t.dataId).values;
+  if (t.dtype !== 'float32' || !(values instanceof Float32Array)) {
+    throw new Error(`cigl native kernel input '${name}' must be a float32 tensor, got ${t.dtype}`);
+  }
+  return values;
+}
+
+/** Wraps a freshly written array as a tensor; the cpu backend stores it as is. */
+const wrap = (values: Float32Array, shape: readonly number[]): tf.Tensor => tf.tensor(values, shape as number[], 'float32');
+
+/** Evaluates `compute` at most once, for gradient thunks that share one native backward call. */
+function once<T>(compute: () => T): () => T {
+  let result: T | undefined;
+  return () => (result ??= compute());
+}
+
+// ---- convolution ------------------------------------------------------------------------------------
+
+interface ConvAttrs {
+  stride: number;
+  padding: 'same' | 'valid';
+}
+
+/** The 15-number geometry the addon takes, with tfjs's own padding rule (extra row/column bottom/right). */
+export function convGeometry(xShape: readonly number[], filterShape: readonly number[], attrs: ConvAttrs): number[] {
+  const info = tf.backend_util.computeConv2DInfo(xShape as [number, number, number, number], filterShape as [number, number, number, number],
+    attrs.stride, 1, attrs.padding);
+  const pad = info.padInfo;
+  return [info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.outChannels, info.filterHeight, info.filterWidth,
+    info.strideHeight, info.strideWidth, info.outHeight, info.outWidth, pad.top, pad.left, pad.bottom, pad.right];
+}
+
+function registerConv(addon: NativeAddon): void {
+  tf.registerKernel({
+    kernelName: KERNELS.conv2d,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const { x, filter } = need(inputs, 'x', 'filter');
+      const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
+      const outShape = [g[0], g[9], g[10], g[4]];
+      const y = bufferPool.allocate(size(outShape));
+      addon.convForward(g, f32(cpu, x, 'x'), f32(cpu, filter, 'filter'), y);
+      return cpu.makeTensorInfo(outShape, 'float32', y);
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.conv2d,
+    inputsToSave: ['x', 'filter'],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, filter] = saved;
+      const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
+      const dyValues = (): Float32Array => f32(cpuBackend(), dy as tf.Tensor, 'dy');
+      return {
+        x: () => {
+          const dx = bufferPool.allocate(x.size);
+          addon.convBackwardData(g, dyValues(), f32(cpuBackend(), filter, 'filter'), dx);
+          return wrap(dx, x.shape);
+        },
+        filter: () => {
+          const dw = bufferPool.allocate(filter.size);
+          addon.convBackwardWeights(g, f32(cpuBackend(), x, 'x'), dyValues(), dw);
+          return wrap(dw, filter.shape);
+        },
+      };
+    },
+  });
+}
+
+// ---- BatchNorm (+ ReLU) -----------------------------------------------------------------------------
+
+interface BatchNormAttrs {
+  epsilon: number;
+  relu: boolean;
+}
+
+function registerBatchNorm(addon: NativeAddon): void {
+  // Training mode: outputs [z, batch mean, batch (biased) variance].
+  tf.registerKernel({
+    kernelName: KERNELS.batchNormTrain,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const { x, gamma, beta } = need(inputs, 'x', 'gamma', 'beta');
+      const { epsilon, relu } = attrs as unknown as BatchNormAttrs;
+      const channels = x.shape[x.shape.length - 1];
+      const z = bufferPool.allocate(size(x.shape));
+      const mean = bufferPool.allocate(channels);
+      const variance = bufferPool.allocate(channels);
+      addon.batchNormTrainForward(z.length / channels, channels, epsilon, relu, f32(cpu, x, 'x'), f32(cpu, gamma, 'gamma'),
+        f32(cpu, beta, 'beta'), z, mean, variance);
+      return [cpu.makeTensorInfo(x.shape, 'float32', z), cpu.makeTensorInfo([channels], 'float32', mean),
+        cpu.makeTensorInfo([channels], 'float32', variance)];
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.batchNormTrain,
+    inputsToSave: ['x', 'gamma'],
+    outputsToSave: [true, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [x, gamma, z, mean, variance] = saved;
+      const dz = (dys as tf.Tensor[])[0];
+      const { epsilon, relu } = attrs as unknown as BatchNormAttrs;
+      const backward = once(() => {
+        const cpu = cpuBackend();
+        const channels = gamma.size;
+        const out = { dx: bufferPool.allocate(x.size), dgamma: bufferPool.allocate(channels), dbeta: bufferPool.allocate(channels) };
+        addon.batchNormTrainBackward(x.size / channels, channels, epsilon, relu, f32(cpu, dz, 'dz'), f32(cpu, z, 'z'), f32(cpu, x, 'x'),
+          f32(cpu, mean, 'mean'), f32(cpu, variance, 'variance'), f32(cpu, gamma, 'gamma'), out.dx, out.dgamma, out.dbeta);
+        return out;
+      });
+      return {
+        x: () => wrap(backward().dx, x.shape),
+        gamma: () => wrap(backward().dgamma, gamma.shape),
+        beta: () => wrap(backward().dbeta, gamma.shape),
+      };
+    },
+  });
+
+  // Evaluation mode: normalises with the given running statistics.
+  tf.registerKernel({
+    kernelName: KERNELS.batchNormInfer,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const { x, gamma, beta, mean, variance } = need(inputs, 'x', 'gamma', 'beta', 'mean', 'variance');
+      const { epsilon, relu } = attrs as unknown as BatchNormAttrs;
+      const channels = x.shape[x.shape.length - 1];
+      const z = bufferPool.allocate(size(x.shape));
+      addon.batchNormInferForward(z.length / channels, channels, epsilon, relu, f32(cpu, x, 'x'), f32(cpu, mean, 'mean'),
+        f32(cpu, variance, 'variance'), f32(cpu, gamma, 'gamma'), f32(cpu, beta, 'beta'), z);
+      return cpu.makeTensorInfo(x.shape, 'float32', z);
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.batchNormInfer,
+    inputsToSave: ['x', 'gamma', 'mean', 'variance'],
+    outputsToSave: [true],
+    gradFunc: (dz, saved, attrs) => {
+      const [x, gamma, mean, variance, z] = saved;
+      const { epsilon, relu } = attrs as unknown as BatchNormAttrs;
+      const backward = once(() => {
+        const cpu = cpuBackend();
+        const channels = gamma.size;
+        const out = { dx: bufferPool.allocate(x.size), dgamma: bufferPool.allocate(channels), dbeta: bufferPool.allocate(channels) };
+        addon.batchNormInferBackward(x.size / channels, channels, epsilon, relu, f32(cpu, dz as tf.Tensor, 'dz'), f32(cpu, z, 'z'),
+          f32(cpu, x, 'x'), f32(cpu, mean, 'mean'), f32(cpu, variance, 'variance'), f32(cpu, gamma, 'gamma'), out.dx, out.dgamma, out.dbeta);
+        return out;
+      });
+      // Running statistics are constants here; their gradient is zero (they are never trained).
+      return {
+        x: () => wrap(backward().dx, x.shape),
+        gamma: () => wrap(backward().dgamma, gamma.shape),
+        beta: () => wrap(backward().dbeta, gamma.shape),
+        mean: () => tf.zerosLike(mean),
+        variance: () => tf.zerosLike(variance),
+      };
+    },
+  });
+}
+
+// ---- residual join and pooling ------------------------------------------------------------------------
+
+function registerPointwise(addon: NativeAddon): void {
+  tf.registerKernel({
+    kernelName: KERNELS.addRelu,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const { a, b } = need(inputs, 'a', 'b');
+      if (!tf.util.arraysEqual(a.shape, b.shape)) throw new Error(`addRelu: shapes ${a.shape} and ${b.shape} differ`);
+      const z = bufferPool.allocate(size(a.shape));
+      addon.addRelu(z.length, f32(cpu, a, 'a'), f32(cpu, b, 'b'), z);
+      return cpu.makeTensorInfo(a.shape, 'float32', z);
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.addRelu,
+    outputsToSave: [true],
+    gradFunc: (dz, saved) => {
+      const [z] = saved;
+      // Both inputs get the same gradient: compute it once; a second request gets a clone (shared data).
+      const masked = once(() => {
+        const cpu = cpuBackend();
+        const g = bufferPool.allocate(z.size);
+        addon.reluBackward(g.length, f32(cpu, dz as tf.Tensor, 'dz'), f32(cpu, z, 'z'), g);
+        return wrap(g, z.shape);
+      });
+      let handedOut = false;
+      const give = (): tf.Tensor => {
+        const g = masked();
+        if (!handedOut) {
+          handedOut = true;
+          return g;
+        }
+        return g.clone();
+      };
+      return { a: give, b: give };
+    },
+  });
+
+  tf.registerKernel({
+    kernelName: KERNELS.maxPool2,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const { x } = need(inputs, 'x');
+      const [n, h, w, c] = x.shape;
+      const outShape = [n, Math.floor(h / 2), Math.floor(w / 2), c];
+      const y = bufferPool.allocate(size(outShape));
+      addon.maxPool2Forward(n, h, w, c, f32(cpu, x, 'x'), y);
+      return cpu.makeTensorInfo(outShape, 'float32', y);
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.maxPool2,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => {
+      const [x] = saved;
+      return {
+        x: () => {
+          const cpu = cpuBackend();
+          const [n, h, w, c] = x.shape as number[];
+          const dx = bufferPool.allocate(x.size);
+          addon.maxPool2Backward(n, h, w, c, f32(cpu, x, 'x'), f32(cpu, dy as tf.Tensor, 'dy'), dx);
+          return wrap(dx, x.shape);
+        },
+      };
+    },
+  });
+
+  tf.registerKernel({
+    kernelName: KERNELS.globalAvgPool,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const { x } = need(inputs, 'x');
+      const [n, h, w, c] = x.shape;
+      const y = bufferPool.allocate(n * c);
+      addon.globalAvgPoolForward(n, h, w, c, f32(cpu, x, 'x'), y);
+      return cpu.makeTensorInfo([n, c], 'float32', y);
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.globalAvgPool,
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => {
+      const [x] = saved;
+      return {
+        x: () => {
+          const [n, h, w, c] = x.shape as number[];
+          const dx = bufferPool.allocate(x.size);
+          addon.globalAvgPoolBackward(n, h, w, c, f32(cpuBackend(), dy as tf.Tensor, 'dy'), dx);
+          return wrap(dx, x.shape);
+        },
+      };
+    },
+  });
+}
+
+/**
+ * tfjs's gradient tape sums the gradients of a tensor used twice (every residual block input) with the
+ * cpu backend's 'Add', a JavaScript loop that took more time than all residual convolutions together.
+ * Same-shape float32 adds of activation size go to the addon instead; float32 addition is exact IEEE
+ * either way (JavaScript's double sum rounds to the same float32), so results are bitwise unchanged.
+ */
+const NATIVE_ADD_MIN_SIZE = 1 << 12;
+
+function accelerateCpuAdd(addon: NativeAddon): void {
+  const stock = tf.getKernel('Add', 'cpu');
+  if (!stock) return;
+  tf.unregisterKernel('Add', 'cpu');
+  tf.registerKernel({
+    kernelName: 'Add',
+    backendName: 'cpu',
+    kernelFunc: (args) => {
+      const { a, b } = args.inputs;
+      if (!a || !b || a.dtype !== 'float32' || b.dtype !== 'float32' || !tf.util.arraysEqual(a.shape, b.shape) || tf.util.sizeFromShape(a.shape) < NATIVE_ADD_MIN_SIZE) {
+        return stock.kernelFunc(args);
+      }
+      const cpu = cpuBackend(args.backend);
+      const z = bufferPool.allocate(size(a.shape));
+      addon.add(z.length, f32(cpu, a, 'a'), f32(cpu, b, 'b'), z);
+      return cpu.makeTensorInfo(a.shape, 'float32', z);
+    },
+  });
+}
+
+// ---- dense and loss ---------------------------------------------------------------------------------------
+
+function registerDense(addon: NativeAddon): void {
+  tf.registerKernel({
+    kernelName: KERNELS.dense,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const { x, w, b } = need(inputs, 'x', 'w', 'b');
+      const [batch, inSize] = x.shape;
+      const [wIn, outSize] = w.shape;
+      if (wIn !== inSize || b.shape[0] !== outSize) throw new Error(`dense: x ${x.shape}, w ${w.shape} and b ${b.shape} do not fit`);
+      const y = bufferPool.allocate(batch * outSize);
+      addon.denseForward(batch, inSize, outSize, f32(cpu, x, 'x'), f32(cpu, w, 'w'), f32(cpu, b, 'b'), Boolean(attrs?.relu), y);
+      return cpu.makeTensorInfo([batch, outSize], 'float32', y);
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.dense,
+    inputsToSave: ['x', 'w'],
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, w, y] = saved;
+      const [batch, inSize] = x.shape as number[];
+      const outSize = (w.shape as number[])[1];
+      // The gradient at the pre-activation, shared by all three inputs.
+      const g = once(() => {
+        const cpu = cpuBackend();
+        const upstream = f32(cpu, dy as tf.Tensor, 'dy');
+        if (!attrs?.relu) return upstream;
+        const masked = bufferPool.allocate(upstream.length);
+        addon.reluBackward(masked.length, upstream, f32(cpu, y, 'y'), masked);
+        return masked;
+      });
+      return {
+        x: () => {
+          const dx = bufferPool.allocate(x.size);
+          addon.denseBackwardData(batch, inSize, outSize, g(), f32(cpuBackend(), w, 'w'), dx);
+          return wrap(dx, x.shape);
+        },
+        w: () => {
+          const dw = bufferPool.allocate(w.size);
+          addon.denseBackwardWeights(batch, inSize, outSize, f32(cpuBackend(), x, 'x'), g(), dw);
+          return wrap(dw, w.shape);
+        },
+        b: () => {
+          const db = bufferPool.allocate(outSize);
+          addon.columnSums(batch, outSize, g(), db);
+          return wrap(db, [outSize]);
+        },
+      };
+    },
+  });
+
+  tf.registerKernel({
+    kernelName: KERNELS.softmaxCrossEntropy,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const { logits, labels } = need(inputs, 'logits', 'labels');
+      const [rows, classes] = logits.shape;
+      const loss = addon.softmaxCrossEntropy(rows, classes, f32(cpu, logits, 'logits'), labelValues(cpu, labels, rows));
+      return cpu.makeTensorInfo([], 'float32', Float32Array.of(loss));
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.softmaxCrossEntropy,
+    inputsToSave: ['logits', 'labels'],
+    gradFunc: (dy, saved) => {
+      const [logits, labels] = saved;
+      return {
+        logits: () => {
+          const cpu = cpuBackend();
+          const [rows, classes] = logits.shape as number[];
+          const scale = f32(cpu, dy as tf.Tensor, 'dy')[0];
+          const dlogits = bufferPool.allocate(logits.size);
+          addon.softmaxCrossEntropyBackward(rows, classes, f32(cpu, logits, 'logits'), labelValues(cpu, labels, rows), scale, dlogits);
+          return wrap(dlogits, logits.shape);
+        },
+        // Class indices are not differentiable.
+        labels: () => tf.zerosLike(labels),
+      };
+    },
+  });
+}
+
+/** Integer class labels as an Int32Array, whatever numeric dtype the labels tensor has. */
+function labelValues(backend: CpuBackend, labels: tf.TensorInfo, rows: number): Int32Array {
+  if (labels.shape.length !== 1 || labels.shape[0] !== rows) {
+    throw new Error(`crossEntropy: labels must have shape [${rows}], got [${labels.shape}]`);
+  }
+  const values = backend.data.get(labels.dataId).values;
+  if (values instanceof Int32Array) return values;
+  if (values instanceof Float32Array || values instanceof Uint8Array) {
+    const out = new Int32Array(values.length);
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isInteger(values[i])) throw new Error(`crossEntropy: label ${values[i]} at row ${i} is not an integer`);
+      out[i] = values[i];
+    }
+    return out;
+  }
+  throw new Error(`crossEntropy: labels of dtype ${labels.dtype} are not supported`);
+}

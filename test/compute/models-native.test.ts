@@ -1,0 +1,63 @@
+import t from 'tap';
+import * as tf from '@tensorflow/tfjs';
+import { nativeOps } from '../../src/compute/native-ops';
+import type { Ops } from '../../src/compute/ops';
+import { stockOps } from '../../src/compute/stock-ops';
+import { createModel } from '../../src/models/build';
+import type { Model } from '../../src/models/model';
+import { nativeUnavailable, relativeError, TOLERANCE } from './compare';
+
+t.before(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** Loss, logits and the gradient of every parameter for one training-mode pass. */
+function trainingPass(model: Model, ops: Ops, x: tf.Tensor, labels: tf.Tensor1D): { loss: tf.Scalar; grads: Record<string, tf.Tensor> } {
+  const vars = [...model.params.values()];
+  return tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => ops.crossEntropy(model.apply(Object.fromEntries(model.params), x, true, ops), labels), vars);
+    // variableGrads keys by tfjs variable name; re-key by parameter name.
+    const byParam = Object.fromEntries([...model.params].map(([param, v]) => [param, grads[v.name]]));
+    return { loss: value, grads: byParam };
+  });
+}
+
+for (const name of ['cnn', 'resnet20'] as const) {
+  t.test(`${name}: forward and backward agree between stockOps and nativeOps`, { skip: nativeUnavailable }, async (t) => {
+    const opts = { seed: 7, inputShape: [8, 8, 3], numClasses: 10 };
+    const stockModel = createModel(name, opts);
+    const nativeModel = createModel(name, opts);
+    const x = tf.randomNormal([4, 8, 8, 3], 0, 1, 'float32', 3);
+    const labels = tf.tensor1d([1, 7, 3, 3], 'int32');
+
+    const before = tf.memory().numTensors;
+    const native = trainingPass(nativeModel, nativeOps, x, labels);
+    t.equal(tf.memory().numTensors - before, 1 + nativeModel.params.size, 'only the loss and the gradients remain');
+    const stock = trainingPass(stockModel, stockOps, x, labels);
+
+    const lossErr = relativeError(native.loss, stock.loss);
+    t.ok(lossErr < TOLERANCE, `loss relative error ${lossErr.toExponential(2)}`);
+    let worst = 0;
+    let worstName = '';
+    for (const param of nativeModel.params.keys()) {
+      const err = relativeError(native.grads[param], stock.grads[param]);
+      if (err > worst) [worst, worstName] = [err, param];
+    }
+    t.ok(worst < TOLERANCE, `every parameter gradient within ${TOLERANCE} (worst ${worstName}: ${worst.toExponential(2)})`);
+    let worstStats = 0;
+    for (const [layer, stats] of nativeModel.bnStats) {
+      const reference = stockModel.bnStats.get(layer)!;
+      worstStats = Math.max(worstStats, relativeError(stats.mean, reference.mean), relativeError(stats.variance, reference.variance));
+    }
+    t.ok(worstStats < TOLERANCE, `running statistics updated alike (worst ${worstStats.toExponential(2)})`);
+
+    const evalLogits = [stockOps, nativeOps].map((ops, i) =>
+      tf.tidy(() => (i === 0 ? stockModel : nativeModel).apply(Object.fromEntries((i === 0 ? stockModel : nativeModel).params), x, false, ops)));
+    const evalErr = relativeError(evalLogits[1], evalLogits[0]);
+    t.ok(evalErr < TOLERANCE, `evaluation-mode logits relative error ${evalErr.toExponential(2)}`);
+
+    tf.dispose([x, labels, native.loss, stock.loss, ...Object.values(native.grads), ...Object.values(stock.grads), ...evalLogits]);
+    stockModel.dispose();
+    nativeModel.dispose();
+  });
+}
