@@ -214,6 +214,10 @@ const interval = (spec: string): Interval => {
 
 const epochsOf = (c: Resolved) => (c.train as { epochs: number }).epochs;
 
+/** A run directory name: one path segment that can never be `.`, `..` or contain a separator. */
+export const RUN_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+export const RUN_NAME_HINT = 'letters, digits, ".", "_" or "-", starting with a letter or digit, at most 100 characters';
+
 const SCHEMA: Readonly<Record<string, Leaf | Readonly<Record<string, Leaf>>>> = {
   seed: { kind: 'int', min: 0, max: 2 ** 32 - 1, default: 0, doc: 'seed of every random stream' },
   data: {
@@ -295,8 +299,8 @@ const SCHEMA: Readonly<Record<string, Leaf | Readonly<Record<string, Leaf>>>> = 
     runName: {
       kind: 'string',
       optional: true,
-      pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/,
-      patternHint: 'letters, digits, ".", "_" or "-", starting with a letter or digit, at most 100 characters',
+      pattern: RUN_NAME_PATTERN,
+      patternHint: RUN_NAME_HINT,
       doc: 'run directory name (default: generated)',
     },
   },

@@ -4,6 +4,7 @@ import { RunDirError } from '../sinks/run-dir';
 import { repoRoot } from '../util/paths';
 import { formatCommandHelp, formatTopHelp, parseCommandArgs, type CliIo, type CommandSpec } from './command';
 import { ConfigError, describeConfigFields } from './config';
+import { daemonCommand } from './commands/daemon';
 import { dataCommand } from './commands/data';
 import { evalCommand } from './commands/eval';
 import { sweepCommand } from './commands/sweep';
@@ -17,7 +18,7 @@ import { defaultWiring, type CliWiring } from './wiring';
  * (bad flag, invalid config value, run directory that exists or cannot be written).
  */
 export function buildCommands(wiring: CliWiring): CommandSpec[] {
-  return [trainCommand(wiring), evalCommand(wiring), dataCommand(wiring), sweepCommand(wiring)];
+  return [trainCommand(wiring), evalCommand(wiring), dataCommand(wiring), sweepCommand(wiring), daemonCommand(wiring)];
 }
 
 export async function runCommandLine(argv: readonly string[], commands: readonly CommandSpec[], io: CliIo): Promise<number> {

@@ -104,12 +104,23 @@ export function schemaMessage<Row>(spec: TableSpec<Row>): Uint8Array {
   return bytes.subarray(0, 8 + view.getInt32(4, true));
 }
 
+/** One complete message of an IPC stream: where it starts, its length in bytes (metadata and body). */
+export interface StreamMessageSpan {
+  readonly offset: number;
+  readonly length: number;
+  /** The message type (MessageHeader: 1 schema, 2 dictionary batch, 3 record batch). */
+  readonly headerType: number;
+}
+
 /**
- * The longest prefix of an IPC stream made of complete messages. A file a writer is appending to (or was
- * killed while appending to) may end inside a message; any Arrow reader can read this prefix.
+ * The complete messages at the start of IPC stream bytes, in order, and where they end (including an
+ * end-of-stream marker if one is reached). `bytes` must start at a message boundary; a last message cut
+ * short (a writer appending, or killed mid-write) is left out. Tailers use the spans to pass messages on
+ * whole.
  */
-export function completeStreamPrefix(bytes: Uint8Array, source: string): Uint8Array {
+export function streamMessageSpans(bytes: Uint8Array, source: string): { spans: StreamMessageSpan[]; end: number } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const spans: StreamMessageSpan[] = [];
   let offset = 0;
   while (offset + 8 <= bytes.length) {
     if (view.getUint32(offset, true) !== 0xffffffff) {
@@ -117,18 +128,28 @@ export function completeStreamPrefix(bytes: Uint8Array, source: string): Uint8Ar
       break;
     }
     const metadataLength = view.getInt32(offset + 4, true);
-    if (metadataLength === 0) return bytes.subarray(0, offset + 8); // end-of-stream marker
+    if (metadataLength === 0) return { spans, end: offset + 8 }; // end-of-stream marker
     if (offset + 8 + metadataLength > bytes.length) break;
-    let bodyLength: number;
+    let message: Message;
     try {
-      bodyLength = Number(Message.decode(bytes.subarray(offset + 8, offset + 8 + metadataLength)).bodyLength);
+      message = Message.decode(bytes.subarray(offset + 8, offset + 8 + metadataLength));
     } catch (err) {
       throw new Error(`${source}: corrupt Arrow message at byte ${offset} (${(err as Error).message})`);
     }
-    if (offset + 8 + metadataLength + bodyLength > bytes.length) break;
-    offset += 8 + metadataLength + bodyLength;
+    const length = 8 + metadataLength + Number(message.bodyLength);
+    if (offset + length > bytes.length) break;
+    spans.push({ offset, length, headerType: message.headerType });
+    offset += length;
   }
-  return bytes.subarray(0, offset);
+  return { spans, end: offset };
+}
+
+/**
+ * The longest prefix of an IPC stream made of complete messages. A file a writer is appending to (or was
+ * killed while appending to) may end inside a message; any Arrow reader can read this prefix.
+ */
+export function completeStreamPrefix(bytes: Uint8Array, source: string): Uint8Array {
+  return bytes.subarray(0, streamMessageSpans(bytes, source).end);
 }
 
 /**

@@ -23,7 +23,7 @@ export function train(trainerOrConfig: Trainer | TrainerConfig, options: TrainSt
       const trainer = trainerOrConfig instanceof Trainer ? trainerOrConfig : new Trainer(trainerOrConfig);
       return batches.pipe(
         concatMap((batch) =>
-          from(trainer.process(batch)).pipe(
+          from(nextTurn().then(() => trainer.process(batch))).pipe(
             concatMap((events) => concat(from(events), defer(() => of(batchEnd(batch, trainer))))),
             finalize(() => options.consumed?.next()),
           ),
@@ -41,6 +41,16 @@ export interface TrainStageOptions {
    * subject so that the stream keeps at most `prefetch` batches ahead of training (the step is async).
    */
   readonly consumed?: { next(value?: unknown): void };
+}
+
+/**
+ * Resolves on a later turn of the event loop. Buffered batches would otherwise be trained back to back
+ * in one chain of promise callbacks, starving timers, I/O and signal handlers for the whole run (a
+ * daemon serving HTTP in the same process, or a SIGTERM asking for a graceful stop, would wait for the
+ * run's end). One turn per step costs microseconds.
+ */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function batchEnd(batch: Batch, trainer: Trainer): BatchEndEvent {

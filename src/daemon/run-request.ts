@@ -1,0 +1,104 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConfigError, configHash, resolveConfig, type RunConfig } from '../cli/config';
+import { HttpError } from './http-error';
+import { newRunId } from './run-id';
+import type { RunRequest } from './run-queue';
+
+/**
+ * Turns the body of `POST /runs` into a RunRequest, validated as the CLI validates a config file:
+ *
+ * ```json
+ * { "pipeline": "cigl", "config": { "sparse": { "density": 0.1 }, "output": { "runName": "my-run" } } }
+ * ```
+ *
+ * The pipeline's defaults (e.g. `sparse.method: cigl`) are merged under the config, as the CLI does.
+ * Problems become a 400 that names the field. The daemon decides where runs are written:
+ * `output.runsDir` may not be given, and `output.runName` (optional) becomes the run id. `data.path`
+ * (relative paths are taken from the first data root) must lie inside one of the daemon's data roots,
+ * symlinks resolved, so that no request makes the daemon read an arbitrary file.
+ */
+export interface RunRequestContext {
+  /** The daemon's pipelines by name, with the config each implies. */
+  readonly pipelines: Readonly<Record<string, { readonly defaults?: Readonly<Record<string, unknown>> }>>;
+  /** The daemon's runs folder. */
+  readonly runsDir: string;
+  /** Directories data sets may be read from; the first resolves relative `data.path` values. */
+  readonly dataRoots: readonly string[];
+  readonly now?: () => Date;
+}
+
+const BODY_FIELDS = ['pipeline', 'config'];
+
+export function parseRunRequest(body: unknown, context: RunRequestContext): RunRequest {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, 'the request body must be a JSON object with "pipeline" and "config"');
+  }
+  const fields = body as Record<string, unknown>;
+  const unknown = Object.keys(fields).filter((k) => !BODY_FIELDS.includes(k));
+  if (unknown.length > 0) {
+    throw new HttpError(400, `unknown field ${unknown[0]} in the request body (expected ${BODY_FIELDS.join(', ')})`, [{ field: unknown[0], message: 'unknown field' }]);
+  }
+  const pipeline = fields.pipeline;
+  const names = Object.keys(context.pipelines);
+  if (typeof pipeline !== 'string' || !Object.hasOwn(context.pipelines, pipeline)) {
+    const message = `must be one of ${names.join(', ')}; got ${JSON.stringify(pipeline ?? null)}`;
+    throw new HttpError(400, `invalid request: pipeline ${message}`, [{ field: 'pipeline', message }]);
+  }
+  const raw = fields.config ?? {};
+  const output = (raw as { output?: unknown }).output;
+  if (typeof output === 'object' && output !== null && 'runsDir' in output) {
+    const message = 'is set by the daemon (runs are written under its runs folder); leave it out';
+    throw new HttpError(400, `invalid config: output.runsDir ${message}`, [{ field: 'output.runsDir', message }]);
+  }
+
+  let config: RunConfig;
+  try {
+    const base = mergeUnder(context.pipelines[pipeline].defaults ?? {}, raw);
+    config = resolveConfig({ base, baseOrigin: 'request', cwd: context.dataRoots[0] });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new HttpError(400, err.message, err.issues.map((i) => ({ field: i.path, message: i.message })));
+  }
+  checkDataPath(config.data.path, context.dataRoots);
+  const id = config.output.runName ?? newRunId(config, context.now?.() ?? new Date());
+  const placed: RunConfig = { ...config, output: { runsDir: context.runsDir, runName: id } };
+  return { id, pipeline, config: placed, configHash: configHash(placed) };
+}
+
+/** `config` with the pipeline's defaults filled in, section by section (the config's values win). */
+function mergeUnder(defaults: Readonly<Record<string, unknown>>, config: unknown): unknown {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) return config; // resolveConfig explains
+  const merged: Record<string, unknown> = { ...(config as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(defaults)) {
+    const given = merged[key];
+    const bothSections = isObject(value) && (given === undefined || isObject(given));
+    merged[key] = bothSections ? { ...(value as object), ...((given as object | undefined) ?? {}) } : (given ?? value);
+  }
+  return merged;
+}
+
+function isObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function checkDataPath(dataPath: string, roots: readonly string[]): void {
+  const real = realOrSelf(dataPath);
+  if (roots.some((root) => isInside(real, realOrSelf(root)))) return;
+  const message = `must lie inside the daemon's data roots (${roots.join(', ')}); got ${JSON.stringify(dataPath)}`;
+  throw new HttpError(400, `invalid config: data.path ${message}`, [{ field: 'data.path', message }]);
+}
+
+/** The path with symlinks resolved, or (for a path that does not exist yet) as given. */
+function realOrSelf(p: string): string {
+  try {
+    return fs.realpathSync(p);
+  } catch {
+    return path.resolve(p);
+  }
+}
+
+export function isInside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child);
+  return rel === '' || (rel.split(path.sep)[0] !== '..' && !path.isAbsolute(rel));
+}
