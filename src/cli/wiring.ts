@@ -10,6 +10,7 @@ import { defaultDataDir, fetchDataset, type FetchableDataset } from '../data/fet
 import { evaluateSavedModel } from '../pipeline/evaluate-saved';
 import { runTrainJob } from '../pipeline/run-job';
 import { pipelineFor } from '../../pipelines';
+import { runSweep, trainRunOne } from '../sweep/run-sweep';
 
 /**
  * The seams between the `cigl` command line and the work it starts. The commands parse and validate
@@ -120,6 +121,6 @@ export const defaultWiring: CliWiring = {
     const result = await fetchDataset(request.dataset as FetchableDataset, request.dest ?? defaultDataDir(), { url: request.url, force: request.force });
     return { path: result.archive };
   },
-  sweep: notWired('the sweep pipeline'),
+  sweep: (job) => runSweep(job, trainRunOne(defaultWiring.train)),
   gracefulStop: () => installGracefulStop(),
 };

@@ -233,8 +233,8 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
     const { config, runDir, model, log } = ctx;
     const paths = runDir.paths;
     const final = candidates[candidates.length - 1];
-    const reportSplit = ctx.data.test ? 'test' : 'validation';
-    const report = (c: CalibratedCandidate): BeforeAfter => c.calibration.test ?? c.calibration.validation;
+    const reportSplit = config.calibrate.split === 'validation' || !ctx.data.test ? 'validation' : 'test';
+    const report = (c: CalibratedCandidate): BeforeAfter => (reportSplit === 'test' && c.calibration.test) || c.calibration.validation;
     const temperature = final.calibration.temperature.temperature;
     const results: StageResult[] = candidates.map((c) => stageResult(c.label, report(c).before));
     if (config.calibrate.temperatureScaling) results.push({ ...stageResult('after temperature scaling', report(final).after), temperature });
