@@ -82,7 +82,8 @@ export async function createRunContext(job: TrainJob): Promise<RunContext> {
     }
     const step = trainer.step;
     const start = { epoch: Math.floor(step / stepsPerEpoch), index: step % stepsPerEpoch };
-    log = ArrowRunLog.open(runDir.dir, runDir.name, { resume: job.resume });
+    // Flushed every 0.5 s so that dashboards tailing the log look live (and at every checkpoint).
+    log = ArrowRunLog.open(runDir.dir, runDir.name, { resume: job.resume, flushIntervalMs: 500 });
     const owned = { trainer, log };
     return {
       config, configHash: job.configHash, runDir, data, ops, backend: description, model, trainer, mean, log,

@@ -132,6 +132,8 @@ export function checkpoints(ctx: RunContext): MonoTypeOperatorFunction<TrainEven
 }
 
 export function writeRunCheckpoint(ctx: RunContext): string {
+  // The log then holds every row up to the checkpoint, whatever happens to the process next.
+  ctx.log.flush();
   const trainerState = ctx.trainer.exportState();
   const average = ctx.mean && ctx.mean.count > 0 ? ctx.mean.exportState() : undefined;
   const step = ctx.trainer.step;
