@@ -242,27 +242,23 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
     if (config.calibrate.temperatureScaling) results.push({ ...stageResult('after temperature scaling', report(final).after), temperature });
     const layers = layerDensities(final.masks);
 
+    // One walk over model × split × (T = 1, fitted T): metric rows for the log, bins for the table.
     const step = ctx.trainer.step;
-    for (const c of candidates) {
-      for (const [split, outcome] of [['validation', c.calibration.validation], ['test', c.calibration.test]] as const) {
-        if (!outcome) continue;
-        for (const [scaled, r] of [['', outcome.before], ['.temperature_scaled', outcome.after]] as const) {
-          const prefix = `${c.label.replace(/ /g, '_')}${scaled}`;
-          const phase = split === 'validation' ? 'val' : 'test';
-          log.metric({ step, epoch: config.train.epochs, phase, metric: `${prefix}.accuracy`, value: r.accuracy });
-          log.metric({ step, epoch: config.train.epochs, phase, metric: `${prefix}.nll`, value: r.nll });
-          log.metric({ step, epoch: config.train.epochs, phase, metric: `${prefix}.brier`, value: r.brier });
-          for (const bins of r.equalWidth) log.metric({ step, epoch: config.train.epochs, phase, metric: `${prefix}.ece${bins.bins}`, value: bins.ece });
-        }
-      }
-    }
-
+    const epoch = config.train.epochs;
     const rows: ReliabilityRow[] = [];
     for (const c of candidates) {
       for (const [split, outcome] of [['validation', c.calibration.validation], ['test', c.calibration.test]] as const) {
         if (!outcome) continue;
+        const phase = split === 'validation' ? 'val' : 'test';
         for (const [calibrated, r] of [[false, outcome.before], [true, outcome.after]] as const) {
-          for (const bins of r.equalWidth) rows.push(...reliabilityRows({ runId: runDir.name, split, stage: c.label, calibrated }, bins));
+          const prefix = `${c.label.replace(/ /g, '_')}${calibrated ? '.temperature_scaled' : ''}`;
+          log.metric({ step, epoch, phase, metric: `${prefix}.accuracy`, value: r.accuracy });
+          log.metric({ step, epoch, phase, metric: `${prefix}.nll`, value: r.nll });
+          log.metric({ step, epoch, phase, metric: `${prefix}.brier`, value: r.brier });
+          for (const bins of r.equalWidth) {
+            log.metric({ step, epoch, phase, metric: `${prefix}.ece${bins.bins}`, value: bins.ece });
+            rows.push(...reliabilityRows({ runId: runDir.name, split, stage: c.label, calibrated }, bins));
+          }
         }
       }
     }
