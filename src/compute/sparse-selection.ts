@@ -36,14 +36,18 @@ export function activeFraction(active: ArrayLike<number>): number {
 }
 
 /**
- * The measured rule (test/bench: /tmp-free microbenchmark in bench/sparse-conv.ts; batch 128, one
- * thread, training step = forward + dy transpose + input gradient + filter gradient, sparse time ÷
- * oneDNN time; see the table there). The sparse kernels pay two batch transposes per pass, so they win
- * only when the skipped arithmetic outweighs them:
- *  - 3×3 filters with ≥ 16 input channels: sparse ≤ 0.89× dense at density 0.1, ~1.0× at 0.12–0.15,
- *    1.2–1.3× at 0.2: threshold density ≤ SPARSE_DENSITY_THRESHOLD.
- *  - 1×1 filters (resnet shortcuts): 1.4–2.7× slower even at density 0.1 (little arithmetic to skip).
- *  - the first layer (3 input channels): its input gradient is never needed, and without it oneDNN wins.
+ * The measured rule. `node dist/bench/sparse-conv.js` (batch 128, one thread, CPU time, best of 3, one
+ * training step's convolution work: sparse forward + dy to lanes + input and filter gradients vs
+ * oneDNN's three passes), 2026-11-29 on a busy 2-core EPYC, sparse ÷ dense at densities 0.05 / 0.1 / 0.2:
+ *   32×32 16→16 3×3       0.75 / 0.83 / 1.16     16×16 32→32 3×3       0.49 / 0.61 / 0.86
+ *   32×32 16→32 3×3 s2    0.67 / 0.88 / 1.03     16×16 32→64 3×3 s2    0.47 / 0.60 / 0.83
+ *   8×8 64→64 3×3         0.50 / 0.84 / 1.41     32×32 32→32 3×3 (cnn) 0.56 / 0.73 / 1.08
+ *   16×16 64→64 3×3 (cnn) 0.51 / 0.74 / 1.23
+ *   1×1 s2 shortcuts      1.2–1.5 at every density (too little arithmetic to pay for the transposes)
+ * The sparse kernels pay batch transposes (x and dy to lanes, y and dx back), so they win only where the
+ * skipped arithmetic outweighs them: 3×3 filters up to density ~0.15; the threshold keeps a margin.
+ * The first layer (3 input channels) stays dense: its input gradient is never needed, and its forward
+ * plus filter gradient take 2.5 ms on oneDNN against 3.7 ms sparse (the dy transpose dominates).
  */
 export const SPARSE_DENSITY_THRESHOLD = 0.12;
 export const SPARSE_MIN_INPUT_CHANNELS = 16;
