@@ -215,35 +215,26 @@ CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l
     default: call(1); break;         \
   }
 
+// Rows [begin, end) of a gather pass, the forward pass (rows of y) or the input gradient (rows of dx):
+// each row is computed in lanes into `tile`, then transposed into the NHWC result while still in cache.
 CIGL_MULTIVERSION
-void forwardRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, int64_t begin, int64_t end,
-                 float* tile, float* y) {
-  for (int64_t oh = begin; oh < end; oh++) {
+void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* lanesIn,
+                int64_t begin, int64_t end, float* tile, float* out) {
+  const int64_t rows = inputGradient ? g.inHeight : g.outHeight;
+  const int64_t rowSize = inputGradient ? g.inWidth * g.inChannels : g.outWidth * g.outChannels;
+  for (int64_t r = begin; r < end; r++) {
     for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
       chunk = laneChunk(l.lanes / kLaneWidth, v);
       const int64_t lane0 = v * kLaneWidth;
-#define CIGL_CALL(V) forwardRow<V>(g, l, f, xLanes, oh, lane0, tile)
+#define CIGL_CALL(V)                                      \
+  if (inputGradient)                                      \
+    backwardDataRow<V>(g, l, f, lanesIn, r, lane0, tile); \
+  else                                                    \
+    forwardRow<V>(g, l, f, lanesIn, r, lane0, tile);
       CIGL_DISPATCH_V(chunk, CIGL_CALL)
 #undef CIGL_CALL
     }
-    const int64_t rowSize = g.outWidth * g.outChannels;
-    fromLanes(tile, l.lanes, g.batch, rowSize, y + oh * rowSize, g.outHeight * rowSize);
-  }
-}
-
-CIGL_MULTIVERSION
-void backwardDataRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* dyLanes, int64_t begin,
-                      int64_t end, float* tile, float* dx) {
-  for (int64_t h = begin; h < end; h++) {
-    for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
-      chunk = laneChunk(l.lanes / kLaneWidth, v);
-      const int64_t lane0 = v * kLaneWidth;
-#define CIGL_CALL(V) backwardDataRow<V>(g, l, f, dyLanes, h, lane0, tile)
-      CIGL_DISPATCH_V(chunk, CIGL_CALL)
-#undef CIGL_CALL
-    }
-    const int64_t rowSize = g.inWidth * g.inChannels;
-    fromLanes(tile, l.lanes, g.batch, rowSize, dx + h * rowSize, g.inHeight * rowSize);
+    fromLanes(tile, l.lanes, g.batch, rowSize, out + r * rowSize, rows * rowSize);
   }
 }
 
@@ -312,7 +303,7 @@ void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, co
   const CompressedFilter f = byOutputChannel(g, l, w, active);
   forRows(g.outHeight, f.start.back() * g.outHeight * g.outWidth * l.lanes, [&](int64_t begin, int64_t end) {
     float* tile = scratch(g.outWidth * g.outChannels * l.lanes).data();
-    forwardRows(g, l, f, xLanes, begin, end, tile, y);
+    gatherRows(false, g, l, f, xLanes, begin, end, tile, y);
   });
 }
 
@@ -326,7 +317,7 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
   const CompressedFilter f = byInputChannel(g, l, w, active);
   forRows(g.inHeight, f.start.back() * g.inHeight * g.inWidth * l.lanes / (g.strideHeight * g.strideWidth), [&](int64_t begin, int64_t end) {
     float* tile = scratch(g.inWidth * g.inChannels * l.lanes).data();
-    backwardDataRows(g, l, f, dyLanes, begin, end, tile, dx);
+    gatherRows(true, g, l, f, dyLanes, begin, end, tile, dx);
   });
 }
 

@@ -1,11 +1,11 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { nativeOps } from '../../src/compute/native-ops';
-import type { BatchNormRef, ConvBnOptions, Ops } from '../../src/compute/ops';
+import type { ConvBnOptions } from '../../src/compute/ops';
 import { setSparseComputeMode, sparseComputeMode, type SparseComputeMode, sparseComputeReport, resetSparseComputeReport } from '../../src/compute/sparse-selection';
 import { stockOps } from '../../src/compute/stock-ops';
 import { Rng } from '../../src/util/rng';
-import { nativeUnavailable, relativeError, TOLERANCE } from './compare';
+import { convBnResult, nativeUnavailable, relativeError, TOLERANCE } from './compare';
 
 const skip = nativeUnavailable;
 
@@ -52,23 +52,6 @@ function maskedFilter(c: Case, seed: number): { filter: tf.Tensor4D; active: tf.
   return { filter: tf.tensor4d(w, shape), active: tf.tensor4d(active, shape), zeroActive };
 }
 
-/** Output and gradients (x, filter, gamma, beta) of sum(convBn(...) · upstream), and the tensors leaked. */
-function convBnGrads(ops: Ops, x: tf.Tensor4D, filter: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, opts: ConvBnOptions) {
-  const stats = { mean: tf.variable(tf.zeros([filter.shape[3]]), false), variance: tf.variable(tf.ones([filter.shape[3]]), false), momentum: 0.1, epsilon: 1e-5 };
-  const before = tf.memory().numTensors;
-  const out = tf.tidy(() => {
-    const f = (xx: tf.Tensor, ff: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor4D =>
-      ops.convBn(xx as tf.Tensor4D, ff as tf.Tensor4D, { gamma: g as tf.Tensor1D, beta: b as tf.Tensor1D, stats } as BatchNormRef, opts);
-    const y = f(x, filter, gamma, beta);
-    const upstream = tf.randomNormal(y.shape, 0, 1, 'float32', 13);
-    const grads = tf.grads((xx, ff, g, b) => tf.sum(tf.mul(f(xx, ff, g, b), upstream)))([x, filter, gamma, beta]);
-    return { y, dx: grads[0], dfilter: grads[1], dgamma: grads[2], dbeta: grads[3] };
-  });
-  const leaked = tf.memory().numTensors - before - 5;
-  tf.dispose([stats.mean, stats.variance]);
-  return { ...out, leaked };
-}
-
 t.test('sparse kernels match the dense masked path: outputs and gradients across densities, strides, kernels, odd sizes', { skip }, async (t) => {
   let cases = 0;
   for (const density of [0.01, 0.05, 0.1, 0.2, 0.5]) {
@@ -86,9 +69,9 @@ t.test('sparse kernels match the dense masked path: outputs and gradients across
         // constant and their gradients 0). Training mode and ReLU are covered below and by the trainer test.
         const opts: ConvBnOptions = { stride, padding: 'same', relu: false, training: false, active, layer: 'under-test' };
         resetSparseComputeReport();
-        const sparse = withMode('on', () => convBnGrads(nativeOps, x, filter, gamma, beta, opts));
+        const sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
         t.same(sparseComputeReport().map((d) => d.sparse), [true], `${name}: the sparse kernels ran`);
-        const dense = withMode('off', () => convBnGrads(nativeOps, x, filter, gamma, beta, opts));
+        const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
         const maskedDense = tf.mul(dense.dfilter, active);
         for (const [key, reference] of [['y', dense.y], ['dx', dense.dx], ['dfilter', maskedDense], ['dgamma', dense.dgamma], ['dbeta', dense.dbeta]] as const) {
           const err = relativeError(sparse[key], reference);
@@ -120,8 +103,8 @@ t.test('training-mode BatchNorm and ReLU on top of the sparse convolution', { sk
     const gamma = tf.randomUniform([16], 0.5, 1.5, 'float32', 63) as tf.Tensor1D;
     const beta = tf.randomNormal([16], 0, 0.3, 'float32', 64) as tf.Tensor1D;
     const opts: ConvBnOptions = { stride, padding: 'same', relu: true, training: true, active };
-    const sparse = withMode('on', () => convBnGrads(nativeOps, x, filter, gamma, beta, opts));
-    const dense = withMode('off', () => convBnGrads(nativeOps, x, filter, gamma, beta, opts));
+    const sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+    const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
     const maskedDense = tf.mul(dense.dfilter, active);
     for (const [key, reference] of [['y', dense.y], ['dx', dense.dx], ['dfilter', maskedDense], ['dgamma', dense.dgamma], ['dbeta', dense.dbeta]] as const) {
       const err = relativeError(sparse[key], reference);
@@ -140,8 +123,8 @@ t.test('batches of any size: fewer images than one lane vector, and more than ei
     const gamma = tf.ones([7]) as tf.Tensor1D;
     const beta = tf.zeros([7]) as tf.Tensor1D;
     const opts: ConvBnOptions = { stride: 1, padding: 'same', relu: false, training: true, active };
-    const sparse = withMode('on', () => convBnGrads(nativeOps, x, filter, gamma, beta, opts));
-    const dense = withMode('off', () => convBnGrads(nativeOps, x, filter, gamma, beta, opts));
+    const sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+    const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
     const maskedDense = tf.mul(dense.dfilter, active);
     t.ok(relativeError(sparse.dx, dense.dx) < TOLERANCE, `batch ${batch}: dx`);
     t.ok(relativeError(sparse.dfilter, maskedDense) < TOLERANCE, `batch ${batch}: dfilter`);
@@ -157,8 +140,8 @@ t.test('stock ops ignore the active pattern', async (t) => {
   const gamma = tf.ones([4]) as tf.Tensor1D;
   const beta = tf.zeros([4]) as tf.Tensor1D;
   const base: ConvBnOptions = { stride: 1, padding: 'same', relu: true, training: true };
-  const withPattern = convBnGrads(stockOps, x, filter, gamma, beta, { ...base, active });
-  const without = convBnGrads(stockOps, x, filter, gamma, beta, base);
+  const withPattern = convBnResult(stockOps, x, filter, gamma, beta, { ...base, active });
+  const without = convBnResult(stockOps, x, filter, gamma, beta, base);
   t.equal(relativeError(withPattern.dfilter, without.dfilter), 0, 'same (dense) filter gradient');
   tf.dispose([x, filter, active, gamma, beta, ...Object.values(withPattern).filter((v) => v instanceof tf.Tensor), ...Object.values(without).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
 });
