@@ -1,5 +1,5 @@
 /**
- * Sparse vs dense convolution microbenchmark (`node dist/bench/sparse-conv.js`): for each convolution
+ * Sparse vs dense convolution microbenchmark (`npm run bench:sparse-conv`): for each convolution
  * shape of resnet20 and cnn at batch 128, the time of one training step's convolution work, forward +
  * input gradient + filter gradient, on oneDNN (dense) and on the sparse kernels (forward, dy to lanes,
  * input gradient, filter gradient), interleaved in one process; the best of `--repeats` for each.
@@ -7,7 +7,7 @@
  * one thread (default), so a busy machine inflates them less than wall time would; the ratios are what
  * sparse-selection.ts's threshold is set from.
  *
- *   node dist/bench/sparse-conv.js [--densities 0.05,0.1,0.2] [--repeats 5] [--threads 1]
+ *   npm run bench:sparse-conv -- [--densities 0.05,0.1,0.2] [--repeats 5] [--threads 1]
  */
 import { requireNativeAddon } from '../src/compute/native-addon';
 import { Rng } from '../src/util/rng';

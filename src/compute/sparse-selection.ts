@@ -36,7 +36,7 @@ export function activeFraction(active: ArrayLike<number>): number {
 }
 
 /**
- * The measured rule. `node dist/bench/sparse-conv.js` (batch 128, one thread, CPU time, best of 3, one
+ * The measured rule. `npm run bench:sparse-conv` (batch 128, one thread, CPU time, best of 3, one
  * training step's convolution work: sparse forward + dy to lanes + input and filter gradients vs
  * oneDNN's three passes), 2026-11-29 on a busy 2-core EPYC, sparse ÷ dense at densities 0.05 / 0.1 / 0.2:
  *   32×32 16→16 3×3       0.75 / 0.83 / 1.16     16×16 32→32 3×3       0.49 / 0.61 / 0.86
