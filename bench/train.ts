@@ -1,13 +1,15 @@
 /**
  * Training-step benchmark (`npm run bench:train`): images per second of cigl's training step against the
- * PyTorch peer (../shared/peers/torch_peer.py) on the same machine, for mlp, cnn and resnet20 at density
- * 1.0 and 0.1: batch 128, random data, forward + backward + SGD with Nesterov momentum, masks multiplied
- * into the weights, 2 threads each. Ours and the peer alternate per configuration (ours first in even
+ * PyTorch peer (../shared/peers/torch_peer.py) on the same machine, for mlp, cnn and resnet20 at densities
+ * 1, 0.2, 0.1 and 0.05: batch 128, random data, forward + backward + SGD with Nesterov momentum, masks
+ * multiplied into the weights, 2 threads each. Our step passes the masks as the active patterns, as the
+ * trainer does between mask updates, so masked convolutions may run on the sparse kernels
+ * (src/compute/sparse-selection.ts); each row says which layers did. Ours and the peer alternate per configuration (ours first in even
  * rounds, the peer first in odd ones) so that drift in machine load hits both; each side's best round
  * is reported. Also prints achieved GFLOP/s (3 × forward conv/dense FLOPs per image) against the sgemm
  * ceiling. Writes the results as JSON under runs/bench/.
  *
- *   npm run bench:train -- [--seconds 10] [--rounds 2] [--models mlp,cnn,resnet20] [--densities 1,0.1]
+ *   npm run bench:train -- [--seconds 10] [--rounds 2] [--models mlp,cnn,resnet20] [--densities 1,0.2,0.1,0.05]
  *                          [--backend auto] [--threads 2] [--no-peer]
  *
  * Benchmarks on the shared machines run one at a time: the script re-runs itself under
@@ -21,6 +23,7 @@ import * as tf from '@tensorflow/tfjs';
 import { bufferPool } from '../src/compute/buffer-pool';
 import { BACKEND_PREFERENCES, selectBackend, type BackendPreference, type ComputeBackend } from '../src/compute/backend';
 import { loadNativeAddon } from '../src/compute/native-addon';
+import { resetSparseComputeReport, sparseComputeReport } from '../src/compute/sparse-selection';
 import { createModel } from '../src/models/build';
 import { MODEL_NAMES, type ModelName } from '../src/models/zoo';
 import { allocateLayers } from '../src/sparse/density';
@@ -49,7 +52,7 @@ interface Options {
 }
 
 function parseOptions(argv: readonly string[]): Options {
-  const opts: Options = { seconds: 10, rounds: 2, models: ['mlp', 'cnn', 'resnet20'], densities: [1, 0.1], backend: 'auto', threads: 2, peer: true };
+  const opts: Options = { seconds: 10, rounds: 2, models: ['mlp', 'cnn', 'resnet20'], densities: [1, 0.2, 0.1, 0.05], backend: 'auto', threads: 2, peer: true };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     const value = (): string => {
@@ -108,6 +111,7 @@ function ensureLock(): void {
 
 /** Images per second of cigl's training step for S seconds after a warm-up. */
 function measureOurs(compute: ComputeBackend, model: ModelName, density: number, seconds: number): number {
+  resetSparseComputeReport();
   const m = createModel(model, { seed: 1 });
   const layers = allocateLayers(m.specs, { density, distribution: 'uniform' });
   const masks = new Map([...initialMasks(layers, 1)].map(([name, mask]) => [name, tf.tensor(maskToFloat32(mask), m.params.get(name)!.shape)]));
@@ -120,7 +124,7 @@ function measureOurs(compute: ComputeBackend, model: ModelName, density: number,
   const step = (): number => {
     const loss = tf.tidy(() => {
       const effective = effectiveParams(m.params, masks);
-      const result = forwardBackward(m, compute.ops, effective, x, labels);
+      const result = forwardBackward(m, compute.ops, effective, x, labels, Object.fromEntries(masks));
       optimizer.step(weightGrads(result.effectiveGrads, masks), 0.01, masks);
       return result.loss;
     });
@@ -194,11 +198,12 @@ async function main(): Promise<void> {
         const runPeer = (): void => void (noPeer ? undefined : peer.push(measurePeer(model, density, opts.seconds, opts.threads)));
         if (round % 2 === 0) { runOurs(); runPeer(); } else { runPeer(); runOurs(); }
       }
+      const sparseLayers = sparseComputeReport().filter((d) => d.sparse).map((d) => d.layer);
       const best = Math.max(...ours);
       const bestPeer = peer.length ? Math.max(...peer) : undefined;
       const gflops = (best * flopsPerImage) / 1e9;
       const row = {
-        model, density, flopsPerImage,
+        model, density, flopsPerImage, sparseLayers,
         ours: { rounds: ours, best },
         peer: bestPeer === undefined ? null : { rounds: peer, best: bestPeer },
         ratio: bestPeer === undefined ? null : best / bestPeer,
@@ -208,13 +213,14 @@ async function main(): Promise<void> {
       };
       results.push(row);
       console.log(`${model.padEnd(9)} density ${String(density).padEnd(4)} ours ${fixed(best).padStart(6)} img/s   peer ${fixed(bestPeer).padStart(6)} img/s   ratio ${fixed(row.ratio ?? undefined, 2).padStart(5)}   ${fixed(gflops, 1).padStart(6)} GFLOP/s (${fixed(row.percentOfCeiling, 1)}% of ${NOTES_SGEMM_CEILING})`);
+      if (density < 1) console.log(`          sparse kernels: ${sparseLayers.length ? `${sparseLayers.length} layers (${sparseLayers.join(', ')})` : 'none'}`);
     }
   }
 
-  console.log('\n| model | density | cigl img/s | PyTorch img/s | ratio | cigl GFLOP/s | % of 430 | PyTorch GFLOP/s |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('\n| model | density | cigl img/s | PyTorch img/s | ratio | cigl GFLOP/s | % of 430 | PyTorch GFLOP/s | sparse layers |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
-    console.log(`| ${r.model} | ${r.density} | ${fixed(r.ours.best)} | ${fixed(r.peer?.best)} | ${fixed(r.ratio ?? undefined, 2)} | ${fixed(r.gflops, 1)} | ${fixed(r.percentOfCeiling, 1)} | ${fixed(r.peerGflops ?? undefined, 1)} |`);
+    console.log(`| ${r.model} | ${r.density} | ${fixed(r.ours.best)} | ${fixed(r.peer?.best)} | ${fixed(r.ratio ?? undefined, 2)} | ${fixed(r.gflops, 1)} | ${fixed(r.percentOfCeiling, 1)} | ${fixed(r.peerGflops ?? undefined, 1)} | ${r.sparseLayers.length} |`);
   }
   const outDir = path.join(repoRoot, 'runs', 'bench');
   fs.mkdirSync(outDir, { recursive: true });

@@ -16,6 +16,7 @@
 #include "conv.h"
 #include "dense.h"
 #include "pointwise.h"
+#include "sparse_conv.h"
 
 namespace {
 
@@ -87,6 +88,42 @@ Napi::Value ConvBackwardData(const Napi::CallbackInfo& info) {
 Napi::Value ConvBackwardWeights(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
   convBackwardWeights(g, F32(info, 1, "x", inSize(g)), F32(info, 2, "dy", outSize(g)), F32(info, 3, "dfilter", filterSize(g)));
+  return info.Env().Undefined();
+}
+
+// [input lanes, grad lanes]: element counts of the sparse kernels' batch-innermost buffers.
+Napi::Value SparseConvLaneSizes(const Napi::CallbackInfo& info) {
+  const ConvGeometry g = Geometry(info, 0);
+  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  out.Set(uint32_t{0}, static_cast<double>(sparseConvInputLanesSize(g)));
+  out.Set(uint32_t{1}, static_cast<double>(sparseConvGradLanesSize(g)));
+  return out;
+}
+
+Napi::Value SparseConvForward(const Napi::CallbackInfo& info) {
+  const ConvGeometry g = Geometry(info, 0);
+  sparseConvForward(g, F32(info, 1, "x", inSize(g)), F32(info, 2, "filter", filterSize(g)), F32(info, 3, "active", filterSize(g)),
+                    F32(info, 4, "y", outSize(g)), F32(info, 5, "xLanes", sparseConvInputLanesSize(g)));
+  return info.Env().Undefined();
+}
+
+Napi::Value SparseConvGradToLanes(const Napi::CallbackInfo& info) {
+  const ConvGeometry g = Geometry(info, 0);
+  sparseConvGradToLanes(g, F32(info, 1, "dy", outSize(g)), F32(info, 2, "dyLanes", sparseConvGradLanesSize(g)));
+  return info.Env().Undefined();
+}
+
+Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
+  const ConvGeometry g = Geometry(info, 0);
+  sparseConvBackwardData(g, F32(info, 1, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 2, "filter", filterSize(g)),
+                         F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", inSize(g)));
+  return info.Env().Undefined();
+}
+
+Napi::Value SparseConvBackwardWeights(const Napi::CallbackInfo& info) {
+  const ConvGeometry g = Geometry(info, 0);
+  sparseConvBackwardWeights(g, F32(info, 1, "xLanes", sparseConvInputLanesSize(g)), F32(info, 2, "dyLanes", sparseConvGradLanesSize(g)),
+                            F32(info, 3, "active", filterSize(g)), F32(info, 4, "dfilter", filterSize(g)));
   return info.Env().Undefined();
 }
 
@@ -303,6 +340,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"convForward", ConvForward},
       {"convBackwardData", ConvBackwardData},
       {"convBackwardWeights", ConvBackwardWeights},
+      {"sparseConvLaneSizes", SparseConvLaneSizes},
+      {"sparseConvForward", SparseConvForward},
+      {"sparseConvGradToLanes", SparseConvGradToLanes},
+      {"sparseConvBackwardData", SparseConvBackwardData},
+      {"sparseConvBackwardWeights", SparseConvBackwardWeights},
       {"batchNormTrainForward", BatchNormTrainForward},
       {"batchNormTrainBackward", BatchNormBackward<batchNormTrainBackward>},
       {"batchNormInferForward", BatchNormInferForward},

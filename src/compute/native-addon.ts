@@ -11,6 +11,17 @@ export interface NativeAddon {
   convForward(geometry: number[], x: Float32Array, filter: Float32Array, y: Float32Array): void;
   convBackwardData(geometry: number[], dy: Float32Array, filter: Float32Array, dx: Float32Array): void;
   convBackwardWeights(geometry: number[], x: Float32Array, dy: Float32Array, dfilter: Float32Array): void;
+  /**
+   * Sparse convolution (native/src/sparse_conv.h): only filter positions where `active` ≠ 0 take part.
+   * Activations pass through batch-innermost "lane" buffers whose element counts this returns:
+   * [input lanes (written by the forward pass, read by the filter gradient), grad lanes (dy)].
+   */
+  sparseConvLaneSizes(geometry: number[]): [number, number];
+  sparseConvForward(geometry: number[], x: Float32Array, filter: Float32Array, active: Float32Array, y: Float32Array, xLanes: Float32Array): void;
+  sparseConvGradToLanes(geometry: number[], dy: Float32Array, dyLanes: Float32Array): void;
+  sparseConvBackwardData(geometry: number[], dyLanes: Float32Array, filter: Float32Array, active: Float32Array, dx: Float32Array): void;
+  /** dfilter at the active positions, 0 elsewhere. */
+  sparseConvBackwardWeights(geometry: number[], xLanes: Float32Array, dyLanes: Float32Array, active: Float32Array, dfilter: Float32Array): void;
   batchNormTrainForward(rows: number, channels: number, epsilon: number, relu: boolean, y: Float32Array, gamma: Float32Array,
     beta: Float32Array, z: Float32Array, mean: Float32Array, variance: Float32Array): void;
   batchNormTrainBackward(rows: number, channels: number, epsilon: number, relu: boolean, dz: Float32Array, z: Float32Array,

@@ -11,6 +11,7 @@ import type { NativeAddon } from './native-addon';
  */
 export const KERNELS = {
   conv2d: 'CiglConv2D',
+  sparseConv2d: 'CiglSparseConv2D',
   batchNormTrain: 'CiglBatchNormTrain',
   batchNormInfer: 'CiglBatchNormInfer',
   addRelu: 'CiglAddRelu',
@@ -36,6 +37,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   }
   registeredWith = addon;
   registerConv(addon);
+  registerSparseConv(addon);
   registerBatchNorm(addon);
   registerPointwise(addon);
   registerDense(addon);
@@ -133,6 +135,79 @@ function registerConv(addon: NativeAddon): void {
     },
   });
 }
+
+// ---- sparse convolution ------------------------------------------------------------------------------
+
+/**
+ * conv2d through the active weights only (native/src/sparse_conv.h). Inputs x, filter and `active` (the
+ * filter's multiplier: nonzero where the weight takes part, so exactly-zero grown weights still get
+ * their gradient). Outputs y and x in the batch-innermost lane layout, which the filter gradient reads;
+ * the tape keeps it alive exactly as long as the gradient may need it.
+ */
+function registerSparseConv(addon: NativeAddon): void {
+  tf.registerKernel({
+    kernelName: KERNELS.sparseConv2d,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const { x, filter, active } = need(inputs, 'x', 'filter', 'active');
+      if (!tf.util.arraysEqual(filter.shape, active.shape)) throw new Error(`sparse conv2d: active pattern ${active.shape} does not match filter ${filter.shape}`);
+      const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
+      const outShape = [g[0], g[9], g[10], g[4]];
+      const [inputLanes] = addon.sparseConvLaneSizes(g);
+      const y = bufferPool.allocate(size(outShape));
+      const xLanes = bufferPool.allocate(inputLanes);
+      addon.sparseConvForward(g, f32(cpu, x, 'x'), f32(cpu, filter, 'filter'), f32(cpu, active, 'active'), y, xLanes);
+      return [cpu.makeTensorInfo(outShape, 'float32', y), cpu.makeTensorInfo([inputLanes], 'float32', xLanes)];
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.sparseConv2d,
+    inputsToSave: ['x', 'filter', 'active'],
+    outputsToSave: [false, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [x, filter, active, xLanes] = saved;
+      const dy = (dys as tf.Tensor[])[0];
+      const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
+      // dy in the lane layout, shared by both gradients.
+      const dyLanes = (): Float32Array => gradLanes.of(addon, g, dy);
+      return {
+        x: () => {
+          const dx = bufferPool.allocate(x.size);
+          addon.sparseConvBackwardData(g, dyLanes(), f32(cpuBackend(), filter, 'filter'), f32(cpuBackend(), active, 'active'), dx);
+          return wrap(dx, x.shape);
+        },
+        filter: () => {
+          const dw = bufferPool.allocate(filter.size);
+          addon.sparseConvBackwardWeights(g, f32(cpuBackend(), xLanes, 'xLanes'), dyLanes(), f32(cpuBackend(), active, 'active'), dw);
+          return wrap(dw, filter.shape);
+        },
+        // The pattern is a constant of the step (never differentiated).
+        active: () => tf.zerosLike(active),
+      };
+    },
+  });
+}
+
+/**
+ * One lane buffer per geometry for dy, kept across steps (a fresh 8 MB array per layer and step would
+ * cost page faults and GC, see buffer-pool.ts). tfjs asks for the input and filter gradients of a node
+ * one after the other, so the buffer is filled once per node; it is refilled whenever it holds another
+ * tensor's dy (dataIds are never reused, so identity is a safe key).
+ */
+const gradLanes = {
+  buffers: new Map<string, { holds?: object; values: Float32Array }>(),
+  of(addon: NativeAddon, geometry: number[], dy: tf.Tensor): Float32Array {
+    const key = geometry.join(',');
+    let slot = this.buffers.get(key);
+    if (!slot) this.buffers.set(key, (slot = { values: new Float32Array(addon.sparseConvLaneSizes(geometry)[1]) }));
+    if (slot.holds !== dy.dataId) {
+      addon.sparseConvGradToLanes(geometry, f32(cpuBackend(), dy, 'dy'), slot.values);
+      slot.holds = dy.dataId;
+    }
+    return slot.values;
+  },
+};
 
 // ---- BatchNorm (+ ReLU) -----------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNativeAddon } from './native-addon';
-import { KERNELS, registerNativeKernels } from './native-kernels';
-import type { Ops } from './ops';
+import { convGeometry, KERNELS, registerNativeKernels } from './native-kernels';
+import type { ConvBnOptions, Ops } from './ops';
+import { activeFraction, prefersSparse, recordDecision } from './sparse-selection';
 import { updateRunningStats } from './stock-ops';
 
 /**
@@ -17,7 +18,7 @@ export const nativeOps: Ops = {
 
   convBn(x, filter, bn, opts) {
     ensureRegistered();
-    const y = run(KERNELS.conv2d, { x, filter }, { stride: opts.stride, padding: opts.padding }) as tf.Tensor4D;
+    const y = conv(x, filter, opts);
     const bnAttrs = { epsilon: bn.stats.epsilon, relu: opts.relu };
     let z: tf.Tensor4D;
     if (opts.training) {
@@ -60,6 +61,30 @@ export const nativeOps: Ops = {
     return run(KERNELS.softmaxCrossEntropy, { logits, labels }) as tf.Scalar;
   },
 };
+
+/**
+ * The convolution of convBn: the sparse kernels when an active pattern is given and sparse-selection
+ * prefers them for this geometry and density, oneDNN's dense kernels otherwise.
+ */
+function conv(x: tf.Tensor4D, filter: tf.Tensor4D, opts: ConvBnOptions): tf.Tensor4D {
+  const attrs = { stride: opts.stride, padding: opts.padding };
+  const active = opts.active;
+  if (!active) return run(KERNELS.conv2d, { x, filter }, attrs) as tf.Tensor4D;
+  const density = activeFraction(cpuValues(active));
+  const sparse = prefersSparse(convGeometry(x.shape, filter.shape, attrs), density);
+  recordDecision({ layer: opts.layer ?? `conv ${filter.shape.join('×')} stride ${opts.stride}`, density, sparse });
+  if (!sparse) return run(KERNELS.conv2d, { x, filter }, attrs) as tf.Tensor4D;
+  const [y, xLanes] = run(KERNELS.sparseConv2d, { x, filter, active }, attrs) as tf.Tensor[];
+  // The tape keeps its own reference to the lane copy of x for the filter gradient.
+  xLanes.dispose();
+  return y as tf.Tensor4D;
+}
+
+/** A tensor's values on the cpu backend without a read (a read would mark a pooled array as escaped). */
+function cpuValues(t: tf.Tensor): ArrayLike<number> {
+  const values = (tf.backend() as unknown as { data: { get(id: object): { values?: unknown } } }).data.get(t.dataId)?.values;
+  return values instanceof Float32Array ? values : t.dataSync();
+}
 
 let registered = false;
 

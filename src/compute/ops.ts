@@ -41,6 +41,16 @@ export interface ConvBnOptions {
   readonly padding: 'same' | 'valid';
   readonly relu: boolean;
   readonly training: boolean;
+  /**
+   * The filter's active pattern (nonzero where the weight takes part, e.g. the step's mask multiplier
+   * M or M ⊙ Z / (1 − p)). With it, a compute path may skip the inactive weights: the output and the
+   * input gradient are those of the filter as given (inactive weights must be 0 in it) and the filter
+   * gradient is exact at active positions and 0 elsewhere. Without it the filter gradient is dense.
+   * Paths without sparse kernels ignore it.
+   */
+  readonly active?: tf.Tensor4D;
+  /** The layer's name, for reports of which path ran. */
+  readonly layer?: string;
 }
 
 /** BatchNorm running statistics and their update rule. */

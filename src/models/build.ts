@@ -44,14 +44,17 @@ export function buildModel(arch: Architecture, seed: number): Model {
     });
   }
 
-  const apply = (p: Readonly<Record<string, tf.Tensor>>, x: tf.Tensor, training: boolean, ops: Ops): tf.Tensor2D => {
+  const apply = (p: Readonly<Record<string, tf.Tensor>>, x: tf.Tensor, training: boolean, ops: Ops, active?: Readonly<Record<string, tf.Tensor>>): tf.Tensor2D => {
     const run = (nodes: readonly ArchNode[], input: tf.Tensor): tf.Tensor => nodes.reduce((h, node) => forward(node, h), input);
     const forward = (node: ArchNode, h: tf.Tensor): tf.Tensor => {
       switch (node.op) {
         case 'convBn': {
           const stats = bnStats.get(node.name)!;
           const bn = { gamma: p[`${node.name}.gamma`] as tf.Tensor1D, beta: p[`${node.name}.beta`] as tf.Tensor1D, stats };
-          return ops.convBn(h as tf.Tensor4D, p[weightName(node.name)] as tf.Tensor4D, bn, { stride: node.stride, padding: 'same', relu: node.relu, training });
+          const filter = weightName(node.name);
+          return ops.convBn(h as tf.Tensor4D, p[filter] as tf.Tensor4D, bn, {
+            stride: node.stride, padding: 'same', relu: node.relu, training, active: active?.[filter] as tf.Tensor4D | undefined, layer: node.name,
+          });
         }
         case 'maxPool2':
           return ops.maxPool2(h as tf.Tensor4D);

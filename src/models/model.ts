@@ -33,7 +33,11 @@ export interface Model {
   readonly params: ReadonlyMap<string, tf.Variable>;
   /** BatchNorm running statistics by layer name (not trainable). */
   readonly bnStats: ReadonlyMap<string, RunningStats>;
-  /** Logits [n, numClasses]. `params` holds a tensor for every spec name. */
-  apply(params: Readonly<Record<string, tf.Tensor>>, x: tf.Tensor, training: boolean, ops: Ops): tf.Tensor2D;
+  /**
+   * Logits [n, numClasses]. `params` holds a tensor for every spec name. `active` optionally holds the
+   * active pattern of masked weights by parameter name (see ConvBnOptions.active): compute paths may
+   * then skip inactive weights, and those weights' gradients are 0.
+   */
+  apply(params: Readonly<Record<string, tf.Tensor>>, x: tf.Tensor, training: boolean, ops: Ops, active?: Readonly<Record<string, tf.Tensor>>): tf.Tensor2D;
   dispose(): void;
 }

@@ -30,14 +30,18 @@ export function effectiveParams(params: ReadonlyMap<string, tf.Tensor>, multipli
 /**
  * Training-mode forward and backward pass (BatchNorm running statistics are updated as a side effect).
  * All returned tensors are new; the caller disposes them (run it inside tf.tidy and return the result).
+ * With `active` (the step's multipliers by parameter name), compute paths may skip inactive weights and
+ * ∂L/∂W_eff is then exact only where the multiplier is nonzero (0 elsewhere): enough for the optimiser
+ * step, not for growing weights, so mask-update steps must pass none.
  */
-export function forwardBackward(model: Model, ops: Ops, effective: Readonly<Record<string, tf.Tensor>>, x: tf.Tensor, labels: tf.Tensor1D): ForwardBackward {
+export function forwardBackward(model: Model, ops: Ops, effective: Readonly<Record<string, tf.Tensor>>, x: tf.Tensor, labels: tf.Tensor1D,
+  active?: Readonly<Record<string, tf.Tensor>>): ForwardBackward {
   const names = model.specs.map((s) => s.name);
   let correct: tf.Scalar | undefined;
   const lossOf = (...xs: tf.Tensor[]): tf.Scalar => {
     const p: Record<string, tf.Tensor> = {};
     names.forEach((n, i) => (p[n] = xs[i]));
-    const logits = model.apply(p, x, true, ops);
+    const logits = model.apply(p, x, true, ops, active);
     // Kept past the gradient scope's tidy; returned to (and disposed by) the caller.
     correct = tf.keep(tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'))) as tf.Scalar;
     return ops.crossEntropy(logits, labels);

@@ -132,7 +132,9 @@ export class Trainer {
     const multipliers = this.stepMultipliers(step);
     const x = tf.tensor(batch.x, [batch.size, ...this.model.inputShape]);
     const labels = tf.tensor1d(batch.labels, 'int32');
-    const result = tf.tidy(() => forwardBackward(this.model, this.ops, effectiveParams(this.model.params, multipliers), x, labels));
+    // Mask-update steps grow by the dense gradient, so only the other steps may skip inactive weights.
+    const active = updating ? undefined : Object.fromEntries(multipliers);
+    const result = tf.tidy(() => forwardBackward(this.model, this.ops, effectiveParams(this.model.params, multipliers), x, labels, active));
     const events: TrainEvent[] = [];
     try {
       const loss = result.loss.dataSync()[0];

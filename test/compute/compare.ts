@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadNativeAddon } from '../../src/compute/native-addon';
+import type { BatchNormRef, ConvBnOptions, Ops, RunningStats } from '../../src/compute/ops';
 
 /** max |a − b| / max |b|: the error relative to the reference's scale (1e-4 is the float32 bar). */
 export function relativeError(actual: tf.Tensor, reference: tf.Tensor): number {
@@ -22,3 +23,33 @@ export const nativeUnavailable: string | false = (() => {
 })();
 
 export const TOLERANCE = 1e-4;
+
+/** BatchNorm running statistics with non-trivial values (evaluation mode must use them). */
+export const runningStats = (channels: number): RunningStats => ({
+  mean: tf.variable(tf.randomNormal([channels], 0, 0.1, 'float32', 11), false),
+  variance: tf.variable(tf.randomUniform([channels], 0.5, 1.5, 'float32', 12), false),
+  momentum: 0.1,
+  epsilon: 1e-5,
+});
+
+/**
+ * Output and gradients of sum(op(...) · upstream) with respect to every input, the final running
+ * statistics, and the number of tensors the call leaked.
+ */
+export function convBnResult(ops: Ops, x: tf.Tensor4D, filter: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, opts: ConvBnOptions) {
+  const stats = runningStats(filter.shape[3]);
+  const before = tf.memory().numTensors;
+  const out = tf.tidy(() => {
+    const f = (xx: tf.Tensor, ff: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor4D =>
+      ops.convBn(xx as tf.Tensor4D, ff as tf.Tensor4D, { gamma: g as tf.Tensor1D, beta: b as tf.Tensor1D, stats } as BatchNormRef, opts);
+    const y = f(x, filter, gamma, beta);
+    const upstream = tf.randomNormal(y.shape, 0, 1, 'float32', 13);
+    const grads = tf.grads((xx, ff, g, b) => tf.sum(tf.mul(f(xx, ff, g, b), upstream)))([x, filter, gamma, beta]);
+    return { y, dx: grads[0], dfilter: grads[1], dgamma: grads[2], dbeta: grads[3] };
+  });
+  const leaked = tf.memory().numTensors - before - 5;
+  const result = { ...out, mean: stats.mean.clone(), variance: stats.variance.clone(), leaked };
+  stats.mean.dispose();
+  stats.variance.dispose();
+  return result;
+}

@@ -1,0 +1,84 @@
+/**
+ * Sparse vs dense convolution microbenchmark (`npm run bench:sparse-conv`): for each convolution
+ * shape of resnet20 and cnn at batch 128, the time of one training step's convolution work, forward +
+ * input gradient + filter gradient, on oneDNN (dense) and on the sparse kernels (forward, dy to lanes,
+ * input gradient, filter gradient), interleaved in one process; the best of `--repeats` for each.
+ * Reports sparse ÷ dense: below 1 the sparse kernels win. Times are the calling thread's CPU time with
+ * one thread (default), so a busy machine inflates them less than wall time would; the ratios are what
+ * sparse-selection.ts's threshold is set from.
+ *
+ *   npm run bench:sparse-conv -- [--densities 0.05,0.1,0.2] [--repeats 5] [--threads 1]
+ */
+import { requireNativeAddon } from '../src/compute/native-addon';
+import { Rng } from '../src/util/rng';
+
+const BATCH = 128;
+
+/** [input size, in channels, out channels, kernel, stride] of resnet20's and cnn's convolutions. */
+const SHAPES: readonly (readonly [number, number, number, number, number])[] = [
+  [32, 3, 16, 3, 1], [32, 16, 16, 3, 1], [32, 16, 32, 3, 2], [32, 16, 32, 1, 2], [16, 32, 32, 3, 1], [16, 32, 64, 3, 2],
+  [16, 32, 64, 1, 2], [8, 64, 64, 3, 1], [32, 32, 32, 3, 1], [16, 64, 64, 3, 1],
+];
+
+/** The addon's geometry for 'same' padding (tfjs's rule: the extra row/column goes bottom/right). */
+function geometry(size: number, inChannels: number, outChannels: number, kernel: number, stride: number): number[] {
+  const out = Math.ceil(size / stride);
+  const pad = Math.max((out - 1) * stride + kernel - size, 0);
+  const before = Math.floor(pad / 2);
+  return [BATCH, size, size, inChannels, outChannels, kernel, kernel, stride, stride, out, out, before, before, pad - before, pad - before];
+}
+
+function main(): void {
+  const args = process.argv.slice(2);
+  const option = (name: string, fallback: string): string => {
+    const i = args.indexOf(name);
+    return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : fallback;
+  };
+  const densities = option('--densities', '0.05,0.1,0.2').split(',').map(Number);
+  const repeats = Number(option('--repeats', '5'));
+  const threads = Number(option('--threads', '1'));
+  const addon = requireNativeAddon();
+  addon.setNumThreads(threads);
+  const clock = (): number => (threads === 1 ? addon.threadCpuSeconds() * 1000 : performance.now());
+  const rng = new Rng(1);
+  const random = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.nextNormal());
+
+  console.log(`batch ${BATCH}, ${threads} thread(s), best of ${repeats}; ms per training step's convolution work\n`);
+  console.log('| shape | density | dense fwd+bwd ms | sparse fwd+bwd ms | sparse ÷ dense |');
+  console.log('|---|---|---|---|---|');
+  for (const [size, inC, outC, kernel, stride] of SHAPES) {
+    const g = geometry(size, inC, outC, kernel, stride);
+    const x = random(BATCH * size * size * inC);
+    const dy = random(BATCH * g[9] * g[10] * outC);
+    const y = new Float32Array(dy.length);
+    const dx = new Float32Array(x.length);
+    const [inputLanes, gradLanes] = addon.sparseConvLaneSizes(g);
+    const xLanes = new Float32Array(inputLanes);
+    const dyLanes = new Float32Array(gradLanes);
+    for (const density of densities) {
+      const filterSize = kernel * kernel * inC * outC;
+      const active = Float32Array.from({ length: filterSize }, () => (rng.nextFloat() < density ? 1 : 0));
+      const w = random(filterSize).map((v, i) => v * active[i]);
+      const dw = new Float32Array(filterSize);
+      let dense = Infinity;
+      let sparse = Infinity;
+      for (let r = 0; r <= repeats; r++) {
+        let t = clock();
+        addon.convForward(g, x, w, y);
+        addon.convBackwardData(g, dy, w, dx);
+        addon.convBackwardWeights(g, x, dy, dw);
+        if (r > 0) dense = Math.min(dense, clock() - t);
+        t = clock();
+        addon.sparseConvForward(g, x, w, active, y, xLanes);
+        addon.sparseConvGradToLanes(g, dy, dyLanes);
+        addon.sparseConvBackwardData(g, dyLanes, w, active, dx);
+        addon.sparseConvBackwardWeights(g, xLanes, dyLanes, active, dw);
+        if (r > 0) sparse = Math.min(sparse, clock() - t);
+      }
+      const shape = `${size}×${size} ${inC}→${outC} ${kernel}×${kernel} s${stride}`;
+      console.log(`| ${shape} | ${density} | ${dense.toFixed(2)} | ${sparse.toFixed(2)} | ${(sparse / dense).toFixed(2)} |`);
+    }
+  }
+}
+
+main();

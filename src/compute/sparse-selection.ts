@@ -1,0 +1,81 @@
+/**
+ * Which masked convolutions run on the sparse kernels (native/src/sparse_conv.h) instead of oneDNN's
+ * dense ones. A convolution is a candidate only when the caller passes its active pattern (the
+ * trainer does on every step except mask-update steps, which need the exact dense gradient); then
+ *  - 'auto' (default) picks the sparse kernels where they were measured faster (prefersSparse),
+ *  - 'on' always picks them and 'off' never does (tests compare both paths; CIGL_SPARSE_CONV sets it).
+ * Each decision is recorded per layer, so a benchmark can say which layers ran sparse.
+ */
+export type SparseComputeMode = 'auto' | 'on' | 'off';
+export const SPARSE_COMPUTE_MODES: readonly SparseComputeMode[] = ['auto', 'on', 'off'];
+
+function modeFromEnvironment(): SparseComputeMode {
+  const value = process.env.CIGL_SPARSE_CONV ?? 'auto';
+  if (!(SPARSE_COMPUTE_MODES as readonly string[]).includes(value)) {
+    throw new Error(`CIGL_SPARSE_CONV must be one of ${SPARSE_COMPUTE_MODES.join(', ')}, got '${value}'`);
+  }
+  return value as SparseComputeMode;
+}
+
+let mode: SparseComputeMode = modeFromEnvironment();
+
+export function sparseComputeMode(): SparseComputeMode {
+  return mode;
+}
+
+export function setSparseComputeMode(next: SparseComputeMode): void {
+  if (!SPARSE_COMPUTE_MODES.includes(next)) throw new Error(`sparse compute mode must be one of ${SPARSE_COMPUTE_MODES.join(', ')}, got '${String(next)}'`);
+  mode = next;
+}
+
+/** Fraction of nonzero entries. */
+export function activeFraction(active: ArrayLike<number>): number {
+  let count = 0;
+  for (let i = 0; i < active.length; i++) if (active[i] !== 0) count++;
+  return active.length ? count / active.length : 0;
+}
+
+/**
+ * The measured rule. `npm run bench:sparse-conv` (batch 128, one thread, CPU time, best of 3, one
+ * training step's convolution work: sparse forward + dy to lanes + input and filter gradients vs
+ * oneDNN's three passes), 2026-11-29 on a busy 2-core EPYC, sparse ÷ dense at densities 0.05 / 0.1 / 0.2:
+ *   32×32 16→16 3×3       0.75 / 0.83 / 1.16     16×16 32→32 3×3       0.49 / 0.61 / 0.86
+ *   32×32 16→32 3×3 s2    0.67 / 0.88 / 1.03     16×16 32→64 3×3 s2    0.47 / 0.60 / 0.83
+ *   8×8 64→64 3×3         0.50 / 0.84 / 1.41     32×32 32→32 3×3 (cnn) 0.56 / 0.73 / 1.08
+ *   16×16 64→64 3×3 (cnn) 0.51 / 0.74 / 1.23
+ *   1×1 s2 shortcuts      1.2–1.5 at every density (too little arithmetic to pay for the transposes)
+ * The sparse kernels pay batch transposes (x and dy to lanes, y and dx back), so they win only where the
+ * skipped arithmetic outweighs them: 3×3 filters up to density ~0.15; the threshold keeps a margin.
+ * The first layer (3 input channels) stays dense: its input gradient is never needed, and its forward
+ * plus filter gradient take 2.5 ms on oneDNN against 3.7 ms sparse (the dy transpose dominates).
+ */
+export const SPARSE_DENSITY_THRESHOLD = 0.12;
+export const SPARSE_MIN_INPUT_CHANNELS = 16;
+
+/** Geometry as convGeometry returns it: [batch, inH, inW, inC, outC, kH, kW, ...]. */
+export function prefersSparse(geometry: readonly number[], density: number): boolean {
+  if (mode !== 'auto') return mode === 'on';
+  const [, , , inChannels, , kernelHeight, kernelWidth] = geometry;
+  return density <= SPARSE_DENSITY_THRESHOLD && inChannels >= SPARSE_MIN_INPUT_CHANNELS && kernelHeight * kernelWidth > 1;
+}
+
+export interface LayerComputeDecision {
+  readonly layer: string;
+  readonly density: number;
+  readonly sparse: boolean;
+}
+
+const decisions = new Map<string, LayerComputeDecision>();
+
+export function recordDecision(decision: LayerComputeDecision): void {
+  decisions.set(decision.layer, decision);
+}
+
+/** The latest decision for every layer seen since the last reset, in first-seen order. */
+export function sparseComputeReport(): LayerComputeDecision[] {
+  return [...decisions.values()];
+}
+
+export function resetSparseComputeReport(): void {
+  decisions.clear();
+}

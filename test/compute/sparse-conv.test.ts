@@ -1,0 +1,163 @@
+import t from 'tap';
+import * as tf from '@tensorflow/tfjs';
+import { nativeOps } from '../../src/compute/native-ops';
+import type { ConvBnOptions } from '../../src/compute/ops';
+import { setSparseComputeMode, sparseComputeMode, type SparseComputeMode, sparseComputeReport, resetSparseComputeReport } from '../../src/compute/sparse-selection';
+import { stockOps } from '../../src/compute/stock-ops';
+import { Rng } from '../../src/util/rng';
+import { convBnResult, nativeUnavailable, relativeError, TOLERANCE } from './compare';
+
+const skip = nativeUnavailable;
+
+t.before(async () => {
+  await tf.setBackend('cpu');
+});
+
+/** Runs `body` with the sparse compute mode forced, restoring the previous mode afterwards. */
+function withMode<T>(mode: SparseComputeMode, body: () => T): T {
+  const previous = sparseComputeMode();
+  setSparseComputeMode(mode);
+  try {
+    return body();
+  } finally {
+    setSparseComputeMode(previous);
+  }
+}
+
+interface Case {
+  readonly batch: number;
+  readonly height: number;
+  readonly width: number;
+  readonly inChannels: number;
+  readonly outChannels: number;
+  readonly kernel: number;
+  readonly stride: number;
+  readonly density: number;
+}
+
+/** A 0/1 pattern at `density`, a filter that is 0 outside it, and a few active weights exactly 0 (freshly grown). */
+function maskedFilter(c: Case, seed: number): { filter: tf.Tensor4D; active: tf.Tensor4D; zeroActive: number[] } {
+  const rng = new Rng(seed);
+  const n = c.kernel * c.kernel * c.inChannels * c.outChannels;
+  const active = new Float32Array(n);
+  const w = new Float32Array(n);
+  const zeroActive: number[] = [];
+  for (let i = 0; i < n; i++) {
+    if (rng.nextFloat() >= c.density) continue;
+    active[i] = 1;
+    if (zeroActive.length < 3 && rng.nextFloat() < 0.2) zeroActive.push(i);
+    else w[i] = rng.nextNormal() * 0.3;
+  }
+  const shape: [number, number, number, number] = [c.kernel, c.kernel, c.inChannels, c.outChannels];
+  return { filter: tf.tensor4d(w, shape), active: tf.tensor4d(active, shape), zeroActive };
+}
+
+t.test('sparse kernels match the dense masked path: outputs and gradients across densities, strides, kernels, odd sizes', { skip }, async (t) => {
+  let cases = 0;
+  for (const density of [0.01, 0.05, 0.1, 0.2, 0.5]) {
+    for (const stride of [1, 2]) {
+      for (const kernel of [1, 3]) {
+        // Batch 19 fills two lane vectors partly; odd heights and widths exercise tfjs's asymmetric 'same' padding.
+        const c: Case = { batch: 19, height: stride === 2 ? 9 : 7, width: 5, inChannels: 16, outChannels: 24, kernel, stride, density };
+        const name = `density ${density}, stride ${stride}, kernel ${kernel}`;
+        const x = tf.randomNormal([c.batch, c.height, c.width, c.inChannels], 0.2, 1, 'float32', 1) as tf.Tensor4D;
+        const { filter, active, zeroActive } = maskedFilter(c, 7 + cases);
+        const gamma = tf.randomUniform([c.outChannels], 0.5, 1.5, 'float32', 3) as tf.Tensor1D;
+        const beta = tf.randomNormal([c.outChannels], 0, 0.3, 'float32', 4) as tf.Tensor1D;
+        // BatchNorm in evaluation mode and no ReLU: a per-channel affine map, so every gradient reaches the
+        // convolution (at density 0.01 whole output channels are 0; batch statistics would make them
+        // constant and their gradients 0). Training mode and ReLU are covered below and by the trainer test.
+        const opts: ConvBnOptions = { stride, padding: 'same', relu: false, training: false, active, layer: 'under-test' };
+        resetSparseComputeReport();
+        const sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+        t.same(sparseComputeReport().map((d) => d.sparse), [true], `${name}: the sparse kernels ran`);
+        const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+        const maskedDense = tf.mul(dense.dfilter, active);
+        for (const [key, reference] of [['y', dense.y], ['dx', dense.dx], ['dfilter', maskedDense], ['dgamma', dense.dgamma], ['dbeta', dense.dbeta]] as const) {
+          const err = relativeError(sparse[key], reference);
+          t.ok(err < TOLERANCE, `${name}: ${key} relative error ${err.toExponential(2)}`);
+        }
+        const sparseGrad = sparse.dfilter.dataSync();
+        const denseGrad = dense.dfilter.dataSync();
+        const pattern = active.dataSync();
+        t.ok(pattern.every((a, i) => a !== 0 || sparseGrad[i] === 0), `${name}: inactive positions get exactly zero gradient`);
+        const scale = Math.max(...denseGrad.map(Math.abs));
+        for (const i of zeroActive) {
+          t.ok(denseGrad[i] !== 0 && Math.abs(sparseGrad[i] - denseGrad[i]) < TOLERANCE * scale,
+            `${name}: exactly-zero active weight ${i} gets its gradient (${sparseGrad[i].toExponential(3)} vs ${denseGrad[i].toExponential(3)})`);
+        }
+        t.equal(sparse.leaked, 0, `${name}: no tensor leaked`);
+        tf.dispose([x, filter, active, gamma, beta, maskedDense, ...Object.values(sparse).filter((v) => v instanceof tf.Tensor), ...Object.values(dense).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+        cases++;
+      }
+    }
+  }
+  t.equal(cases, 20);
+});
+
+t.test('training-mode BatchNorm and ReLU on top of the sparse convolution', { skip }, async (t) => {
+  for (const stride of [1, 2]) {
+    const c: Case = { batch: 21, height: 9, width: 9, inChannels: 16, outChannels: 16, kernel: 3, stride, density: 0.2 };
+    const x = tf.randomNormal([c.batch, c.height, c.width, c.inChannels], 0.2, 1, 'float32', 61) as tf.Tensor4D;
+    const { filter, active } = maskedFilter(c, 62);
+    const gamma = tf.randomUniform([16], 0.5, 1.5, 'float32', 63) as tf.Tensor1D;
+    const beta = tf.randomNormal([16], 0, 0.3, 'float32', 64) as tf.Tensor1D;
+    const opts: ConvBnOptions = { stride, padding: 'same', relu: true, training: true, active };
+    const sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+    const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+    const maskedDense = tf.mul(dense.dfilter, active);
+    for (const [key, reference] of [['y', dense.y], ['dx', dense.dx], ['dfilter', maskedDense], ['dgamma', dense.dgamma], ['dbeta', dense.dbeta]] as const) {
+      const err = relativeError(sparse[key], reference);
+      t.ok(err < TOLERANCE, `stride ${stride}: ${key} relative error ${err.toExponential(2)}`);
+    }
+    t.equal(sparse.leaked, 0, `stride ${stride}: no tensor leaked`);
+    tf.dispose([x, filter, active, gamma, beta, maskedDense, ...Object.values(sparse).filter((v) => v instanceof tf.Tensor), ...Object.values(dense).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+  }
+});
+
+t.test('batches of any size: fewer images than one lane vector, and more than eight', { skip }, async (t) => {
+  for (const batch of [1, 3, 16, 130]) {
+    const c: Case = { batch, height: 5, width: 6, inChannels: 5, outChannels: 7, kernel: 3, stride: 1, density: 0.3 };
+    const x = tf.randomNormal([batch, c.height, c.width, c.inChannels], 0, 1, 'float32', 21) as tf.Tensor4D;
+    const { filter, active } = maskedFilter(c, 22);
+    const gamma = tf.ones([7]) as tf.Tensor1D;
+    const beta = tf.zeros([7]) as tf.Tensor1D;
+    const opts: ConvBnOptions = { stride: 1, padding: 'same', relu: false, training: true, active };
+    const sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+    const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+    const maskedDense = tf.mul(dense.dfilter, active);
+    t.ok(relativeError(sparse.dx, dense.dx) < TOLERANCE, `batch ${batch}: dx`);
+    t.ok(relativeError(sparse.dfilter, maskedDense) < TOLERANCE, `batch ${batch}: dfilter`);
+    t.ok(relativeError(sparse.y, dense.y) < TOLERANCE, `batch ${batch}: y`);
+    tf.dispose([x, filter, active, gamma, beta, maskedDense, ...Object.values(sparse).filter((v) => v instanceof tf.Tensor), ...Object.values(dense).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+  }
+});
+
+t.test('stock ops ignore the active pattern', async (t) => {
+  const c: Case = { batch: 2, height: 5, width: 5, inChannels: 3, outChannels: 4, kernel: 3, stride: 1, density: 0.5 };
+  const x = tf.randomNormal([2, 5, 5, 3], 0, 1, 'float32', 31) as tf.Tensor4D;
+  const { filter, active } = maskedFilter(c, 32);
+  const gamma = tf.ones([4]) as tf.Tensor1D;
+  const beta = tf.zeros([4]) as tf.Tensor1D;
+  const base: ConvBnOptions = { stride: 1, padding: 'same', relu: true, training: true };
+  const withPattern = convBnResult(stockOps, x, filter, gamma, beta, { ...base, active });
+  const without = convBnResult(stockOps, x, filter, gamma, beta, base);
+  t.equal(relativeError(withPattern.dfilter, without.dfilter), 0, 'same (dense) filter gradient');
+  tf.dispose([x, filter, active, gamma, beta, ...Object.values(withPattern).filter((v) => v instanceof tf.Tensor), ...Object.values(without).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+});
+
+t.test('without an active pattern, or in mode off, the dense kernels run', { skip }, async (t) => {
+  const c: Case = { batch: 4, height: 6, width: 6, inChannels: 16, outChannels: 16, kernel: 3, stride: 1, density: 0.05 };
+  const x = tf.randomNormal([4, 6, 6, 16], 0, 1, 'float32', 41) as tf.Tensor4D;
+  const { filter, active } = maskedFilter(c, 42);
+  const bn = { gamma: tf.ones([16]) as tf.Tensor1D, beta: tf.zeros([16]) as tf.Tensor1D, stats: { mean: tf.variable(tf.zeros([16]), false), variance: tf.variable(tf.ones([16]), false), momentum: 0.1, epsilon: 1e-5 } };
+  const opts: ConvBnOptions = { stride: 1, padding: 'same', relu: true, training: true, layer: 'l' };
+  resetSparseComputeReport();
+  tf.dispose(withMode('on', () => nativeOps.convBn(x, filter, bn, opts)));
+  t.same(sparseComputeReport(), [], 'no pattern: no decision, dense kernels');
+  tf.dispose(withMode('off', () => nativeOps.convBn(x, filter, bn, { ...opts, active })));
+  t.same(sparseComputeReport().map((d) => d.sparse), [false], 'mode off: dense kernels');
+  tf.dispose(withMode('auto', () => nativeOps.convBn(x, filter, bn, { ...opts, active })));
+  t.same(sparseComputeReport().map((d) => d.sparse), [true], 'mode auto, 3×3, 16 channels, density ≤ threshold: sparse kernels');
+  tf.dispose([x, filter, active, bn.gamma, bn.beta, bn.stats.mean, bn.stats.variance]);
+});
