@@ -48,6 +48,8 @@ interface RunJobResult {
 type RunJob = Job<RunJobData, RunJobResult>;
 
 export const DEFAULT_QUEUE_NAME = 'cigl-runs';
+export const DEFAULT_ATTEMPTS = 3;
+export const DEFAULT_LOCK_MS = 30_000;
 const CANCELLED_REASON = 'cancelled';
 const CANCEL_EVENT = 'cancel-requested';
 const BULL_PREFIX = 'bull';
@@ -92,8 +94,8 @@ export class RedisRunQueue implements RunQueue {
   static async open(options: RedisRunQueueOptions): Promise<RedisRunQueue> {
     const resolved: Required<RedisRunQueueOptions> = {
       name: DEFAULT_QUEUE_NAME,
-      lockDurationMs: 30_000,
-      attempts: 3,
+      lockDurationMs: DEFAULT_LOCK_MS,
+      attempts: DEFAULT_ATTEMPTS,
       maxStalls: 5,
       pollMs: 1000,
       ...options,
