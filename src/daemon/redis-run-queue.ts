@@ -3,6 +3,7 @@ import { Queue, QueueEvents, QueueEventsProducer, UnrecoverableError, Worker, ty
 import Redis from 'ioredis';
 import { Subject, type Observable } from 'rxjs';
 import type { RunSummary } from '../sinks/summary';
+import { LockKeeper } from './lock-keeper';
 import { assertRedisReachable, redactedUrl, redisOptionsFromUrl } from './redis-connection';
 import { RunQueueError, type RunQueue, type RunRecord, type RunRequest, type RunResult, type RunState } from './run-queue';
 
@@ -11,8 +12,8 @@ import { RunQueueError, type RunQueue, type RunRecord, type RunRequest, type Run
  * run-queue.ts) with BullMQ's own machinery doing the hard parts:
  *
  * - submit  → Queue.add with jobId = run id (a used id is refused) and `attempts` for the retry limit;
- * - claim   → Worker.getNextJob(token) in manual mode; this queue renews the job's lock every half
- *             lockDuration until settle. A daemon that dies stops renewing: the stalled-job checker
+ * - claim   → Worker.getNextJob(token) in manual mode; a thread renews the job's lock every half
+ *             lockDuration until settle (lock-keeper.ts: training may keep the event loop busy). A daemon that dies stops renewing: the stalled-job checker
  *             (run by every daemon) moves the job back to wait after the lock expires, and the next
  *             claim resumes it from the checkpoint in the shared runs directory;
  * - settle  → moveToCompleted (the step and summary as return value) / moveToFailed (BullMQ retries
@@ -59,8 +60,6 @@ const ALL_STATES = ['active', ...QUEUED_STATES, 'completed', 'failed'] as const;
 interface HeldRun {
   readonly job: RunJob;
   readonly token: string;
-  readonly renewal: NodeJS.Timeout;
-  renewing: boolean;
 }
 
 export class RedisRunQueue implements RunQueue {
@@ -72,6 +71,8 @@ export class RedisRunQueue implements RunQueue {
   private readonly held = new Map<string, HeldRun>();
   private readonly cancelledKey: string;
   private poll?: NodeJS.Timeout;
+  /** Renews the locks of held runs (from a thread, see lock-keeper.ts); started with the first worker. */
+  private locks?: LockKeeper;
   private closed = false;
 
   private constructor(
@@ -160,10 +161,12 @@ export class RedisRunQueue implements RunQueue {
   async claim(worker: string): Promise<RunRecord | undefined> {
     this.assertOpen();
     const token = `${worker}:${randomUUID()}`;
-    const job = (await this.workerFor(worker).getNextJob(token, { block: false })) as RunJob | undefined;
+    const bullWorker = this.workerFor(worker);
+    await this.locks!.ready;
+    const job = (await bullWorker.getNextJob(token, { block: false })) as RunJob | undefined;
     if (!job) return undefined;
-    const held: HeldRun = { job, token, renewal: setInterval(() => void this.renew(held), this.options.lockDurationMs / 2), renewing: false };
-    this.held.set(job.id!, held);
+    this.held.set(job.id!, { job, token });
+    this.locks!.hold(job.id!, token);
     const record = recordOf(job, 'running');
     this.changes.next(record);
     return record;
@@ -232,11 +235,21 @@ export class RedisRunQueue implements RunQueue {
     this.closed = true;
     clearInterval(this.poll);
     for (const id of [...this.held.keys()]) this.release(id);
+    await this.locks?.close();
     await Promise.all([...this.workers.values()].map((w) => w.close(true)));
     await Promise.all([this.events.close(), this.producer.close(), this.queue.close()]);
     this.redis.disconnect();
     this.changes.complete();
     this.lostClaims.complete();
+  }
+
+  private startLockKeeper(): LockKeeper {
+    const keeper = new LockKeeper({ url: this.options.url, queueName: this.options.name, prefix: BULL_PREFIX, lockDurationMs: this.options.lockDurationMs });
+    keeper.lost$.subscribe((id) => {
+      if (!this.held.delete(id)) return;
+      this.lostClaims.next(id);
+    });
+    return keeper;
   }
 
   /** The BullMQ worker for this daemon: created on the first claim, it also runs the stalled-job checker. */
@@ -255,34 +268,16 @@ export class RedisRunQueue implements RunQueue {
       });
       worker.on('error', () => undefined); // connection errors: ioredis reconnects, commands wait
       void worker.startStalledCheckTimer();
+      this.locks ??= this.startLockKeeper();
       this.workers.set(name, worker);
       this.poll = setInterval(() => void this.pollWaiting(), this.options.pollMs);
     }
     return worker;
   }
 
-  /** Extends a held run's lock; a refusal means the run is no longer ours. */
-  private async renew(held: HeldRun): Promise<void> {
-    if (held.renewing || this.held.get(held.job.id!) !== held) return;
-    held.renewing = true;
-    try {
-      const extended = await held.job.extendLock(held.token, this.options.lockDurationMs);
-      if (this.held.get(held.job.id!) === held && !extended) {
-        this.release(held.job.id!);
-        this.lostClaims.next(held.job.id!);
-      }
-    } catch {
-      // Redis unreachable: the command is retried after the reconnect; the lock may survive a short outage
-    } finally {
-      held.renewing = false;
-    }
-  }
-
   private release(id: string): void {
-    const held = this.held.get(id);
-    if (!held) return;
-    clearInterval(held.renewal);
-    this.held.delete(id);
+    if (!this.held.delete(id)) return;
+    this.locks?.release(id);
   }
 
   private async pollWaiting(): Promise<void> {
