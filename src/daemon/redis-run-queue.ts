@@ -89,6 +89,7 @@ export class RedisRunQueue implements RunQueue {
     (this.events as unknown as NodeJS.EventEmitter).on(CANCEL_EVENT, forward);
     this.events.on('error', () => undefined); // reconnects by itself; the poll covers missed events
     this.queue.on('error', () => undefined);
+    (this.producer as unknown as NodeJS.EventEmitter).on('error', () => undefined);
   }
 
   /** Connects (failing fast, naming the URL, when Redis is unreachable) and opens the queue. */

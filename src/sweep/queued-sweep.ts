@@ -76,8 +76,9 @@ export async function waitForSweep(queue: RunQueue, ids: readonly string[], io: 
     if (records.length === ids.length && records.every((r) => isTerminal(r.state))) return { status: 'completed', records };
     if (stop.aborted) return { status: 'stopped', records };
     await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, pollMs);
-      stop.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      const wake = () => (clearTimeout(timer), resolve());
+      const timer = setTimeout(() => (stop.removeEventListener('abort', wake), resolve()), pollMs);
+      stop.addEventListener('abort', wake, { once: true });
     });
   }
 }

@@ -14,10 +14,10 @@ import { ciglBin, tinyRunWorkspace, waitFor } from '../helpers/tiny-run';
  * Scaling out end to end: real `cigl daemon` processes as workers of one BullMQ queue on a real
  * redis-server (started on loopback for the test, with an fsynced append-only file so that it can be
  * restarted), sharing one runs folder, fed by `cigl sweep --queue`. The training job is the real one on
- * a tiny data set. Locks last 3 s, so a dead daemon's run moves on after a few seconds.
+ * a tiny data set. Locks last 4 s, so a dead daemon's run moves on after a few seconds.
  */
 const skip = redisUnavailable();
-const LOCK_MS = 3000;
+const LOCK_MS = 4000;
 
 interface Fleet {
   readonly redis: TestRedis;
