@@ -4,9 +4,9 @@ import type { CliIo } from '../cli/command';
 import { RUN_ID_PATTERN } from '../daemon/run-id';
 import { isTerminal, RunQueueError, type RunQueue, type RunRecord } from '../daemon/run-queue';
 import type { RunSummary } from '../sinks/summary';
-import { labelOf } from './comparison';
 import { writeSweepOutputs } from './outputs';
 import type { SweepRecord, SweepRecordRun } from './record';
+import { pendingSweepRun } from './run-sweep';
 
 /**
  * A sweep handed to daemons through a shared queue (`cigl sweep --queue redis://...`): every run of the
@@ -103,17 +103,7 @@ export async function writeQueuedSweepOutputs(
     if (summary) summaries.push({ ...summary, runName });
     const error = record?.state === 'failed' ? record.error ?? 'failed' : record?.state === 'cancelled' ? 'cancelled' : record?.state === 'completed' && !summary ? 'completed without a summary' : undefined;
     if (error !== undefined) failures.push({ runName, error });
-    runs.push({
-      runName,
-      label: labelOf(runName, config.sparse.method),
-      method: config.sparse.method,
-      density: config.sparse.density,
-      seed: config.seed,
-      configHash: configHash(config),
-      state: summary ? 'completed' : error !== undefined ? 'failed' : 'pending',
-      ...(error !== undefined ? { error } : {}),
-      config,
-    });
+    runs.push({ ...pendingSweepRun(config), ...(summary ? { state: 'completed' } : error !== undefined ? { state: 'failed', error } : {}) });
   }
   const status: SweepRecord['status'] = wait.status === 'completed' ? 'completed' : 'running';
   await writeSweepOutputs(sweep.dir, { format: 1, status, ...(sweep.command ? { command: sweep.command } : {}), runs }, summaries);
