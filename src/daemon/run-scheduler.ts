@@ -171,7 +171,12 @@ export class RunScheduler {
 function finishedSummary(dir: string, configHash: string): { summary: RunSummary; step: number } | undefined {
   const file = runPaths(dir).summary;
   if (!fs.existsSync(file)) return undefined;
-  const summary = readRunSummary(file);
+  let summary: RunSummary;
+  try {
+    summary = readRunSummary(file);
+  } catch {
+    return undefined; // not a finished run's summary (damaged, or some other job's format): train it
+  }
   if (summary.configHash !== configHash) return undefined;
   return { summary, step: listCheckpoints(runPaths(dir).checkpoints)[0]?.step ?? 0 };
 }

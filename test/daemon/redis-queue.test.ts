@@ -64,6 +64,15 @@ t.test('RedisRunQueue: submit, claim, settle; failures retried up to the attempt
   t.match(await a.cancel('four'), { state: 'cancelled' });
   t.match(await b.get('four'), { state: 'cancelled' });
   await t.rejects(b.submit(request('four')), /already exists/);
+
+  // Cancel: a running run is flagged, and its worker hears of it through the shared events.
+  await a.submit(request('five'));
+  await a.claim('worker-a');
+  const heard = new Promise((resolve) => a.changes$.subscribe((r) => (r.id === 'five' && r.cancelRequested ? resolve(r) : undefined)));
+  t.match(await b.cancel('five'), { state: 'running', cancelRequested: true });
+  t.match(await heard, { id: 'five', state: 'running', cancelRequested: true }, "the holder's changes$ says so");
+  t.match(await a.settle('five', { kind: 'cancelled', step: 2 }), { state: 'cancelled' });
+  t.match(await b.get('five'), { state: 'cancelled' });
 });
 
 t.test('RedisRunQueue.open names an unreachable URL', { skip }, async (t) => {
