@@ -13,9 +13,10 @@ import { RunQueueError, type RunQueue, type RunRecord, type RunRequest, type Run
  *
  * - submit  → Queue.add with jobId = run id (a used id is refused) and `attempts` for the retry limit;
  * - claim   → Worker.getNextJob(token) in manual mode; a thread renews the job's lock every half
- *             lockDuration until settle (lock-keeper.ts: training may keep the event loop busy). A daemon that dies stops renewing: the stalled-job checker
- *             (run by every daemon) moves the job back to wait after the lock expires, and the next
- *             claim resumes it from the checkpoint in the shared runs directory;
+ *             lockDuration until settle (lock-keeper.ts: training may keep the event loop busy). A
+ *             daemon that dies stops renewing: the stalled-job checker (run by every daemon) moves the
+ *             job back to wait after the lock expires, and the next claim resumes it from the
+ *             checkpoint in the shared runs directory;
  * - settle  → moveToCompleted (the step and summary as return value) / moveToFailed (BullMQ retries
  *             until `attempts` are spent, then the run is failed with its error) / moveToWait
  *             (interrupted: a graceful stop, which uses up no attempt);
@@ -271,7 +272,7 @@ export class RedisRunQueue implements RunQueue {
       void worker.startStalledCheckTimer();
       this.locks ??= this.startLockKeeper();
       this.workers.set(name, worker);
-      this.poll = setInterval(() => void this.pollWaiting(), this.options.pollMs);
+      this.poll ??= setInterval(() => void this.pollWaiting(), this.options.pollMs);
     }
     return worker;
   }
