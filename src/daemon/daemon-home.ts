@@ -12,6 +12,10 @@ import { isRunId, RUN_ID_HINT } from './run-id';
  * <home>/token         the bearer token for mutating requests (mode 0600)
  * <home>/daemon.pid    held while a daemon serves this home (one daemon per home)
  * ```
+ *
+ * Daemons that share a queue (--queue redis://...) share their run directories instead: `runsDir` then
+ * names one folder all of them mount at the same path (NFS or the like), so that whichever daemon
+ * claims a run finds the checkpoints of the attempts before it. The rest of the home stays per daemon.
  */
 export interface DaemonHome {
   readonly dir: string;
@@ -33,14 +37,19 @@ export function defaultDaemonHome(env: NodeJS.ProcessEnv = process.env): string 
   return env.CIGL_DAEMON_HOME || path.join(os.homedir(), '.cigl', 'daemon');
 }
 
-/** Creates the home and its runs folder (owner-only) if missing. */
-export function openDaemonHome(dir: string): DaemonHome {
+/** Creates the home and its runs folder (owner-only) if missing; `runsDir` replaces `<home>/runs`. */
+export function openDaemonHome(dir: string, options: { runsDir?: string } = {}): DaemonHome {
   const home = path.resolve(dir);
-  const runsDir = path.join(home, 'runs');
+  const runsDir = options.runsDir === undefined ? path.join(home, 'runs') : path.resolve(options.runsDir);
+  try {
+    fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new DaemonHomeError(`cannot create daemon home ${home}: ${(err as Error).message}`);
+  }
   try {
     fs.mkdirSync(runsDir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    throw new DaemonHomeError(`cannot create daemon home ${home}: ${(err as Error).message}`);
+    throw new DaemonHomeError(`cannot create the runs folder ${runsDir}: ${(err as Error).message}`);
   }
   return {
     dir: home,

@@ -6,7 +6,8 @@ import { lockDaemonHome, openDaemonHome, type DaemonHome } from './daemon-home';
 import { EmbeddedRunQueue } from './embedded-run-queue';
 import type { DaemonHealth } from './prometheus';
 import { RunActivity } from './run-activity';
-import type { RunQueue, RunState } from './run-queue';
+import { queueStatus } from './queue-status';
+import type { RunQueue } from './run-queue';
 import { RunScheduler, type DaemonPipeline } from './run-scheduler';
 import { createDaemonServer } from './server';
 import { SharedLogRows } from './shared-log-rows';
@@ -34,6 +35,12 @@ export interface DaemonOptions {
   readonly dataRoots?: readonly string[];
   /** The queue; default the embedded queue in `<home>/queue.json`. */
   readonly queue?: (home: DaemonHome) => RunQueue | Promise<RunQueue>;
+  /** How the queue is named in the status ('embedded', or a shared queue's URL); default 'embedded'. */
+  readonly queueName?: string;
+  /** Run directories; default `<home>/runs`. Daemons sharing a queue share one (see daemon-home.ts). */
+  readonly runsDir?: string;
+  /** This daemon's worker name in the queue; default host:pid. */
+  readonly worker?: string;
   /** How often live streams look for new rows; default 250 ms. */
   readonly pollMs?: number;
   /** Open live streams at most; default 1000. */
@@ -57,7 +64,8 @@ export const LOOPBACK = '127.0.0.1';
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const host = options.host ?? LOOPBACK;
   const log = options.log ?? ((line: string) => process.stderr.write(`cigl daemon: ${line}\n`));
-  const home = openDaemonHome(options.home);
+  const home = openDaemonHome(options.home, { runsDir: options.runsDir });
+  const worker = options.worker ?? `${os.hostname()}:${process.pid}`;
   const unlock = lockDaemonHome(home);
   const startedAt = Date.now();
   let queue: RunQueue | undefined;
@@ -71,17 +79,18 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       home,
       pipelines: options.pipelines,
       concurrency: options.concurrency,
-      worker: `${os.hostname()}:${process.pid}`,
+      worker,
       activity,
       log,
     });
     const runQueue = queue;
+    const status = async () => queueStatus(options.queueName ?? 'embedded', worker, await runQueue.list());
     const health = async (): Promise<DaemonHealth> => {
-      const runs: Record<RunState, number> = { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
-      for (const r of await runQueue.list()) runs[r.state]++;
+      const queueNow = await status();
       const memory = tf.memory();
       return {
-        runs,
+        runs: queueNow.runs,
+        queue: queueNow,
         training: activity.entries().map(([id, s]) => ({ id, step: s.step, imagesPerSecond: s.imagesPerSecond })),
         tensors: memory.numTensors,
         tensorBytes: memory.numBytes,
@@ -102,6 +111,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       dataRoots: options.dataRoots ?? [fixturesDir],
       loopbackOnly: isLoopback(host),
       health,
+      queueStatus: status,
       log,
     });
     await new Promise<void>((resolve, reject) => {

@@ -1,3 +1,4 @@
+import type { QueueStatus } from './queue-status';
 import type { RunState } from './run-queue';
 
 /**
@@ -7,6 +8,8 @@ export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8
 
 export interface DaemonHealth {
   readonly runs: Readonly<Record<RunState, number>>;
+  /** The queue with its workers (with a shared queue: every daemon's). */
+  readonly queue?: QueueStatus;
   /** Runs training in this daemon, with their latest step and throughput. */
   readonly training: readonly { readonly id: string; readonly step: number; readonly imagesPerSecond: number }[];
   /** tf.memory(): tensors alive and their bytes. */
@@ -30,6 +33,12 @@ export function formatPrometheus(h: DaemonHealth): string {
     gauge('cigl_queue_depth', 'Runs waiting in the queue.', [{ value: h.runs.queued }]),
     gauge('cigl_runs_running', 'Runs training now (in any daemon of the queue).', [{ value: h.runs.running }]),
     gauge('cigl_runs', 'Runs by state.', Object.entries(h.runs).map(([state, value]) => ({ labels: { state }, value }))),
+    gauge('cigl_queue_info', 'The queue this daemon pulls from ("embedded" or its Redis URL) and its worker name.', h.queue ? [{ labels: { queue: h.queue.queue, worker: h.queue.worker }, value: 1 }] : []),
+    gauge(
+      'cigl_worker_runs',
+      'Runs by worker (daemon) and state: running now, and finished by that worker.',
+      (h.queue?.workers ?? []).flatMap((w) => Object.entries(w.runs).map(([state, value]) => ({ labels: { worker: w.worker, state }, value }))),
+    ),
     gauge('cigl_images_per_second', 'Training throughput of this daemon, all runs together.', [
       { value: h.training.reduce((s, r) => s + r.imagesPerSecond, 0) },
     ]),

@@ -1,5 +1,6 @@
 import type { Observable } from 'rxjs';
 import type { RunConfig } from '../cli/config';
+import type { RunSummary } from '../sinks/summary';
 
 /**
  * The daemon's queue of runs, as one small contract. The daemon only submits, claims, settles, cancels
@@ -58,7 +59,8 @@ export interface RunRecord extends RunRequest {
 
 /** How a claimed run ended. */
 export type RunResult =
-  | { readonly kind: 'completed'; readonly step: number }
+  /** The summary travels with the result where the queue keeps results (the Redis queue does). */
+  | { readonly kind: 'completed'; readonly step: number; readonly summary?: RunSummary }
   | { readonly kind: 'failed'; readonly error: string; readonly step?: number }
   | { readonly kind: 'cancelled'; readonly step?: number }
   /** Stopped by a shutdown: back in the queue (in its place) to be resumed. */
@@ -92,5 +94,11 @@ export interface RunQueue {
   cancel(id: string): Promise<RunRecord | undefined>;
   /** Every changed record, after the change is durable. Completes on close. */
   readonly changes$: Observable<RunRecord>;
+  /**
+   * Ids of runs this process claimed and no longer holds, where claims can expire (a distributed queue's
+   * lock ran out while the process stalled): their worker must stop training them at once, since another
+   * worker may be resuming them. Queues whose claims never expire leave it out.
+   */
+  readonly claimLost$?: Observable<string>;
   close(): Promise<void>;
 }

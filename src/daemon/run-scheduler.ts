@@ -5,7 +5,10 @@ import type { CliIo, CliOutput } from '../cli/command';
 import type { RunConfig } from '../cli/config';
 import { reportProgress } from '../cli/progress';
 import type { TrainJob, TrainOutcome } from '../cli/wiring';
+import { listCheckpoints } from '../sinks/checkpoint';
 import { prepareRunDir, runPaths } from '../sinks/run-dir';
+import type { RunSummary } from '../sinks/summary';
+import { readRunSummary } from '../sweep/record';
 import { runDirOf, type DaemonHome } from './daemon-home';
 import type { RunActivity } from './run-activity';
 import type { RunQueue, RunRecord, RunResult } from './run-queue';
@@ -62,6 +65,12 @@ export class RunScheduler {
       if (record.state === 'queued') void this.pump();
       if (record.state === 'running' && record.cancelRequested) this.active.get(record.id)?.controller.abort('cancel');
     });
+    // Another worker may be resuming it already: stop at once (the settle that follows is refused and logged).
+    const lost = this.options.queue.claimLost$?.subscribe((id) => {
+      this.options.log(`run ${id}: this daemon lost its claim (lock expired); stopping it`);
+      this.active.get(id)?.controller.abort('lost');
+    });
+    if (lost) this.subscription.add(lost);
     void this.pump();
   }
 
@@ -122,6 +131,12 @@ export class RunScheduler {
     const pipeline = this.options.pipelines[record.pipeline];
     if (!pipeline) return { kind: 'failed', error: `unknown pipeline ${JSON.stringify(record.pipeline)}` };
     const dir = runDirOf(home, record.id);
+    // At-least-once delivery: a worker that finished a run and died before settling it hands it on; never train it twice.
+    const finished = finishedSummary(dir, record.configHash);
+    if (finished) {
+      log(`run ${record.id} finished earlier (its summary.json exists): not trained again`);
+      return { kind: 'completed', step: finished.step, summary: finished.summary };
+    }
     // An earlier attempt created the directory: continue it from its newest checkpoint.
     const resume = fs.existsSync(runPaths(dir).config);
     const config: RunConfig = { ...record.config, output: { runsDir: home.runsDir, runName: record.id } };
@@ -139,7 +154,7 @@ export class RunScheduler {
         progress: (options) => pipe(reportProgress(io.stdout, { epochs: config.train.epochs, ...options }), activity.track(record.id)),
         io,
       });
-      if (outcome.status === 'completed') return { kind: 'completed', step: outcome.step };
+      if (outcome.status === 'completed') return { kind: 'completed', step: outcome.step, summary: outcome.summary ?? finishedSummary(dir, record.configHash)?.summary };
       if (!stop.aborted) return { kind: 'failed', error: 'the pipeline stopped without being asked to', step: outcome.step };
       return cancelled() ? { kind: 'cancelled', step: outcome.step } : { kind: 'interrupted', step: outcome.step };
     } catch (err) {
@@ -147,6 +162,23 @@ export class RunScheduler {
       return { kind: 'failed', error: (err as Error).message };
     }
   }
+}
+
+/**
+ * The summary of a run directory that finished with this config, and its final step (from the newest
+ * checkpoint; summaries do not record it). A summary of another config is left to the job to refuse.
+ */
+function finishedSummary(dir: string, configHash: string): { summary: RunSummary; step: number } | undefined {
+  const file = runPaths(dir).summary;
+  if (!fs.existsSync(file)) return undefined;
+  let summary: RunSummary;
+  try {
+    summary = readRunSummary(file);
+  } catch {
+    return undefined; // not a finished run's summary (damaged, or some other job's format): train it
+  }
+  if (summary.configHash !== configHash) return undefined;
+  return { summary, step: listCheckpoints(runPaths(dir).checkpoints)[0]?.step ?? 0 };
 }
 
 /** A CliIo whose stdout and stderr append to one file (created on the first write). */

@@ -10,6 +10,7 @@ import { serveRunEvents, type RunStreamContext } from './event-stream';
 import { HttpError } from './http-error';
 import { readJsonBody, sendError, sendJson } from './http-io';
 import { formatPrometheus, PROMETHEUS_CONTENT_TYPE, type DaemonHealth } from './prometheus';
+import type { QueueStatus } from './queue-status';
 import { isRunId, RUN_ID_HINT } from './run-id';
 import { isTerminal, RunQueueError, type RunRecord } from './run-queue';
 import type { DaemonPipeline } from './run-scheduler';
@@ -23,6 +24,7 @@ import { bearerMatches } from './token';
  * ```
  * GET  /                         the dashboard page
  * GET  /metrics                  daemon health, Prometheus text format
+ * GET  /queue                    the queue: runs by state, per worker (QueueStatus)
  * GET  /pipelines                the pipelines runs can name, with the config each implies
  * GET  /runs                     all runs (RunView), oldest first
  * POST /runs                     submit { pipeline, config }               (bearer token)
@@ -46,6 +48,7 @@ export interface ServerContext extends RunStreamContext {
   /** Whether the server listens on loopback only: then only loopback Host headers are served. */
   readonly loopbackOnly: boolean;
   readonly health: () => Promise<DaemonHealth>;
+  readonly queueStatus: () => Promise<QueueStatus>;
   readonly log: (line: string) => void;
 }
 
@@ -74,6 +77,7 @@ const ROUTES: readonly Route[] = [
       res.end(formatPrometheus(await c.health()));
     },
   },
+  { method: 'GET', path: ['queue'], handle: async ({ res }, c) => sendJson(res, 200, await c.queueStatus()) },
   {
     method: 'GET',
     path: ['pipelines'],

@@ -34,19 +34,7 @@ export interface SweepRunContext {
 export type RunOne = (config: RunConfig, job: SweepJob, run: SweepRunContext) => Promise<TrainOutcome>;
 
 export async function runSweep(job: SweepJob, runOne: RunOne): Promise<SweepOutcome> {
-  const runs: SweepRecordRun[] = job.runs.map((config) => {
-    const runName = runNameOf(config);
-    return {
-      runName,
-      label: labelOf(runName, config.sparse.method),
-      method: config.sparse.method,
-      density: config.sparse.density,
-      seed: config.seed,
-      configHash: configHash(config),
-      state: 'pending',
-      config,
-    };
-  });
+  const runs: SweepRecordRun[] = job.runs.map(pendingSweepRun);
   const summaries = new Map<number, RunSummary>();
   let status: SweepRecord['status'] = 'running';
   const save = () =>
@@ -122,6 +110,21 @@ export function trainRunOne(train: CliWiring['train']): RunOne {
       progress: (options) => job.progress({ epochs: config.train.epochs, ...options }),
       io: job.io,
     });
+}
+
+/** A sweep run's entry in sweep.json before it has run. */
+export function pendingSweepRun(config: RunConfig): SweepRecordRun {
+  const runName = runNameOf(config);
+  return {
+    runName,
+    label: labelOf(runName, config.sparse.method),
+    method: config.sparse.method,
+    density: config.sparse.density,
+    seed: config.seed,
+    configHash: configHash(config),
+    state: 'pending',
+    config,
+  };
 }
 
 function runNameOf(config: RunConfig): string {

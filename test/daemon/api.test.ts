@@ -36,6 +36,8 @@ t.test('submit → queued → running → completed, with the finished outputs i
 
   const list = (await request(d.url, '/runs')).json();
   t.same(list.runs.map((r: { id: string; state: string }) => [r.id, r.state]), [['first-run', 'completed']]);
+  const queue = (await request(d.url, '/queue')).json();
+  t.match(queue, { queue: 'embedded', runs: { completed: 1, queued: 0 }, workers: [{ worker: queue.worker, runs: { completed: 1 } }] }, 'GET /queue: by state and per worker');
   const svg = await request(d.url, '/runs/first-run/reliability.svg');
   t.equal(svg.status, 200);
   t.equal(svg.headers['content-type'], 'image/svg+xml');

@@ -58,6 +58,12 @@ t.test('Last-Event-ID cursors', async (t) => {
 t.test('Prometheus text: HELP and TYPE per family, escaped labels', async (t) => {
   const text = formatPrometheus({
     runs: { queued: 2, running: 1, completed: 0, failed: 0, cancelled: 0 },
+    queue: {
+      queue: 'redis://q:6379',
+      worker: 'vm:7',
+      runs: { queued: 2, running: 1, completed: 0, failed: 0, cancelled: 0 },
+      workers: [{ worker: 'vm:7', runs: { queued: 0, running: 1, completed: 0, failed: 0, cancelled: 0 } }],
+    },
     training: [{ id: 'r"1\\', step: 5, imagesPerSecond: 120.5 }],
     tensors: 7,
     tensorBytes: 1024,
@@ -70,6 +76,8 @@ t.test('Prometheus text: HELP and TYPE per family, escaped labels', async (t) =>
   t.match(text, /\ncigl_images_per_second 120\.5\n/);
   t.match(text, /\ncigl_tfjs_tensors 7\n/);
   t.match(text, /\ncigl_runs\{state="queued"\} 2\n/);
+  t.match(text, /\ncigl_worker_runs\{worker="vm:7",state="running"\} 1\n/);
+  t.match(text, /\ncigl_queue_info\{queue="redis:\/\/q:6379",worker="vm:7"\} 1\n/);
   t.ok(text.endsWith('\n'));
 });
 
@@ -80,8 +88,8 @@ t.test('cigl daemon: listed in the help, with its own --help; bad flags exit 2',
   t.match(top.stdout.text, /daemon\s+run the training daemon/);
   const help = captureIo(process.cwd());
   t.equal(await runCommandLine(['daemon', '--help'], commands, help), 0);
-  for (const flag of ['--home DIR', '--host ADDR', '--port N', '--concurrency N', '--data-root DIR']) t.match(help.stdout.text, flag);
-  for (const argv of [['--port', '70000'], ['--port', 'x'], ['--concurrency', '0'], ['--bogus']]) {
+  for (const flag of ['--home DIR', '--host ADDR', '--port N', '--concurrency N', '--data-root DIR', '--queue URL', '--runs-dir DIR', '--lock-duration MS']) t.match(help.stdout.text, flag);
+  for (const argv of [['--port', '70000'], ['--port', 'x'], ['--concurrency', '0'], ['--bogus'], ['--queue', 'http://host:1'], ['--queue', 'redis://h:1', '--attempts', '0'], ['--lock-duration', '5000']]) {
     const io = captureIo(process.cwd());
     t.equal(await runCommandLine(['daemon', ...argv], commands, io), 2, argv.join(' '));
     t.match(io.stderr.text, /cigl daemon: .*\nRun 'cigl daemon --help'/);

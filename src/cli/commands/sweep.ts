@@ -1,5 +1,8 @@
 import * as path from 'node:path';
+import { redactedUrl } from '../../daemon/redis-connection';
+import { DEFAULT_ATTEMPTS, DEFAULT_QUEUE_NAME, RedisRunQueue } from '../../daemon/redis-run-queue';
 import { ensureWritableDir } from '../../sinks/run-dir';
+import { enqueueSweep, waitForSweep, writeQueuedSweepOutputs, type QueuedSweep } from '../../sweep/queued-sweep';
 import { sweepRunName } from '../../sweep/comparison';
 import { listPresets, loadPreset, type SweepGroup } from '../../sweep/preset';
 import { resolveConfig, type ConfigOverride, type ConfigSources, type RunConfig } from '../config';
@@ -7,7 +10,7 @@ import { UsageError, type CliIo, type CommandSpec, type ParsedArgs } from '../co
 import { reportProgress } from '../progress';
 import { formatSweepTable } from '../summary-table';
 import type { CliWiring } from '../wiring';
-import { parseList } from './values';
+import { parseList, parsePositiveInt, parseQueueUrl } from './values';
 
 /** `cigl sweep`: methods × densities × seeds, one run directory each, and a comparison table. */
 export function sweepCommand(wiring: CliWiring): CommandSpec {
@@ -33,18 +36,25 @@ export function sweepCommand(wiring: CliWiring): CommandSpec {
       densities: { type: 'string', value: 'LIST', description: 'densities in (0, 1] (default 0.2,0.1,0.05)' },
       seeds: { type: 'string', value: 'LIST', description: 'seeds (default 0)' },
       'dry-run': { type: 'boolean', description: 'list the runs without training' },
+      queue: { type: 'string', value: 'URL', description: 'redis://HOST:PORT: queue the runs for daemons started with the same --queue, and exit' },
+      wait: { type: 'boolean', description: 'with --queue: wait until every run has ended, then write and print the comparison' },
+      attempts: { type: 'string', value: 'N', description: `with --queue: attempts of a failing run before it is marked failed (default ${DEFAULT_ATTEMPTS})` },
+      'queue-name': { type: 'string', value: 'NAME', description: `with --queue: the queue's name (default ${DEFAULT_QUEUE_NAME})` },
       markdown: { type: 'boolean', description: 'print the comparison as Markdown' },
     },
     epilog:
       'Examples:\n  cigl sweep --methods rigl,cigl --densities 0.1,0.05 --seeds 0,1 --train.epochs 5\n' +
-      '  cigl sweep --preset repro-cifar10 --dry-run',
+      '  cigl sweep --preset repro-cifar10 --dry-run\n' +
+      '  cigl sweep --preset repro-cifar10 --queue redis://queue-host:6379 --wait   (daemons: cigl daemon --queue ...)',
     async run(args, io) {
       const { dir, runs, command } = expandSweep(args, io, new Date());
       if (args.values['dry-run']) {
         io.stdout.write(runs.map((r) => `${path.join(dir, r.output.runName!)}  ${r.sparse.method} density ${r.sparse.density} seed ${r.seed}\n`).join(''));
         return 0;
       }
+      if (args.values.wait && args.values.queue === undefined) throw new UsageError('--wait needs --queue (a local sweep always waits)');
       ensureWritableDir(dir);
+      if (args.values.queue !== undefined) return runQueuedSweep(args, io, wiring, { dir, runs, command });
       const stop = wiring.gracefulStop();
       try {
         const outcome = await wiring.sweep({ dir, runs, stop: stop.signal, progress: (o) => reportProgress(io.stdout, o), io, command });
@@ -58,6 +68,34 @@ export function sweepCommand(wiring: CliWiring): CommandSpec {
       }
     },
   };
+}
+
+/** `cigl sweep --queue URL [--wait]`: queue the grid for the daemons of a shared queue; wait for it if asked. */
+async function runQueuedSweep(args: ParsedArgs, io: CliIo, wiring: CliWiring, sweep: QueuedSweep): Promise<number> {
+  const url = parseQueueUrl(args.values.queue as string, '--queue');
+  const attempts = parsePositiveInt(args.values.attempts as string | undefined, '--attempts') ?? DEFAULT_ATTEMPTS;
+  const queue = await RedisRunQueue.open({ url, attempts, name: (args.values['queue-name'] as string | undefined) ?? DEFAULT_QUEUE_NAME });
+  try {
+    const ids = await enqueueSweep(queue, sweep, io);
+    const waitCommand = `${sweep.command ?? 'cigl sweep ...'} --queue ${redactedUrl(url)} --wait`;
+    if (!args.values.wait) {
+      io.stdout.write(`queued ${ids.length} runs of ${path.basename(sweep.dir)} on ${queue.url}; wait for them and write the comparison with:\n  ${waitCommand}\n`);
+      return 0;
+    }
+    const stop = wiring.gracefulStop();
+    try {
+      const waited = await waitForSweep(queue, ids, io, stop.signal);
+      const { summaries, failures } = await writeQueuedSweepOutputs(sweep, waited, (id) => queue.summaryOf(id));
+      io.stdout.write(formatSweepTable(summaries, args.values.markdown ? 'markdown' : 'text'));
+      for (const f of failures) io.stderr.write(`run ${f.runName} failed: ${f.error}\n`);
+      if (waited.status === 'stopped') io.stderr.write(`stopped waiting; the runs go on in the queue. Wait again with:\n  ${waitCommand}\n`);
+      return failures.length > 0 ? 1 : 0;
+    } finally {
+      stop.dispose();
+    }
+  } finally {
+    await queue.close();
+  }
 }
 
 /**

@@ -1,3 +1,4 @@
+import { redisOptionsFromUrl } from '../../daemon/redis-connection';
 import { UsageError } from '../usage-error';
 
 /** Comma-separated integers >= min, e.g. "15,10"; undefined when the option is absent. */
@@ -24,4 +25,14 @@ export function parseList(text: string, option: string): string[] {
   const items = text.split(',').map((s) => s.trim());
   if (items.some((s) => s === '')) throw new UsageError(`${option} must be a comma-separated list; got ${JSON.stringify(text)}`);
   return items;
+}
+
+/** A redis:// URL of a shared queue, checked for form (reachability is checked on connecting). */
+export function parseQueueUrl(text: string, option: string): string {
+  try {
+    redisOptionsFromUrl(text);
+  } catch (err) {
+    throw new UsageError(`${option}: ${(err as Error).message}`);
+  }
+  return text;
 }
