@@ -43,6 +43,19 @@ export class BufferPool {
     return fresh;
   }
 
+  /**
+   * Ties `companion` (a pool array that never enters the backend, e.g. a kernel's scratch copy of its
+   * input that the gradient reads) to the lifetime of `owner` (a pool array stored in the backend):
+   * when the backend deletes the owner's data, the companion is recycled too. Arrays too small for
+   * the pool are left to the garbage collector.
+   */
+  attach(owner: Float32Array, companion: Float32Array): void {
+    if (!this.owned.has(owner.buffer as ArrayBuffer) || !this.owned.has(companion.buffer as ArrayBuffer)) return;
+    const list = this.companions.get(owner);
+    if (list) list.push(companion);
+    else this.companions.set(owner, [companion]);
+  }
+
   /** Drops every idle array (memory goes back to the garbage collector). */
   trim(): void {
     this.free.clear();
@@ -94,6 +107,8 @@ export class BufferPool {
       if (deleted && values instanceof Float32Array && pool.live.has(values)) {
         pool.live.delete(values);
         if (!pool.escaped.has(values.buffer as ArrayBuffer)) pool.recycle(values);
+        for (const companion of pool.companions.get(values) ?? []) pool.recycle(companion);
+        pool.companions.delete(values);
       }
       return deleted;
     };
@@ -102,6 +117,8 @@ export class BufferPool {
 
   /** Pool arrays currently stored in the backend. */
   private readonly live = new WeakSet<Float32Array>();
+  /** attach(): arrays recycled together with their owner. */
+  private readonly companions = new WeakMap<Float32Array, Float32Array[]>();
 
   private recycle(values: Float32Array): void {
     let list = this.free.get(values.length);

@@ -141,9 +141,14 @@ function registerConv(addon: NativeAddon): void {
 /**
  * conv2d through the active weights only (native/src/sparse_conv.h). Inputs x, filter and `active` (the
  * filter's multiplier: nonzero where the weight takes part, so exactly-zero grown weights still get
- * their gradient). Outputs y and x in the batch-innermost lane layout, which the filter gradient reads;
- * the tape keeps it alive exactly as long as the gradient may need it.
+ * their gradient). The forward pass also writes x in the batch-innermost lane layout, which the filter
+ * gradient reads. That copy is not a kernel output: tfjs hands every output outside the gradient path
+ * a zero-filled dy, which for a 10 MB lane buffer per layer cost more than the convolutions saved. It
+ * is attached to y instead (the gradient saves y, so it lives exactly as long as the gradient may need
+ * it, and returns to the pool with y).
  */
+const inputLanesOf = new WeakMap<Float32Array, Float32Array>();
+
 function registerSparseConv(addon: NativeAddon): void {
   tf.registerKernel({
     kernelName: KERNELS.sparseConv2d,
@@ -158,19 +163,21 @@ function registerSparseConv(addon: NativeAddon): void {
       const y = bufferPool.allocate(size(outShape));
       const xLanes = bufferPool.allocate(inputLanes);
       addon.sparseConvForward(g, f32(cpu, x, 'x'), f32(cpu, filter, 'filter'), f32(cpu, active, 'active'), y, xLanes);
-      return [cpu.makeTensorInfo(outShape, 'float32', y), cpu.makeTensorInfo([inputLanes], 'float32', xLanes)];
+      const out = cpu.makeTensorInfo(outShape, 'float32', y);
+      bufferPool.attach(y, xLanes);
+      inputLanesOf.set(y, xLanes);
+      return out;
     },
   });
   tf.registerGradient({
     kernelName: KERNELS.sparseConv2d,
     inputsToSave: ['x', 'filter', 'active'],
-    outputsToSave: [false, true],
-    gradFunc: (dys, saved, attrs) => {
-      const [x, filter, active, xLanes] = saved;
-      const dy = (dys as tf.Tensor[])[0];
+    outputsToSave: [true],
+    gradFunc: (dy, saved, attrs) => {
+      const [x, filter, active, y] = saved;
       const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
       // dy in the lane layout, shared by both gradients.
-      const dyLanes = (): Float32Array => gradLanes.of(addon, g, dy);
+      const dyLanes = (): Float32Array => gradLanes.of(addon, g, dy as tf.Tensor);
       return {
         x: () => {
           const dx = bufferPool.allocate(x.size);
@@ -178,8 +185,10 @@ function registerSparseConv(addon: NativeAddon): void {
           return wrap(dx, x.shape);
         },
         filter: () => {
+          const xLanes = inputLanesOf.get(f32(cpuBackend(), y, 'y'));
+          if (!xLanes) throw new Error('sparse conv2d gradient: the lane copy of x is gone (was the output overwritten?)');
           const dw = bufferPool.allocate(filter.size);
-          addon.sparseConvBackwardWeights(g, f32(cpuBackend(), xLanes, 'xLanes'), dyLanes(), f32(cpuBackend(), active, 'active'), dw);
+          addon.sparseConvBackwardWeights(g, xLanes, dyLanes(), f32(cpuBackend(), active, 'active'), dw);
           return wrap(dw, filter.shape);
         },
         // The pattern is a constant of the step (never differentiated).

@@ -74,10 +74,7 @@ function conv(x: tf.Tensor4D, filter: tf.Tensor4D, opts: ConvBnOptions): tf.Tens
   const sparse = prefersSparse(convGeometry(x.shape, filter.shape, attrs), density);
   recordDecision({ layer: opts.layer ?? `conv ${filter.shape.join('×')} stride ${opts.stride}`, density, sparse });
   if (!sparse) return run(KERNELS.conv2d, { x, filter }, attrs) as tf.Tensor4D;
-  const [y, xLanes] = run(KERNELS.sparseConv2d, { x, filter, active }, attrs) as tf.Tensor[];
-  // The tape keeps its own reference to the lane copy of x for the filter gradient.
-  xLanes.dispose();
-  return y as tf.Tensor4D;
+  return run(KERNELS.sparseConv2d, { x, filter, active }, attrs) as tf.Tensor4D;
 }
 
 /** A tensor's values on the cpu backend without a read (a read would mark a pooled array as escaped). */

@@ -57,6 +57,18 @@ t.test('an array viewed by a slice escapes: the slice keeps its values after the
   t.equal(pool.stats().recycled, 0);
 });
 
+t.test('an attached companion is recycled with its owner, and not before', async (t) => {
+  const pool = new BufferPool();
+  const owner = pool.allocate(n);
+  const companion = pool.allocate(2 * n);
+  const tensor = tf.tensor(owner, [n]);
+  pool.attach(owner, companion);
+  t.not(pool.allocate(2 * n), companion, 'not reused while the owner lives');
+  tensor.dispose();
+  t.equal(pool.allocate(2 * n), companion, 'reused once the owner is disposed');
+  t.equal(pool.allocate(n), owner, 'the owner too');
+});
+
 t.test('small arrays are not pooled', async (t) => {
   const pool = new BufferPool();
   const small = pool.allocate(n - 1);
