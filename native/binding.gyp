@@ -12,7 +12,8 @@
         "src/pointwise.cc",
         "src/dense.cc",
         "src/lanes.cc",
-        "src/sparse_conv.cc"
+        "src/sparse_conv.cc",
+        "src/sgd.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS"],

@@ -16,6 +16,7 @@
 #include "conv.h"
 #include "dense.h"
 #include "pointwise.h"
+#include "sgd.h"
 #include "sparse_conv.h"
 
 namespace {
@@ -174,6 +175,23 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   const auto [a, aLength] = length(2, "a");
   const auto [b, bLength] = length(3, "b");
   binary(static_cast<BinaryOp>(op), n, a, aLength, b, bLength, F32(info, 4, "z", n));
+  return info.Env().Undefined();
+}
+
+double Real(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+// sgdMomentumStep(size, lr, momentum, weightDecay, nesterov, w, buf, grad, mask | null, wOut, bufOut).
+// Hyper-parameters are rounded to float32 as tfjs rounds a number it multiplies a float32 tensor by.
+Napi::Value SgdMomentumStep(const Napi::CallbackInfo& info) {
+  const int64_t n = Int(info, 0, "size");
+  const SgdHyper h{static_cast<float>(Real(info, 1, "lr")), static_cast<float>(Real(info, 2, "momentum")),
+                   static_cast<float>(Real(info, 3, "weightDecay")), Bool(info, 4, "nesterov")};
+  const float* mask = info[8].IsNull() || info[8].IsUndefined() ? nullptr : F32(info, 8, "mask", n);
+  sgdMomentumStep(n, h, F32(info, 5, "w", n), F32(info, 6, "buf", n), F32(info, 7, "grad", n), mask, F32(info, 9, "wOut", n),
+                  F32(info, 10, "bufOut", n));
   return info.Env().Undefined();
 }
 
@@ -351,6 +369,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"batchNormInferBackward", BatchNormBackward<batchNormInferBackward>},
       {"binary", Binary},
       {"addRelu", AddRelu},
+      {"sgdMomentumStep", SgdMomentumStep},
       {"reluBackward", ReluBackward},
       {"maxPool2Forward", MaxPool2Forward},
       {"maxPool2Backward", MaxPool2Backward},

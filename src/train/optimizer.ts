@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { KERNELS, type SgdStepAttrs } from '../compute/native-kernels';
 import type { ParamSpec } from '../models/model';
 
 /**
@@ -50,17 +51,27 @@ export class SgdMomentum {
    */
   step(grads: Readonly<Record<string, tf.Tensor>>, lr: number, masks: ReadonlyMap<string, tf.Tensor>): void {
     const { momentum, nesterov, weightDecay } = this.config;
+    // The native compute path's fused kernel when the active backend has it (same bits, one launch).
+    const fused = tf.getKernel(KERNELS.sgdMomentumStep, tf.getBackend()) !== undefined;
     tf.tidy(() => {
       for (const spec of this.specs) {
         const w = this.params.get(spec.name)!;
         const buf = this.buffers.get(spec.name)!;
         let g = grads[spec.name];
         if (!g) throw new Error(`optimizer: no gradient for parameter '${spec.name}'`);
+        const mask = masks.get(spec.name);
+        if (fused && [w, buf, g, mask ?? w].every((t) => t.dtype === 'float32')) {
+          const attrs: SgdStepAttrs = { lr, momentum, weightDecay: isDecayed(spec) ? weightDecay : 0, nesterov };
+          const [newW, newBuf] = tf.engine().runKernel(KERNELS.sgdMomentumStep, mask ? { w, buf, grad: g, mask } : { w, buf, grad: g },
+            attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          w.assign(newW);
+          if (momentum > 0) buf.assign(newBuf);
+          continue;
+        }
         if (weightDecay > 0 && isDecayed(spec)) g = tf.add(g, tf.mul(w, weightDecay));
         let newBuf = momentum > 0 ? tf.add(tf.mul(buf, momentum), g) : g;
         const direction = nesterov ? tf.add(g, tf.mul(newBuf, momentum)) : newBuf;
         let newW = tf.sub(w, tf.mul(direction, lr));
-        const mask = masks.get(spec.name);
         if (mask) {
           newW = tf.mul(newW, mask);
           newBuf = tf.mul(newBuf, mask);

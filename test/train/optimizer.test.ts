@@ -69,3 +69,51 @@ t.test('plain momentum (no Nesterov) matches too; masked weights and their momen
   mask.dispose();
   w.dispose();
 });
+
+t.test('the native path\'s fused kernel gives bitwise the op chain\'s weights and momentum', async (t) => {
+  const { requireNativeAddon } = await import('../../src/compute/native-addon');
+  const { registerNativeKernels, KERNELS } = await import('../../src/compute/native-kernels');
+  const n = 5003; // not a multiple of any vector width
+  let seed = 7;
+  const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  const values = (): Float32Array => Float32Array.from({ length: n }, random);
+  const specs: ParamSpec[] = [
+    { name: 'c.w', shape: [n], kind: 'conv', maskable: true },
+    { name: 'c.b', shape: [n], kind: 'bias', maskable: false },
+  ];
+  const init = new Map(specs.map((s) => [s.name, values()]));
+  const grads = [0, 1, 2].map(() => new Map(specs.map((s) => [s.name, values()])));
+  const mask = Float32Array.from({ length: n }, () => (random() > 0.6 ? 1 : 0));
+  const configs = [
+    { momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
+    { momentum: 0.9, nesterov: false, weightDecay: 0 },
+    { momentum: 0, nesterov: false, weightDecay: 1e-4 },
+  ];
+  /** Three steps from the same start; final weights and momentum by parameter. */
+  const run = (config: (typeof configs)[number]): Map<string, Float32Array[]> => {
+    const params = new Map(specs.map((s) => [s.name, tf.variable(tf.tensor1d(init.get(s.name)!))]));
+    const opt = new SgdMomentum(specs, params, config);
+    const masks = new Map([['c.w', tf.tensor1d(mask)]]);
+    grads.forEach((g, step) => tf.tidy(() => opt.step(Object.fromEntries([...g].map(([k, v]) => [k, tf.tensor1d(v)])), 0.1 / (step + 1), masks)));
+    const out = new Map(specs.map((s) => [s.name, [params.get(s.name)!.dataSync() as Float32Array, opt.buffers.get(s.name)!.dataSync() as Float32Array]]));
+    opt.dispose();
+    params.forEach((p) => p.dispose());
+    masks.forEach((m) => m.dispose());
+    return out;
+  };
+  const chain = configs.map(run);
+  t.equal(tf.getKernel(KERNELS.sgdMomentumStep, 'cpu'), undefined, 'before registration the op chain runs');
+  registerNativeKernels(requireNativeAddon());
+  const probe = await tf.profile(() => void run(configs[0]));
+  t.ok(probe.kernelNames.includes(KERNELS.sgdMomentumStep), 'after registration the fused kernel runs');
+  configs.forEach((config, i) => {
+    const fused = run(config);
+    for (const s of specs) {
+      const [w0, b0] = chain[i].get(s.name)!;
+      const [w1, b1] = fused.get(s.name)!;
+      const differing = w0.findIndex((v, j) => !Object.is(v, w1[j])) + b0.findIndex((v, j) => !Object.is(v, b1[j]));
+      t.equal(differing, -2, `${JSON.stringify(config)} ${s.name}: every weight and momentum value bitwise equal`);
+    }
+    t.ok(fused.get('c.w')![0].some((v, j) => mask[j] === 0 && v !== 0) === false, 'inactive weights stay exactly 0');
+  });
+});
