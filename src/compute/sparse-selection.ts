@@ -15,7 +15,7 @@ export type SparseComputeMode = 'auto' | 'on' | 'off';
 export const SPARSE_COMPUTE_MODES: readonly SparseComputeMode[] = ['auto', 'on', 'off'];
 
 function modeFromEnvironment(): SparseComputeMode {
-  const value = process.env.CIGL_SPARSE_CONV ?? 'off';
+  const value = process.env.CIGL_SPARSE_CONV ?? 'auto';
   if (!(SPARSE_COMPUTE_MODES as readonly string[]).includes(value)) {
     throw new Error(`CIGL_SPARSE_CONV must be one of ${SPARSE_COMPUTE_MODES.join(', ')}, got '${value}'`);
   }
