@@ -125,7 +125,7 @@ CIGL_INLINE void forwardRow(const ConvGeometry& g, const LaneLayout& l, const Co
                             int64_t lane0, float* tile) {
   const int64_t xStep = g.strideWidth * g.inChannels * l.lanes, outStep = g.outChannels * l.lanes;
   const float* xRow = xLanes + (oh * g.strideHeight) * l.inCols * g.inChannels * l.lanes + lane0;
-  constexpr int P = 8 / V;
+  constexpr int P = 16 / V;
   int64_t ow = 0;
   for (; ow + P <= g.outWidth; ow += P)
     for (int64_t co = 0; co < g.outChannels; co++)
@@ -147,7 +147,7 @@ CIGL_INLINE void backwardDataRow(const ConvGeometry& g, const LaneLayout& l, con
     const float* base = dyLanes + ((qh + l.gradTop) * l.gradCols + qw + l.gradLeft) * g.outChannels * l.lanes + lane0;
     float* out = tile + w0 * g.inChannels * l.lanes + lane0;
     const int64_t count = (g.inWidth - w0 + g.strideWidth - 1) / g.strideWidth;
-    constexpr int P = 8 / V;
+    constexpr int P = 16 / V;
     int64_t k = 0;
     for (; k + P <= count; k += P)
       for (int64_t ci = 0; ci < g.inChannels; ci++)

@@ -3,12 +3,13 @@ import { requireNativeAddon } from './native-addon';
 import { convGeometry, KERNELS, registerNativeKernels } from './native-kernels';
 import type { ConvBnOptions, Ops } from './ops';
 import { activeFraction, prefersSparse, recordDecision } from './sparse-selection';
-import { updateRunningStats } from './stock-ops';
+import type { RunningStats } from './ops';
 
 /**
  * Ops on the native addon (oneDNN convolutions, fused BatchNorm+ReLU, pooling, dense, loss) for the
  * tfjs 'cpu' backend. Numerically interchangeable with stockOps (tested to 1e-4 relative); running
- * BatchNorm statistics follow the same update rule (stock-ops' updateRunningStats).
+ * BatchNorm statistics follow the same update rule, bitwise (stock-ops' updateRunningStats; see
+ * updateRunningStatsDirect).
  *
  * The addon is loaded and its kernels registered on first use; using these ops without the addon
  * built throws an error that says why (selectBackend checks availability up front).
@@ -23,7 +24,7 @@ export const nativeOps: Ops = {
     let z: tf.Tensor4D;
     if (opts.training) {
       const [out, mean, variance] = run(KERNELS.batchNormTrain, { x: y, gamma: bn.gamma, beta: bn.beta }, bnAttrs) as tf.Tensor[];
-      updateRunningStats(bn.stats, mean, variance, y.size / y.shape[3]);
+      updateRunningStatsDirect(bn.stats, mean, variance, y.size / y.shape[3]);
       tf.dispose([mean, variance]);
       z = out as tf.Tensor4D;
     } else {
@@ -75,6 +76,35 @@ function conv(x: tf.Tensor4D, filter: tf.Tensor4D, opts: ConvBnOptions): tf.Tens
   recordDecision({ layer: opts.layer ?? `conv ${filter.shape.join('×')} stride ${opts.stride}`, density, sparse });
   if (!sparse) return run(KERNELS.conv2d, { x, filter }, attrs) as tf.Tensor4D;
   return run(KERNELS.sparseConv2d, { x, filter, active }, attrs) as tf.Tensor4D;
+}
+
+/**
+ * stock-ops' updateRunningStats computed on the cpu backend's arrays instead of with tfjs ops. Why: the
+ * ops run inside the training step's gradient scope, where tfjs records every kernel and clones its
+ * inputs for a backward pass that never comes: 7 kernels and ~14 clones per BatchNorm layer and step,
+ * ~300 kernel launches of pure overhead for resnet20. Each float32 operation is rounded as tfjs rounds
+ * it (Math.fround after every multiply and add, scalars rounded to float32 first), so the running
+ * statistics are bitwise those of the op chain (tested in test/compute/native-ops.test.ts).
+ */
+export function updateRunningStatsDirect(stats: RunningStats, batchMean: tf.Tensor, batchVariance: tf.Tensor, count: number): void {
+  const f = Math.fround;
+  const keep = f(1 - stats.momentum);
+  const take = f(stats.momentum);
+  const correction = f(count / Math.max(1, count - 1));
+  const next = (running: tf.Variable, batch: ArrayLike<number>, scale: number): tf.Tensor => {
+    const old = cpuValues(running);
+    const out = new Float32Array(old.length);
+    for (let i = 0; i < out.length; i++) {
+      const b = scale === 1 ? batch[i] : f(batch[i] * scale);
+      out[i] = f(f(old[i] * keep) + f(b * take));
+    }
+    return tf.tensor(out, running.shape);
+  };
+  const mean = next(stats.mean, cpuValues(batchMean), 1);
+  const variance = next(stats.variance, cpuValues(batchVariance), correction);
+  stats.mean.assign(mean);
+  stats.variance.assign(variance);
+  tf.dispose([mean, variance]);
 }
 
 /** A tensor's values on the cpu backend without a read (a read would mark a pooled array as escaped). */

@@ -81,6 +81,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       concurrency: options.concurrency,
       worker,
       activity,
+      dataRoots: options.dataRoots ?? [fixturesDir],
       log,
     });
     const runQueue = queue;

@@ -83,10 +83,19 @@ function isObject(v: unknown): boolean {
 }
 
 function checkDataPath(dataPath: string, roots: readonly string[]): void {
+  const message = dataPathProblem(dataPath, roots);
+  if (message) throw new HttpError(400, `invalid config: data.path ${message}`, [{ field: 'data.path', message }]);
+}
+
+/**
+ * Why a run may not read `dataPath` (symlinks resolved, it must lie inside one of `roots`), or
+ * undefined when it may. Checked when a run is submitted over HTTP and again when a daemon claims a run
+ * from a shared queue, where anyone who can reach Redis may have put it.
+ */
+export function dataPathProblem(dataPath: string, roots: readonly string[]): string | undefined {
   const real = realOrSelf(dataPath);
-  if (roots.some((root) => isInside(real, realOrSelf(root)))) return;
-  const message = `must lie inside the daemon's data roots (${roots.join(', ')}); got ${JSON.stringify(dataPath)}`;
-  throw new HttpError(400, `invalid config: data.path ${message}`, [{ field: 'data.path', message }]);
+  if (roots.some((root) => isInside(real, realOrSelf(root)))) return undefined;
+  return `must lie inside the daemon's data roots (${roots.join(', ')}); got ${JSON.stringify(dataPath)}`;
 }
 
 /** The path with symlinks resolved, or (for a path that does not exist yet) as given. */

@@ -11,6 +11,7 @@ import type { RunSummary } from '../sinks/summary';
 import { readRunSummary } from '../sweep/record';
 import { runDirOf, type DaemonHome } from './daemon-home';
 import type { RunActivity } from './run-activity';
+import { dataPathProblem } from './run-request';
 import type { RunQueue, RunRecord, RunResult } from './run-queue';
 
 /** A training job runner as the CLI wires it: what `cigl train` runs. */
@@ -33,6 +34,11 @@ export interface RunSchedulerOptions {
   /** This daemon's name in the queue (host:pid). */
   readonly worker: string;
   readonly activity: RunActivity;
+  /**
+   * Directories runs may read data from. A claimed run whose data.path lies elsewhere fails without
+   * training (runs from a shared queue did not pass this daemon's request check). Absent: no check.
+   */
+  readonly dataRoots?: readonly string[];
   /** Daemon log lines. */
   readonly log: (line: string) => void;
 }
@@ -130,6 +136,8 @@ export class RunScheduler {
     const { home, activity, log } = this.options;
     const pipeline = this.options.pipelines[record.pipeline];
     if (!pipeline) return { kind: 'failed', error: `unknown pipeline ${JSON.stringify(record.pipeline)}` };
+    const dataProblem = this.options.dataRoots && dataPathProblem(record.config.data.path, this.options.dataRoots);
+    if (dataProblem) return { kind: 'failed', error: `refused by ${this.options.worker}: data.path ${dataProblem}` };
     const dir = runDirOf(home, record.id);
     // At-least-once delivery: a worker that finished a run and died before settling it hands it on; never train it twice.
     const finished = finishedSummary(dir, record.configHash);

@@ -150,3 +150,27 @@ t.test('crossEntropy rejects labels outside the class range with a clear error',
   t.throws(() => nativeOps.crossEntropy(logits, labels), /label 3 at row 1 is outside \[0, 3\)/);
   tf.dispose([logits, labels]);
 });
+
+t.test('running statistics updated on the backend arrays are bitwise those of the tfjs op chain', { skip }, async (t) => {
+  const { updateRunningStatsDirect } = await import('../../src/compute/native-ops');
+  const { updateRunningStats } = await import('../../src/compute/stock-ops');
+  for (const [channels, momentum, count] of [[64, 0.1, 128 * 32 * 32], [300, 0.01, 7], [5, 0.5, 1]] as const) {
+    const viaOps = { ...runningStats(channels), momentum };
+    const direct = { ...runningStats(channels), momentum };
+    const start = viaOps.mean.dataSync()[0];
+    for (let step = 0; step < 3; step++) {
+      const batchMean = tf.randomNormal([channels], 0, 1, 'float32', 20 + step);
+      const batchVariance = tf.randomUniform([channels], 0, 3, 'float32', 30 + step);
+      updateRunningStats(viaOps, batchMean, batchVariance, count);
+      updateRunningStatsDirect(direct, batchMean, batchVariance, count);
+      tf.dispose([batchMean, batchVariance]);
+    }
+    for (const key of ['mean', 'variance'] as const) {
+      const a = viaOps[key].dataSync();
+      const b = direct[key].dataSync();
+      t.equal(a.findIndex((v, i) => !Object.is(v, b[i])), -1, `${channels} channels, momentum ${momentum}, count ${count}: running ${key} bitwise equal`);
+    }
+    t.not(viaOps.mean.dataSync()[0], start, 'and the statistics did move');
+    tf.dispose([viaOps.mean, viaOps.variance, direct.mean, direct.variance]);
+  }
+});

@@ -56,7 +56,7 @@ export async function startFleet(t: Test): Promise<Fleet> {
     daemons,
     async spawnDaemon() {
       const home = path.join(ws.dir, `home-${homes++}`);
-      const child = spawnNode(ciglBin, ['daemon', '--home', home, '--port', '0', '--queue', redis.url, '--runs-dir', runsDir, '--lock-duration', String(LOCK_MS)]);
+      const child = spawnNode(ciglBin, ['daemon', '--home', home, '--port', '0', '--queue', redis.url, '--runs-dir', runsDir, '--lock-duration', String(LOCK_MS), '--data-root', ws.dir]);
       daemons.set(child.process.pid!, child);
       await child.waitForLine((l) => l.includes('listening on'));
       return child;

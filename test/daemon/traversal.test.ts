@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
 import { fakeConfig, postJson, request, startTestDaemon, tempDir } from './client';
+import { fakeTrainJob } from './fake-train-job';
 
 /** Every file under `root` with its size and modification time, to prove nothing changed. */
 function snapshot(root: string): string[] {
@@ -98,4 +99,35 @@ t.test('a file of a run directory that links outside the runs folder is not serv
   const res = await request(d.url, '/runs/linked/reliability.svg');
   t.equal(res.status, 404);
   t.notMatch(res.text, 'secret-outside');
+});
+
+t.test('a run that reached the queue without the request check (a shared queue) is refused when its data lies outside the data roots', async (t) => {
+  const { EmbeddedRunQueue } = await import('../../src/daemon/embedded-run-queue');
+  const { parseRunRequest } = await import('../../src/daemon/run-request');
+  const root = tempDir('cigl-claim-roots-');
+  const dataRoot = path.join(root, 'data');
+  const elsewhere = path.join(root, 'elsewhere');
+  fs.mkdirSync(dataRoot);
+  fs.mkdirSync(elsewhere);
+  const home = path.join(root, 'home');
+  const queueFile = path.join(root, 'queue.json');
+  // Validated against a wider root, as another daemon (or anyone with access to Redis) might have.
+  const context = { pipelines: { train: {} }, runsDir: path.join(home, 'runs'), dataRoots: [root] };
+  const seeded = EmbeddedRunQueue.open(queueFile);
+  await seeded.submit(parseRunRequest({ pipeline: 'train', config: fakeConfig('outside', 1, { data: { path: elsewhere } }) }, context));
+  await seeded.submit(parseRunRequest({ pipeline: 'train', config: fakeConfig('inside', 1, { data: { path: dataRoot } }) }, context));
+  await seeded.close();
+  let trained: string[] = [];
+  const d = await startTestDaemon({
+    home,
+    dataRoots: [dataRoot],
+    queue: () => EmbeddedRunQueue.open(queueFile),
+    pipelines: { train: { train: async (job) => { trained = [...trained, job.config.output.runName!]; return fakeTrainJob()(job); } } },
+  });
+  t.teardown(() => d.stop());
+  const refused = await d.waitForRun('outside', (r) => r.state === 'failed');
+  t.match(refused.error, new RegExp(`data\\.path must lie inside the daemon's data roots \\(${dataRoot}\\); got "${elsewhere}"`), 'the error names the field, the roots and the path');
+  await d.waitForRun('inside', (r) => r.state === 'completed');
+  t.same(trained, ['inside'], 'the refused run was never handed to the pipeline');
+  t.notOk(fs.existsSync(path.join(home, 'runs', 'outside')), 'and got no run directory');
 });
