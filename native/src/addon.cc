@@ -28,6 +28,11 @@ int64_t Int(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return info[i].As<Napi::Number>().Int64Value();
 }
 
+double Real(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
 bool Bool(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (!info[i].IsBoolean()) throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a boolean");
   return info[i].As<Napi::Boolean>().Value();
@@ -95,10 +100,34 @@ Napi::Value ConvBackwardWeights(const Napi::CallbackInfo& info) {
 // [input lanes, grad lanes]: element counts of the sparse kernels' batch-innermost buffers.
 Napi::Value SparseConvLaneSizes(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
-  Napi::Array out = Napi::Array::New(info.Env(), 2);
+  Napi::Array out = Napi::Array::New(info.Env(), 3);
   out.Set(uint32_t{0}, static_cast<double>(sparseConvInputLanesSize(g)));
   out.Set(uint32_t{1}, static_cast<double>(sparseConvGradLanesSize(g)));
+  out.Set(uint32_t{2}, static_cast<double>(sparseConvOutputLanesSize(g)));
   return out;
+}
+
+// sparseConvBnForward(geometry, epsilon, relu, x, filter, active, gamma, beta, z, mean, variance, xLanes, yLanes)
+Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
+  const ConvGeometry g = Geometry(info, 0);
+  const BatchNormEpilogue bn{static_cast<float>(Real(info, 1, "epsilon")), Bool(info, 2, "relu")};
+  const int64_t c = g.outChannels;
+  sparseConvBnForward(g, bn, F32(info, 3, "x", inSize(g)), F32(info, 4, "filter", filterSize(g)), F32(info, 5, "active", filterSize(g)),
+                      F32(info, 6, "gamma", c), F32(info, 7, "beta", c), F32(info, 8, "z", outSize(g)), F32(info, 9, "mean", c),
+                      F32(info, 10, "variance", c), F32(info, 11, "xLanes", sparseConvInputLanesSize(g)),
+                      F32(info, 12, "yLanes", sparseConvOutputLanesSize(g)));
+  return info.Env().Undefined();
+}
+
+// sparseConvBnBackward(geometry, epsilon, relu, dz, yLanes, mean, variance, gamma, beta, dyLanes, dgamma, dbeta)
+Napi::Value SparseConvBnBackward(const Napi::CallbackInfo& info) {
+  const ConvGeometry g = Geometry(info, 0);
+  const BatchNormEpilogue bn{static_cast<float>(Real(info, 1, "epsilon")), Bool(info, 2, "relu")};
+  const int64_t c = g.outChannels;
+  sparseConvBnBackward(g, bn, F32(info, 3, "dz", outSize(g)), F32(info, 4, "yLanes", sparseConvOutputLanesSize(g)), F32(info, 5, "mean", c),
+                       F32(info, 6, "variance", c), F32(info, 7, "gamma", c), F32(info, 8, "beta", c),
+                       F32(info, 9, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 10, "dgamma", c), F32(info, 11, "dbeta", c));
+  return info.Env().Undefined();
 }
 
 Napi::Value SparseConvForward(const Napi::CallbackInfo& info) {
@@ -176,11 +205,6 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   const auto [b, bLength] = length(3, "b");
   binary(static_cast<BinaryOp>(op), n, a, aLength, b, bLength, F32(info, 4, "z", n));
   return info.Env().Undefined();
-}
-
-double Real(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a number");
-  return info[i].As<Napi::Number>().DoubleValue();
 }
 
 // sgdMomentumStep(size, lr, momentum, weightDecay, nesterov, w, buf, grad, mask | null, wOut, bufOut).
@@ -361,6 +385,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"sparseConvLaneSizes", SparseConvLaneSizes},
       {"sparseConvForward", SparseConvForward},
       {"sparseConvGradToLanes", SparseConvGradToLanes},
+      {"sparseConvBnForward", SparseConvBnForward},
+      {"sparseConvBnBackward", SparseConvBnBackward},
       {"sparseConvBackwardData", SparseConvBackwardData},
       {"sparseConvBackwardWeights", SparseConvBackwardWeights},
       {"batchNormTrainForward", BatchNormTrainForward},

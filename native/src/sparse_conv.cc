@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -295,6 +296,7 @@ void paddedToLanes(const float* src, int64_t batch, int64_t height, int64_t widt
 }  // namespace
 
 int64_t sparseConvInputLanesSize(const ConvGeometry& g) { return LaneLayout(g).inputSize(g); }
+int64_t sparseConvOutputLanesSize(const ConvGeometry& g) { return g.outHeight * g.outWidth * g.outChannels * laneCount(g.batch); }
 int64_t sparseConvGradLanesSize(const ConvGeometry& g) { return LaneLayout(g).gradSize(g); }
 
 void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, const float* active, float* y, float* xLanes) {
@@ -341,6 +343,241 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
       backwardWeightsChannels(g, l, f, xLanes, dyLanes, co0, co1, acc, dw);
     }
   }
+}
+
+// ---- fused BatchNorm (sparseConvBnForward / sparseConvBnBackward) -----------------------------------------
+
+namespace {
+
+// BatchNorm's per-channel affine map. One helper for the forward pass and for the backward pass's
+// re-computation of the ReLU decision: the same expression compiled the same way gives the same bits.
+CIGL_INLINE v16 affine(v16 y, float a, float b) { return y * a + b; }
+CIGL_INLINE v16 reluOf(v16 v) { return v > v16{} ? v : v16{}; }
+
+// 1 in the lanes of lane vector v that hold an image, 0 in the padding lanes (batch rounded up to 16).
+CIGL_INLINE v16 laneMask(int64_t batch, int64_t v) {
+  v16 m;
+  for (int i = 0; i < 16; i++) m[i] = v * kLaneWidth + i < batch ? 1.0f : 0.0f;
+  return m;
+}
+
+// The forward pass's scale and shift from the (float) batch statistics; the backward pass calls it too.
+void affineOf(int64_t C, const float* mean, const float* variance, const float* gamma, const float* beta, float epsilon, float* a, float* b) {
+  for (int64_t c = 0; c < C; c++) {
+    const double scale = gamma[c] / std::sqrt(static_cast<double>(variance[c]) + epsilon);
+    a[c] = static_cast<float>(scale);
+    b[c] = static_cast<float>(beta[c] - static_cast<double>(mean[c]) * scale);
+  }
+}
+
+// Adds Σ (y − pivot) and Σ (y − pivot)² over one output row of y in lanes ([ow][c][lanes]) to acc[c]
+// and acc[C + c]. Float partial sums per row (≤ a few thousand values per lane), doubles across rows.
+CIGL_MULTIVERSION
+void rowMoments(const float* row, int64_t width, int64_t C, int64_t lanes, int64_t batch, const float* pivot, double* acc) {
+  const int64_t vectors = lanes / kLaneWidth;
+  const v16 last = laneMask(batch, vectors - 1);
+  for (int64_t c = 0; c < C; c++) {
+    v16 s{}, q{};
+    const v16 p = v16{} + pivot[c];
+    for (int64_t w = 0; w < width; w++) {
+      const float* y = row + (w * C + c) * lanes;
+      for (int64_t v = 0; v < vectors; v++) {
+        v16 d = load16(y + v * kLaneWidth) - p;
+        if (v == vectors - 1) d *= last;
+        s += d;
+        q += d * d;
+      }
+    }
+    acc[c] += sum16(s);
+    acc[C + c] += sum16(q);
+  }
+}
+
+// Output rows [begin, end) of the convolution straight into yLanes, with their moments.
+CIGL_MULTIVERSION
+void forwardRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, int64_t begin,
+                        int64_t end, float* yLanes, const float* pivot, double* acc) {
+  const int64_t rowSize = g.outWidth * g.outChannels * l.lanes;
+  for (int64_t r = begin; r < end; r++) {
+    float* row = yLanes + r * rowSize;
+    for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
+      chunk = laneChunk(l.lanes / kLaneWidth, v);
+      const int64_t lane0 = v * kLaneWidth;
+#define CIGL_CALL(V) forwardRow<V>(g, l, f, xLanes, r, lane0, row)
+      CIGL_DISPATCH_V(chunk, CIGL_CALL)
+#undef CIGL_CALL
+    }
+    rowMoments(row, g.outWidth, g.outChannels, l.lanes, g.batch, pivot, acc);
+  }
+}
+
+// z rows [begin, end) (NHWC) = act(a·y + b) from y in lanes: fromLanes with BatchNorm applied on the way.
+CIGL_MULTIVERSION
+void normalizeRows(const ConvGeometry& g, const LaneLayout& l, const float* yLanes, const float* a, const float* b, bool relu,
+                   int64_t begin, int64_t end, float* z) {
+  const int64_t C = g.outChannels, columns = g.outWidth * C, plane = g.outHeight * columns;
+  for (int64_t r = begin; r < end; r++) {
+    const float* src = yLanes + r * columns * l.lanes;
+    float* dst = z + r * columns;
+    for (int64_t nb = 0; nb < g.batch; nb += kLaneWidth) {
+      for (int64_t jb = 0; jb < columns; jb += kLaneWidth) {
+        const int64_t jn = std::min<int64_t>(kLaneWidth, columns - jb);
+        if (jn == kLaneWidth && nb + kLaneWidth <= g.batch) {
+          v16 t[16];
+          for (int j = 0; j < 16; j++) {
+            const int64_t c = (jb + j) % C;
+            const v16 v = affine(load16(src + (jb + j) * l.lanes + nb), a[c], b[c]);
+            t[j] = relu ? reluOf(v) : v;
+          }
+          transpose16(t);
+          for (int i = 0; i < 16; i++) store16(dst + (nb + i) * plane + jb, t[i]);
+        } else {
+          // Edge block: whole lane vectors through the same helper, then the images that exist.
+          const int64_t nEnd = std::min<int64_t>(nb + kLaneWidth, g.batch);
+          for (int64_t j = 0; j < jn; j++) {
+            const int64_t c = (jb + j) % C;
+            v16 v = affine(load16(src + (jb + j) * l.lanes + nb), a[c], b[c]);
+            if (relu) v = reluOf(v);
+            for (int64_t n = nb; n < nEnd; n++) dst[n * plane + jb + j] = v[n - nb];
+          }
+        }
+      }
+    }
+  }
+}
+
+// The upstream gradient through the ReLU: dz where the forward pass's a·y + b was positive.
+CIGL_INLINE v16 throughRelu(v16 dz, v16 y, float a, float b, bool relu) { return relu ? (affine(y, a, b) > v16{} ? dz : v16{}) : dz; }
+
+// Adds Σ g and Σ g·(y − mean) over output rows [begin, end) to acc[c], acc[C + c] (g = dz through the ReLU).
+CIGL_MULTIVERSION
+void gradientSumRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, const float* yLanes, const float* mean, const float* a,
+                     const float* b, bool relu, int64_t begin, int64_t end, float* tile, double* acc) {
+  const int64_t C = g.outChannels, columns = g.outWidth * C, vectors = l.lanes / kLaneWidth;
+  for (int64_t r = begin; r < end; r++) {
+    toLanes(dz + r * columns, g.outHeight * columns, g.batch, columns, tile, l.lanes);  // padding lanes 0: no contribution
+    const float* yRow = yLanes + r * columns * l.lanes;
+    for (int64_t c = 0; c < C; c++) {
+      v16 sg{}, sgy{};
+      const v16 m = v16{} + mean[c];
+      for (int64_t w = 0; w < g.outWidth; w++) {
+        const int64_t o = (w * C + c) * l.lanes;
+        for (int64_t v = 0; v < vectors; v++) {
+          const v16 y = load16(yRow + o + v * kLaneWidth);
+          const v16 gv = throughRelu(load16(tile + o + v * kLaneWidth), y, a[c], b[c], relu);
+          sg += gv;
+          sgy += gv * (y - m);
+        }
+      }
+      acc[c] += sum16(sg);
+      acc[C + c] += sum16(sgy);
+    }
+  }
+}
+
+// Padded grad-lanes rows [begin, end): dy = g·A + y·B + K inside, 0 on the borders and in padding lanes.
+CIGL_MULTIVERSION
+void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, const float* yLanes, const float* a, const float* b,
+                       bool relu, const float* A, const float* B, const float* K, int64_t begin, int64_t end, float* tile, float* dyLanes) {
+  const int64_t C = g.outChannels, columns = g.outWidth * C, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
+  const v16 last = laneMask(g.batch, vectors - 1);
+  for (int64_t R = begin; R < end; R++) {
+    float* out = dyLanes + R * l.gradCols * pixel;
+    const int64_t r = R - l.gradTop;
+    if (r < 0 || r >= g.outHeight) {
+      std::memset(out, 0, sizeof(float) * l.gradCols * pixel);
+      continue;
+    }
+    std::memset(out, 0, sizeof(float) * l.gradLeft * pixel);
+    std::memset(out + (l.gradLeft + g.outWidth) * pixel, 0, sizeof(float) * (l.gradCols - l.gradLeft - g.outWidth) * pixel);
+    toLanes(dz + r * columns, g.outHeight * columns, g.batch, columns, tile, l.lanes);
+    const float* yRow = yLanes + r * columns * l.lanes;
+    float* dyRow = out + l.gradLeft * pixel;
+    for (int64_t w = 0; w < g.outWidth; w++)
+      for (int64_t c = 0; c < C; c++) {
+        const int64_t o = (w * C + c) * l.lanes;
+        for (int64_t v = 0; v < vectors; v++) {
+          const v16 y = load16(yRow + o + v * kLaneWidth);
+          const v16 gv = throughRelu(load16(tile + o + v * kLaneWidth), y, a[c], b[c], relu);
+          v16 dy = gv * A[c] + y * B[c] + K[c];
+          if (v == vectors - 1) dy *= last;
+          store16(dyRow + o + v * kLaneWidth, dy);
+        }
+      }
+  }
+}
+
+// Per-thread partial sums of `width` doubles over contiguous row shares, added in thread order.
+template <class Body>
+std::vector<double> rowSums(int64_t rows, int64_t work, int64_t width, Body body) {
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threadsFor(work), rows)));
+  std::vector<double> partial(static_cast<size_t>(threads) * width, 0.0);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    body(rows * t / n, rows * (t + 1) / n, partial.data() + t * width);
+  }
+  std::vector<double> total(width, 0.0);
+  for (int t = 0; t < threads; t++)
+    for (int64_t i = 0; i < width; i++) total[i] += partial[t * width + i];
+  return total;
+}
+
+}  // namespace
+
+void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
+                         const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes) {
+  const LaneLayout l(g);
+  const int64_t C = g.outChannels;
+  paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l.lanes, xLanes);
+  const CompressedFilter f = byOutputChannel(g, l, w, active);
+  // Moments are taken about a sample of each channel (image 0 at output position (0, 0)) so that the
+  // variance E[(y − p)²] − E[y − p]² does not cancel when the mean is large against the spread.
+  std::vector<float> pivot(C, 0.0f);
+  for (int64_t co = 0; co < C; co++)
+    for (int64_t e = f.start[co]; e < f.start[co + 1]; e++) pivot[co] += f.value[e] * xLanes[f.offset[e]];
+  const std::vector<double> sums = rowSums(g.outHeight, f.start.back() * g.outHeight * g.outWidth * l.lanes, 2 * C,
+                                           [&](int64_t begin, int64_t end, double* acc) { forwardRowsToLanes(g, l, f, xLanes, begin, end, yLanes, pivot.data(), acc); });
+  const double count = static_cast<double>(g.batch) * g.outHeight * g.outWidth;
+  for (int64_t c = 0; c < C; c++) {
+    const double shifted = sums[c] / count;
+    mean[c] = static_cast<float>(pivot[c] + shifted);
+    variance[c] = static_cast<float>(std::max(0.0, sums[C + c] / count - shifted * shifted));
+  }
+  std::vector<float> a(C), b(C);
+  affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
+  forRows(g.outHeight, g.outHeight * g.outWidth * C * l.lanes,
+          [&](int64_t begin, int64_t end) { normalizeRows(g, l, yLanes, a.data(), b.data(), bn.relu, begin, end, z); });
+}
+
+void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, const float* yLanes, const float* mean,
+                          const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma, float* dbeta) {
+  const LaneLayout l(g);
+  const int64_t C = g.outChannels, columns = g.outWidth * C, work = g.outHeight * columns * l.lanes;
+  std::vector<float> a(C), b(C);
+  affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
+  const std::vector<double> sums = rowSums(g.outHeight, work, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
+    gradientSumRows(g, l, dz, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(columns * l.lanes).data(), acc);
+  });
+  // dy = γ·istd·(g − Σg/M − x̂·Σ(g·x̂)/M) with x̂ = (y − mean)·istd, written as g·A + y·B + K (as batchnorm.cc).
+  const double count = static_cast<double>(g.batch) * g.outHeight * g.outWidth;
+  std::vector<float> A(C), B(C), K(C);
+  for (int64_t c = 0; c < C; c++) {
+    const double istd = 1.0 / std::sqrt(static_cast<double>(variance[c]) + bn.epsilon);
+    const double sumG = sums[c];
+    const double sumGXhat = sums[C + c] * istd;
+    dbeta[c] = static_cast<float>(sumG);
+    dgamma[c] = static_cast<float>(sumGXhat);
+    const double scale = gamma[c] * istd;
+    const double slope = scale * istd * sumGXhat / count;
+    A[c] = static_cast<float>(scale);
+    B[c] = static_cast<float>(-slope);
+    K[c] = static_cast<float>(-scale * sumG / count + slope * mean[c]);
+  }
+  forRows(l.gradRows, work, [&](int64_t begin, int64_t end) {
+    gradientApplyRows(g, l, dz, yLanes, a.data(), b.data(), bn.relu, A.data(), B.data(), K.data(), begin, end,
+                      scratch(columns * l.lanes).data(), dyLanes);
+  });
 }
 
 }  // namespace cigl

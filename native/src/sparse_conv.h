@@ -17,9 +17,11 @@
 
 namespace cigl {
 
-// Element counts of the two lane buffers for a geometry.
+// Element counts of the lane buffers for a geometry: input (padded x), grad (padded dy), output (y,
+// unpadded: [outRows][outCols][outChannels][lanes]).
 int64_t sparseConvInputLanesSize(const ConvGeometry& g);
 int64_t sparseConvGradLanesSize(const ConvGeometry& g);
+int64_t sparseConvOutputLanesSize(const ConvGeometry& g);
 
 // y = conv(x, w ⊙ [active ≠ 0]); also writes x in the input-lanes layout (kept for the filter gradient).
 void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, const float* active, float* y, float* xLanes);
@@ -29,5 +31,22 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx);
 // dw = ∂L/∂w at the active positions, 0 elsewhere.
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw);
+
+// Sparse convolution fused with training-mode BatchNorm (+ ReLU). The convolution's output y never
+// leaves the lane layout: the forward pass computes it into yLanes (kept for the backward pass), takes
+// the batch statistics from it while each row is still in cache, and writes z = act(BN(y)) in NHWC in
+// one transposing pass. The backward pass reads dz (NHWC) and yLanes, re-derives the ReLU decision from
+// y (the same expression as the forward pass, so the same decision), and writes dy straight into the
+// padded grad-lanes layout the two convolution gradients read. Per layer this saves writing y and dy in
+// NHWC, re-reading them, the transposes between, and reading z in the backward pass.
+struct BatchNormEpilogue {
+  float epsilon;
+  bool relu;
+};
+void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
+                         const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes);
+// dyLanes (the grad-lanes layout, borders zeroed), dgamma, dbeta from dz and the forward's yLanes and batch statistics.
+void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, const float* yLanes, const float* mean,
+                          const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma, float* dbeta);
 
 }  // namespace cigl

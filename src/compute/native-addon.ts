@@ -16,7 +16,16 @@ export interface NativeAddon {
    * Activations pass through batch-innermost "lane" buffers whose element counts this returns:
    * [input lanes (written by the forward pass, read by the filter gradient), grad lanes (dy)].
    */
-  sparseConvLaneSizes(geometry: number[]): [number, number];
+  sparseConvLaneSizes(geometry: number[]): [number, number, number];
+  /**
+   * Sparse convolution fused with training-mode BatchNorm (+ ReLU): z (NHWC), the batch mean and
+   * (biased) variance; x in input lanes and y in output lanes (the third lane size) for the backward.
+   */
+  sparseConvBnForward(geometry: number[], epsilon: number, relu: boolean, x: Float32Array, filter: Float32Array, active: Float32Array,
+    gamma: Float32Array, beta: Float32Array, z: Float32Array, mean: Float32Array, variance: Float32Array, xLanes: Float32Array, yLanes: Float32Array): void;
+  /** dy in the grad-lanes layout (for the two convolution gradients), dgamma and dbeta. */
+  sparseConvBnBackward(geometry: number[], epsilon: number, relu: boolean, dz: Float32Array, yLanes: Float32Array, mean: Float32Array,
+    variance: Float32Array, gamma: Float32Array, beta: Float32Array, dyLanes: Float32Array, dgamma: Float32Array, dbeta: Float32Array): void;
   sparseConvForward(geometry: number[], x: Float32Array, filter: Float32Array, active: Float32Array, y: Float32Array, xLanes: Float32Array): void;
   sparseConvGradToLanes(geometry: number[], dy: Float32Array, dyLanes: Float32Array): void;
   sparseConvBackwardData(geometry: number[], dyLanes: Float32Array, filter: Float32Array, active: Float32Array, dx: Float32Array): void;

@@ -12,6 +12,7 @@ import type { NativeAddon } from './native-addon';
 export const KERNELS = {
   conv2d: 'CiglConv2D',
   sparseConv2d: 'CiglSparseConv2D',
+  sparseConvBn: 'CiglSparseConvBn',
   batchNormTrain: 'CiglBatchNormTrain',
   batchNormInfer: 'CiglBatchNormInfer',
   addRelu: 'CiglAddRelu',
@@ -39,6 +40,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   registeredWith = addon;
   registerConv(addon);
   registerSparseConv(addon);
+  registerSparseConvBn(addon);
   registerBatchNorm(addon);
   registerPointwise(addon);
   registerDense(addon);
@@ -209,16 +211,112 @@ function registerSparseConv(addon: NativeAddon): void {
 const gradLanes = {
   buffers: new Map<string, { holds?: object; values: Float32Array }>(),
   of(addon: NativeAddon, geometry: number[], dy: tf.Tensor): Float32Array {
-    const key = geometry.join(',');
-    let slot = this.buffers.get(key);
-    if (!slot) this.buffers.set(key, (slot = { values: new Float32Array(addon.sparseConvLaneSizes(geometry)[1]) }));
+    const slot = this.slot(addon, geometry);
     if (slot.holds !== dy.dataId) {
       addon.sparseConvGradToLanes(geometry, f32(cpuBackend(), dy, 'dy'), slot.values);
       slot.holds = dy.dataId;
     }
     return slot.values;
   },
+  /** The buffer for a kernel that writes its dy in lanes itself; `owner` now holds it. */
+  claim(addon: NativeAddon, geometry: number[], owner: object): Float32Array {
+    const slot = this.slot(addon, geometry);
+    slot.holds = owner;
+    return slot.values;
+  },
+  slot(addon: NativeAddon, geometry: number[]): { holds?: object; values: Float32Array } {
+    const key = geometry.join(',');
+    let slot = this.buffers.get(key);
+    if (!slot) this.buffers.set(key, (slot = { values: new Float32Array(addon.sparseConvLaneSizes(geometry)[1]) }));
+    return slot;
+  },
 };
+
+// ---- sparse convolution + BatchNorm ----------------------------------------------------------------------
+
+interface SparseConvBnAttrs extends ConvAttrs {
+  epsilon: number;
+  relu: boolean;
+}
+
+/**
+ * The sparse convolution fused with training-mode BatchNorm (+ ReLU) (native/src/sparse_conv.h): inputs x,
+ * filter, active, gamma, beta; outputs [z, batch mean, batch (biased) variance] as BatchNormTrain's. The
+ * lane copies of x and y the gradient reads are attached to z (see inputLanesOf). The gradient writes dy
+ * straight into the shared grad-lanes buffer of the geometry, which both convolution gradients read.
+ */
+const convBnLanesOf = new WeakMap<Float32Array, { xLanes: Float32Array; yLanes: Float32Array }>();
+
+function registerSparseConvBn(addon: NativeAddon): void {
+  tf.registerKernel({
+    kernelName: KERNELS.sparseConvBn,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const { x, filter, active, gamma, beta } = need(inputs, 'x', 'filter', 'active', 'gamma', 'beta');
+      if (!tf.util.arraysEqual(filter.shape, active.shape)) throw new Error(`sparse conv2d: active pattern ${active.shape} does not match filter ${filter.shape}`);
+      const { epsilon, relu } = attrs as unknown as SparseConvBnAttrs;
+      const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
+      const outShape = [g[0], g[9], g[10], g[4]];
+      const channels = g[4];
+      const [inputLanes, , outputLanes] = addon.sparseConvLaneSizes(g);
+      const z = bufferPool.allocate(size(outShape));
+      const mean = bufferPool.allocate(channels);
+      const variance = bufferPool.allocate(channels);
+      const xLanes = bufferPool.allocate(inputLanes);
+      const yLanes = bufferPool.allocate(outputLanes);
+      addon.sparseConvBnForward(g, epsilon, relu, f32(cpu, x, 'x'), f32(cpu, filter, 'filter'), f32(cpu, active, 'active'), f32(cpu, gamma, 'gamma'),
+        f32(cpu, beta, 'beta'), z, mean, variance, xLanes, yLanes);
+      const out = [cpu.makeTensorInfo(outShape, 'float32', z), cpu.makeTensorInfo([channels], 'float32', mean),
+        cpu.makeTensorInfo([channels], 'float32', variance)];
+      bufferPool.attach(z, xLanes);
+      bufferPool.attach(z, yLanes);
+      convBnLanesOf.set(z, { xLanes, yLanes });
+      return out;
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.sparseConvBn,
+    inputsToSave: ['x', 'filter', 'active', 'gamma', 'beta'],
+    outputsToSave: [true, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [x, filter, active, gamma, beta, z, mean, variance] = saved;
+      const dz = (dys as tf.Tensor[])[0];
+      const { epsilon, relu } = attrs as unknown as SparseConvBnAttrs;
+      const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
+      const lanes = (): { xLanes: Float32Array; yLanes: Float32Array } => {
+        const found = convBnLanesOf.get(f32(cpuBackend(), z, 'z'));
+        if (!found) throw new Error('sparse conv2d + BatchNorm gradient: the lane copies of x and y are gone (was the output overwritten?)');
+        return found;
+      };
+      // BatchNorm's backward pass, once per node: dy in lanes, dgamma, dbeta.
+      const backward = once(() => {
+        const cpu = cpuBackend();
+        const channels = gamma.size;
+        const out = { dyLanes: gradLanes.claim(addon, g, dz.dataId), dgamma: bufferPool.allocate(channels), dbeta: bufferPool.allocate(channels) };
+        addon.sparseConvBnBackward(g, epsilon, relu, f32(cpu, dz, 'dz'), lanes().yLanes, f32(cpu, mean, 'mean'), f32(cpu, variance, 'variance'),
+          f32(cpu, gamma, 'gamma'), f32(cpu, beta, 'beta'), out.dyLanes, out.dgamma, out.dbeta);
+        return out;
+      });
+      return {
+        x: () => {
+          const dx = bufferPool.allocate(x.size);
+          addon.sparseConvBackwardData(g, backward().dyLanes, f32(cpuBackend(), filter, 'filter'), f32(cpuBackend(), active, 'active'), dx);
+          return wrap(dx, x.shape);
+        },
+        filter: () => {
+          const dw = bufferPool.allocate(filter.size);
+          addon.sparseConvBackwardWeights(g, lanes().xLanes, backward().dyLanes, f32(cpuBackend(), active, 'active'), dw);
+          return wrap(dw, filter.shape);
+        },
+        gamma: () => wrap(backward().dgamma, gamma.shape),
+        beta: () => wrap(backward().dbeta, beta.shape),
+        // The pattern is a constant of the step (never differentiated).
+        active: () => tf.zerosLike(active),
+      };
+    },
+  });
+}
 
 // ---- BatchNorm (+ ReLU) -----------------------------------------------------------------------------
 

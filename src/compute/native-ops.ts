@@ -19,8 +19,18 @@ export const nativeOps: Ops = {
 
   convBn(x, filter, bn, opts) {
     ensureRegistered();
-    const y = conv(x, filter, opts);
+    const attrs = { stride: opts.stride, padding: opts.padding };
     const bnAttrs = { epsilon: bn.stats.epsilon, relu: opts.relu };
+    const pattern = opts.active;
+    const active = pattern && sparseChosen(x, filter, pattern, opts) ? pattern : undefined;
+    if (active && opts.training) {
+      // Sparse convolution and training-mode BatchNorm in one kernel (native/src/sparse_conv.h).
+      const [z, mean, variance] = run(KERNELS.sparseConvBn, { x, filter, active, gamma: bn.gamma, beta: bn.beta }, { ...attrs, ...bnAttrs }) as [tf.Tensor4D, tf.Tensor, tf.Tensor];
+      updateRunningStatsDirect(bn.stats, mean, variance, z.size / z.shape[3]);
+      tf.dispose([mean, variance]);
+      return z;
+    }
+    const y = (active ? run(KERNELS.sparseConv2d, { x, filter, active }, attrs) : run(KERNELS.conv2d, { x, filter }, attrs)) as tf.Tensor4D;
     let z: tf.Tensor4D;
     if (opts.training) {
       const [out, mean, variance] = run(KERNELS.batchNormTrain, { x: y, gamma: bn.gamma, beta: bn.beta }, bnAttrs) as tf.Tensor[];
@@ -64,18 +74,15 @@ export const nativeOps: Ops = {
 };
 
 /**
- * The convolution of convBn: the sparse kernels when an active pattern is given and sparse-selection
- * prefers them for this geometry and density, oneDNN's dense kernels otherwise.
+ * Whether convBn's convolution runs on the sparse kernels: when an active pattern is given and
+ * sparse-selection prefers them for this geometry and density (oneDNN's dense kernels otherwise).
+ * Every decision is recorded for reports.
  */
-function conv(x: tf.Tensor4D, filter: tf.Tensor4D, opts: ConvBnOptions): tf.Tensor4D {
-  const attrs = { stride: opts.stride, padding: opts.padding };
-  const active = opts.active;
-  if (!active) return run(KERNELS.conv2d, { x, filter }, attrs) as tf.Tensor4D;
+function sparseChosen(x: tf.Tensor4D, filter: tf.Tensor4D, active: tf.Tensor4D, opts: ConvBnOptions): boolean {
   const density = activeFraction(cpuValues(active));
-  const sparse = prefersSparse(convGeometry(x.shape, filter.shape, attrs), density);
+  const sparse = prefersSparse(convGeometry(x.shape, filter.shape, { stride: opts.stride, padding: opts.padding }), density);
   recordDecision({ layer: opts.layer ?? `conv ${filter.shape.join('×')} stride ${opts.stride}`, density, sparse });
-  if (!sparse) return run(KERNELS.conv2d, { x, filter }, attrs) as tf.Tensor4D;
-  return run(KERNELS.sparseConv2d, { x, filter, active }, attrs) as tf.Tensor4D;
+  return sparse;
 }
 
 /**

@@ -95,6 +95,68 @@ t.test('sparse kernels match the dense masked path: outputs and gradients across
   t.equal(cases, 20);
 });
 
+t.test('the fused sparse convolution + training-mode BatchNorm (+ ReLU) matches the dense path: output, gradients, running statistics', { skip }, async (t) => {
+  const { KERNELS } = await import('../../src/compute/native-kernels');
+  let cases = 0;
+  for (const density of [0.01, 0.1, 0.5]) {
+    for (const stride of [1, 2]) {
+      for (const kernel of [1, 3]) {
+        for (const relu of [false, true]) {
+          // Batch 19: a partly filled lane vector (statistics must skip the padding lanes).
+          const c: Case = { batch: 19, height: stride === 2 ? 9 : 7, width: 5, inChannels: 16, outChannels: 24, kernel, stride, density };
+          const name = `density ${density}, stride ${stride}, kernel ${kernel}, relu ${relu}`;
+          const x = tf.randomNormal([c.batch, c.height, c.width, c.inChannels], 0.2, 1, 'float32', 71 + cases) as tf.Tensor4D;
+          const { filter, active } = maskedFilter(c, 72 + cases);
+          const gamma = tf.randomUniform([c.outChannels], 0.5, 1.5, 'float32', 73) as tf.Tensor1D;
+          const beta = tf.randomNormal([c.outChannels], 0, 0.3, 'float32', 74) as tf.Tensor1D;
+          const opts: ConvBnOptions = { stride, padding: 'same', relu, training: true, active };
+          let sparse!: ReturnType<typeof convBnResult>;
+          const profile = await tf.profile(() => {
+            sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+          });
+          t.ok(profile.kernelNames.includes(KERNELS.sparseConvBn), `${name}: the fused kernel ran`);
+          const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+          const maskedDense = tf.mul(dense.dfilter, active);
+          for (const [key, reference] of [['y', dense.y], ['dx', dense.dx], ['dgamma', dense.dgamma], ['dbeta', dense.dbeta],
+            ['mean', dense.mean], ['variance', dense.variance]] as const) {
+            const err = relativeError(sparse[key], reference);
+            t.ok(err < TOLERANCE, `${name}: ${key} relative error ${err.toExponential(2)}`);
+          }
+          // The filter gradient against the scale of the layer's whole (dense) filter gradient: through
+          // training-mode BatchNorm each entry is a sum that cancels almost to 0 (Σ dy = 0 per channel),
+          // so at density 0.01 the few active entries can be far smaller than the float32 rounding of
+          // their own terms on either path (checked against float64: both paths within 4e-4 of it).
+          const gradScale = Math.max(...dense.dfilter.dataSync().map(Math.abs));
+          const sparseGrad = sparse.dfilter.dataSync();
+          const maskedGrad = maskedDense.dataSync();
+          const gradErr = Math.max(...sparseGrad.map((v, i) => Math.abs(v - maskedGrad[i]))) / gradScale;
+          t.ok(gradErr < TOLERANCE, `${name}: dfilter error ${gradErr.toExponential(2)} of the layer's gradient scale`);
+          t.ok(active.dataSync().every((a, i) => a !== 0 || sparseGrad[i] === 0), `${name}: inactive positions get exactly zero gradient`);
+          t.equal(sparse.leaked, 0, `${name}: no tensor leaked`);
+          tf.dispose([x, filter, active, gamma, beta, maskedDense, ...Object.values(sparse).filter((v) => v instanceof tf.Tensor), ...Object.values(dense).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+          cases++;
+        }
+      }
+    }
+  }
+  t.equal(cases, 24);
+  // Inputs with a mean far from zero against their spread: the batch statistics must not cancel (the
+  // gradients are then ill-conditioned sums in float32 on either path, so only the forward is compared).
+  const c: Case = { batch: 19, height: 7, width: 5, inChannels: 16, outChannels: 24, kernel: 3, stride: 1, density: 0.1 };
+  const x = tf.randomNormal([c.batch, c.height, c.width, c.inChannels], 30, 1, 'float32', 99) as tf.Tensor4D;
+  const { filter, active } = maskedFilter(c, 98);
+  const gamma = tf.ones([24]) as tf.Tensor1D;
+  const beta = tf.zeros([24]) as tf.Tensor1D;
+  const opts: ConvBnOptions = { stride: 1, padding: 'same', relu: false, training: true, active };
+  const sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+  const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+  for (const key of ['y', 'mean', 'variance'] as const) {
+    const err = relativeError(sparse[key], dense[key]);
+    t.ok(err < TOLERANCE, `input mean 30: ${key} relative error ${err.toExponential(2)}`);
+  }
+  tf.dispose([x, filter, active, gamma, beta, ...Object.values(sparse).filter((v) => v instanceof tf.Tensor), ...Object.values(dense).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+});
+
 t.test('training-mode BatchNorm and ReLU on top of the sparse convolution', { skip }, async (t) => {
   for (const stride of [1, 2]) {
     const c: Case = { batch: 21, height: 9, width: 9, inChannels: 16, outChannels: 16, kernel: 3, stride, density: 0.2 };
