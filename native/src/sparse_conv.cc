@@ -184,14 +184,14 @@ CIGL_INLINE void filterGradRow(const ConvGeometry& g, const LaneLayout& l, const
   for (int j = 0; j < G; j++) store16(acc + j * kLaneWidth, a[j]);
 }
 
-// Filter-gradient partial sums of output channels [co0, co1) over all positions: acc holds one vector
-// per entry of those channels (entries from f.start[co0]). Rows outermost, so x's rows are read from
-// memory once and then served from cache for every channel.
+// Filter-gradient partial sums over output rows [oh0, oh1), all channels: acc holds one vector per
+// entry. Rows outermost, so x's rows are read from memory once and then served from cache for every
+// channel.
 template <int V>
 CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes,
-                                      const float* dyLanes, int64_t co0, int64_t co1, int64_t lane0, float* acc) {
-  const int64_t e0 = f.start[co0];
-  for (int64_t oh = 0; oh < g.outHeight; oh++) {
+                                      const float* dyLanes, int64_t oh0, int64_t oh1, int64_t lane0, float* acc) {
+  const int64_t co0 = 0, co1 = g.outChannels, e0 = 0;
+  for (int64_t oh = oh0; oh < oh1; oh++) {
     const float* xRow = xLanes + (oh * g.strideHeight) * l.inCols * g.inChannels * l.lanes + lane0;
     const float* dyRow = dyLanes + ((oh + l.gradTop) * l.gradCols + l.gradLeft) * g.outChannels * l.lanes + lane0;
     for (int64_t co = co0; co < co1; co++) {
@@ -240,18 +240,16 @@ void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, 
 }
 
 CIGL_MULTIVERSION
-void backwardWeightsChannels(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes,
-                             const float* dyLanes, int64_t co0, int64_t co1, float* acc, float* dw) {
-  const int64_t e0 = f.start[co0], e1 = f.start[co1];
-  std::fill(acc, acc + (e1 - e0) * kLaneWidth, 0.0f);
+void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes,
+                         const float* dyLanes, int64_t oh0, int64_t oh1, float* acc) {
+  std::fill(acc, acc + f.start.back() * kLaneWidth, 0.0f);
   for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
     chunk = laneChunk(l.lanes / kLaneWidth, v);
     const int64_t lane0 = v * kLaneWidth;
-#define CIGL_CALL(V) backwardWeightsChunk<V>(g, l, f, xLanes, dyLanes, co0, co1, lane0, acc)
+#define CIGL_CALL(V) backwardWeightsChunk<V>(g, l, f, xLanes, dyLanes, oh0, oh1, lane0, acc)
     CIGL_DISPATCH_V(chunk, CIGL_CALL)
 #undef CIGL_CALL
   }
-  for (int64_t e = e0; e < e1; e++) dw[f.position[e]] = sum16(load16(acc + (e - e0) * kLaneWidth));
 }
 
 // Per-thread scratch that survives between calls (no page faults on every step).
@@ -327,20 +325,23 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
   const LaneLayout l(g);
   const CompressedFilter f = byOutputChannel(g, l, nullptr, active);
   std::memset(dw, 0, sizeof(float) * g.kernelHeight * g.kernelWidth * g.inChannels * g.outChannels);
-  // Output channels split so that every thread gets about the same number of active weights.
+  // Output rows split between the threads, each with partial sums for every active weight, added in
+  // thread order: each thread reads only its share of x and dy (a split by output channel made every
+  // thread stream all of both, and the kernel is bound by those reads).
   const int64_t total = f.start.back();
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threadsFor(total * g.outHeight * g.outWidth * l.lanes), g.outChannels)));
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threadsFor(total * g.outHeight * g.outWidth * l.lanes), g.outHeight)));
+  std::vector<const float*> partial(threads);
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    const auto channelAt = [&](int k) {
-      const int64_t target = total * k / n;
-      return static_cast<int64_t>(std::lower_bound(f.start.begin(), f.start.end() - 1, target) - f.start.begin());
-    };
-    const int64_t co0 = t == 0 ? 0 : channelAt(t), co1 = t == n - 1 ? g.outChannels : channelAt(t + 1);
-    if (co1 > co0) {
-      float* acc = scratch((f.start[co1] - f.start[co0]) * kLaneWidth + 1).data();
-      backwardWeightsChannels(g, l, f, xLanes, dyLanes, co0, co1, acc, dw);
+    float* acc = scratch(total * kLaneWidth + 1).data();
+    partial[t] = acc;
+    backwardWeightsRows(g, l, f, xLanes, dyLanes, g.outHeight * t / n, g.outHeight * (t + 1) / n, acc);
+#pragma omp barrier
+    for (int64_t e = total * t / n; e < total * (t + 1) / n; e++) {
+      float sum = 0.0f;
+      for (int u = 0; u < n; u++) sum += sum16(load16(partial[u] + e * kLaneWidth));
+      dw[f.position[e]] = sum;
     }
   }
 }

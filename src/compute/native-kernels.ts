@@ -541,6 +541,8 @@ function accelerateCpuArithmetic(addon: NativeAddon): void {
             : aSize === 1 && a.shape.length <= b.shape.length ? b.shape : undefined;
         if (!shape || size(shape) < NATIVE_ARITHMETIC_MIN_SIZE) return stock.kernelFunc(args);
         const cpu = cpuBackend(args.backend);
+        // A float32 tensor may still hold another array type (tfjs's Cast from bool keeps its bytes).
+        if (!(cpu.data.get(a.dataId).values instanceof Float32Array) || !(cpu.data.get(b.dataId).values instanceof Float32Array)) return stock.kernelFunc(args);
         const z = bufferPool.allocate(size(shape));
         addon.binary(op, z.length, f32(cpu, a, 'a'), f32(cpu, b, 'b'), z);
         return cpu.makeTensorInfo(shape, 'float32', z);

@@ -69,5 +69,9 @@ t.test("the cpu backend's Add, Sub and Multiply stay bitwise equal to the stock 
   for (const [name, actual, want] of cases) t.ok(bits(actual).equals(Buffer.from(want.buffer)), `${name}: bitwise equal`);
   const broadcast = tf.add(tf.ones([2, 3]), tf.tensor1d([1, 2, 3]));
   t.same(Array.from(broadcast.dataSync()), [2, 3, 4, 2, 3, 4], 'other broadcasts still go to the stock kernel');
-  tf.dispose([a, b, s, broadcast, ...cases.map((c) => c[1])]);
+  // A float32 tensor cast from bool keeps a byte array on the cpu backend: the stock kernel takes it.
+  const mask = tf.greater(a, 0).toFloat();
+  const masked = tf.mul(a, mask);
+  t.ok(bits(masked).equals(Buffer.from(expected((x, y) => x * y, av, Float32Array.from(av, (v) => (v > 0 ? 1 : 0))).buffer)), 'a × float(a > 0): bitwise equal, no error');
+  tf.dispose([a, b, s, broadcast, mask, masked, ...cases.map((c) => c[1])]);
 });

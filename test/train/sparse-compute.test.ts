@@ -32,19 +32,28 @@ async function run(method: 'rigl' | 'cigl', mode: SparseComputeMode): Promise<Ru
   const addon = (loadNativeAddon() as { addon: NativeAddon }).addon;
   const previous = sparseComputeMode();
   setSparseComputeMode(mode);
+  // Sparse forward passes, plain or fused with BatchNorm.
   const forward = addon.sparseConvForward;
+  const fusedForward = addon.sparseConvBnForward;
   let calls = 0;
   addon.sparseConvForward = (...args) => {
     calls++;
     forward(...args);
+  };
+  addon.sparseConvBnForward = (...args) => {
+    calls++;
+    fusedForward(...args);
   };
   const model = createModel('resnet20', { seed: 5, inputShape: [8, 8, 3] });
   const trainer = new Trainer(tinyConfig(model, {
     ops: nativeOps, epochs: 2,
     // ERK, as in training runs: with uniform 0.1 the 3-channel stem keeps ~3 weights per output channel, and
     // once Z drops them (or they are freshly grown zeros) a channel's output is constant, its BatchNorm
-    // variance 0 and its gradients amplified by 1/√ε: rounding noise then decides prune/grow ties.
-    sparsity: { method, density: 0.1, distribution: 'erk', updateEvery: 2, randomMaskRate: method === 'cigl' ? 0.1 : undefined },
+    // variance 0 and its gradients amplified by 1/√ε: rounding noise then decides prune/grow ties. For the same
+    // reason CigL runs at p = 0.01 (the rate the reproduction chose): at p = 0.1, Z empties whole channels of
+    // these tiny layers often enough that even stock tfjs and the native dense path part ways within 3 steps
+    // (parameters 60% apart, measured 2026-11-29), so equality there would test luck, not the kernels.
+    sparsity: { method, density: 0.1, distribution: 'erk', updateEvery: 2, randomMaskRate: method === 'cigl' ? 0.01 : undefined },
   }));
   const result: RunResult = { masks: new Map(), losses: [], sparseCalls: [], updateSteps: [], tensors: [] };
   try {
@@ -61,6 +70,7 @@ async function run(method: 'rigl' | 'cigl', mode: SparseComputeMode): Promise<Ru
     for (const layer of trainer.layers) result.masks.set(layer.name, Float32Array.from(trainer.maskOf(layer.name)));
   } finally {
     addon.sparseConvForward = forward;
+    addon.sparseConvBnForward = fusedForward;
     setSparseComputeMode(previous);
     trainer.dispose();
     model.dispose();
