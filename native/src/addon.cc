@@ -107,26 +107,39 @@ Napi::Value SparseConvLaneSizes(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// sparseConvBnForward(geometry, epsilon, relu, x, filter, active, gamma, beta, z, mean, variance, xLanes, yLanes)
+// sparseConvBnForward(geometry, epsilon, relu, x | null, filter, active, gamma, beta, z | null, mean, variance, xLanes, yLanes
+//                     [, nextGeometry, nextLanes]): x null = xLanes already filled; with nextGeometry, z goes to nextLanes.
 Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
   const BatchNormEpilogue bn{static_cast<float>(Real(info, 1, "epsilon")), Bool(info, 2, "relu")};
   const int64_t c = g.outChannels;
-  sparseConvBnForward(g, bn, F32(info, 3, "x", inSize(g)), F32(info, 4, "filter", filterSize(g)), F32(info, 5, "active", filterSize(g)),
-                      F32(info, 6, "gamma", c), F32(info, 7, "beta", c), F32(info, 8, "z", outSize(g)), F32(info, 9, "mean", c),
-                      F32(info, 10, "variance", c), F32(info, 11, "xLanes", sparseConvInputLanesSize(g)),
-                      F32(info, 12, "yLanes", sparseConvOutputLanesSize(g)));
+  const bool chained = info.Length() > 13 && !info[13].IsUndefined() && !info[13].IsNull();
+  ConvGeometry next{};
+  float* nextLanes = nullptr;
+  if (chained) {
+    next = Geometry(info, 13);
+    if (next.batch != g.batch || next.inHeight != g.outHeight || next.inWidth != g.outWidth || next.inChannels != g.outChannels)
+      throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: the next convolution's input is not this one's output");
+    nextLanes = F32(info, 14, "nextLanes", sparseConvInputLanesSize(next));
+  }
+  sparseConvBnForward(g, bn, info[3].IsNull() ? nullptr : F32(info, 3, "x", inSize(g)), F32(info, 4, "filter", filterSize(g)),
+                      F32(info, 5, "active", filterSize(g)), F32(info, 6, "gamma", c), F32(info, 7, "beta", c),
+                      chained ? nullptr : F32(info, 8, "z", outSize(g)), F32(info, 9, "mean", c), F32(info, 10, "variance", c),
+                      F32(info, 11, "xLanes", sparseConvInputLanesSize(g)), F32(info, 12, "yLanes", sparseConvOutputLanesSize(g)),
+                      chained ? &next : nullptr, nextLanes);
   return info.Env().Undefined();
 }
 
-// sparseConvBnBackward(geometry, epsilon, relu, dz, yLanes, mean, variance, gamma, beta, dyLanes, dgamma, dbeta)
+// sparseConvBnBackward(geometry, epsilon, relu, dz, dzInLanes, yLanes, mean, variance, gamma, beta, dyLanes, dgamma, dbeta)
 Napi::Value SparseConvBnBackward(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
   const BatchNormEpilogue bn{static_cast<float>(Real(info, 1, "epsilon")), Bool(info, 2, "relu")};
   const int64_t c = g.outChannels;
-  sparseConvBnBackward(g, bn, F32(info, 3, "dz", outSize(g)), F32(info, 4, "yLanes", sparseConvOutputLanesSize(g)), F32(info, 5, "mean", c),
-                       F32(info, 6, "variance", c), F32(info, 7, "gamma", c), F32(info, 8, "beta", c),
-                       F32(info, 9, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 10, "dgamma", c), F32(info, 11, "dbeta", c));
+  const bool dzInLanes = Bool(info, 4, "dzInLanes");
+  sparseConvBnBackward(g, bn, F32(info, 3, "dz", dzInLanes ? sparseConvOutputLanesSize(g) : outSize(g)), dzInLanes,
+                       F32(info, 5, "yLanes", sparseConvOutputLanesSize(g)), F32(info, 6, "mean", c), F32(info, 7, "variance", c),
+                       F32(info, 8, "gamma", c), F32(info, 9, "beta", c), F32(info, 10, "dyLanes", sparseConvGradLanesSize(g)),
+                       F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c));
   return info.Env().Undefined();
 }
 
@@ -145,8 +158,11 @@ Napi::Value SparseConvGradToLanes(const Napi::CallbackInfo& info) {
 
 Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
+  // Optional 6th argument: dx in lanes ([inH][inW][inC][lanes]) for a chained producer.
+  const bool dxInLanes = info.Length() > 5 && !info[5].IsUndefined() && Bool(info, 5, "dxInLanes");
+  const int64_t dxSize = dxInLanes ? g.inHeight * g.inWidth * g.inChannels * ((g.batch + 15) / 16 * 16) : inSize(g);
   sparseConvBackwardData(g, F32(info, 1, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 2, "filter", filterSize(g)),
-                         F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", inSize(g)));
+                         F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", dxSize), dxInLanes);
   return info.Env().Undefined();
 }
 

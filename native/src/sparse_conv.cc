@@ -239,6 +239,23 @@ void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, 
   }
 }
 
+// Rows [begin, end) of the input gradient written in lanes ([inHeight][inWidth][inChannels][lanes]),
+// for a producer that reads its upstream gradient in lanes (sparseConvBnBackward with dzInLanes).
+CIGL_MULTIVERSION
+void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* dyLanes, int64_t begin,
+                       int64_t end, float* dxLanes) {
+  const int64_t rowSize = g.inWidth * g.inChannels * l.lanes;
+  for (int64_t r = begin; r < end; r++) {
+    for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
+      chunk = laneChunk(l.lanes / kLaneWidth, v);
+      const int64_t lane0 = v * kLaneWidth;
+#define CIGL_CALL(V) backwardDataRow<V>(g, l, f, dyLanes, r, lane0, dxLanes + r * rowSize)
+      CIGL_DISPATCH_V(chunk, CIGL_CALL)
+#undef CIGL_CALL
+    }
+  }
+}
+
 CIGL_MULTIVERSION
 void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes,
                          const float* dyLanes, int64_t oh0, int64_t oh1, float* acc) {
@@ -312,12 +329,12 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
   paddedToLanes(dy, g.batch, g.outHeight, g.outWidth, g.outChannels, l.gradRows, l.gradCols, l.gradTop, l.gradLeft, l.lanes, dyLanes);
 }
 
-void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx) {
+void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes) {
   const LaneLayout l(g);
   const CompressedFilter f = byInputChannel(g, l, w, active);
   forRows(g.inHeight, f.start.back() * g.inHeight * g.inWidth * l.lanes / (g.strideHeight * g.strideWidth), [&](int64_t begin, int64_t end) {
-    float* tile = scratch(g.inWidth * g.inChannels * l.lanes).data();
-    gatherRows(true, g, l, f, dyLanes, begin, end, tile, dx);
+    if (dxInLanes) gatherRowsToLanes(g, l, f, dyLanes, begin, end, dx);
+    else gatherRows(true, g, l, f, dyLanes, begin, end, scratch(g.inWidth * g.inChannels * l.lanes).data(), dx);
   });
 }
 
@@ -447,16 +464,49 @@ void normalizeRows(const ConvGeometry& g, const LaneLayout& l, const float* yLan
   }
 }
 
+// Padded input-lane rows [begin, end) of the next convolution (geometry `gn`, whose input is this
+// layer's output) = act(a·y + b): BatchNorm applied lane to lane, no transpose; borders and padding lanes 0.
+CIGL_MULTIVERSION
+void normalizeRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const float* yLanes, const float* a, const float* b, bool relu,
+                          const ConvGeometry& gn, const LaneLayout& ln, int64_t begin, int64_t end, float* nextLanes) {
+  const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
+  const v16 last = laneMask(g.batch, vectors - 1);
+  for (int64_t R = begin; R < end; R++) {
+    float* out = nextLanes + R * ln.inCols * pixel;
+    const int64_t h = R - gn.padTop;
+    if (h < 0 || h >= g.outHeight) {
+      std::memset(out, 0, sizeof(float) * ln.inCols * pixel);
+      continue;
+    }
+    std::memset(out, 0, sizeof(float) * gn.padLeft * pixel);
+    std::memset(out + (gn.padLeft + g.outWidth) * pixel, 0, sizeof(float) * (ln.inCols - gn.padLeft - g.outWidth) * pixel);
+    const float* yRow = yLanes + h * g.outWidth * pixel;
+    float* zRow = out + gn.padLeft * pixel;
+    for (int64_t w = 0; w < g.outWidth; w++)
+      for (int64_t c = 0; c < C; c++) {
+        const int64_t o = (w * C + c) * l.lanes;
+        for (int64_t v = 0; v < vectors; v++) {
+          v16 z = affine(load16(yRow + o + v * kLaneWidth), a[c], b[c]);
+          if (relu) z = reluOf(z);
+          if (v == vectors - 1) z *= last;
+          store16(zRow + o + v * kLaneWidth, z);
+        }
+      }
+  }
+}
+
 // The upstream gradient through the ReLU: dz where the forward pass's a·y + b was positive.
 CIGL_INLINE v16 throughRelu(v16 dz, v16 y, float a, float b, bool relu) { return relu ? (affine(y, a, b) > v16{} ? dz : v16{}) : dz; }
 
 // Adds Σ g and Σ g·(y − mean) over output rows [begin, end) to acc[c], acc[C + c] (g = dz through the ReLU).
 CIGL_MULTIVERSION
-void gradientSumRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, const float* yLanes, const float* mean, const float* a,
-                     const float* b, bool relu, int64_t begin, int64_t end, float* tile, double* acc) {
+void gradientSumRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, bool dzInLanes, const float* yLanes, const float* mean,
+                     const float* a, const float* b, bool relu, int64_t begin, int64_t end, float* scratchTile, double* acc) {
   const int64_t C = g.outChannels, columns = g.outWidth * C, vectors = l.lanes / kLaneWidth;
   for (int64_t r = begin; r < end; r++) {
-    toLanes(dz + r * columns, g.outHeight * columns, g.batch, columns, tile, l.lanes);  // padding lanes 0: no contribution
+    // dz of this row in lanes (padding lanes 0: no contribution).
+    const float* tile = dzInLanes ? dz + r * columns * l.lanes : scratchTile;
+    if (!dzInLanes) toLanes(dz + r * columns, g.outHeight * columns, g.batch, columns, scratchTile, l.lanes);
     const float* yRow = yLanes + r * columns * l.lanes;
     for (int64_t c = 0; c < C; c++) {
       v16 sg{}, sgy{};
@@ -478,8 +528,9 @@ void gradientSumRows(const ConvGeometry& g, const LaneLayout& l, const float* dz
 
 // Padded grad-lanes rows [begin, end): dy = g·A + y·B + K inside, 0 on the borders and in padding lanes.
 CIGL_MULTIVERSION
-void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, const float* yLanes, const float* a, const float* b,
-                       bool relu, const float* A, const float* B, const float* K, int64_t begin, int64_t end, float* tile, float* dyLanes) {
+void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, bool dzInLanes, const float* yLanes, const float* a,
+                       const float* b, bool relu, const float* A, const float* B, const float* K, int64_t begin, int64_t end, float* scratchTile,
+                       float* dyLanes) {
   const int64_t C = g.outChannels, columns = g.outWidth * C, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
   const v16 last = laneMask(g.batch, vectors - 1);
   for (int64_t R = begin; R < end; R++) {
@@ -491,7 +542,8 @@ void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* 
     }
     std::memset(out, 0, sizeof(float) * l.gradLeft * pixel);
     std::memset(out + (l.gradLeft + g.outWidth) * pixel, 0, sizeof(float) * (l.gradCols - l.gradLeft - g.outWidth) * pixel);
-    toLanes(dz + r * columns, g.outHeight * columns, g.batch, columns, tile, l.lanes);
+    const float* tile = dzInLanes ? dz + r * columns * l.lanes : scratchTile;
+    if (!dzInLanes) toLanes(dz + r * columns, g.outHeight * columns, g.batch, columns, scratchTile, l.lanes);
     const float* yRow = yLanes + r * columns * l.lanes;
     float* dyRow = out + l.gradLeft * pixel;
     for (int64_t w = 0; w < g.outWidth; w++)
@@ -527,10 +579,11 @@ std::vector<double> rowSums(int64_t rows, int64_t work, int64_t width, Body body
 }  // namespace
 
 void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
-                         const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes) {
+                         const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes,
+                         const ConvGeometry* next, float* nextLanes) {
   const LaneLayout l(g);
   const int64_t C = g.outChannels;
-  paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l.lanes, xLanes);
+  if (x) paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l.lanes, xLanes);
   const CompressedFilter f = byOutputChannel(g, l, w, active);
   // Moments are taken about a sample of each channel (image 0 at output position (0, 0)) so that the
   // variance E[(y − p)²] − E[y − p]² does not cancel when the mean is large against the spread.
@@ -547,18 +600,26 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
   }
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
-  forRows(g.outHeight, g.outHeight * g.outWidth * C * l.lanes,
-          [&](int64_t begin, int64_t end) { normalizeRows(g, l, yLanes, a.data(), b.data(), bn.relu, begin, end, z); });
+  if (next) {
+    const LaneLayout ln(*next);
+    forRows(ln.inRows, g.outHeight * g.outWidth * C * l.lanes, [&](int64_t begin, int64_t end) {
+      normalizeRowsToLanes(g, l, yLanes, a.data(), b.data(), bn.relu, *next, ln, begin, end, nextLanes);
+    });
+  } else {
+    forRows(g.outHeight, g.outHeight * g.outWidth * C * l.lanes,
+            [&](int64_t begin, int64_t end) { normalizeRows(g, l, yLanes, a.data(), b.data(), bn.relu, begin, end, z); });
+  }
 }
 
-void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, const float* yLanes, const float* mean,
-                          const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma, float* dbeta) {
+void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
+                          const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
+                          float* dbeta) {
   const LaneLayout l(g);
   const int64_t C = g.outChannels, columns = g.outWidth * C, work = g.outHeight * columns * l.lanes;
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
   const std::vector<double> sums = rowSums(g.outHeight, work, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
-    gradientSumRows(g, l, dz, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(columns * l.lanes).data(), acc);
+    gradientSumRows(g, l, dz, dzInLanes, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(columns * l.lanes).data(), acc);
   });
   // dy = γ·istd·(g − Σg/M − x̂·Σ(g·x̂)/M) with x̂ = (y − mean)·istd, written as g·A + y·B + K (as batchnorm.cc).
   const double count = static_cast<double>(g.batch) * g.outHeight * g.outWidth;
@@ -576,7 +637,7 @@ void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, co
     K[c] = static_cast<float>(-scale * sumG / count + slope * mean[c]);
   }
   forRows(l.gradRows, work, [&](int64_t begin, int64_t end) {
-    gradientApplyRows(g, l, dz, yLanes, a.data(), b.data(), bn.relu, A.data(), B.data(), K.data(), begin, end,
+    gradientApplyRows(g, l, dz, dzInLanes, yLanes, a.data(), b.data(), bn.relu, A.data(), B.data(), K.data(), begin, end,
                       scratch(columns * l.lanes).data(), dyLanes);
   });
 }

@@ -27,8 +27,8 @@ int64_t sparseConvOutputLanesSize(const ConvGeometry& g);
 void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, const float* active, float* y, float* xLanes);
 // dy (NHWC) in the grad-lanes layout, shared by the two backward passes.
 void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLanes);
-// dx = ∂L/∂x through the active weights only.
-void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx);
+// dx = ∂L/∂x through the active weights only: NHWC, or with dxInLanes in lanes ([inH][inW][inC][lanes]).
+void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes = false);
 // dw = ∂L/∂w at the active positions, 0 elsewhere.
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw);
 
@@ -43,10 +43,17 @@ struct BatchNormEpilogue {
   float epsilon;
   bool relu;
 };
+// Chained layers (a pair conv → BN → conv → BN, the second reading only the first's output) stay in
+// lanes between them: with x null, xLanes already holds the input (the previous layer's nextLanes);
+// with `next`, z is written into `nextLanes`, the padded input lanes of the next convolution, instead of
+// NHWC (z may then be null).
 void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
-                         const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes);
-// dyLanes (the grad-lanes layout, borders zeroed), dgamma, dbeta from dz and the forward's yLanes and batch statistics.
-void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, const float* yLanes, const float* mean,
-                          const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma, float* dbeta);
+                         const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes,
+                         const ConvGeometry* next = nullptr, float* nextLanes = nullptr);
+// dyLanes (the grad-lanes layout, borders zeroed), dgamma, dbeta from dz and the forward's yLanes and batch
+// statistics; dz in NHWC, or with dzInLanes in the output-lanes layout (the next layer's input gradient).
+void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
+                          const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
+                          float* dbeta);
 
 }  // namespace cigl

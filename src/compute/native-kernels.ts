@@ -13,6 +13,7 @@ export const KERNELS = {
   conv2d: 'CiglConv2D',
   sparseConv2d: 'CiglSparseConv2D',
   sparseConvBn: 'CiglSparseConvBn',
+  sparseConvBnPair: 'CiglSparseConvBnPair',
   batchNormTrain: 'CiglBatchNormTrain',
   batchNormInfer: 'CiglBatchNormInfer',
   addRelu: 'CiglAddRelu',
@@ -41,6 +42,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   registerConv(addon);
   registerSparseConv(addon);
   registerSparseConvBn(addon);
+  registerSparseConvBnPair(addon);
   registerBatchNorm(addon);
   registerPointwise(addon);
   registerDense(addon);
@@ -218,16 +220,19 @@ const gradLanes = {
     }
     return slot.values;
   },
-  /** The buffer for a kernel that writes its dy in lanes itself; `owner` now holds it. */
-  claim(addon: NativeAddon, geometry: number[], owner: object): Float32Array {
-    const slot = this.slot(addon, geometry);
+  /**
+   * A buffer for a kernel that writes its dy in lanes itself; `owner` now holds it. `role` keeps apart
+   * buffers one kernel needs at the same time for two layers of the same geometry.
+   */
+  claim(addon: NativeAddon, geometry: number[], owner: object, role = ''): Float32Array {
+    const slot = this.slot(addon, geometry, role);
     slot.holds = owner;
     return slot.values;
   },
-  slot(addon: NativeAddon, geometry: number[]): { holds?: object; values: Float32Array } {
-    const key = geometry.join(',');
+  slot(addon: NativeAddon, geometry: number[], role = '', which: 1 | 2 = 1): { holds?: object; values: Float32Array } {
+    const key = `${role}|${which}|${geometry.join(',')}`;
     let slot = this.buffers.get(key);
-    if (!slot) this.buffers.set(key, (slot = { values: new Float32Array(addon.sparseConvLaneSizes(geometry)[1]) }));
+    if (!slot) this.buffers.set(key, (slot = { values: new Float32Array(addon.sparseConvLaneSizes(geometry)[which]) }));
     return slot;
   },
 };
@@ -294,7 +299,7 @@ function registerSparseConvBn(addon: NativeAddon): void {
         const cpu = cpuBackend();
         const channels = gamma.size;
         const out = { dyLanes: gradLanes.claim(addon, g, dz.dataId), dgamma: bufferPool.allocate(channels), dbeta: bufferPool.allocate(channels) };
-        addon.sparseConvBnBackward(g, epsilon, relu, f32(cpu, dz, 'dz'), lanes().yLanes, f32(cpu, mean, 'mean'), f32(cpu, variance, 'variance'),
+        addon.sparseConvBnBackward(g, epsilon, relu, f32(cpu, dz, 'dz'), false, lanes().yLanes, f32(cpu, mean, 'mean'), f32(cpu, variance, 'variance'),
           f32(cpu, gamma, 'gamma'), f32(cpu, beta, 'beta'), out.dyLanes, out.dgamma, out.dbeta);
         return out;
       });
@@ -313,6 +318,123 @@ function registerSparseConvBn(addon: NativeAddon): void {
         beta: () => wrap(backward().dbeta, beta.shape),
         // The pattern is a constant of the step (never differentiated).
         active: () => tf.zerosLike(active),
+      };
+    },
+  });
+}
+
+// ---- two chained sparse convolutions + BatchNorm ------------------------------------------------------------
+
+export interface SparseConvBnPairAttrs {
+  padding: 'same' | 'valid';
+  stride1: number;
+  stride2: number;
+  epsilon1: number;
+  epsilon2: number;
+  relu1: boolean;
+  relu2: boolean;
+}
+
+interface PairLanes {
+  xLanes1: Float32Array;
+  yLanes1: Float32Array;
+  xLanes2: Float32Array;
+  yLanes2: Float32Array;
+}
+
+const pairLanesOf = new WeakMap<Float32Array, PairLanes>();
+
+/**
+ * conv1 → BN → act → conv2 → BN → act where conv2 reads only conv1's output (a residual block's body,
+ * cnn's conv pairs), both on the fused sparse kernels, as one tfjs kernel so that the activation between
+ * them never leaves the lane layout: conv1's BatchNorm writes straight into conv2's padded input lanes,
+ * and conv2's input gradient goes back to conv1's BatchNorm in lanes. Per pair that saves an NHWC
+ * activation written and read back (with two transposes) in each direction. Inputs x, filter1, active1,
+ * gamma1, beta1, filter2, active2, gamma2, beta2; outputs [z2, mean1, variance1, mean2, variance2].
+ */
+function registerSparseConvBnPair(addon: NativeAddon): void {
+  const geometries = (xShape: readonly number[], filter1: readonly number[], filter2: readonly number[], attrs: SparseConvBnPairAttrs): [number[], number[]] => {
+    const g1 = convGeometry(xShape, filter1, { stride: attrs.stride1, padding: attrs.padding });
+    const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], filter2, { stride: attrs.stride2, padding: attrs.padding });
+    return [g1, g2];
+  };
+  tf.registerKernel({
+    kernelName: KERNELS.sparseConvBnPair,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const t = need(inputs, 'x', 'filter1', 'active1', 'gamma1', 'beta1', 'filter2', 'active2', 'gamma2', 'beta2');
+      for (const k of ['1', '2'] as const) {
+        if (!tf.util.arraysEqual(t[`filter${k}`].shape, t[`active${k}`].shape)) throw new Error(`sparse conv pair: active${k} ${t[`active${k}`].shape} does not match filter${k} ${t[`filter${k}`].shape}`);
+      }
+      const a = attrs as unknown as SparseConvBnPairAttrs;
+      const [g1, g2] = geometries(t.x.shape, t.filter1.shape, t.filter2.shape, a);
+      const [in1, , out1] = addon.sparseConvLaneSizes(g1);
+      const [in2, , out2] = addon.sparseConvLaneSizes(g2);
+      const lanes: PairLanes = { xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2) };
+      const c1 = g1[4];
+      const c2 = g2[4];
+      const outShape = [g2[0], g2[9], g2[10], c2];
+      const z = bufferPool.allocate(size(outShape));
+      const stats = [bufferPool.allocate(c1), bufferPool.allocate(c1), bufferPool.allocate(c2), bufferPool.allocate(c2)];
+      addon.sparseConvBnForward(g1, a.epsilon1, a.relu1, f32(cpu, t.x, 'x'), f32(cpu, t.filter1, 'filter1'), f32(cpu, t.active1, 'active1'),
+        f32(cpu, t.gamma1, 'gamma1'), f32(cpu, t.beta1, 'beta1'), null, stats[0], stats[1], lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2);
+      addon.sparseConvBnForward(g2, a.epsilon2, a.relu2, null, f32(cpu, t.filter2, 'filter2'), f32(cpu, t.active2, 'active2'),
+        f32(cpu, t.gamma2, 'gamma2'), f32(cpu, t.beta2, 'beta2'), z, stats[2], stats[3], lanes.xLanes2, lanes.yLanes2);
+      const out = [cpu.makeTensorInfo(outShape, 'float32', z), cpu.makeTensorInfo([c1], 'float32', stats[0]), cpu.makeTensorInfo([c1], 'float32', stats[1]),
+        cpu.makeTensorInfo([c2], 'float32', stats[2]), cpu.makeTensorInfo([c2], 'float32', stats[3])];
+      for (const companion of Object.values(lanes)) bufferPool.attach(z, companion);
+      pairLanesOf.set(z, lanes);
+      return out;
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.sparseConvBnPair,
+    inputsToSave: ['x', 'filter1', 'active1', 'gamma1', 'beta1', 'filter2', 'active2', 'gamma2', 'beta2'],
+    outputsToSave: [true, true, true, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [x, filter1, active1, gamma1, beta1, filter2, active2, gamma2, beta2, z, mean1, variance1, mean2, variance2] = saved;
+      const dz = (dys as tf.Tensor[])[0];
+      const a = attrs as unknown as SparseConvBnPairAttrs;
+      const [g1, g2] = geometries(x.shape, filter1.shape, filter2.shape, a);
+      const v = (t: tf.Tensor, name: string): Float32Array => f32(cpuBackend(), t, name);
+      // Both layers' backward passes except conv1's input gradient, once per node, in the order the shared
+      // buffers allow: conv2's BatchNorm → dy2 → its filter and input gradients (the latter in lanes) →
+      // conv1's BatchNorm → dy1 → its filter gradient.
+      const backward = once(() => {
+        const lanes = pairLanesOf.get(v(z, 'z'));
+        if (!lanes) throw new Error('sparse conv pair gradient: the lane copies are gone (was the output overwritten?)');
+        const out = {
+          dy1: gradLanes.claim(addon, g1, dz.dataId, 'pair1'),
+          dgamma1: bufferPool.allocate(gamma1.size), dbeta1: bufferPool.allocate(gamma1.size), dfilter1: bufferPool.allocate(filter1.size),
+          dgamma2: bufferPool.allocate(gamma2.size), dbeta2: bufferPool.allocate(gamma2.size), dfilter2: bufferPool.allocate(filter2.size),
+        };
+        const dy2 = gradLanes.claim(addon, g2, dz.dataId, 'pair2');
+        const dz1 = gradLanes.slot(addon, g1, 'pair-between', 2).values;
+        addon.sparseConvBnBackward(g2, a.epsilon2, a.relu2, v(dz, 'dz'), false, lanes.yLanes2, v(mean2, 'mean2'), v(variance2, 'variance2'),
+          v(gamma2, 'gamma2'), v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2);
+        addon.sparseConvBackwardWeights(g2, lanes.xLanes2, dy2, v(active2, 'active2'), out.dfilter2);
+        addon.sparseConvBackwardData(g2, dy2, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true);
+        addon.sparseConvBnBackward(g1, a.epsilon1, a.relu1, dz1, true, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'),
+          v(gamma1, 'gamma1'), v(beta1, 'beta1'), out.dy1, out.dgamma1, out.dbeta1);
+        addon.sparseConvBackwardWeights(g1, lanes.xLanes1, out.dy1, v(active1, 'active1'), out.dfilter1);
+        return out;
+      });
+      return {
+        x: () => {
+          const dx = bufferPool.allocate(x.size);
+          addon.sparseConvBackwardData(g1, backward().dy1, v(filter1, 'filter1'), v(active1, 'active1'), dx);
+          return wrap(dx, x.shape);
+        },
+        filter1: () => wrap(backward().dfilter1, filter1.shape),
+        gamma1: () => wrap(backward().dgamma1, gamma1.shape),
+        beta1: () => wrap(backward().dbeta1, beta1.shape),
+        filter2: () => wrap(backward().dfilter2, filter2.shape),
+        gamma2: () => wrap(backward().dgamma2, gamma2.shape),
+        beta2: () => wrap(backward().dbeta2, beta2.shape),
+        // The patterns are constants of the step (never differentiated).
+        active1: () => tf.zerosLike(active1),
+        active2: () => tf.zerosLike(active2),
       };
     },
   });

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNativeAddon } from './native-addon';
-import { convGeometry, KERNELS, registerNativeKernels } from './native-kernels';
+import { convGeometry, KERNELS, registerNativeKernels, type SparseConvBnPairAttrs } from './native-kernels';
 import type { ConvBnOptions, Ops } from './ops';
 import { activeFraction, prefersSparse, recordDecision } from './sparse-selection';
 import type { RunningStats } from './ops';
@@ -22,7 +22,7 @@ export const nativeOps: Ops = {
     const attrs = { stride: opts.stride, padding: opts.padding };
     const bnAttrs = { epsilon: bn.stats.epsilon, relu: opts.relu };
     const pattern = opts.active;
-    const active = pattern && sparseChosen(x, filter, pattern, opts) ? pattern : undefined;
+    const active = pattern && sparseChosen(x.shape, filter, pattern, opts) ? pattern : undefined;
     if (active && opts.training) {
       // Sparse convolution and training-mode BatchNorm in one kernel (native/src/sparse_conv.h).
       const [z, mean, variance] = run(KERNELS.sparseConvBn, { x, filter, active, gamma: bn.gamma, beta: bn.beta }, { ...attrs, ...bnAttrs }) as [tf.Tensor4D, tf.Tensor, tf.Tensor];
@@ -44,6 +44,30 @@ export const nativeOps: Ops = {
     // The gradient tape keeps its own reference; dropping ours frees the conv output early when no
     // gradient is being recorded.
     y.dispose();
+    return z;
+  },
+
+  convBnPair(x, first, second) {
+    ensureRegistered();
+    const a1 = first.opts.active;
+    const a2 = second.opts.active;
+    const attrs1 = { stride: first.opts.stride, padding: first.opts.padding };
+    const g1 = convGeometry(x.shape, first.filter.shape, attrs1);
+    const between = [g1[0], g1[9], g1[10], g1[4]];
+    const fused = first.opts.training && second.opts.training && first.opts.padding === second.opts.padding && a1 && a2
+      && sparseChosen(x.shape, first.filter, a1, first.opts) && sparseChosen(between, second.filter, a2, second.opts);
+    if (!fused) return nativeOps.convBn(nativeOps.convBn(x, first.filter, first.bn, first.opts), second.filter, second.bn, second.opts);
+    const attrs: SparseConvBnPairAttrs = {
+      padding: first.opts.padding, stride1: first.opts.stride, stride2: second.opts.stride,
+      epsilon1: first.bn.stats.epsilon, epsilon2: second.bn.stats.epsilon, relu1: first.opts.relu, relu2: second.opts.relu,
+    };
+    const [z, mean1, variance1, mean2, variance2] = run(KERNELS.sparseConvBnPair, {
+      x, filter1: first.filter, active1: a1, gamma1: first.bn.gamma, beta1: first.bn.beta,
+      filter2: second.filter, active2: a2, gamma2: second.bn.gamma, beta2: second.bn.beta,
+    }, attrs as unknown as tf.NamedAttrMap) as [tf.Tensor4D, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+    updateRunningStatsDirect(first.bn.stats, mean1, variance1, between[0] * between[1] * between[2]);
+    updateRunningStatsDirect(second.bn.stats, mean2, variance2, z.size / z.shape[3]);
+    tf.dispose([mean1, variance1, mean2, variance2]);
     return z;
   },
 
@@ -78,9 +102,9 @@ export const nativeOps: Ops = {
  * sparse-selection prefers them for this geometry and density (oneDNN's dense kernels otherwise).
  * Every decision is recorded for reports.
  */
-function sparseChosen(x: tf.Tensor4D, filter: tf.Tensor4D, active: tf.Tensor4D, opts: ConvBnOptions): boolean {
+function sparseChosen(xShape: readonly number[], filter: tf.Tensor4D, active: tf.Tensor4D, opts: ConvBnOptions): boolean {
   const density = activeFraction(cpuValues(active));
-  const sparse = prefersSparse(convGeometry(x.shape, filter.shape, { stride: opts.stride, padding: opts.padding }), density);
+  const sparse = prefersSparse(convGeometry(xShape, filter.shape, { stride: opts.stride, padding: opts.padding }), density);
   recordDecision({ layer: opts.layer ?? `conv ${filter.shape.join('×')} stride ${opts.stride}`, density, sparse });
   return sparse;
 }

@@ -20,6 +20,13 @@ export interface Ops {
    */
   convBn(x: tf.Tensor4D, filter: tf.Tensor4D, bn: BatchNormRef, opts: ConvBnOptions): tf.Tensor4D;
 
+  /**
+   * Optional: convBn twice, the second reading only the first's output (a residual block's body). A
+   * path may fuse the pair (the native path keeps the activation between them in its own layout); the
+   * result must equal two convBn calls. Paths without it leave it out and the model calls convBn twice.
+   */
+  convBnPair?(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall): tf.Tensor4D;
+
   /** relu(a + b), the residual join. */
   addRelu(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D;
 
@@ -51,6 +58,13 @@ export interface ConvBnOptions {
   readonly active?: tf.Tensor4D;
   /** The layer's name, for reports of which path ran. */
   readonly layer?: string;
+}
+
+/** One convBn call's arguments after x. */
+export interface ConvBnCall {
+  readonly filter: tf.Tensor4D;
+  readonly bn: BatchNormRef;
+  readonly opts: ConvBnOptions;
 }
 
 /** BatchNorm running statistics and their update rule. */

@@ -1,7 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
-import type { Ops, RunningStats } from '../compute/ops';
+import type { ConvBnCall, Ops, RunningStats } from '../compute/ops';
 import { Rng } from '../util/rng';
 import type { ArchNode, Architecture } from './architecture';
+
+type ConvBnNode = Extract<ArchNode, { op: 'convBn' }>;
 import type { Model, ParamSpec } from './model';
 import { architecture, type ArchOptions, type ModelName } from './zoo';
 
@@ -45,16 +47,34 @@ export function buildModel(arch: Architecture, seed: number): Model {
   }
 
   const apply = (p: Readonly<Record<string, tf.Tensor>>, x: tf.Tensor, training: boolean, ops: Ops, active?: Readonly<Record<string, tf.Tensor>>): tf.Tensor2D => {
-    const run = (nodes: readonly ArchNode[], input: tf.Tensor): tf.Tensor => nodes.reduce((h, node) => forward(node, h), input);
+    const convBnCall = (node: ConvBnNode): ConvBnCall => {
+      const filter = weightName(node.name);
+      return {
+        filter: p[filter] as tf.Tensor4D,
+        bn: { gamma: p[`${node.name}.gamma`] as tf.Tensor1D, beta: p[`${node.name}.beta`] as tf.Tensor1D, stats: bnStats.get(node.name)! },
+        opts: { stride: node.stride, padding: 'same', relu: node.relu, training, active: active?.[filter] as tf.Tensor4D | undefined, layer: node.name },
+      };
+    };
+    // Consecutive convBn nodes go to ops.convBnPair two at a time where the compute path has it.
+    const run = (nodes: readonly ArchNode[], input: tf.Tensor): tf.Tensor => {
+      let h = input;
+      for (let i = 0; i < nodes.length; i++) {
+        const node = nodes[i];
+        const next = nodes[i + 1];
+        if (ops.convBnPair && node.op === 'convBn' && next?.op === 'convBn') {
+          h = ops.convBnPair(h as tf.Tensor4D, convBnCall(node), convBnCall(next));
+          i++;
+        } else {
+          h = forward(node, h);
+        }
+      }
+      return h;
+    };
     const forward = (node: ArchNode, h: tf.Tensor): tf.Tensor => {
       switch (node.op) {
         case 'convBn': {
-          const stats = bnStats.get(node.name)!;
-          const bn = { gamma: p[`${node.name}.gamma`] as tf.Tensor1D, beta: p[`${node.name}.beta`] as tf.Tensor1D, stats };
-          const filter = weightName(node.name);
-          return ops.convBn(h as tf.Tensor4D, p[filter] as tf.Tensor4D, bn, {
-            stride: node.stride, padding: 'same', relu: node.relu, training, active: active?.[filter] as tf.Tensor4D | undefined, layer: node.name,
-          });
+          const { filter, bn, opts } = convBnCall(node);
+          return ops.convBn(h as tf.Tensor4D, filter, bn, opts);
         }
         case 'maxPool2':
           return ops.maxPool2(h as tf.Tensor4D);

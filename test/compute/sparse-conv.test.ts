@@ -223,3 +223,57 @@ t.test('without an active pattern, or in mode off, the dense kernels run', { ski
   t.same(sparseComputeReport().map((d) => d.sparse), [true], 'mode auto, 3×3, 16 channels, density ≤ threshold: sparse kernels');
   tf.dispose([x, filter, active, bn.gamma, bn.beta, bn.stats.mean, bn.stats.variance]);
 });
+
+t.test('a chained pair (conv → BN → ReLU → conv → BN) on the fused pair kernel matches two dense convBn calls', { skip }, async (t) => {
+  const { KERNELS } = await import('../../src/compute/native-kernels');
+  const { runningStats } = await import('./compare');
+  type Pair = { z: tf.Tensor; dx: tf.Tensor; grads: tf.Tensor[]; stats: tf.Tensor[]; leaked: number };
+  const pairResult = (x: tf.Tensor4D, layers: { filter: tf.Tensor4D; active: tf.Tensor4D; gamma: tf.Tensor1D; beta: tf.Tensor1D; stride: number; relu: boolean }[]): Pair => {
+    const stats = layers.map((l) => runningStats(l.filter.shape[3]));
+    const before = tf.memory().numTensors;
+    const out = tf.tidy(() => {
+      const f = (xx: tf.Tensor, f1: tf.Tensor, g1: tf.Tensor, b1: tf.Tensor, f2: tf.Tensor, g2: tf.Tensor, b2: tf.Tensor): tf.Tensor4D => {
+        const call = (i: number, filter: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => ({
+          filter: filter as tf.Tensor4D, bn: { gamma: gamma as tf.Tensor1D, beta: beta as tf.Tensor1D, stats: stats[i] },
+          opts: { stride: layers[i].stride, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
+        });
+        return nativeOps.convBnPair!(xx as tf.Tensor4D, call(0, f1, g1, b1), call(1, f2, g2, b2));
+      };
+      const inputs = [x, layers[0].filter, layers[0].gamma, layers[0].beta, layers[1].filter, layers[1].gamma, layers[1].beta];
+      const z = f(...(inputs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]));
+      const upstream = tf.randomNormal(z.shape, 0, 1, 'float32', 17);
+      const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(...(xs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor])), upstream)))(inputs);
+      return { z, dx: grads[0], grads: [tf.mul(grads[1], layers[0].active), grads[2], grads[3], tf.mul(grads[4], layers[1].active), grads[5], grads[6]] };
+    });
+    const leaked = tf.memory().numTensors - before - 8;
+    const result = { ...out, stats: stats.flatMap((s) => [s.mean.clone(), s.variance.clone()]), leaked };
+    stats.forEach((s) => tf.dispose([s.mean, s.variance]));
+    return result;
+  };
+  for (const [stride1, outChannels, relu2] of [[1, 16, false], [2, 24, true]] as const) {
+    const name = `stride ${stride1}, ${outChannels} channels, second ReLU ${relu2}`;
+    const c1: Case = { batch: 19, height: 9, width: 7, inChannels: 16, outChannels, kernel: 3, stride: stride1, density: 0.15 };
+    const c2: Case = { ...c1, inChannels: outChannels, stride: 1 };
+    const x = tf.randomNormal([19, 9, 7, 16], 0.2, 1, 'float32', 81) as tf.Tensor4D;
+    const layers = [c1, c2].map((c, i) => ({
+      ...maskedFilter(c, 82 + i), stride: c.stride, relu: i === 0 || relu2,
+      gamma: tf.randomUniform([outChannels], 0.5, 1.5, 'float32', 83 + i) as tf.Tensor1D, beta: tf.randomNormal([outChannels], 0, 0.3, 'float32', 85 + i) as tf.Tensor1D,
+    }));
+    let sparse!: Pair;
+    const profile = await tf.profile(() => {
+      sparse = withMode('on', () => pairResult(x, layers));
+    });
+    t.ok(profile.kernelNames.includes(KERNELS.sparseConvBnPair), `${name}: the pair kernel ran`);
+    const dense = withMode('off', () => pairResult(x, layers));
+    t.ok(!profile.kernelNames.includes(KERNELS.conv2d), `${name}: no dense convolution on the sparse side`);
+    const labels = ['z', 'dx', 'dfilter1', 'dgamma1', 'dbeta1', 'dfilter2', 'dgamma2', 'dbeta2', 'mean1', 'variance1', 'mean2', 'variance2'];
+    const a = [sparse.z, sparse.dx, ...sparse.grads, ...sparse.stats];
+    const b = [dense.z, dense.dx, ...dense.grads, ...dense.stats];
+    labels.forEach((label, i) => {
+      const err = relativeError(a[i], b[i]);
+      t.ok(err < TOLERANCE, `${name}: ${label} relative error ${err.toExponential(2)}`);
+    });
+    t.equal(sparse.leaked, 0, `${name}: no tensor leaked`);
+    tf.dispose([x, ...layers.flatMap((l) => [l.filter, l.active, l.gamma, l.beta]), ...a, ...b]);
+  }
+});
