@@ -142,21 +142,26 @@ void batchNormTrainBackward(const BatchNormShape& s, const float* dz, const floa
                             const float* variance, const float* gamma, float* dy, float* dgamma, float* dbeta) {
   const int64_t M = s.rows, C = s.channels;
   const std::vector<double> sums = sumGradients(dz, z, y, M, C, mean, s.relu);
-  // dy = γ·istd·(g − Σg/M − x̂·Σ(g·x̂)/M) with x̂ = (y − mean)·istd, written as g·a + y·b + k.
   std::vector<float> a(C), b(C), k(C);
+  batchNormBackwardCoefficients(C, static_cast<double>(M), sums.data(), mean, variance, gamma, s.epsilon, a.data(), b.data(), k.data(),
+                                dgamma, dbeta);
+  applyGradient(dz, z, y, dy, M, C, a.data(), b.data(), k.data(), s.relu);
+}
+
+void batchNormBackwardCoefficients(int64_t C, double count, const double* sums, const float* mean, const float* variance,
+                                   const float* gamma, float epsilon, float* A, float* B, float* K, float* dgamma, float* dbeta) {
   for (int64_t c = 0; c < C; c++) {
-    const double istd = 1.0 / std::sqrt(static_cast<double>(variance[c]) + s.epsilon);
+    const double istd = 1.0 / std::sqrt(static_cast<double>(variance[c]) + epsilon);
     const double sumG = sums[c];
     const double sumGXhat = sums[C + c] * istd;
     dbeta[c] = static_cast<float>(sumG);
     dgamma[c] = static_cast<float>(sumGXhat);
     const double scale = gamma[c] * istd;
-    const double slope = scale * istd * sumGXhat / M;
-    a[c] = static_cast<float>(scale);
-    b[c] = static_cast<float>(-slope);
-    k[c] = static_cast<float>(-scale * sumG / M + slope * mean[c]);
+    const double slope = scale * istd * sumGXhat / count;
+    A[c] = static_cast<float>(scale);
+    B[c] = static_cast<float>(-slope);
+    K[c] = static_cast<float>(-scale * sumG / count + slope * mean[c]);
   }
-  applyGradient(dz, z, y, dy, M, C, a.data(), b.data(), k.data(), s.relu);
 }
 
 void batchNormInferForward(const BatchNormShape& s, const float* y, const float* mean, const float* variance,

@@ -25,4 +25,10 @@ void batchNormInferForward(const BatchNormShape& s, const float* y, const float*
 void batchNormInferBackward(const BatchNormShape& s, const float* dz, const float* z, const float* y, const float* mean,
                             const float* variance, const float* gamma, float* dy, float* dgamma, float* dbeta);
 
+// The training-mode backward pass per channel from Σg and Σg·(y − mean) (sums[c], sums[C + c]) over
+// `count` values: dy = γ·istd·(g − Σg/M − x̂·Σ(g·x̂)/M) with x̂ = (y − mean)·istd, written as
+// dy = g·A + y·B + K; also dgamma and dbeta. Shared with the fused sparse kernels (sparse_conv.cc).
+void batchNormBackwardCoefficients(int64_t C, double count, const double* sums, const float* mean, const float* variance,
+                                   const float* gamma, float epsilon, float* A, float* B, float* K, float* dgamma, float* dbeta);
+
 }  // namespace cigl

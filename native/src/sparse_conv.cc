@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "batchnorm.h"
 #include "lanes.h"
 #include "parallel.h"
 #include "vec16.h"
@@ -288,6 +289,19 @@ void forRows(int64_t rows, int64_t work, Body body) {
   }
 }
 
+// Zeroes the padding of one row of a padded lane buffer (`cols` pixels of `pixel` floats, data in
+// [left, left + width)), or the whole row when it lies outside the data; returns where the data starts,
+// or nullptr for a row that is all padding.
+inline float* padRow(float* row, int64_t cols, int64_t left, int64_t width, int64_t pixel, bool inside) {
+  if (!inside) {
+    std::memset(row, 0, sizeof(float) * cols * pixel);
+    return nullptr;
+  }
+  std::memset(row, 0, sizeof(float) * left * pixel);
+  std::memset(row + (left + width) * pixel, 0, sizeof(float) * (cols - left - width) * pixel);
+  return row + left * pixel;
+}
+
 // Writes `rows` padded rows of a lane buffer from an NHWC tensor whose real rows sit at
 // [top, top + height) and columns at [left, left + width); everything else becomes 0.
 void paddedToLanes(const float* src, int64_t batch, int64_t height, int64_t width, int64_t channels, int64_t rows, int64_t cols,
@@ -295,15 +309,9 @@ void paddedToLanes(const float* src, int64_t batch, int64_t height, int64_t widt
   const int64_t pixel = channels * lanes;
   forRows(rows, rows * cols * pixel, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
-      float* row = dst + r * cols * pixel;
       const int64_t h = r - top;
-      if (h < 0 || h >= height) {
-        std::memset(row, 0, sizeof(float) * cols * pixel);
-        continue;
-      }
-      std::memset(row, 0, sizeof(float) * left * pixel);
-      std::memset(row + (left + width) * pixel, 0, sizeof(float) * (cols - left - width) * pixel);
-      toLanes(src + h * width * channels, height * width * channels, batch, width * channels, row + left * pixel, lanes);
+      float* data = padRow(dst + r * cols * pixel, cols, left, width, pixel, h >= 0 && h < height);
+      if (data) toLanes(src + h * width * channels, height * width * channels, batch, width * channels, data, lanes);
     }
   });
 }
@@ -472,16 +480,10 @@ void normalizeRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const floa
   const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
   const v16 last = laneMask(g.batch, vectors - 1);
   for (int64_t R = begin; R < end; R++) {
-    float* out = nextLanes + R * ln.inCols * pixel;
     const int64_t h = R - gn.padTop;
-    if (h < 0 || h >= g.outHeight) {
-      std::memset(out, 0, sizeof(float) * ln.inCols * pixel);
-      continue;
-    }
-    std::memset(out, 0, sizeof(float) * gn.padLeft * pixel);
-    std::memset(out + (gn.padLeft + g.outWidth) * pixel, 0, sizeof(float) * (ln.inCols - gn.padLeft - g.outWidth) * pixel);
+    float* zRow = padRow(nextLanes + R * ln.inCols * pixel, ln.inCols, gn.padLeft, g.outWidth, pixel, h >= 0 && h < g.outHeight);
+    if (!zRow) continue;
     const float* yRow = yLanes + h * g.outWidth * pixel;
-    float* zRow = out + gn.padLeft * pixel;
     for (int64_t w = 0; w < g.outWidth; w++)
       for (int64_t c = 0; c < C; c++) {
         const int64_t o = (w * C + c) * l.lanes;
@@ -534,18 +536,12 @@ void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* 
   const int64_t C = g.outChannels, columns = g.outWidth * C, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
   const v16 last = laneMask(g.batch, vectors - 1);
   for (int64_t R = begin; R < end; R++) {
-    float* out = dyLanes + R * l.gradCols * pixel;
     const int64_t r = R - l.gradTop;
-    if (r < 0 || r >= g.outHeight) {
-      std::memset(out, 0, sizeof(float) * l.gradCols * pixel);
-      continue;
-    }
-    std::memset(out, 0, sizeof(float) * l.gradLeft * pixel);
-    std::memset(out + (l.gradLeft + g.outWidth) * pixel, 0, sizeof(float) * (l.gradCols - l.gradLeft - g.outWidth) * pixel);
+    float* dyRow = padRow(dyLanes + R * l.gradCols * pixel, l.gradCols, l.gradLeft, g.outWidth, pixel, r >= 0 && r < g.outHeight);
+    if (!dyRow) continue;
     const float* tile = dzInLanes ? dz + r * columns * l.lanes : scratchTile;
     if (!dzInLanes) toLanes(dz + r * columns, g.outHeight * columns, g.batch, columns, scratchTile, l.lanes);
     const float* yRow = yLanes + r * columns * l.lanes;
-    float* dyRow = out + l.gradLeft * pixel;
     for (int64_t w = 0; w < g.outWidth; w++)
       for (int64_t c = 0; c < C; c++) {
         const int64_t o = (w * C + c) * l.lanes;
@@ -621,21 +617,9 @@ void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, co
   const std::vector<double> sums = rowSums(g.outHeight, work, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
     gradientSumRows(g, l, dz, dzInLanes, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(columns * l.lanes).data(), acc);
   });
-  // dy = γ·istd·(g − Σg/M − x̂·Σ(g·x̂)/M) with x̂ = (y − mean)·istd, written as g·A + y·B + K (as batchnorm.cc).
-  const double count = static_cast<double>(g.batch) * g.outHeight * g.outWidth;
   std::vector<float> A(C), B(C), K(C);
-  for (int64_t c = 0; c < C; c++) {
-    const double istd = 1.0 / std::sqrt(static_cast<double>(variance[c]) + bn.epsilon);
-    const double sumG = sums[c];
-    const double sumGXhat = sums[C + c] * istd;
-    dbeta[c] = static_cast<float>(sumG);
-    dgamma[c] = static_cast<float>(sumGXhat);
-    const double scale = gamma[c] * istd;
-    const double slope = scale * istd * sumGXhat / count;
-    A[c] = static_cast<float>(scale);
-    B[c] = static_cast<float>(-slope);
-    K[c] = static_cast<float>(-scale * sumG / count + slope * mean[c]);
-  }
+  batchNormBackwardCoefficients(C, static_cast<double>(g.batch) * g.outHeight * g.outWidth, sums.data(), mean, variance, gamma, bn.epsilon,
+                                A.data(), B.data(), K.data(), dgamma, dbeta);
   forRows(l.gradRows, work, [&](int64_t begin, int64_t end) {
     gradientApplyRows(g, l, dz, dzInLanes, yLanes, a.data(), b.data(), bn.relu, A.data(), B.data(), K.data(), begin, end,
                       scratch(columns * l.lanes).data(), dyLanes);

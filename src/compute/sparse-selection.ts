@@ -2,13 +2,10 @@
  * Which masked convolutions run on the sparse kernels (native/src/sparse_conv.h) instead of oneDNN's
  * dense ones. A convolution is a candidate only when the caller passes its active pattern (the
  * trainer does on every step except mask-update steps, which need the exact dense gradient); then
- *  - 'auto' picks the sparse kernels where they were measured faster on one thread (prefersSparse),
- *  - 'on' always picks them and 'off' (default) never does (tests compare both paths; CIGL_SPARSE_CONV
- *    sets it).
- * Why 'off' by default: on 2 threads the sparse kernels lose to oneDNN's dense ones in a whole training
- * step (bench:train, 2026-11-29, batch 128, 2 threads: resnet20 d0.1 585 img/s with 'auto' against 688
- * dense-path at d0.2 and 674 at d1; d0.05 662; cnn d0.1 1,487 against 1,549 at d1), although they win
- * per layer on one thread (below). 'auto' becomes the default once it wins on the threads it runs on.
+ *  - 'auto' (default) picks the sparse kernels where they were measured faster (prefersSparse),
+ *  - 'on' always picks them and 'off' never does (tests compare both paths; CIGL_SPARSE_CONV sets it).
+ * In training the sparse convolution runs fused with its BatchNorm, and two chained layers (a residual
+ * block's body) as one kernel whose activation between them stays in the lane layout.
  * Each decision is recorded per layer, so a benchmark can say which layers ran sparse.
  */
 export type SparseComputeMode = 'auto' | 'on' | 'off';
