@@ -20,22 +20,16 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { bufferPool } from '../src/compute/buffer-pool';
 import { BACKEND_PREFERENCES, selectBackend, type BackendPreference, type ComputeBackend } from '../src/compute/backend';
 import { loadNativeAddon } from '../src/compute/native-addon';
 import { resetSparseComputeReport, sparseComputeReport } from '../src/compute/sparse-selection';
 import { createModel } from '../src/models/build';
 import { MODEL_NAMES, type ModelName } from '../src/models/zoo';
-import { allocateLayers } from '../src/sparse/density';
-import { initialMasks, maskToFloat32 } from '../src/sparse/masks';
-import { SgdMomentum } from '../src/train/optimizer';
-import { effectiveParams, forwardBackward, weightGrads } from '../src/train/step';
 import { repoRoot } from '../src/util/paths';
-import { Rng } from '../src/util/rng';
+import { benchStep, BENCH_BATCH } from './bench-step';
 import { forwardFlopsPerImage } from './flops';
 
-const BATCH = 128;
+const BATCH = BENCH_BATCH;
 const LOCK = '/tmp/cigl-bench.lock';
 /** OpenBLAS sgemm 4096³ on 2 threads, from ../shared/docs/cpu-compute-notes.md. */
 const NOTES_SGEMM_CEILING = 430;
@@ -113,40 +107,18 @@ function ensureLock(): void {
 /** Images per second of cigl's training step for S seconds after a warm-up. */
 function measureOurs(compute: ComputeBackend, model: ModelName, density: number, seconds: number): number {
   resetSparseComputeReport();
-  const m = createModel(model, { seed: 1 });
-  const layers = allocateLayers(m.specs, { density, distribution: 'uniform' });
-  const masks = new Map([...initialMasks(layers, 1)].map(([name, mask]) => [name, tf.tensor(maskToFloat32(mask), m.params.get(name)!.shape)]));
-  // SGD as the peer's: lr 0.01, momentum 0.9, Nesterov, no weight decay.
-  const optimizer = new SgdMomentum(m.specs, m.params, { momentum: 0.9, nesterov: true, weightDecay: 0 });
-  const rng = Rng.derive(1, 'bench-train', model);
-  const x = tf.tensor(Float32Array.from({ length: BATCH * m.inputShape.reduce((a, b) => a * b, 1) }, () => rng.nextNormal()), [BATCH, ...m.inputShape]);
-  const labels = tf.tensor1d(Int32Array.from({ length: BATCH }, () => rng.nextInt(m.numClasses)), 'int32');
-  // The training stage's own step functions (src/train/step.ts, src/train/optimizer.ts).
-  const step = (): number => {
-    const loss = tf.tidy(() => {
-      const effective = effectiveParams(m.params, masks);
-      const result = forwardBackward(m, compute.ops, effective, x, labels, Object.fromEntries(masks));
-      optimizer.step(weightGrads(result.effectiveGrads, masks), 0.01, masks);
-      return result.loss;
-    });
-    const value = loss.dataSync()[0]; // as the peer's loss.item()
-    loss.dispose();
-    return value;
-  };
+  const bench = benchStep(compute, model, density);
   try {
-    for (let i = 0; i < 3; i++) step();
+    for (let i = 0; i < 3; i++) bench.step();
     let steps = 0;
     const start = performance.now();
     while (performance.now() - start < seconds * 1000 || steps < 3) {
-      if (!Number.isFinite(step())) throw new Error(`bench:train: ${model} loss is not finite`);
+      if (!Number.isFinite(bench.step())) throw new Error(`bench:train: ${model} loss is not finite`);
       steps++;
     }
     return (steps * BATCH) / ((performance.now() - start) / 1000);
   } finally {
-    tf.dispose([x, labels, ...masks.values()]);
-    optimizer.dispose();
-    m.dispose();
-    bufferPool.trim();
+    bench.dispose();
   }
 }
 
