@@ -15,6 +15,7 @@
 #include "batchnorm.h"
 #include "conv.h"
 #include "dense.h"
+#include "lanes.h"
 #include "pointwise.h"
 #include "sgd.h"
 #include "sparse_conv.h"
@@ -160,7 +161,7 @@ Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
   // Optional 6th argument: dx in lanes ([inH][inW][inC][lanes]) for a chained producer.
   const bool dxInLanes = info.Length() > 5 && !info[5].IsUndefined() && Bool(info, 5, "dxInLanes");
-  const int64_t dxSize = dxInLanes ? g.inHeight * g.inWidth * g.inChannels * ((g.batch + 15) / 16 * 16) : inSize(g);
+  const int64_t dxSize = dxInLanes ? g.inHeight * g.inWidth * g.inChannels * laneCount(g.batch) : inSize(g);
   sparseConvBackwardData(g, F32(info, 1, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 2, "filter", filterSize(g)),
                          F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", dxSize), dxInLanes);
   return info.Env().Undefined();

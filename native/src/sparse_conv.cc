@@ -277,17 +277,8 @@ std::vector<float>& scratch(size_t size) {
   return buffer;
 }
 
-// Calls body(begin, end) on contiguous shares of [0, rows), one per thread (at most `rows` threads; one
-// thread when the whole job is under kParallelMinElements multiply-adds or copies).
-template <class Body>
-void forRows(int64_t rows, int64_t work, Body body) {
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threadsFor(work), rows)));
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    body(rows * t / n, rows * (t + 1) / n);
-  }
-}
+// parallel.h's thread rule takes elements per row; these kernels know their whole job's work.
+inline int64_t perRow(int64_t work, int64_t rows) { return (work + rows - 1) / std::max<int64_t>(1, rows); }
 
 // Zeroes the padding of one row of a padded lane buffer (`cols` pixels of `pixel` floats, data in
 // [left, left + width)), or the whole row when it lies outside the data; returns where the data starts,
@@ -307,7 +298,7 @@ inline float* padRow(float* row, int64_t cols, int64_t left, int64_t width, int6
 void paddedToLanes(const float* src, int64_t batch, int64_t height, int64_t width, int64_t channels, int64_t rows, int64_t cols,
                    int64_t top, int64_t left, int64_t lanes, float* dst) {
   const int64_t pixel = channels * lanes;
-  forRows(rows, rows * cols * pixel, [&](int64_t begin, int64_t end) {
+  forRowRanges(rows, cols * pixel, [&](int64_t begin, int64_t end, int) {
     for (int64_t r = begin; r < end; r++) {
       const int64_t h = r - top;
       float* data = padRow(dst + r * cols * pixel, cols, left, width, pixel, h >= 0 && h < height);
@@ -326,7 +317,7 @@ void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, co
   const LaneLayout l(g);
   paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l.lanes, xLanes);
   const CompressedFilter f = byOutputChannel(g, l, w, active);
-  forRows(g.outHeight, f.start.back() * g.outHeight * g.outWidth * l.lanes, [&](int64_t begin, int64_t end) {
+  forRowRanges(g.outHeight, f.start.back() * g.outWidth * l.lanes, [&](int64_t begin, int64_t end, int) {
     float* tile = scratch(g.outWidth * g.outChannels * l.lanes).data();
     gatherRows(false, g, l, f, xLanes, begin, end, tile, y);
   });
@@ -340,7 +331,7 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes) {
   const LaneLayout l(g);
   const CompressedFilter f = byInputChannel(g, l, w, active);
-  forRows(g.inHeight, f.start.back() * g.inHeight * g.inWidth * l.lanes / (g.strideHeight * g.strideWidth), [&](int64_t begin, int64_t end) {
+  forRowRanges(g.inHeight, perRow(f.start.back() * g.inWidth * l.lanes, g.strideHeight * g.strideWidth), [&](int64_t begin, int64_t end, int) {
     if (dxInLanes) gatherRowsToLanes(g, l, f, dyLanes, begin, end, dx);
     else gatherRows(true, g, l, f, dyLanes, begin, end, scratch(g.inWidth * g.inChannels * l.lanes).data(), dx);
   });
@@ -556,22 +547,6 @@ void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* 
   }
 }
 
-// Per-thread partial sums of `width` doubles over contiguous row shares, added in thread order.
-template <class Body>
-std::vector<double> rowSums(int64_t rows, int64_t work, int64_t width, Body body) {
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threadsFor(work), rows)));
-  std::vector<double> partial(static_cast<size_t>(threads) * width, 0.0);
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    body(rows * t / n, rows * (t + 1) / n, partial.data() + t * width);
-  }
-  std::vector<double> total(width, 0.0);
-  for (int t = 0; t < threads; t++)
-    for (int64_t i = 0; i < width; i++) total[i] += partial[t * width + i];
-  return total;
-}
-
 }  // namespace
 
 void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
@@ -586,7 +561,7 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
   std::vector<float> pivot(C, 0.0f);
   for (int64_t co = 0; co < C; co++)
     for (int64_t e = f.start[co]; e < f.start[co + 1]; e++) pivot[co] += f.value[e] * xLanes[f.offset[e]];
-  const std::vector<double> sums = rowSums(g.outHeight, f.start.back() * g.outHeight * g.outWidth * l.lanes, 2 * C,
+  const std::vector<double> sums = reduceRows(g.outHeight, f.start.back() * g.outWidth * l.lanes, 2 * C,
                                            [&](int64_t begin, int64_t end, double* acc) { forwardRowsToLanes(g, l, f, xLanes, begin, end, yLanes, pivot.data(), acc); });
   const double count = static_cast<double>(g.batch) * g.outHeight * g.outWidth;
   for (int64_t c = 0; c < C; c++) {
@@ -598,12 +573,11 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
   if (next) {
     const LaneLayout ln(*next);
-    forRows(ln.inRows, g.outHeight * g.outWidth * C * l.lanes, [&](int64_t begin, int64_t end) {
+    forRowRanges(ln.inRows, perRow(g.outHeight * g.outWidth * C * l.lanes, ln.inRows), [&](int64_t begin, int64_t end, int) {
       normalizeRowsToLanes(g, l, yLanes, a.data(), b.data(), bn.relu, *next, ln, begin, end, nextLanes);
     });
   } else {
-    forRows(g.outHeight, g.outHeight * g.outWidth * C * l.lanes,
-            [&](int64_t begin, int64_t end) { normalizeRows(g, l, yLanes, a.data(), b.data(), bn.relu, begin, end, z); });
+    forRowRanges(g.outHeight, g.outWidth * C * l.lanes, [&](int64_t begin, int64_t end, int) { normalizeRows(g, l, yLanes, a.data(), b.data(), bn.relu, begin, end, z); });
   }
 }
 
@@ -614,13 +588,13 @@ void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, co
   const int64_t C = g.outChannels, columns = g.outWidth * C, work = g.outHeight * columns * l.lanes;
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
-  const std::vector<double> sums = rowSums(g.outHeight, work, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
+  const std::vector<double> sums = reduceRows(g.outHeight, columns * l.lanes, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
     gradientSumRows(g, l, dz, dzInLanes, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(columns * l.lanes).data(), acc);
   });
   std::vector<float> A(C), B(C), K(C);
   batchNormBackwardCoefficients(C, static_cast<double>(g.batch) * g.outHeight * g.outWidth, sums.data(), mean, variance, gamma, bn.epsilon,
                                 A.data(), B.data(), K.data(), dgamma, dbeta);
-  forRows(l.gradRows, work, [&](int64_t begin, int64_t end) {
+  forRowRanges(l.gradRows, perRow(work, l.gradRows), [&](int64_t begin, int64_t end, int) {
     gradientApplyRows(g, l, dz, dzInLanes, yLanes, a.data(), b.data(), bn.relu, A.data(), B.data(), K.data(), begin, end,
                       scratch(columns * l.lanes).data(), dyLanes);
   });

@@ -145,15 +145,36 @@ function registerConv(addon: NativeAddon): void {
 // ---- sparse convolution ------------------------------------------------------------------------------
 
 /**
+ * Lane buffers a kernel's gradient reads (its input and output in the batch-innermost layout), kept with
+ * the kernel's first output rather than returned as outputs: tfjs hands every output outside the
+ * gradient path a zero-filled dy, which for 10 MB lane buffers per layer cost more than the sparse
+ * convolutions saved. The gradient saves that output, so the buffers live exactly as long as the
+ * gradient may need them, and return to the pool with it (BufferPool.attach).
+ */
+const laneCopies = new WeakMap<Float32Array, Readonly<Record<string, Float32Array>>>();
+
+function keepLanes(owner: Float32Array, lanes: Readonly<Record<string, Float32Array>>): void {
+  for (const buffer of Object.values(lanes)) bufferPool.attach(owner, buffer);
+  laneCopies.set(owner, lanes);
+}
+
+function lanesOf<T extends Readonly<Record<string, Float32Array>>>(owner: tf.TensorInfo, kernel: string): T {
+  const found = laneCopies.get(f32(cpuBackend(), owner, 'output'));
+  if (!found) throw new Error(`${kernel} gradient: the lane copies are gone (was the output overwritten?)`);
+  return found as T;
+}
+
+/** An active pattern must have its filter's shape. */
+function checkPattern(filter: tf.TensorInfo, active: tf.TensorInfo, kernel: string): void {
+  if (!tf.util.arraysEqual(filter.shape, active.shape)) throw new Error(`${kernel}: active pattern ${active.shape} does not match filter ${filter.shape}`);
+}
+
+/**
  * conv2d through the active weights only (native/src/sparse_conv.h). Inputs x, filter and `active` (the
  * filter's multiplier: nonzero where the weight takes part, so exactly-zero grown weights still get
- * their gradient). The forward pass also writes x in the batch-innermost lane layout, which the filter
- * gradient reads. That copy is not a kernel output: tfjs hands every output outside the gradient path
- * a zero-filled dy, which for a 10 MB lane buffer per layer cost more than the convolutions saved. It
- * is attached to y instead (the gradient saves y, so it lives exactly as long as the gradient may need
- * it, and returns to the pool with y).
+ * their gradient). The forward pass also writes x in the lane layout, which the filter gradient reads
+ * (kept with y, see keepLanes).
  */
-const inputLanesOf = new WeakMap<Float32Array, Float32Array>();
 
 function registerSparseConv(addon: NativeAddon): void {
   tf.registerKernel({
@@ -162,7 +183,7 @@ function registerSparseConv(addon: NativeAddon): void {
     kernelFunc: ({ inputs, attrs, backend }) => {
       const cpu = cpuBackend(backend);
       const { x, filter, active } = need(inputs, 'x', 'filter', 'active');
-      if (!tf.util.arraysEqual(filter.shape, active.shape)) throw new Error(`sparse conv2d: active pattern ${active.shape} does not match filter ${filter.shape}`);
+      checkPattern(filter, active, 'sparse conv2d');
       const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
       const outShape = [g[0], g[9], g[10], g[4]];
       const [inputLanes] = addon.sparseConvLaneSizes(g);
@@ -170,8 +191,7 @@ function registerSparseConv(addon: NativeAddon): void {
       const xLanes = bufferPool.allocate(inputLanes);
       addon.sparseConvForward(g, f32(cpu, x, 'x'), f32(cpu, filter, 'filter'), f32(cpu, active, 'active'), y, xLanes);
       const out = cpu.makeTensorInfo(outShape, 'float32', y);
-      bufferPool.attach(y, xLanes);
-      inputLanesOf.set(y, xLanes);
+      keepLanes(y, { xLanes });
       return out;
     },
   });
@@ -191,8 +211,7 @@ function registerSparseConv(addon: NativeAddon): void {
           return wrap(dx, x.shape);
         },
         filter: () => {
-          const xLanes = inputLanesOf.get(f32(cpuBackend(), y, 'y'));
-          if (!xLanes) throw new Error('sparse conv2d gradient: the lane copy of x is gone (was the output overwritten?)');
+          const { xLanes } = lanesOf<{ xLanes: Float32Array }>(y, 'sparse conv2d');
           const dw = bufferPool.allocate(filter.size);
           addon.sparseConvBackwardWeights(g, xLanes, dyLanes(), f32(cpuBackend(), active, 'active'), dw);
           return wrap(dw, filter.shape);
@@ -229,6 +248,7 @@ const gradLanes = {
     slot.holds = owner;
     return slot.values;
   },
+  /** The persistent buffer of one role and geometry: grad lanes (which = 1) or output lanes (which = 2, sparseConvLaneSizes' order). */
   slot(addon: NativeAddon, geometry: number[], role = '', which: 1 | 2 = 1): { holds?: object; values: Float32Array } {
     const key = `${role}|${which}|${geometry.join(',')}`;
     let slot = this.buffers.get(key);
@@ -247,10 +267,10 @@ interface SparseConvBnAttrs extends ConvAttrs {
 /**
  * The sparse convolution fused with training-mode BatchNorm (+ ReLU) (native/src/sparse_conv.h): inputs x,
  * filter, active, gamma, beta; outputs [z, batch mean, batch (biased) variance] as BatchNormTrain's. The
- * lane copies of x and y the gradient reads are attached to z (see inputLanesOf). The gradient writes dy
+ * lane copies of x and y the gradient reads are kept with z (see keepLanes). The gradient writes dy
  * straight into the shared grad-lanes buffer of the geometry, which both convolution gradients read.
  */
-const convBnLanesOf = new WeakMap<Float32Array, { xLanes: Float32Array; yLanes: Float32Array }>();
+type ConvBnLanes = { xLanes: Float32Array; yLanes: Float32Array };
 
 function registerSparseConvBn(addon: NativeAddon): void {
   tf.registerKernel({
@@ -259,7 +279,7 @@ function registerSparseConvBn(addon: NativeAddon): void {
     kernelFunc: ({ inputs, attrs, backend }) => {
       const cpu = cpuBackend(backend);
       const { x, filter, active, gamma, beta } = need(inputs, 'x', 'filter', 'active', 'gamma', 'beta');
-      if (!tf.util.arraysEqual(filter.shape, active.shape)) throw new Error(`sparse conv2d: active pattern ${active.shape} does not match filter ${filter.shape}`);
+      checkPattern(filter, active, 'sparse conv2d + BatchNorm');
       const { epsilon, relu } = attrs as unknown as SparseConvBnAttrs;
       const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
       const outShape = [g[0], g[9], g[10], g[4]];
@@ -274,9 +294,7 @@ function registerSparseConvBn(addon: NativeAddon): void {
         f32(cpu, beta, 'beta'), z, mean, variance, xLanes, yLanes);
       const out = [cpu.makeTensorInfo(outShape, 'float32', z), cpu.makeTensorInfo([channels], 'float32', mean),
         cpu.makeTensorInfo([channels], 'float32', variance)];
-      bufferPool.attach(z, xLanes);
-      bufferPool.attach(z, yLanes);
-      convBnLanesOf.set(z, { xLanes, yLanes });
+      keepLanes(z, { xLanes, yLanes });
       return out;
     },
   });
@@ -289,11 +307,7 @@ function registerSparseConvBn(addon: NativeAddon): void {
       const dz = (dys as tf.Tensor[])[0];
       const { epsilon, relu } = attrs as unknown as SparseConvBnAttrs;
       const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
-      const lanes = (): { xLanes: Float32Array; yLanes: Float32Array } => {
-        const found = convBnLanesOf.get(f32(cpuBackend(), z, 'z'));
-        if (!found) throw new Error('sparse conv2d + BatchNorm gradient: the lane copies of x and y are gone (was the output overwritten?)');
-        return found;
-      };
+      const lanes = (): ConvBnLanes => lanesOf<ConvBnLanes>(z, 'sparse conv2d + BatchNorm');
       // BatchNorm's backward pass, once per node: dy in lanes, dgamma, dbeta.
       const backward = once(() => {
         const cpu = cpuBackend();
@@ -335,14 +349,7 @@ export interface SparseConvBnPairAttrs {
   relu2: boolean;
 }
 
-interface PairLanes {
-  xLanes1: Float32Array;
-  yLanes1: Float32Array;
-  xLanes2: Float32Array;
-  yLanes2: Float32Array;
-}
-
-const pairLanesOf = new WeakMap<Float32Array, PairLanes>();
+type PairLanes = { xLanes1: Float32Array; yLanes1: Float32Array; xLanes2: Float32Array; yLanes2: Float32Array };
 
 /**
  * conv1 → BN → act → conv2 → BN → act where conv2 reads only conv1's output (a residual block's body,
@@ -364,9 +371,8 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
     kernelFunc: ({ inputs, attrs, backend }) => {
       const cpu = cpuBackend(backend);
       const t = need(inputs, 'x', 'filter1', 'active1', 'gamma1', 'beta1', 'filter2', 'active2', 'gamma2', 'beta2');
-      for (const k of ['1', '2'] as const) {
-        if (!tf.util.arraysEqual(t[`filter${k}`].shape, t[`active${k}`].shape)) throw new Error(`sparse conv pair: active${k} ${t[`active${k}`].shape} does not match filter${k} ${t[`filter${k}`].shape}`);
-      }
+      checkPattern(t.filter1, t.active1, 'sparse conv pair (first layer)');
+      checkPattern(t.filter2, t.active2, 'sparse conv pair (second layer)');
       const a = attrs as unknown as SparseConvBnPairAttrs;
       const [g1, g2] = geometries(t.x.shape, t.filter1.shape, t.filter2.shape, a);
       const [in1, , out1] = addon.sparseConvLaneSizes(g1);
@@ -383,8 +389,7 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
         f32(cpu, t.gamma2, 'gamma2'), f32(cpu, t.beta2, 'beta2'), z, stats[2], stats[3], lanes.xLanes2, lanes.yLanes2);
       const out = [cpu.makeTensorInfo(outShape, 'float32', z), cpu.makeTensorInfo([c1], 'float32', stats[0]), cpu.makeTensorInfo([c1], 'float32', stats[1]),
         cpu.makeTensorInfo([c2], 'float32', stats[2]), cpu.makeTensorInfo([c2], 'float32', stats[3])];
-      for (const companion of Object.values(lanes)) bufferPool.attach(z, companion);
-      pairLanesOf.set(z, lanes);
+      keepLanes(z, lanes);
       return out;
     },
   });
@@ -402,8 +407,7 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       // buffers allow: conv2's BatchNorm → dy2 → its filter and input gradients (the latter in lanes) →
       // conv1's BatchNorm → dy1 → its filter gradient.
       const backward = once(() => {
-        const lanes = pairLanesOf.get(v(z, 'z'));
-        if (!lanes) throw new Error('sparse conv pair gradient: the lane copies are gone (was the output overwritten?)');
+        const lanes = lanesOf<PairLanes>(z, 'sparse conv pair');
         const out = {
           dy1: gradLanes.claim(addon, g1, dz.dataId, 'pair1'),
           dgamma1: bufferPool.allocate(gamma1.size), dbeta1: bufferPool.allocate(gamma1.size), dfilter1: bufferPool.allocate(filter1.size),

@@ -1,9 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNativeAddon } from './native-addon';
 import { convGeometry, KERNELS, registerNativeKernels, type SparseConvBnPairAttrs } from './native-kernels';
-import type { ConvBnOptions, Ops } from './ops';
 import { activeFraction, prefersSparse, recordDecision } from './sparse-selection';
-import type { RunningStats } from './ops';
+import type { ConvBnCall, ConvBnOptions, Ops, RunningStats } from './ops';
 
 /**
  * Ops on the native addon (oneDNN convolutions, fused BatchNorm+ReLU, pooling, dense, loss) for the
@@ -19,44 +18,18 @@ export const nativeOps: Ops = {
 
   convBn(x, filter, bn, opts) {
     ensureRegistered();
-    const attrs = { stride: opts.stride, padding: opts.padding };
-    const bnAttrs = { epsilon: bn.stats.epsilon, relu: opts.relu };
-    const pattern = opts.active;
-    const active = pattern && sparseChosen(x.shape, filter, pattern, opts) ? pattern : undefined;
-    if (active && opts.training) {
-      // Sparse convolution and training-mode BatchNorm in one kernel (native/src/sparse_conv.h).
-      const [z, mean, variance] = run(KERNELS.sparseConvBn, { x, filter, active, gamma: bn.gamma, beta: bn.beta }, { ...attrs, ...bnAttrs }) as [tf.Tensor4D, tf.Tensor, tf.Tensor];
-      updateRunningStatsDirect(bn.stats, mean, variance, z.size / z.shape[3]);
-      tf.dispose([mean, variance]);
-      return z;
-    }
-    const y = (active ? run(KERNELS.sparseConv2d, { x, filter, active }, attrs) : run(KERNELS.conv2d, { x, filter }, attrs)) as tf.Tensor4D;
-    let z: tf.Tensor4D;
-    if (opts.training) {
-      const [out, mean, variance] = run(KERNELS.batchNormTrain, { x: y, gamma: bn.gamma, beta: bn.beta }, bnAttrs) as tf.Tensor[];
-      updateRunningStatsDirect(bn.stats, mean, variance, y.size / y.shape[3]);
-      tf.dispose([mean, variance]);
-      z = out as tf.Tensor4D;
-    } else {
-      const { mean, variance } = bn.stats;
-      z = run(KERNELS.batchNormInfer, { x: y, gamma: bn.gamma, beta: bn.beta, mean, variance }, bnAttrs) as tf.Tensor4D;
-    }
-    // The gradient tape keeps its own reference; dropping ours frees the conv output early when no
-    // gradient is being recorded.
-    y.dispose();
-    return z;
+    return convBnOn(x, { filter, bn, opts }, sparsePattern(x.shape, filter, opts));
   },
 
   convBnPair(x, first, second) {
     ensureRegistered();
-    const a1 = first.opts.active;
-    const a2 = second.opts.active;
-    const attrs1 = { stride: first.opts.stride, padding: first.opts.padding };
-    const g1 = convGeometry(x.shape, first.filter.shape, attrs1);
+    const g1 = convGeometry(x.shape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
     const between = [g1[0], g1[9], g1[10], g1[4]];
-    const fused = first.opts.training && second.opts.training && first.opts.padding === second.opts.padding && a1 && a2
-      && sparseChosen(x.shape, first.filter, a1, first.opts) && sparseChosen(between, second.filter, a2, second.opts);
-    if (!fused) return nativeOps.convBn(nativeOps.convBn(x, first.filter, first.bn, first.opts), second.filter, second.bn, second.opts);
+    const a1 = sparsePattern(x.shape, first.filter, first.opts);
+    const a2 = sparsePattern(between, second.filter, second.opts);
+    if (!(a1 && a2 && first.opts.training && second.opts.training && first.opts.padding === second.opts.padding)) {
+      return convBnOn(convBnOn(x, first, a1), second, a2);
+    }
     const attrs: SparseConvBnPairAttrs = {
       padding: first.opts.padding, stride1: first.opts.stride, stride2: second.opts.stride,
       epsilon1: first.bn.stats.epsilon, epsilon2: second.bn.stats.epsilon, relu1: first.opts.relu, relu2: second.opts.relu,
@@ -65,9 +38,8 @@ export const nativeOps: Ops = {
       x, filter1: first.filter, active1: a1, gamma1: first.bn.gamma, beta1: first.bn.beta,
       filter2: second.filter, active2: a2, gamma2: second.bn.gamma, beta2: second.bn.beta,
     }, attrs as unknown as tf.NamedAttrMap) as [tf.Tensor4D, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-    updateRunningStatsDirect(first.bn.stats, mean1, variance1, between[0] * between[1] * between[2]);
-    updateRunningStatsDirect(second.bn.stats, mean2, variance2, z.size / z.shape[3]);
-    tf.dispose([mean1, variance1, mean2, variance2]);
+    takeBatchStats(first.bn.stats, mean1, variance1, between);
+    takeBatchStats(second.bn.stats, mean2, variance2, z);
     return z;
   },
 
@@ -98,15 +70,53 @@ export const nativeOps: Ops = {
 };
 
 /**
- * Whether convBn's convolution runs on the sparse kernels: when an active pattern is given and
- * sparse-selection prefers them for this geometry and density (oneDNN's dense kernels otherwise).
+ * The active pattern when convBn's convolution runs on the sparse kernels: one is given and
+ * sparse-selection prefers them for this geometry and density; undefined for oneDNN's dense kernels.
  * Every decision is recorded for reports.
  */
-function sparseChosen(xShape: readonly number[], filter: tf.Tensor4D, active: tf.Tensor4D, opts: ConvBnOptions): boolean {
+function sparsePattern(xShape: readonly number[], filter: tf.Tensor4D, opts: ConvBnOptions): tf.Tensor4D | undefined {
+  const active = opts.active;
+  if (!active) return undefined;
   const density = activeFraction(cpuValues(active));
   const sparse = prefersSparse(convGeometry(xShape, filter.shape, { stride: opts.stride, padding: opts.padding }), density);
   recordDecision({ layer: opts.layer ?? `conv ${filter.shape.join('×')} stride ${opts.stride}`, density, sparse });
-  return sparse;
+  return sparse ? active : undefined;
+}
+
+/** convBn with the convolution's path decided: sparse through `active`, dense without. */
+function convBnOn(x: tf.Tensor4D, { filter, bn, opts }: ConvBnCall, active: tf.Tensor4D | undefined): tf.Tensor4D {
+  const attrs = { stride: opts.stride, padding: opts.padding };
+  const bnAttrs = { epsilon: bn.stats.epsilon, relu: opts.relu };
+  if (active && opts.training) {
+    // Sparse convolution and training-mode BatchNorm in one kernel (native/src/sparse_conv.h).
+    const [z, mean, variance] = run(KERNELS.sparseConvBn, { x, filter, active, gamma: bn.gamma, beta: bn.beta }, { ...attrs, ...bnAttrs }) as [tf.Tensor4D, tf.Tensor, tf.Tensor];
+    takeBatchStats(bn.stats, mean, variance, z);
+    return z;
+  }
+  const y = (active ? run(KERNELS.sparseConv2d, { x, filter, active }, attrs) : run(KERNELS.conv2d, { x, filter }, attrs)) as tf.Tensor4D;
+  let z: tf.Tensor4D;
+  if (opts.training) {
+    const [out, mean, variance] = run(KERNELS.batchNormTrain, { x: y, gamma: bn.gamma, beta: bn.beta }, bnAttrs) as tf.Tensor[];
+    takeBatchStats(bn.stats, mean, variance, y);
+    z = out as tf.Tensor4D;
+  } else {
+    const { mean, variance } = bn.stats;
+    z = run(KERNELS.batchNormInfer, { x: y, gamma: bn.gamma, beta: bn.beta, mean, variance }, bnAttrs) as tf.Tensor4D;
+  }
+  // The gradient tape keeps its own reference; dropping ours frees the conv output early when no
+  // gradient is being recorded.
+  y.dispose();
+  return z;
+}
+
+/**
+ * Folds a training-mode BatchNorm's batch statistics into the running ones and disposes them; `normalised`
+ * is the tensor (or NHWC shape) they were taken over, for the count.
+ */
+function takeBatchStats(stats: RunningStats, mean: tf.Tensor, variance: tf.Tensor, normalised: tf.Tensor | readonly number[]): void {
+  const shape = Array.isArray(normalised) ? normalised : (normalised as tf.Tensor).shape;
+  updateRunningStatsDirect(stats, mean, variance, shape[0] * shape[1] * shape[2]);
+  tf.dispose([mean, variance]);
 }
 
 /**
