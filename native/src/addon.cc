@@ -123,11 +123,15 @@ Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
       throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: the next convolution's input is not this one's output");
     nextLanes = F32(info, 14, "nextLanes", sparseConvInputLanesSize(next));
   }
+  // Optional 16th argument: an identity shortcut added before the activation (NHWC, z's shape).
+  const bool joined = info.Length() > 15 && !info[15].IsUndefined() && !info[15].IsNull();
+  if (joined && chained) throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: a skip input needs z in NHWC (no next convolution)");
+  const float* skip = joined ? F32(info, 15, "skip", outSize(g)) : nullptr;
   sparseConvBnForward(g, bn, info[3].IsNull() ? nullptr : F32(info, 3, "x", inSize(g)), F32(info, 4, "filter", filterSize(g)),
                       F32(info, 5, "active", filterSize(g)), F32(info, 6, "gamma", c), F32(info, 7, "beta", c),
                       chained ? nullptr : F32(info, 8, "z", outSize(g)), F32(info, 9, "mean", c), F32(info, 10, "variance", c),
                       F32(info, 11, "xLanes", sparseConvInputLanesSize(g)), F32(info, 12, "yLanes", sparseConvOutputLanesSize(g)),
-                      chained ? &next : nullptr, nextLanes);
+                      chained ? &next : nullptr, nextLanes, skip);
   return info.Env().Undefined();
 }
 
@@ -162,8 +166,25 @@ Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   // Optional 6th argument: dx in lanes ([inH][inW][inC][lanes]) for a chained producer.
   const bool dxInLanes = info.Length() > 5 && !info[5].IsUndefined() && Bool(info, 5, "dxInLanes");
   const int64_t dxSize = dxInLanes ? g.inHeight * g.inWidth * g.inChannels * laneCount(g.batch) : inSize(g);
+  // Optional 7th argument: lanes of x's shape added to dx (an identity shortcut's gradient).
+  const bool adding = info.Length() > 6 && !info[6].IsUndefined() && !info[6].IsNull();
+  if (adding && dxInLanes) throw Napi::RangeError::New(info.Env(), "sparseConvBackwardData: addLanes needs dx in NHWC");
   sparseConvBackwardData(g, F32(info, 1, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 2, "filter", filterSize(g)),
-                         F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", dxSize), dxInLanes);
+                         F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", dxSize), dxInLanes,
+                         adding ? F32(info, 6, "addLanes", g.inHeight * g.inWidth * g.inChannels * laneCount(g.batch)) : nullptr);
+  return info.Env().Undefined();
+}
+
+// byteAlignment(array): the array's data address modulo 64 (bytes), for allocating cache-line-aligned views.
+Napi::Value ByteAlignment(const Napi::CallbackInfo& info) {
+  const float* data = F32(info, 0, "array", 0);
+  return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(data) % 64));
+}
+
+// reluGradToLanes(geometry, dz, out, gLanes): dz ⊙ [out > 0] (NHWC, the convolution's output shape) in output lanes.
+Napi::Value ReluGradToLanes(const Napi::CallbackInfo& info) {
+  const ConvGeometry g = Geometry(info, 0);
+  reluGradToLanes(g, F32(info, 1, "dz", outSize(g)), F32(info, 2, "out", outSize(g)), F32(info, 3, "gLanes", sparseConvOutputLanesSize(g)));
   return info.Env().Undefined();
 }
 
@@ -404,6 +425,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"sparseConvGradToLanes", SparseConvGradToLanes},
       {"sparseConvBnForward", SparseConvBnForward},
       {"sparseConvBnBackward", SparseConvBnBackward},
+      {"reluGradToLanes", ReluGradToLanes},
+      {"byteAlignment", ByteAlignment},
       {"sparseConvBackwardData", SparseConvBackwardData},
       {"sparseConvBackwardWeights", SparseConvBackwardWeights},
       {"batchNormTrainForward", BatchNormTrainForward},

@@ -221,7 +221,7 @@ CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l
 // each row is computed in lanes into `tile`, then transposed into the NHWC result while still in cache.
 CIGL_MULTIVERSION
 void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* lanesIn,
-                int64_t begin, int64_t end, float* tile, float* out) {
+                int64_t begin, int64_t end, float* tile, float* out, const float* addLanes = nullptr) {
   const int64_t rows = inputGradient ? g.inHeight : g.outHeight;
   const int64_t rowSize = inputGradient ? g.inWidth * g.inChannels : g.outWidth * g.outChannels;
   for (int64_t r = begin; r < end; r++) {
@@ -235,6 +235,11 @@ void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, 
     forwardRow<V>(g, l, f, lanesIn, r, lane0, tile);
       CIGL_DISPATCH_V(chunk, CIGL_CALL)
 #undef CIGL_CALL
+    }
+    // An identity shortcut's gradient joins while the row is in cache (else a pass of its own).
+    if (addLanes) {
+      const float* add = addLanes + r * rowSize * l.lanes;
+      for (int64_t i = 0; i < rowSize * l.lanes; i += kLaneWidth) store16(tile + i, load16(tile + i) + load16(add + i));
     }
     fromLanes(tile, l.lanes, g.batch, rowSize, out + r * rowSize, rows * rowSize);
   }
@@ -270,11 +275,14 @@ void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const Compr
   }
 }
 
-// Per-thread scratch that survives between calls (no page faults on every step).
-std::vector<float>& scratch(size_t size) {
+// Per-thread scratch that survives between calls (no page faults on every step), starting on a cache
+// line like the pool's arrays (see BufferPool): a 64-byte vector load from a misaligned base straddles
+// two lines, and that alone cost the gathers a third of their speed.
+float* scratch(size_t size) {
   thread_local std::vector<float> buffer;
-  if (buffer.size() < size) buffer.resize(size);
-  return buffer;
+  if (buffer.size() < size + kLaneWidth) buffer.resize(size + kLaneWidth);
+  const uintptr_t address = reinterpret_cast<uintptr_t>(buffer.data());
+  return buffer.data() + ((64 - address % 64) % 64) / sizeof(float);
 }
 
 // parallel.h's thread rule takes elements per row; these kernels know their whole job's work.
@@ -318,7 +326,7 @@ void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, co
   paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l.lanes, xLanes);
   const CompressedFilter f = byOutputChannel(g, l, w, active);
   forRowRanges(g.outHeight, f.start.back() * g.outWidth * l.lanes, [&](int64_t begin, int64_t end, int) {
-    float* tile = scratch(g.outWidth * g.outChannels * l.lanes).data();
+    float* tile = scratch(g.outWidth * g.outChannels * l.lanes);
     gatherRows(false, g, l, f, xLanes, begin, end, tile, y);
   });
 }
@@ -328,12 +336,13 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
   paddedToLanes(dy, g.batch, g.outHeight, g.outWidth, g.outChannels, l.gradRows, l.gradCols, l.gradTop, l.gradLeft, l.lanes, dyLanes);
 }
 
-void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes) {
+void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes,
+                            const float* addLanes) {
   const LaneLayout l(g);
   const CompressedFilter f = byInputChannel(g, l, w, active);
   forRowRanges(g.inHeight, perRow(f.start.back() * g.inWidth * l.lanes, g.strideHeight * g.strideWidth), [&](int64_t begin, int64_t end, int) {
     if (dxInLanes) gatherRowsToLanes(g, l, f, dyLanes, begin, end, dx);
-    else gatherRows(true, g, l, f, dyLanes, begin, end, scratch(g.inWidth * g.inChannels * l.lanes).data(), dx);
+    else gatherRows(true, g, l, f, dyLanes, begin, end, scratch(g.inWidth * g.inChannels * l.lanes), dx, addLanes);
   });
 }
 
@@ -350,7 +359,7 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    float* acc = scratch(total * kLaneWidth + 1).data();
+    float* acc = scratch(total * kLaneWidth + 1);
     partial[t] = acc;
     backwardWeightsRows(g, l, f, xLanes, dyLanes, g.outHeight * t / n, g.outHeight * (t + 1) / n, acc);
 #pragma omp barrier
@@ -429,13 +438,17 @@ void forwardRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compre
 }
 
 // z rows [begin, end) (NHWC) = act(a·y + b) from y in lanes: fromLanes with BatchNorm applied on the way.
+// With `skip` (NHWC, z's shape), z = act(a·y + b + skip).
 CIGL_MULTIVERSION
 void normalizeRows(const ConvGeometry& g, const LaneLayout& l, const float* yLanes, const float* a, const float* b, bool relu,
-                   int64_t begin, int64_t end, float* z) {
+                   const float* skip, int64_t begin, int64_t end, float* z) {
   const int64_t C = g.outChannels, columns = g.outWidth * C, plane = g.outHeight * columns;
+  // Without a skip the activation is applied before the transpose, with one after adding it.
+  const bool reluFirst = relu && !skip;
   for (int64_t r = begin; r < end; r++) {
     const float* src = yLanes + r * columns * l.lanes;
     float* dst = z + r * columns;
+    const float* skipRow = skip ? skip + r * columns : nullptr;
     for (int64_t nb = 0; nb < g.batch; nb += kLaneWidth) {
       for (int64_t jb = 0; jb < columns; jb += kLaneWidth) {
         const int64_t jn = std::min<int64_t>(kLaneWidth, columns - jb);
@@ -444,9 +457,15 @@ void normalizeRows(const ConvGeometry& g, const LaneLayout& l, const float* yLan
           for (int j = 0; j < 16; j++) {
             const int64_t c = (jb + j) % C;
             const v16 v = affine(load16(src + (jb + j) * l.lanes + nb), a[c], b[c]);
-            t[j] = relu ? reluOf(v) : v;
+            t[j] = reluFirst ? reluOf(v) : v;
           }
           transpose16(t);
+          if (skipRow) {
+            for (int i = 0; i < 16; i++) {
+              const v16 v = t[i] + load16(skipRow + (nb + i) * plane + jb);
+              t[i] = relu ? reluOf(v) : v;
+            }
+          }
           for (int i = 0; i < 16; i++) store16(dst + (nb + i) * plane + jb, t[i]);
         } else {
           // Edge block: whole lane vectors through the same helper, then the images that exist.
@@ -454,8 +473,15 @@ void normalizeRows(const ConvGeometry& g, const LaneLayout& l, const float* yLan
           for (int64_t j = 0; j < jn; j++) {
             const int64_t c = (jb + j) % C;
             v16 v = affine(load16(src + (jb + j) * l.lanes + nb), a[c], b[c]);
-            if (relu) v = reluOf(v);
-            for (int64_t n = nb; n < nEnd; n++) dst[n * plane + jb + j] = v[n - nb];
+            if (reluFirst) v = reluOf(v);
+            for (int64_t n = nb; n < nEnd; n++) {
+              float value = v[n - nb];
+              if (skipRow) {
+                value += skipRow[n * plane + jb + j];
+                if (relu) value = value > 0.0f ? value : 0.0f;
+              }
+              dst[n * plane + jb + j] = value;
+            }
           }
         }
       }
@@ -488,8 +514,21 @@ void normalizeRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const floa
   }
 }
 
+// Rows [begin, end) of dz ⊙ [out > 0] in lanes (out's and dz's rows transposed, then masked in cache).
+CIGL_MULTIVERSION
+void reluGradRowsToLanes(const float* dz, const float* out, int64_t batch, int64_t plane, int64_t columns, int64_t lanes, int64_t begin, int64_t end,
+                         float* gateTile, float* gLanes) {
+  for (int64_t r = begin; r < end; r++) {
+    float* row = gLanes + r * columns * lanes;
+    toLanes(dz + r * columns, plane, batch, columns, row, lanes);
+    toLanes(out + r * columns, plane, batch, columns, gateTile, lanes);
+    for (int64_t i = 0; i < columns * lanes; i += kLaneWidth) store16(row + i, load16(gateTile + i) > v16{} ? load16(row + i) : v16{});
+  }
+}
+
 // The upstream gradient through the ReLU: dz where the forward pass's a·y + b was positive.
 CIGL_INLINE v16 throughRelu(v16 dz, v16 y, float a, float b, bool relu) { return relu ? (affine(y, a, b) > v16{} ? dz : v16{}) : dz; }
+
 
 // Adds Σ g and Σ g·(y − mean) over output rows [begin, end) to acc[c], acc[C + c] (g = dz through the ReLU).
 CIGL_MULTIVERSION
@@ -551,7 +590,7 @@ void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* 
 
 void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
                          const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes,
-                         const ConvGeometry* next, float* nextLanes) {
+                         const ConvGeometry* next, float* nextLanes, const float* skip) {
   const LaneLayout l(g);
   const int64_t C = g.outChannels;
   if (x) paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l.lanes, xLanes);
@@ -577,7 +616,8 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
       normalizeRowsToLanes(g, l, yLanes, a.data(), b.data(), bn.relu, *next, ln, begin, end, nextLanes);
     });
   } else {
-    forRowRanges(g.outHeight, g.outWidth * C * l.lanes, [&](int64_t begin, int64_t end, int) { normalizeRows(g, l, yLanes, a.data(), b.data(), bn.relu, begin, end, z); });
+    forRowRanges(g.outHeight, g.outWidth * C * l.lanes,
+                 [&](int64_t begin, int64_t end, int) { normalizeRows(g, l, yLanes, a.data(), b.data(), bn.relu, skip, begin, end, z); });
   }
 }
 
@@ -589,14 +629,23 @@ void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, co
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
   const std::vector<double> sums = reduceRows(g.outHeight, columns * l.lanes, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
-    gradientSumRows(g, l, dz, dzInLanes, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(columns * l.lanes).data(), acc);
+    gradientSumRows(g, l, dz, dzInLanes, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(columns * l.lanes), acc);
   });
   std::vector<float> A(C), B(C), K(C);
   batchNormBackwardCoefficients(C, static_cast<double>(g.batch) * g.outHeight * g.outWidth, sums.data(), mean, variance, gamma, bn.epsilon,
                                 A.data(), B.data(), K.data(), dgamma, dbeta);
   forRowRanges(l.gradRows, perRow(work, l.gradRows), [&](int64_t begin, int64_t end, int) {
     gradientApplyRows(g, l, dz, dzInLanes, yLanes, a.data(), b.data(), bn.relu, A.data(), B.data(), K.data(), begin, end,
-                      scratch(columns * l.lanes).data(), dyLanes);
+                      scratch(columns * l.lanes), dyLanes);
+  });
+}
+
+void reluGradToLanes(const ConvGeometry& g, const float* dz, const float* out, float* gLanes) {
+  const LaneLayout l(g);
+  const int64_t columns = g.outWidth * g.outChannels, plane = g.outHeight * columns;
+  forRowRanges(g.outHeight, columns * l.lanes, [&](int64_t begin, int64_t end, int) {
+    float* gate = scratch(columns * l.lanes);
+    reluGradRowsToLanes(dz, out, g.batch, plane, columns, l.lanes, begin, end, gate, gLanes);
   });
 }
 

@@ -28,7 +28,10 @@ void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, co
 // dy (NHWC) in the grad-lanes layout, shared by the two backward passes.
 void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLanes);
 // dx = ∂L/∂x through the active weights only: NHWC, or with dxInLanes in lanes ([inH][inW][inC][lanes]).
-void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes = false);
+// With `addLanes` (x's shape in lanes, [inH][inW][inC][lanes]; NHWC dx only) it is added on the way out:
+// the gradient of an identity shortcut around the layer (reluGradToLanes of the join).
+void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes = false,
+                            const float* addLanes = nullptr);
 // dw = ∂L/∂w at the active positions, 0 elsewhere.
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw);
 
@@ -46,14 +49,19 @@ struct BatchNormEpilogue {
 // Chained layers (a pair conv → BN → conv → BN, the second reading only the first's output) stay in
 // lanes between them: with x null, xLanes already holds the input (the previous layer's nextLanes);
 // with `next`, z is written into `nextLanes`, the padded input lanes of the next convolution, instead of
-// NHWC (z may then be null).
+// NHWC (z may then be null). With `skip` (NHWC, z's shape; not with `next`), z = act(BN(y) + skip): an
+// identity residual join folded into the same pass.
 void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
                          const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes,
-                         const ConvGeometry* next = nullptr, float* nextLanes = nullptr);
+                         const ConvGeometry* next = nullptr, float* nextLanes = nullptr, const float* skip = nullptr);
 // dyLanes (the grad-lanes layout, borders zeroed), dgamma, dbeta from dz and the forward's yLanes and batch
 // statistics; dz in NHWC, or with dzInLanes in the output-lanes layout (the next layer's input gradient).
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
                           const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
                           float* dbeta);
+// A residual join's ReLU backward into output lanes: gLanes = dz ⊙ [out > 0] with dz and out NHWC of the
+// convolution's output shape. Feeds sparseConvBnBackward (dzInLanes) and, for an identity shortcut, the
+// block input's gradient (sparseConvBackwardData's addLanes).
+void reluGradToLanes(const ConvGeometry& g, const float* dz, const float* out, float* gLanes);
 
 }  // namespace cigl

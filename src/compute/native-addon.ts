@@ -21,19 +21,28 @@ export interface NativeAddon {
    * Sparse convolution fused with training-mode BatchNorm (+ ReLU): z (NHWC), the batch mean and
    * (biased) variance; x in input lanes and y in output lanes (the third lane size) for the backward.
    * Chained pairs: x null means xLanes already holds the input; with nextGeometry, z is written into
-   * nextLanes (the next convolution's input lanes) instead (z null).
+   * nextLanes (the next convolution's input lanes) instead (z null). With skip (NHWC, z's shape; no
+   * nextGeometry), z = act(BN(y) + skip): an identity residual join (pass null for the chaining pair).
    */
   sparseConvBnForward(geometry: number[], epsilon: number, relu: boolean, x: Float32Array | null, filter: Float32Array, active: Float32Array,
     gamma: Float32Array, beta: Float32Array, z: Float32Array | null, mean: Float32Array, variance: Float32Array, xLanes: Float32Array,
-    yLanes: Float32Array, nextGeometry?: number[], nextLanes?: Float32Array): void;
+    yLanes: Float32Array, nextGeometry?: number[] | null, nextLanes?: Float32Array | null, skip?: Float32Array): void;
   /** dy in the grad-lanes layout (for the two convolution gradients), dgamma and dbeta; dz in NHWC or in output lanes. */
   sparseConvBnBackward(geometry: number[], epsilon: number, relu: boolean, dz: Float32Array, dzInLanes: boolean, yLanes: Float32Array,
     mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, dyLanes: Float32Array, dgamma: Float32Array,
     dbeta: Float32Array): void;
+  /** The array's data address modulo 64 (bytes): lets the buffer pool hand out cache-line-aligned views. */
+  byteAlignment(array: Float32Array): number;
+  /** A residual join's ReLU backward, dz ⊙ [out > 0] (NHWC, the convolution's output shape), written in output lanes. */
+  reluGradToLanes(geometry: number[], dz: Float32Array, out: Float32Array, gLanes: Float32Array): void;
   sparseConvForward(geometry: number[], x: Float32Array, filter: Float32Array, active: Float32Array, y: Float32Array, xLanes: Float32Array): void;
   sparseConvGradToLanes(geometry: number[], dy: Float32Array, dyLanes: Float32Array): void;
-  /** dx in NHWC, or with dxInLanes in the output-lanes layout of the layer that produced x. */
-  sparseConvBackwardData(geometry: number[], dyLanes: Float32Array, filter: Float32Array, active: Float32Array, dx: Float32Array, dxInLanes?: boolean): void;
+  /**
+   * dx in NHWC, or with dxInLanes in the output-lanes layout of the layer that produced x. With addLanes
+   * (x's shape in lanes), dx += addLanes: an identity shortcut's gradient (reluGradToLanes).
+   */
+  sparseConvBackwardData(geometry: number[], dyLanes: Float32Array, filter: Float32Array, active: Float32Array, dx: Float32Array, dxInLanes?: boolean,
+    addLanes?: Float32Array): void;
   /** dfilter at the active positions, 0 elsewhere. */
   sparseConvBackwardWeights(geometry: number[], xLanes: Float32Array, dyLanes: Float32Array, active: Float32Array, dfilter: Float32Array): void;
   batchNormTrainForward(rows: number, channels: number, epsilon: number, relu: boolean, y: Float32Array, gamma: Float32Array,

@@ -39,6 +39,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
     return;
   }
   registeredWith = addon;
+  bufferPool.alignWith((array) => addon.byteAlignment(array));
   registerConv(addon);
   registerSparseConv(addon);
   registerSparseConvBn(addon);
@@ -252,7 +253,7 @@ const gradLanes = {
   slot(addon: NativeAddon, geometry: number[], role = '', which: 1 | 2 = 1): { holds?: object; values: Float32Array } {
     const key = `${role}|${which}|${geometry.join(',')}`;
     let slot = this.buffers.get(key);
-    if (!slot) this.buffers.set(key, (slot = { values: new Float32Array(addon.sparseConvLaneSizes(geometry)[which]) }));
+    if (!slot) this.buffers.set(key, (slot = { values: bufferPool.alignedArray(addon.sparseConvLaneSizes(geometry)[which]) }));
     return slot;
   },
 };
@@ -347,6 +348,8 @@ export interface SparseConvBnPairAttrs {
   epsilon2: number;
   relu1: boolean;
   relu2: boolean;
+  /** An identity residual block: the output is relu(BN2(conv2(…)) + x) (relu2 must then be false). */
+  residual?: boolean;
 }
 
 type PairLanes = { xLanes1: Float32Array; yLanes1: Float32Array; xLanes2: Float32Array; yLanes2: Float32Array };
@@ -358,6 +361,12 @@ type PairLanes = { xLanes1: Float32Array; yLanes1: Float32Array; xLanes2: Float3
  * and conv2's input gradient goes back to conv1's BatchNorm in lanes. Per pair that saves an NHWC
  * activation written and read back (with two transposes) in each direction. Inputs x, filter1, active1,
  * gamma1, beta1, filter2, active2, gamma2, beta2; outputs [z2, mean1, variance1, mean2, variance2].
+ *
+ * With `residual` the kernel is a whole identity residual block, z2 = relu(BN2(conv2(…)) + x): the join is
+ * applied in the pass that writes z2; its gradient (dz where z2 > 0) is written once in lanes, where
+ * conv2's BatchNorm backward reads it without transposing, and is added to x's gradient as conv1's
+ * input-gradient rows are written. That replaces three passes over the block's activation (the join, its
+ * ReLU backward, the tape's Add of the two gradients of x) and three taped kernels per block.
  */
 function registerSparseConvBnPair(addon: NativeAddon): void {
   const geometries = (xShape: readonly number[], filter1: readonly number[], filter2: readonly number[], attrs: SparseConvBnPairAttrs): [number[], number[]] => {
@@ -381,12 +390,17 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       const c1 = g1[4];
       const c2 = g2[4];
       const outShape = [g2[0], g2[9], g2[10], c2];
+      if (a.residual && (a.relu2 || !tf.util.arraysEqual(outShape, t.x.shape))) {
+        throw new Error(`sparse conv pair: a residual join needs relu2 false and an output of x's shape [${t.x.shape}], got relu2 ${a.relu2} and [${outShape}]`);
+      }
       const z = bufferPool.allocate(size(outShape));
       const stats = [bufferPool.allocate(c1), bufferPool.allocate(c1), bufferPool.allocate(c2), bufferPool.allocate(c2)];
       addon.sparseConvBnForward(g1, a.epsilon1, a.relu1, f32(cpu, t.x, 'x'), f32(cpu, t.filter1, 'filter1'), f32(cpu, t.active1, 'active1'),
         f32(cpu, t.gamma1, 'gamma1'), f32(cpu, t.beta1, 'beta1'), null, stats[0], stats[1], lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2);
-      addon.sparseConvBnForward(g2, a.epsilon2, a.relu2, null, f32(cpu, t.filter2, 'filter2'), f32(cpu, t.active2, 'active2'),
-        f32(cpu, t.gamma2, 'gamma2'), f32(cpu, t.beta2, 'beta2'), z, stats[2], stats[3], lanes.xLanes2, lanes.yLanes2);
+      // With the join, the activation comes after adding x: ReLU on, applied to BN2 + x.
+      addon.sparseConvBnForward(g2, a.epsilon2, a.relu2 || a.residual === true, null, f32(cpu, t.filter2, 'filter2'), f32(cpu, t.active2, 'active2'),
+        f32(cpu, t.gamma2, 'gamma2'), f32(cpu, t.beta2, 'beta2'), z, stats[2], stats[3], lanes.xLanes2, lanes.yLanes2, null, null,
+        a.residual ? f32(cpu, t.x, 'x') : undefined);
       const out = [cpu.makeTensorInfo(outShape, 'float32', z), cpu.makeTensorInfo([c1], 'float32', stats[0]), cpu.makeTensorInfo([c1], 'float32', stats[1]),
         cpu.makeTensorInfo([c2], 'float32', stats[2]), cpu.makeTensorInfo([c2], 'float32', stats[3])];
       keepLanes(z, lanes);
@@ -403,6 +417,10 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       const a = attrs as unknown as SparseConvBnPairAttrs;
       const [g1, g2] = geometries(x.shape, filter1.shape, filter2.shape, a);
       const v = (t: tf.Tensor, name: string): Float32Array => f32(cpuBackend(), t, name);
+      // The join's gradient dz ⊙ [z > 0] in conv2's output lanes (= x's shape): read by conv2's BatchNorm
+      // backward and added to x's gradient. All of this node's gradient thunks run before the next node's,
+      // so a slot per geometry is not overwritten in between.
+      const joinGrad = a.residual ? gradLanes.slot(addon, g2, 'pair-join', 2).values : undefined;
       // Both layers' backward passes except conv1's input gradient, once per node, in the order the shared
       // buffers allow: conv2's BatchNorm → dy2 → its filter and input gradients (the latter in lanes) →
       // conv1's BatchNorm → dy1 → its filter gradient.
@@ -415,8 +433,9 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
         };
         const dy2 = gradLanes.claim(addon, g2, dz.dataId, 'pair2');
         const dz1 = gradLanes.slot(addon, g1, 'pair-between', 2).values;
-        addon.sparseConvBnBackward(g2, a.epsilon2, a.relu2, v(dz, 'dz'), false, lanes.yLanes2, v(mean2, 'mean2'), v(variance2, 'variance2'),
-          v(gamma2, 'gamma2'), v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2);
+        if (joinGrad) addon.reluGradToLanes(g2, v(dz, 'dz'), v(z, 'z'), joinGrad);
+        addon.sparseConvBnBackward(g2, a.epsilon2, a.relu2, joinGrad ?? v(dz, 'dz'), joinGrad !== undefined, lanes.yLanes2, v(mean2, 'mean2'),
+          v(variance2, 'variance2'), v(gamma2, 'gamma2'), v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2);
         addon.sparseConvBackwardWeights(g2, lanes.xLanes2, dy2, v(active2, 'active2'), out.dfilter2);
         addon.sparseConvBackwardData(g2, dy2, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true);
         addon.sparseConvBnBackward(g1, a.epsilon1, a.relu1, dz1, true, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'),
@@ -427,7 +446,8 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       return {
         x: () => {
           const dx = bufferPool.allocate(x.size);
-          addon.sparseConvBackwardData(g1, backward().dy1, v(filter1, 'filter1'), v(active1, 'active1'), dx);
+          const dy1 = backward().dy1;
+          addon.sparseConvBackwardData(g1, dy1, v(filter1, 'filter1'), v(active1, 'active1'), dx, false, joinGrad);
           return wrap(dx, x.shape);
         },
         filter1: () => wrap(backward().dfilter1, filter1.shape),

@@ -21,18 +21,19 @@ export const nativeOps: Ops = {
     return convBnOn(x, { filter, bn, opts }, sparsePattern(x.shape, filter, opts));
   },
 
-  convBnPair(x, first, second) {
+  convBnPair(x, first, second, residual = false) {
     ensureRegistered();
     const g1 = convGeometry(x.shape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
     const between = [g1[0], g1[9], g1[10], g1[4]];
     const a1 = sparsePattern(x.shape, first.filter, first.opts);
     const a2 = sparsePattern(between, second.filter, second.opts);
     if (!(a1 && a2 && first.opts.training && second.opts.training && first.opts.padding === second.opts.padding)) {
-      return convBnOn(convBnOn(x, first, a1), second, a2);
+      const body = convBnOn(convBnOn(x, first, a1), second, a2);
+      return residual ? nativeOps.addRelu(body, x) : body;
     }
     const attrs: SparseConvBnPairAttrs = {
       padding: first.opts.padding, stride1: first.opts.stride, stride2: second.opts.stride,
-      epsilon1: first.bn.stats.epsilon, epsilon2: second.bn.stats.epsilon, relu1: first.opts.relu, relu2: second.opts.relu,
+      epsilon1: first.bn.stats.epsilon, epsilon2: second.bn.stats.epsilon, relu1: first.opts.relu, relu2: second.opts.relu, residual,
     };
     const [z, mean1, variance1, mean2, variance2] = run(KERNELS.sparseConvBnPair, {
       x, filter1: first.filter, active1: a1, gamma1: first.bn.gamma, beta1: first.bn.beta,

@@ -24,8 +24,10 @@ export interface Ops {
    * Optional: convBn twice, the second reading only the first's output (a residual block's body). A
    * path may fuse the pair (the native path keeps the activation between them in its own layout); the
    * result must equal two convBn calls. Paths without it leave it out and the model calls convBn twice.
+   * With `residual` the pair is an identity residual block's body and the result is
+   * addRelu(pair(x), x) (second.opts.relu false, output of x's shape).
    */
-  convBnPair?(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall): tf.Tensor4D;
+  convBnPair?(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, residual?: boolean): tf.Tensor4D;
 
   /** relu(a + b), the residual join. */
   addRelu(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D;

@@ -85,6 +85,11 @@ export function buildModel(arch: Architecture, seed: number): Model {
         case 'dense':
           return ops.dense(h as tf.Tensor2D, p[weightName(node.name)] as tf.Tensor2D, p[`${node.name}.b`] as tf.Tensor1D, node.relu);
         case 'residual': {
+          // An identity block whose body is one convBn pair: the path may fuse the join into the pair.
+          const [first, second] = node.body;
+          if (ops.convBnPair && !node.shortcut.length && node.body.length === 2 && first.op === 'convBn' && second.op === 'convBn' && !second.relu) {
+            return ops.convBnPair(h as tf.Tensor4D, convBnCall(first), convBnCall(second), true);
+          }
           const body = run(node.body, h);
           const shortcut = node.shortcut.length ? run(node.shortcut, h) : h;
           return ops.addRelu(body as tf.Tensor4D, shortcut as tf.Tensor4D);

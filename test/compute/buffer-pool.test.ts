@@ -1,6 +1,8 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { BufferPool } from '../../src/compute/buffer-pool';
+import { requireNativeAddon } from '../../src/compute/native-addon';
+import { nativeUnavailable } from './compare';
 
 t.before(async () => {
   await tf.setBackend('cpu');
@@ -83,4 +85,43 @@ t.test('trim drops idle arrays', async (t) => {
   t.equal(pool.stats().idleBytes, 4 * n);
   pool.trim();
   t.equal(pool.stats().idleBytes, 0);
+});
+
+t.test('with alignWith, pool arrays are views at the offset that aligns them, recycled like any other', async (t) => {
+  const pool = new BufferPool();
+  // A stand-in for the addon: every buffer's data 16 bytes past a 64-byte boundary (what V8 does).
+  pool.alignWith(() => 16);
+  const array = pool.allocate(n);
+  t.equal(array.length, n);
+  t.equal(array.byteOffset, 48, '16 + 48 = 64');
+  array.fill(3);
+  const tensor = tf.tensor(array, [n]);
+  t.equal(tensor.dataSync()[n - 1], 3, 'the view holds the values');
+  const other = pool.allocate(n);
+  tf.tensor(other, [n]).dispose();
+  t.equal(pool.stats().escaped, 1, 'the read made the first escape');
+  t.equal(pool.allocate(n), other, 'an aligned view is the pool\'s own: recycled, not escaped');
+  tensor.dispose();
+});
+
+t.test('a foreign view over an aligned pool array escapes', async (t) => {
+  const pool = new BufferPool();
+  pool.alignWith(() => 16);
+  const array = pool.allocate(n);
+  const source = tf.tensor(array, [n]);
+  const view = new Float32Array(array.buffer, array.byteOffset, n);
+  const alias = tf.tensor(view, [n]);
+  t.equal(pool.stats().escaped, 1, 'same buffer, not the array the pool issued');
+  source.dispose();
+  alias.dispose();
+  t.not(pool.allocate(n), array, 'never handed out again');
+});
+
+t.test('on the native path every pool array starts on a 64-byte boundary', { skip: nativeUnavailable }, async (t) => {
+  const addon = requireNativeAddon();
+  const pool = new BufferPool();
+  t.ok([1, 2, 3].some(() => addon.byteAlignment(new Float32Array(n)) !== 0), 'plain typed arrays are not (V8 offsets them by 16 bytes)');
+  pool.alignWith((a) => addon.byteAlignment(a));
+  for (const length of [n, n + 1, 3 * n + 5]) t.equal(addon.byteAlignment(pool.allocate(length)), 0, `${length} elements`);
+  t.equal(addon.byteAlignment(pool.alignedArray(5)), 0, 'alignedArray too');
 });

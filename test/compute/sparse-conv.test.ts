@@ -224,11 +224,13 @@ t.test('without an active pattern, or in mode off, the dense kernels run', { ski
   tf.dispose([x, filter, active, bn.gamma, bn.beta, bn.stats.mean, bn.stats.variance]);
 });
 
-t.test('a chained pair (conv → BN → ReLU → conv → BN) on the fused pair kernel matches two dense convBn calls', { skip }, async (t) => {
+t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identity residual block, on the fused pair kernel matches two dense convBn calls', { skip }, async (t) => {
   const { KERNELS } = await import('../../src/compute/native-kernels');
   const { runningStats } = await import('./compare');
   type Pair = { z: tf.Tensor; dx: tf.Tensor; grads: tf.Tensor[]; stats: tf.Tensor[]; leaked: number };
-  const pairResult = (x: tf.Tensor4D, layers: { filter: tf.Tensor4D; active: tf.Tensor4D; gamma: tf.Tensor1D; beta: tf.Tensor1D; stride: number; relu: boolean }[]): Pair => {
+  // join: none, fused into the pair kernel, or the pair followed by a separate addRelu (same result expected bitwise).
+  type Join = 'none' | 'fused' | 'separate';
+  const pairResult = (x: tf.Tensor4D, layers: { filter: tf.Tensor4D; active: tf.Tensor4D; gamma: tf.Tensor1D; beta: tf.Tensor1D; stride: number; relu: boolean }[], join: Join): Pair => {
     const stats = layers.map((l) => runningStats(l.filter.shape[3]));
     const before = tf.memory().numTensors;
     const out = tf.tidy(() => {
@@ -237,7 +239,8 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN) on the fused pair 
           filter: filter as tf.Tensor4D, bn: { gamma: gamma as tf.Tensor1D, beta: beta as tf.Tensor1D, stats: stats[i] },
           opts: { stride: layers[i].stride, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
         });
-        return nativeOps.convBnPair!(xx as tf.Tensor4D, call(0, f1, g1, b1), call(1, f2, g2, b2));
+        if (join === 'separate') return nativeOps.addRelu(nativeOps.convBnPair!(xx as tf.Tensor4D, call(0, f1, g1, b1), call(1, f2, g2, b2)), xx as tf.Tensor4D);
+        return nativeOps.convBnPair!(xx as tf.Tensor4D, call(0, f1, g1, b1), call(1, f2, g2, b2), join === 'fused');
       };
       const inputs = [x, layers[0].filter, layers[0].gamma, layers[0].beta, layers[1].filter, layers[1].gamma, layers[1].beta];
       const z = f(...(inputs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]));
@@ -250,8 +253,8 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN) on the fused pair 
     stats.forEach((s) => tf.dispose([s.mean, s.variance]));
     return result;
   };
-  for (const [stride1, outChannels, relu2] of [[1, 16, false], [2, 24, true]] as const) {
-    const name = `stride ${stride1}, ${outChannels} channels, second ReLU ${relu2}`;
+  for (const [stride1, outChannels, relu2, join] of [[1, 16, false, 'none'], [2, 24, true, 'none'], [1, 16, false, 'fused']] as const) {
+    const name = `stride ${stride1}, ${outChannels} channels, second ReLU ${relu2}, residual join ${join}`;
     const c1: Case = { batch: 19, height: 9, width: 7, inChannels: 16, outChannels, kernel: 3, stride: stride1, density: 0.15 };
     const c2: Case = { ...c1, inChannels: outChannels, stride: 1 };
     const x = tf.randomNormal([19, 9, 7, 16], 0.2, 1, 'float32', 81) as tf.Tensor4D;
@@ -261,10 +264,11 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN) on the fused pair 
     }));
     let sparse!: Pair;
     const profile = await tf.profile(() => {
-      sparse = withMode('on', () => pairResult(x, layers));
+      sparse = withMode('on', () => pairResult(x, layers, join));
     });
     t.ok(profile.kernelNames.includes(KERNELS.sparseConvBnPair), `${name}: the pair kernel ran`);
-    const dense = withMode('off', () => pairResult(x, layers));
+    if (join === 'fused') t.ok(!profile.kernelNames.includes(KERNELS.addRelu), `${name}: no separate join kernel`);
+    const dense = withMode('off', () => pairResult(x, layers, join));
     t.ok(!profile.kernelNames.includes(KERNELS.conv2d), `${name}: no dense convolution on the sparse side`);
     const labels = ['z', 'dx', 'dfilter1', 'dgamma1', 'dbeta1', 'dfilter2', 'dgamma2', 'dbeta2', 'mean1', 'variance1', 'mean2', 'variance2'];
     const a = [sparse.z, sparse.dx, ...sparse.grads, ...sparse.stats];
@@ -274,6 +278,13 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN) on the fused pair 
       t.ok(err < TOLERANCE, `${name}: ${label} relative error ${err.toExponential(2)}`);
     });
     t.equal(sparse.leaked, 0, `${name}: no tensor leaked`);
+    if (join === 'fused') {
+      // The fused join does the separate kernels' arithmetic in the same order: bitwise equal.
+      const separate = withMode('on', () => pairResult(x, layers, 'separate'));
+      const c = [separate.z, separate.dx, ...separate.grads, ...separate.stats];
+      labels.forEach((label, i) => t.equal(tf.tidy(() => tf.max(tf.abs(tf.sub(a[i], c[i]))).dataSync()[0]), 0, `${name}: ${label} bitwise that of pair + addRelu`));
+      tf.dispose(c);
+    }
     tf.dispose([x, ...layers.flatMap((l) => [l.filter, l.active, l.gamma, l.beta]), ...a, ...b]);
   }
 });
