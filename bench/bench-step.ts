@@ -6,7 +6,7 @@ import type { ModelName } from '../src/models/zoo';
 import { allocateLayers } from '../src/sparse/density';
 import { initialMasks, maskToFloat32 } from '../src/sparse/masks';
 import { SgdMomentum } from '../src/train/optimizer';
-import { effectiveParams, forwardBackward, weightGrads } from '../src/train/step';
+import { effectiveParams, forwardBackward } from '../src/train/step';
 import { Rng } from '../src/util/rng';
 
 export const BENCH_BATCH = 128;
@@ -31,7 +31,7 @@ export function benchStep(compute: ComputeBackend, model: ModelName, density: nu
       const loss = tf.tidy(() => {
         const effective = effectiveParams(m.params, masks);
         const result = forwardBackward(m, compute.ops, effective, x, labels, Object.fromEntries(masks));
-        optimizer.step(weightGrads(result.effectiveGrads, masks), 0.01, masks);
+        optimizer.step(result.effectiveGrads, 0.01, masks, masks);
         return result.loss;
       });
       const value = loss.dataSync()[0];

@@ -252,8 +252,10 @@ Napi::Value SgdMomentumStep(const Napi::CallbackInfo& info) {
   const SgdHyper h{static_cast<float>(Real(info, 1, "lr")), static_cast<float>(Real(info, 2, "momentum")),
                    static_cast<float>(Real(info, 3, "weightDecay")), Bool(info, 4, "nesterov")};
   const float* mask = info[8].IsNull() || info[8].IsUndefined() ? nullptr : F32(info, 8, "mask", n);
+  // Optional 12th argument: gradScale (grad is then ∂L/∂W_eff for W_eff = w ⊙ gradScale).
+  const float* gradScale = info.Length() > 11 && !info[11].IsNull() && !info[11].IsUndefined() ? F32(info, 11, "gradScale", n) : nullptr;
   sgdMomentumStep(n, h, F32(info, 5, "w", n), F32(info, 6, "buf", n), F32(info, 7, "grad", n), mask, F32(info, 9, "wOut", n),
-                  F32(info, 10, "bufOut", n));
+                  F32(info, 10, "bufOut", n), gradScale);
   return info.Env().Undefined();
 }
 

@@ -10,11 +10,12 @@ struct SgdHyper {
   bool nesterov;
 };
 
-// With g = grad + weightDecay·w, buf' = momentum·buf + g, d = g + momentum·buf' (Nesterov) or buf':
+// With g = grad·gradScale + weightDecay·w (gradScale may be null: no multiply; it turns ∂L/∂W_eff into
+// ∂L/∂w for W_eff = w ⊙ gradScale), buf' = momentum·buf + g, d = g + momentum·buf' (Nesterov) or buf':
 //   w' = (w − lr·d)·mask, buf' = buf'·mask (mask may be null: no multiply).
 // Every operation rounds to float32 in the order the tfjs op chain uses (no fused multiply-add), so the
 // results are bitwise those of src/train/optimizer.ts's op chain.
 void sgdMomentumStep(int64_t size, const SgdHyper& h, const float* w, const float* buf, const float* grad, const float* mask,
-                     float* wOut, float* bufOut);
+                     float* wOut, float* bufOut, const float* gradScale = nullptr);
 
 }  // namespace cigl

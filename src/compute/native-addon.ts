@@ -60,7 +60,7 @@ export interface NativeAddon {
   addRelu(size: number, a: Float32Array, b: Float32Array, z: Float32Array): void;
   /** One fused SGD-momentum update (native/src/sgd.h), bitwise equal to the optimiser's tfjs op chain. */
   sgdMomentumStep(size: number, lr: number, momentum: number, weightDecay: number, nesterov: boolean, w: Float32Array, buf: Float32Array,
-    grad: Float32Array, mask: Float32Array | null, wOut: Float32Array, bufOut: Float32Array): void;
+    grad: Float32Array, mask: Float32Array | null, wOut: Float32Array, bufOut: Float32Array, gradScale?: Float32Array | null): void;
   reluBackward(size: number, dz: Float32Array, out: Float32Array, g: Float32Array): void;
   maxPool2Forward(batch: number, height: number, width: number, channels: number, x: Float32Array, y: Float32Array): void;
   maxPool2Backward(batch: number, height: number, width: number, channels: number, x: Float32Array, dy: Float32Array, dx: Float32Array): void;

@@ -708,7 +708,8 @@ export interface SgdStepAttrs {
 }
 
 /**
- * One SGD-momentum update of one parameter: inputs w, buf, grad and optionally mask; outputs [w', buf'].
+ * One SGD-momentum update of one parameter: inputs w, buf, grad and optionally mask and gradScale (grad
+ * is then ∂L/∂W_eff and grad ⊙ gradScale the weight's gradient); outputs [w', buf'].
  * Replaces src/train/optimizer.ts's chain of up to 9 tfjs ops per parameter with one kernel (the chain's
  * per-op overhead was ~10% of a resnet20 step); the results are bitwise the chain's. Not differentiable.
  */
@@ -719,8 +720,8 @@ function registerSgd(addon: NativeAddon): void {
     kernelFunc: ({ inputs, attrs, backend }) => {
       const cpu = cpuBackend(backend);
       const { w, buf, grad } = need(inputs, 'w', 'buf', 'grad');
-      const mask = inputs.mask;
-      for (const [name, t] of [['buf', buf], ['grad', grad], ['mask', mask]] as const) {
+      const { mask, gradScale } = inputs;
+      for (const [name, t] of [['buf', buf], ['grad', grad], ['mask', mask], ['gradScale', gradScale]] as const) {
         if (t && !tf.util.arraysEqual(t.shape, w.shape)) throw new Error(`sgd step: ${name} has shape [${t.shape}], w has [${w.shape}]`);
       }
       const { lr, momentum, weightDecay, nesterov } = attrs as unknown as SgdStepAttrs;
@@ -728,7 +729,7 @@ function registerSgd(addon: NativeAddon): void {
       const wOut = bufferPool.allocate(n);
       const bufOut = bufferPool.allocate(n);
       addon.sgdMomentumStep(n, lr, momentum, weightDecay, nesterov, f32(cpu, w, 'w'), f32(cpu, buf, 'buf'), f32(cpu, grad, 'grad'),
-        mask ? f32(cpu, mask, 'mask') : null, wOut, bufOut);
+        mask ? f32(cpu, mask, 'mask') : null, wOut, bufOut, gradScale ? f32(cpu, gradScale, 'gradScale') : null);
       return [cpu.makeTensorInfo(w.shape, 'float32', wOut), cpu.makeTensorInfo(w.shape, 'float32', bufOut)];
     },
   });

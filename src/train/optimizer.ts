@@ -46,10 +46,11 @@ export class SgdMomentum {
   }
 
   /**
-   * One update. `grads` holds ∂L/∂w for every parameter (not for the effective weights); `masks` the
-   * 0/1 float mask of each masked weight.
+   * One update. `grads` holds ∂L/∂w for every parameter; `masks` the 0/1 float mask of each masked
+   * weight. With `multipliers` (src/train/step.ts: W_eff = W ⊙ m), `grads` are ∂L/∂W_eff instead and
+   * ∂L/∂w = grad ⊙ m is formed inside the update (the fused kernel: no extra launch per parameter).
    */
-  step(grads: Readonly<Record<string, tf.Tensor>>, lr: number, masks: ReadonlyMap<string, tf.Tensor>): void {
+  step(grads: Readonly<Record<string, tf.Tensor>>, lr: number, masks: ReadonlyMap<string, tf.Tensor>, multipliers?: ReadonlyMap<string, tf.Tensor>): void {
     const { momentum, nesterov, weightDecay } = this.config;
     // The native compute path's fused kernel when the active backend has it (same bits, one launch).
     const fused = tf.getKernel(KERNELS.sgdMomentumStep, tf.getBackend()) !== undefined;
@@ -60,14 +61,18 @@ export class SgdMomentum {
         let g = grads[spec.name];
         if (!g) throw new Error(`optimizer: no gradient for parameter '${spec.name}'`);
         const mask = masks.get(spec.name);
-        if (fused && [w, buf, g, mask ?? w].every((t) => t.dtype === 'float32')) {
+        const scale = multipliers?.get(spec.name);
+        if (fused && [w, buf, g, mask ?? w, scale ?? w].every((t) => t.dtype === 'float32')) {
           const attrs: SgdStepAttrs = { lr, momentum, weightDecay: isDecayed(spec) ? weightDecay : 0, nesterov };
-          const [newW, newBuf] = tf.engine().runKernel(KERNELS.sgdMomentumStep, mask ? { w, buf, grad: g, mask } : { w, buf, grad: g },
-            attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+          const inputs: tf.NamedTensorMap = { w, buf, grad: g };
+          if (mask) inputs.mask = mask;
+          if (scale) inputs.gradScale = scale;
+          const [newW, newBuf] = tf.engine().runKernel(KERNELS.sgdMomentumStep, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
           w.assign(newW);
           if (momentum > 0) buf.assign(newBuf);
           continue;
         }
+        if (scale) g = tf.mul(g, scale);
         if (weightDecay > 0 && isDecayed(spec)) g = tf.add(g, tf.mul(w, weightDecay));
         let newBuf = momentum > 0 ? tf.add(tf.mul(buf, momentum), g) : g;
         const direction = nesterov ? tf.add(g, tf.mul(newBuf, momentum)) : newBuf;

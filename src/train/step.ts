@@ -5,7 +5,8 @@ import type { Model } from '../models/model';
 /**
  * The arithmetic of one training step. Effective weights are W ⊙ m with m = M (sparse), M ⊙ Z / (1 − p)
  * (CigL) or no multiplier (dense, biases, BatchNorm). The loss is differentiated with respect to the
- * effective weights: that gradient is the dense gradient RigL grows by, and ∂L/∂W = ∂L/∂W_eff ⊙ m.
+ * effective weights: that gradient is the dense gradient RigL grows by, and ∂L/∂W = ∂L/∂W_eff ⊙ m (formed
+ * inside the optimiser's update: SgdMomentum.step's `multipliers`).
  */
 // A type alias (not an interface) so that it is a tf.TensorContainer and can be returned from tf.tidy.
 export type ForwardBackward = {
@@ -56,12 +57,3 @@ export function forwardBackward(model: Model, ops: Ops, effective: Readonly<Reco
   return { loss: value as tf.Scalar, correct: correct!, effectiveGrads };
 }
 
-/** ∂L/∂W from ∂L/∂W_eff: the gradient times the multiplier where there is one. */
-export function weightGrads(effectiveGrads: Readonly<Record<string, tf.Tensor>>, multipliers: ReadonlyMap<string, tf.Tensor>): Record<string, tf.Tensor> {
-  const out: Record<string, tf.Tensor> = {};
-  for (const [name, g] of Object.entries(effectiveGrads)) {
-    const m = multipliers.get(name);
-    out[name] = m ? tf.mul(g, m) : g;
-  }
-  return out;
-}

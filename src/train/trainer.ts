@@ -16,7 +16,7 @@ import { Rng } from '../util/rng';
 import type { EpochEndEvent, LayerMaskUpdate, MaskUpdateEvent, SnapshotEvent, StepEvent, TrainEvent } from './events';
 import { type LrSchedule, type LrScheduleConfig, lrSchedule } from './lr-schedule';
 import { type SgdConfig, SgdMomentum } from './optimizer';
-import { effectiveParams, forwardBackward, weightGrads } from './step';
+import { effectiveParams, forwardBackward } from './step';
 import { TRAINER_STATE_FORMAT, type TrainerState, type TrainerStateJson } from './trainer-state';
 import type { Validate } from './validation';
 
@@ -142,7 +142,7 @@ export class Trainer {
       if (updating) {
         events.push(this.updateMasks(step, result.effectiveGrads));
       } else {
-        tf.tidy(() => this.optimizer.step(weightGrads(result.effectiveGrads, multipliers), lr, this.maskTensors));
+        tf.tidy(() => this.optimizer.step(result.effectiveGrads, lr, this.maskTensors, multipliers));
       }
       this.stepCount++;
       this.epochLossSum += loss * batch.size;

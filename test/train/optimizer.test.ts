@@ -84,21 +84,26 @@ t.test('the native path\'s fused kernel gives bitwise the op chain\'s weights an
   const init = new Map(specs.map((s) => [s.name, values()]));
   const grads = [0, 1, 2].map(() => new Map(specs.map((s) => [s.name, values()])));
   const mask = Float32Array.from({ length: n }, () => (random() > 0.6 ? 1 : 0));
+  // A CigL-like multiplier M ⊙ Z / (1 − p): the grads are then ∂L/∂W_eff, scaled inside the update.
+  const multiplier = mask.map((m) => (random() > 0.3 ? m / 0.7 : 0));
   const configs = [
     { momentum: 0.9, nesterov: true, weightDecay: 5e-4 },
     { momentum: 0.9, nesterov: false, weightDecay: 0 },
     { momentum: 0, nesterov: false, weightDecay: 1e-4 },
+    { momentum: 0.9, nesterov: true, weightDecay: 5e-4, multiplied: true },
   ];
   /** Three steps from the same start; final weights and momentum by parameter. */
   const run = (config: (typeof configs)[number]): Map<string, Float32Array[]> => {
     const params = new Map(specs.map((s) => [s.name, tf.variable(tf.tensor1d(init.get(s.name)!))]));
     const opt = new SgdMomentum(specs, params, config);
     const masks = new Map([['c.w', tf.tensor1d(mask)]]);
-    grads.forEach((g, step) => tf.tidy(() => opt.step(Object.fromEntries([...g].map(([k, v]) => [k, tf.tensor1d(v)])), 0.1 / (step + 1), masks)));
+    const multipliers = 'multiplied' in config ? new Map([['c.w', tf.tensor1d(multiplier)]]) : undefined;
+    grads.forEach((g, step) => tf.tidy(() => opt.step(Object.fromEntries([...g].map(([k, v]) => [k, tf.tensor1d(v)])), 0.1 / (step + 1), masks, multipliers)));
     const out = new Map(specs.map((s) => [s.name, [params.get(s.name)!.dataSync() as Float32Array, opt.buffers.get(s.name)!.dataSync() as Float32Array]]));
     opt.dispose();
     params.forEach((p) => p.dispose());
     masks.forEach((m) => m.dispose());
+    multipliers?.forEach((m) => m.dispose());
     return out;
   };
   const chain = configs.map(run);
