@@ -28,6 +28,30 @@ void toLanes(const float* src, int64_t srcStride, int64_t batch, int64_t columns
 }
 
 CIGL_MULTIVERSION
+void toLanesGated(const float* src, const float* gate, int64_t srcStride, int64_t batch, int64_t columns, float* dst, int64_t lanes) {
+  for (int64_t nb = 0; nb < lanes; nb += 16) {
+    for (int64_t jb = 0; jb < columns; jb += 16) {
+      const int64_t jn = std::min<int64_t>(16, columns - jb);
+      if (jn == 16 && nb + 16 <= batch) {
+        v16 r[16];
+        for (int i = 0; i < 16; i++) {
+          const int64_t o = (nb + i) * srcStride + jb;
+          r[i] = load16(gate + o) > v16{} ? load16(src + o) : v16{};
+        }
+        transpose16(r);
+        for (int j = 0; j < 16; j++) store16(dst + (jb + j) * lanes + nb, r[j]);
+      } else {
+        for (int64_t j = 0; j < jn; j++)
+          for (int64_t n = nb; n < nb + 16; n++) {
+            const int64_t o = n * srcStride + jb + j;
+            dst[(jb + j) * lanes + n] = n < batch && gate[o] > 0.0f ? src[o] : 0.0f;
+          }
+      }
+    }
+  }
+}
+
+CIGL_MULTIVERSION
 void fromLanes(const float* src, int64_t lanes, int64_t batch, int64_t columns, float* dst, int64_t dstStride) {
   for (int64_t nb = 0; nb < batch; nb += 16) {
     for (int64_t jb = 0; jb < columns; jb += 16) {

@@ -35,6 +35,8 @@ inline int64_t laneCount(int64_t batch) { return (batch + kLaneWidth - 1) / kLan
 
 // dst[j·lanes + n] = src[n·srcStride + j] for n < batch, 0 for batch ≤ n < lanes; j < columns.
 void toLanes(const float* src, int64_t srcStride, int64_t batch, int64_t columns, float* dst, int64_t lanes);
+// toLanes of src where gate > 0, 0 elsewhere (gate laid out as src): a ReLU's backward pass on the way.
+void toLanesGated(const float* src, const float* gate, int64_t srcStride, int64_t batch, int64_t columns, float* dst, int64_t lanes);
 // dst[n·dstStride + j] = src[j·lanes + n] for n < batch, j < columns.
 void fromLanes(const float* src, int64_t lanes, int64_t batch, int64_t columns, float* dst, int64_t dstStride);
 

@@ -514,16 +514,11 @@ void normalizeRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const floa
   }
 }
 
-// Rows [begin, end) of dz ⊙ [out > 0] in lanes (out's and dz's rows transposed, then masked in cache).
+// Rows [begin, end) of dz ⊙ [out > 0] in lanes (masked in registers on the way through the transpose).
 CIGL_MULTIVERSION
 void reluGradRowsToLanes(const float* dz, const float* out, int64_t batch, int64_t plane, int64_t columns, int64_t lanes, int64_t begin, int64_t end,
-                         float* gateTile, float* gLanes) {
-  for (int64_t r = begin; r < end; r++) {
-    float* row = gLanes + r * columns * lanes;
-    toLanes(dz + r * columns, plane, batch, columns, row, lanes);
-    toLanes(out + r * columns, plane, batch, columns, gateTile, lanes);
-    for (int64_t i = 0; i < columns * lanes; i += kLaneWidth) store16(row + i, load16(gateTile + i) > v16{} ? load16(row + i) : v16{});
-  }
+                         float* gLanes) {
+  for (int64_t r = begin; r < end; r++) toLanesGated(dz + r * columns, out + r * columns, plane, batch, columns, gLanes + r * columns * lanes, lanes);
 }
 
 // The upstream gradient through the ReLU: dz where the forward pass's a·y + b was positive.
@@ -644,8 +639,7 @@ void reluGradToLanes(const ConvGeometry& g, const float* dz, const float* out, f
   const LaneLayout l(g);
   const int64_t columns = g.outWidth * g.outChannels, plane = g.outHeight * columns;
   forRowRanges(g.outHeight, columns * l.lanes, [&](int64_t begin, int64_t end, int) {
-    float* gate = scratch(columns * l.lanes);
-    reluGradRowsToLanes(dz, out, g.batch, plane, columns, l.lanes, begin, end, gate, gLanes);
+    reluGradRowsToLanes(dz, out, g.batch, plane, columns, l.lanes, begin, end, gLanes);
   });
 }
 
