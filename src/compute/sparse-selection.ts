@@ -47,14 +47,19 @@ export function activeFraction(active: ArrayLike<number>): number {
  *   16×16 64→64 3×3 (cnn) 0.51 / 0.74 / 1.23
  *   1×1 s2 shortcuts      1.2–1.5 at every density (too little arithmetic to pay for the transposes)
  * The sparse kernels pay batch transposes (x and dy to lanes, y and dx back), so they win only where the
- * skipped arithmetic outweighs them: 3×3 filters up to density ~0.15; the threshold keeps a margin.
+ * skipped arithmetic outweighs them: 3×3 filters up to density ~0.15 per layer in isolation (the whole-step
+ * checks below, with the fused kernels, set the threshold).
  * The first layer (3 input channels) stays dense: its input gradient is never needed, and its forward
  * plus filter gradient take 2.5 ms on oneDNN against 3.7 ms sparse (the dy transpose dominates).
  * Re-checked in whole steps after the BatchNorm fusion (2 threads, resnet20, 2026-11-29): density 0.2
- * with every convolution sparse took 163 ms against 149 ms dense, 0.3 took 191 against 153, so the
- * threshold stays; at 0.1 the rule's 18 layers take the step from 145 to 113 ms.
+ * with every convolution sparse took 163 ms against 149 ms dense, 0.3 took 191 against 153; at 0.1 the
+ * rule's 18 layers took the step from 145 to 113 ms. Then the buffers were cache-line aligned (see
+ * BufferPool), which sped the gathers up more than oneDNN; whole steps again (`npm run bench:step --
+ * MODEL DENSITY on|off`, alternating, 2 threads, 2026-11-29, sparse vs dense ms): resnet20 d0.2 151–153
+ * vs 170–177, d0.25 169–172 vs 178–180, d0.3 165–201 vs 175–176; cnn d0.2 80–82 vs 88–97, d0.3 102–103
+ * vs 97–99. Break-even lies near 0.25–0.3; the threshold keeps a margin below it.
  */
-export const SPARSE_DENSITY_THRESHOLD = 0.12;
+export const SPARSE_DENSITY_THRESHOLD = 0.22;
 export const SPARSE_MIN_INPUT_CHANNELS = 16;
 
 /** Geometry as convGeometry returns it: [batch, inH, inW, inC, outC, kH, kW, ...]. */
