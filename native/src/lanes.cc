@@ -8,27 +8,10 @@
 namespace cigl {
 
 // Images outer, columns inner: 16 sequential streams through the batch-outermost side at a time
-// (128 interleaved ones defeat the hardware prefetcher); the lane side of a row stays in L2.
-CIGL_MULTIVERSION
-void toLanes(const float* src, int64_t srcStride, int64_t batch, int64_t columns, float* dst, int64_t lanes) {
-  for (int64_t nb = 0; nb < lanes; nb += 16) {
-    for (int64_t jb = 0; jb < columns; jb += 16) {
-      const int64_t jn = std::min<int64_t>(16, columns - jb);
-      if (jn == 16 && nb + 16 <= batch) {
-        v16 r[16];
-        for (int i = 0; i < 16; i++) r[i] = load16(src + (nb + i) * srcStride + jb);
-        transpose16(r);
-        for (int j = 0; j < 16; j++) store16(dst + (jb + j) * lanes + nb, r[j]);
-      } else {
-        for (int64_t j = 0; j < jn; j++)
-          for (int64_t n = nb; n < nb + 16; n++) dst[(jb + j) * lanes + n] = n < batch ? src[n * srcStride + jb + j] : 0.0f;
-      }
-    }
-  }
-}
-
-CIGL_MULTIVERSION
-void toLanesGated(const float* src, const float* gate, int64_t srcStride, int64_t batch, int64_t columns, float* dst, int64_t lanes) {
+// (128 interleaved ones defeat the hardware prefetcher); the lane side of a row stays in L2. With a gate,
+// src counts only where the gate is positive, masked in registers before the transpose.
+template <bool Gated>
+CIGL_INLINE void toLanesBody(const float* src, const float* gate, int64_t srcStride, int64_t batch, int64_t columns, float* dst, int64_t lanes) {
   for (int64_t nb = 0; nb < lanes; nb += 16) {
     for (int64_t jb = 0; jb < columns; jb += 16) {
       const int64_t jn = std::min<int64_t>(16, columns - jb);
@@ -36,7 +19,7 @@ void toLanesGated(const float* src, const float* gate, int64_t srcStride, int64_
         v16 r[16];
         for (int i = 0; i < 16; i++) {
           const int64_t o = (nb + i) * srcStride + jb;
-          r[i] = load16(gate + o) > v16{} ? load16(src + o) : v16{};
+          r[i] = Gated ? (load16(gate + o) > v16{} ? load16(src + o) : v16{}) : load16(src + o);
         }
         transpose16(r);
         for (int j = 0; j < 16; j++) store16(dst + (jb + j) * lanes + nb, r[j]);
@@ -44,11 +27,21 @@ void toLanesGated(const float* src, const float* gate, int64_t srcStride, int64_
         for (int64_t j = 0; j < jn; j++)
           for (int64_t n = nb; n < nb + 16; n++) {
             const int64_t o = n * srcStride + jb + j;
-            dst[(jb + j) * lanes + n] = n < batch && gate[o] > 0.0f ? src[o] : 0.0f;
+            dst[(jb + j) * lanes + n] = n < batch && (!Gated || gate[o] > 0.0f) ? src[o] : 0.0f;
           }
       }
     }
   }
+}
+
+CIGL_MULTIVERSION
+void toLanes(const float* src, int64_t srcStride, int64_t batch, int64_t columns, float* dst, int64_t lanes) {
+  toLanesBody<false>(src, nullptr, srcStride, batch, columns, dst, lanes);
+}
+
+CIGL_MULTIVERSION
+void toLanesGated(const float* src, const float* gate, int64_t srcStride, int64_t batch, int64_t columns, float* dst, int64_t lanes) {
+  toLanesBody<true>(src, gate, srcStride, batch, columns, dst, lanes);
 }
 
 CIGL_MULTIVERSION

@@ -514,16 +514,8 @@ void normalizeRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const floa
   }
 }
 
-// Rows [begin, end) of dz ⊙ [out > 0] in lanes (masked in registers on the way through the transpose).
-CIGL_MULTIVERSION
-void reluGradRowsToLanes(const float* dz, const float* out, int64_t batch, int64_t plane, int64_t columns, int64_t lanes, int64_t begin, int64_t end,
-                         float* gLanes) {
-  for (int64_t r = begin; r < end; r++) toLanesGated(dz + r * columns, out + r * columns, plane, batch, columns, gLanes + r * columns * lanes, lanes);
-}
-
 // The upstream gradient through the ReLU: dz where the forward pass's a·y + b was positive.
 CIGL_INLINE v16 throughRelu(v16 dz, v16 y, float a, float b, bool relu) { return relu ? (affine(y, a, b) > v16{} ? dz : v16{}) : dz; }
-
 
 // Adds Σ g and Σ g·(y − mean) over output rows [begin, end) to acc[c], acc[C + c] (g = dz through the ReLU).
 CIGL_MULTIVERSION
@@ -639,7 +631,7 @@ void reluGradToLanes(const ConvGeometry& g, const float* dz, const float* out, f
   const LaneLayout l(g);
   const int64_t columns = g.outWidth * g.outChannels, plane = g.outHeight * columns;
   forRowRanges(g.outHeight, columns * l.lanes, [&](int64_t begin, int64_t end, int) {
-    reluGradRowsToLanes(dz, out, g.batch, plane, columns, l.lanes, begin, end, gLanes);
+    for (int64_t r = begin; r < end; r++) toLanesGated(dz + r * columns, out + r * columns, plane, g.batch, columns, gLanes + r * columns * l.lanes, l.lanes);
   });
 }
 

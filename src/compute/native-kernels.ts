@@ -446,8 +446,7 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       return {
         x: () => {
           const dx = bufferPool.allocate(x.size);
-          const dy1 = backward().dy1;
-          addon.sparseConvBackwardData(g1, dy1, v(filter1, 'filter1'), v(active1, 'active1'), dx, false, joinGrad);
+          addon.sparseConvBackwardData(g1, backward().dy1, v(filter1, 'filter1'), v(active1, 'active1'), dx, false, joinGrad);
           return wrap(dx, x.shape);
         },
         filter1: () => wrap(backward().dfilter1, filter1.shape),

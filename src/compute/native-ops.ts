@@ -149,7 +149,6 @@ export function updateRunningStatsDirect(stats: RunningStats, batchMean: tf.Tens
   tf.dispose([mean, variance]);
 }
 
-/** A tensor's values on the cpu backend without a read (a read would mark a pooled array as escaped). */
 /**
  * The fraction of nonzero entries of a pattern, counted once per tensor data: the trainer's masks live
  * for ΔT steps and the benchmarks' for the whole run, so recounting every layer at every step (~0.7 ms
@@ -163,6 +162,7 @@ function densityOf(active: tf.Tensor): number {
   return density;
 }
 
+/** A tensor's values on the cpu backend without a read (a read would mark a pooled array as escaped). */
 function cpuValues(t: tf.Tensor): ArrayLike<number> {
   const values = (tf.backend() as unknown as { data: { get(id: object): { values?: unknown } } }).data.get(t.dataId)?.values;
   return values instanceof Float32Array ? values : t.dataSync();

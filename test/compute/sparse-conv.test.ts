@@ -52,6 +52,20 @@ function maskedFilter(c: Case, seed: number): { filter: tf.Tensor4D; active: tf.
   return { filter: tf.tensor4d(w, shape), active: tf.tensor4d(active, shape), zeroActive };
 }
 
+/** The tensors among a convBnResult's fields. */
+const tensorsOf = (result: object): tf.Tensor[] => Object.values(result).filter((v) => v instanceof tf.Tensor) as tf.Tensor[];
+
+/**
+ * convBnResult on the sparse kernels (mode on) and on the dense ones (mode off), the dense filter gradient
+ * masked to the pattern, and one dispose for all three.
+ */
+function sparseAndDense(x: tf.Tensor4D, filter: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, opts: ConvBnOptions) {
+  const sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+  const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+  const maskedDense = tf.mul(dense.dfilter, opts.active!);
+  return { sparse, dense, maskedDense, dispose: () => tf.dispose([maskedDense, ...tensorsOf(sparse), ...tensorsOf(dense)]) };
+}
+
 t.test('sparse kernels match the dense masked path: outputs and gradients across densities, strides, kernels, odd sizes', { skip }, async (t) => {
   let cases = 0;
   for (const density of [0.01, 0.05, 0.1, 0.2, 0.5]) {
@@ -87,7 +101,7 @@ t.test('sparse kernels match the dense masked path: outputs and gradients across
             `${name}: exactly-zero active weight ${i} gets its gradient (${sparseGrad[i].toExponential(3)} vs ${denseGrad[i].toExponential(3)})`);
         }
         t.equal(sparse.leaked, 0, `${name}: no tensor leaked`);
-        tf.dispose([x, filter, active, gamma, beta, maskedDense, ...Object.values(sparse).filter((v) => v instanceof tf.Tensor), ...Object.values(dense).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+        tf.dispose([x, filter, active, gamma, beta, maskedDense, ...tensorsOf(sparse), ...tensorsOf(dense)]);
         cases++;
       }
     }
@@ -133,7 +147,7 @@ t.test('the fused sparse convolution + training-mode BatchNorm (+ ReLU) matches 
           t.ok(gradErr < TOLERANCE, `${name}: dfilter error ${gradErr.toExponential(2)} of the layer's gradient scale`);
           t.ok(active.dataSync().every((a, i) => a !== 0 || sparseGrad[i] === 0), `${name}: inactive positions get exactly zero gradient`);
           t.equal(sparse.leaked, 0, `${name}: no tensor leaked`);
-          tf.dispose([x, filter, active, gamma, beta, maskedDense, ...Object.values(sparse).filter((v) => v instanceof tf.Tensor), ...Object.values(dense).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+          tf.dispose([x, filter, active, gamma, beta, maskedDense, ...tensorsOf(sparse), ...tensorsOf(dense)]);
           cases++;
         }
       }
@@ -148,13 +162,13 @@ t.test('the fused sparse convolution + training-mode BatchNorm (+ ReLU) matches 
   const gamma = tf.ones([24]) as tf.Tensor1D;
   const beta = tf.zeros([24]) as tf.Tensor1D;
   const opts: ConvBnOptions = { stride: 1, padding: 'same', relu: false, training: true, active };
-  const sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
-  const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+  const { sparse, dense, dispose } = sparseAndDense(x, filter, gamma, beta, opts);
   for (const key of ['y', 'mean', 'variance'] as const) {
     const err = relativeError(sparse[key], dense[key]);
     t.ok(err < TOLERANCE, `input mean 30: ${key} relative error ${err.toExponential(2)}`);
   }
-  tf.dispose([x, filter, active, gamma, beta, ...Object.values(sparse).filter((v) => v instanceof tf.Tensor), ...Object.values(dense).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+  dispose();
+  tf.dispose([x, filter, active, gamma, beta]);
 });
 
 t.test('training-mode BatchNorm and ReLU on top of the sparse convolution', { skip }, async (t) => {
@@ -165,15 +179,14 @@ t.test('training-mode BatchNorm and ReLU on top of the sparse convolution', { sk
     const gamma = tf.randomUniform([16], 0.5, 1.5, 'float32', 63) as tf.Tensor1D;
     const beta = tf.randomNormal([16], 0, 0.3, 'float32', 64) as tf.Tensor1D;
     const opts: ConvBnOptions = { stride, padding: 'same', relu: true, training: true, active };
-    const sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
-    const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
-    const maskedDense = tf.mul(dense.dfilter, active);
+    const { sparse, dense, maskedDense, dispose } = sparseAndDense(x, filter, gamma, beta, opts);
     for (const [key, reference] of [['y', dense.y], ['dx', dense.dx], ['dfilter', maskedDense], ['dgamma', dense.dgamma], ['dbeta', dense.dbeta]] as const) {
       const err = relativeError(sparse[key], reference);
       t.ok(err < TOLERANCE, `stride ${stride}: ${key} relative error ${err.toExponential(2)}`);
     }
     t.equal(sparse.leaked, 0, `stride ${stride}: no tensor leaked`);
-    tf.dispose([x, filter, active, gamma, beta, maskedDense, ...Object.values(sparse).filter((v) => v instanceof tf.Tensor), ...Object.values(dense).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+    dispose();
+    tf.dispose([x, filter, active, gamma, beta]);
   }
 });
 
@@ -185,13 +198,12 @@ t.test('batches of any size: fewer images than one lane vector, and more than ei
     const gamma = tf.ones([7]) as tf.Tensor1D;
     const beta = tf.zeros([7]) as tf.Tensor1D;
     const opts: ConvBnOptions = { stride: 1, padding: 'same', relu: false, training: true, active };
-    const sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
-    const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
-    const maskedDense = tf.mul(dense.dfilter, active);
+    const { sparse, dense, maskedDense, dispose } = sparseAndDense(x, filter, gamma, beta, opts);
     t.ok(relativeError(sparse.dx, dense.dx) < TOLERANCE, `batch ${batch}: dx`);
     t.ok(relativeError(sparse.dfilter, maskedDense) < TOLERANCE, `batch ${batch}: dfilter`);
     t.ok(relativeError(sparse.y, dense.y) < TOLERANCE, `batch ${batch}: y`);
-    tf.dispose([x, filter, active, gamma, beta, maskedDense, ...Object.values(sparse).filter((v) => v instanceof tf.Tensor), ...Object.values(dense).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+    dispose();
+    tf.dispose([x, filter, active, gamma, beta]);
   }
 });
 
@@ -205,7 +217,7 @@ t.test('stock ops ignore the active pattern', async (t) => {
   const withPattern = convBnResult(stockOps, x, filter, gamma, beta, { ...base, active });
   const without = convBnResult(stockOps, x, filter, gamma, beta, base);
   t.equal(relativeError(withPattern.dfilter, without.dfilter), 0, 'same (dense) filter gradient');
-  tf.dispose([x, filter, active, gamma, beta, ...Object.values(withPattern).filter((v) => v instanceof tf.Tensor), ...Object.values(without).filter((v) => v instanceof tf.Tensor)] as tf.Tensor[]);
+  tf.dispose([x, filter, active, gamma, beta, ...tensorsOf(withPattern), ...tensorsOf(without)]);
 });
 
 t.test('without an active pattern, or in mode off, the dense kernels run', { skip }, async (t) => {
