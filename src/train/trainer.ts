@@ -311,7 +311,10 @@ export class Trainer {
     }));
   }
 
-  /** Prune and grow every masked layer; grown (and pruned) weights and their momentum become 0. */
+  /**
+   * Prune and grow every masked layer; pruned weights and newly grown ones (inactive before the update)
+   * and their momentum become 0, as in the RigL reference.
+   */
   private updateMasks(step: number, effectiveGrads: Readonly<Record<string, tf.Tensor>>): MaskUpdateEvent {
     const dropFraction = this.schedule.dropFractionAt(step);
     const layers: LayerMaskUpdate[] = [];
@@ -323,7 +326,8 @@ export class Trainer {
         denseGradient: effectiveGrads[layer.name].dataSync() as Float32Array,
         rng: Rng.derive(this.seed, 'grow', step, layer.name),
       });
-      const { pruned, grown } = pruneAndGrow(mask, weights, score, dropFraction, layer.name);
+      // Reselected positions (dropped and grown back at once) keep their value and momentum.
+      const { pruned, grown, reselected } = pruneAndGrow(mask, weights, score, dropFraction, layer.name);
       const active = countActive(mask);
       if (active !== layer.active) throw new Error(`mask update of ${layer.name} changed its active count from ${layer.active} to ${active}`);
       const previouslyGrown = new Set(this.lastGrown.get(layer.name) ?? []);
@@ -339,7 +343,7 @@ export class Trainer {
       this.maskTensors.get(layer.name)!.dispose();
       this.maskTensors.set(layer.name, tf.tensor(maskToFloat32(mask), layer.shape as number[]));
       this.lastGrown.set(layer.name, grown);
-      layers.push({ layer: layer.name, pruned: pruned.length, grown: grown.length, density: active / layer.size, dropFraction, regrownPruned });
+      layers.push({ layer: layer.name, pruned: pruned.length, grown: grown.length, reselected: reselected.length, density: active / layer.size, dropFraction, regrownPruned });
     }
     return { type: 'maskUpdate', step, epoch: Math.floor(step / this.stepsPerEpoch), layers, wallTimeMs: Date.now() };
   }

@@ -21,8 +21,10 @@ t.test('every mask update keeps each layer at its exact active count; grown weig
     t.same(trainer.layers.map((l) => l.name), ['c1.w', 'c2.w', 'fc1.w'], `${method}: conv and hidden dense weights are masked, not the classifier`);
     let updates = 0;
     let totalNew = 0;
+    let totalReselected = 0;
     for (const batch of batches) {
       const before = new Map(trainer.layers.map((l) => [l.name, trainer.maskOf(l.name)]));
+      const previousState = trainer.method.updatesMasks ? trainer.exportState() : undefined;
       const events = await trainer.process(batch);
       const update = events.find((e): e is MaskUpdateEvent => e.type === 'maskUpdate');
       const state = trainer.exportState();
@@ -39,15 +41,24 @@ t.test('every mask update keeps each layer at its exact active count; grown weig
           t.equal(info.density, layer.active / layer.size, `${method} step ${update.step} ${layer.name}: reported density is exact`);
           t.equal(info.pruned, info.grown, `${method} step ${update.step} ${layer.name}: pruned = grown = ${info.grown}`);
           const newlyGrown = [...mask.keys()].filter((i) => mask[i] === 1 && before.get(layer.name)![i] === 0);
-          t.ok(newlyGrown.length <= info.grown, `${method} step ${update.step} ${layer.name}: ${newlyGrown.length} new positions ≤ ${info.grown} grown`);
+          t.equal(newlyGrown.length, info.grown, `${method} step ${update.step} ${layer.name}: ${newlyGrown.length} new positions = ${info.grown} grown`);
           totalNew += newlyGrown.length;
+          totalReselected += info.reselected;
           t.ok(newlyGrown.every((i) => w[i] === 0 && m[i] === 0), `${method} step ${update.step} ${layer.name}: grown weights and momentum are 0`);
+          // An update step replaces the optimiser step: every position active before and after it, including
+          // the reselected ones (dropped and regrown at once), keeps its value and momentum exactly.
+          const previous = previousState!.arrays;
+          const wBefore = previous[`param/${layer.name}`].values;
+          const mBefore = previous[`momentum/${layer.name}`].values;
+          const changedKept = [...mask.keys()].filter((i) => mask[i] === 1 && before.get(layer.name)![i] === 1 && (w[i] !== wBefore[i] || m[i] !== mBefore[i]));
+          t.equal(changedKept.length, 0, `${method} step ${update.step} ${layer.name}: weights kept by the update (${info.reselected} reselected) keep value and momentum`);
         }
       }
       if (update) updates++;
     }
     t.equal(updates, 4, `${method}: updates at steps 2, 4, 6, 8 (ΔT 2, T_end 9)`);
     t.ok(totalNew > 0, `${method}: ${totalNew} positions were newly grown over the run`);
+    if (method === 'rigl') t.ok(totalReselected > 0, `${method}: ${totalReselected} positions were dropped and regrown at once (the case the check above is for)`);
     trainer.dispose();
     model.dispose();
   }
