@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { concatMap, defer, EMPTY, last, lastValueFrom, map, tap, type MonoTypeOperatorFunction, type Observable, type OperatorFunction } from 'rxjs';
-import { recomputeBatchNorm as recomputeStatistics } from '../average/batch-norm-recompute';
+import { batchNormPass, recomputeBatchNorm as recomputeStatistics } from '../average/batch-norm-recompute';
 import type { EqualWidthCalibration } from '../calibrate/metrics';
 import { reliabilityDiagramPng, reliabilityDiagramSvg } from '../calibrate/reliability';
 import { calibrateModel, type BeforeAfter, type CalibrationOutcome } from '../calibrate/stage';
@@ -27,7 +27,7 @@ import type { RunCheckpointState, RunContext } from './run-context';
 
 /** A model to evaluate: its parameters (masks baked in as zeros) and the BatchNorm statistics to use. */
 export interface ModelCandidate {
-  /** 'before averaging', 'after averaging' or 'final'. */
+  /** 'final' (no averaging), or 'before averaging', 'live + recomputed BN' and 'after averaging'. */
   readonly label: string;
   readonly weights: NamedArrays;
   /** Masks of the masked layers (1 = active). */
@@ -175,20 +175,28 @@ export function finishTraining(ctx: RunContext): OperatorFunction<TrainEvent, Tr
     );
 }
 
-/** Adds the weight & mask average of the snapshots (BatchNorm statistics to be recomputed). */
+/**
+ * Adds the weight & mask average of the snapshots (BatchNorm statistics to be recomputed) and, when the
+ * recompute is on, the diagnostic "live + recomputed BN": the live weights with recomputed statistics, so
+ * that a reader can tell the recompute's effect from the averaging's.
+ */
 export function averageWeights(ctx: RunContext): OperatorFunction<TrainedModels, TrainedModels> {
   return map((trained) => {
     if (!ctx.mean || ctx.mean.count === 0) {
       throw new Error(`averaging is on but no snapshot was taken (average.startEpoch ${ctx.config.average.startEpoch}, train.epochs ${ctx.config.train.epochs})`);
     }
     const averaged = ctx.mean.result();
-    return { candidates: [...trained.candidates, { label: 'after averaging', weights: averaged.weights, masks: averaged.masks }] };
+    const live = trained.candidates[trained.candidates.length - 1];
+    const diagnostic: ModelCandidate[] = ctx.config.average.recomputeBatchNorm ? [{ label: 'live + recomputed BN', weights: live.weights, masks: live.masks }] : [];
+    return { candidates: [...trained.candidates, ...diagnostic, { label: 'after averaging', weights: averaged.weights, masks: averaged.masks }] };
   });
 }
 
 /**
  * Gives every candidate without statistics fresh BatchNorm running statistics from one pass over the
- * training part (no augmentation), or the trainer's statistics when recomputation is switched off.
+ * training split as training saw it (see batchNormPass), or the trainer's statistics when recomputation
+ * is switched off. Deterministic by seed, so a run killed here resumes from its last checkpoint to the
+ * same bits.
  */
 export function recomputeBatchNorm(ctx: RunContext): OperatorFunction<TrainedModels, TrainedModels> {
   return concatMap(async (trained) => {
@@ -199,12 +207,21 @@ export function recomputeBatchNorm(ctx: RunContext): OperatorFunction<TrainedMod
       } else if (!ctx.config.average.recomputeBatchNorm) {
         candidates.push({ ...candidate, batchNorm: readBatchNorm(ctx.model) });
       } else {
-        const batches = evalStream({ dataset: ctx.data.train, stats: ctx.data.stats, batchSize: ctx.config.data.batchSize, workers: 0 });
-        await recomputeStatistics(ctx.model, candidate.weights, batches, ctx.ops);
+        ctx.job.io.stderr.write(`cigl: recomputing BatchNorm statistics for '${candidate.label}' (one pass over ${ctx.data.train.count} training images)\n`);
+        await recomputeStatistics(ctx.model, candidate.weights, recomputeBatches(ctx), ctx.ops);
         candidates.push({ ...candidate, batchNorm: readBatchNorm(ctx.model) });
       }
     }
     return { candidates };
+  });
+}
+
+/** The recompute's batches: the run's training split as training saw it (see batchNormPass). */
+function recomputeBatches(ctx: RunContext): Observable<Batch> {
+  const { config, data } = ctx;
+  return batchNormPass({
+    dataset: data.train, stats: data.stats, batchSize: config.data.batchSize, seed: config.seed,
+    augment: config.data.augment, workers: config.data.workers, prefetch: config.data.prefetch,
   });
 }
 
