@@ -9,7 +9,7 @@ import { reliabilityRows, writeReliabilityTable, logTrainEvents, type Reliabilit
 import { writeCheckpoint } from '../sinks/checkpoint';
 import { saveLayersModel } from '../sinks/layers-model-files';
 import { writeSparseModelFile } from '../sinks/sparse-model-file';
-import { writeSummary, type LayerDensity, type RunSummary, type StageResult } from '../sinks/summary';
+import { writeSummary, type AveragingSummary, type LayerDensity, type RunSummary, type StageResult } from '../sinks/summary';
 import { batchStream, evalStream } from '../stream/batch-stream';
 import type { Batch } from '../stream/batch';
 import type { TrainEvent } from '../train/events';
@@ -27,6 +27,8 @@ import type { RunCheckpointState, RunContext } from './run-context';
 
 /** A model to evaluate: its parameters (masks baked in as zeros) and the BatchNorm statistics to use. */
 export interface ModelCandidate {
+  /** For the averaged model: what the averaging did. */
+  readonly averaging?: AveragingSummary;
   /** 'final' (no averaging), or 'before averaging', 'live + recomputed BN' and 'after averaging'. */
   readonly label: string;
   readonly weights: NamedArrays;
@@ -188,7 +190,11 @@ export function averageWeights(ctx: RunContext): OperatorFunction<TrainedModels,
     const averaged = ctx.mean.result();
     const live = trained.candidates[trained.candidates.length - 1];
     const diagnostic: ModelCandidate[] = ctx.config.average.recomputeBatchNorm ? [{ label: 'live + recomputed BN', weights: live.weights, masks: live.masks }] : [];
-    return { candidates: [...trained.candidates, ...diagnostic, { label: 'after averaging', weights: averaged.weights, masks: averaged.masks }] };
+    const averaging: AveragingSummary = {
+      snapshots: averaged.snapshots, firstStep: averaged.firstStep, lastStep: averaged.lastStep,
+      relativeChange: relativeDistance(averaged.weights, live.weights),
+    };
+    return { candidates: [...trained.candidates, ...diagnostic, { label: 'after averaging', weights: averaged.weights, masks: averaged.masks, averaging }] };
   });
 }
 
@@ -336,6 +342,7 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
         summary: paths.summary,
       },
       modelSize: { fileBytes, denseBytes },
+      ...(final.averaging && { averaging: final.averaging }),
       steps: step,
       wallTimeMs: trainingWallTime(ctx),
       backend: ctx.backend,
@@ -344,6 +351,20 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
     log.close({ final: true });
     return summary;
   });
+}
+
+/** ‖a − b‖ / ‖b‖ over all parameters of b (float64 sums). */
+function relativeDistance(a: NamedArrays, b: NamedArrays): number {
+  let diff = 0;
+  let norm = 0;
+  for (const [name, { values }] of Object.entries(b)) {
+    const other = a[name].values;
+    for (let i = 0; i < values.length; i++) {
+      diff += (other[i] - values[i]) ** 2;
+      norm += values[i] ** 2;
+    }
+  }
+  return Math.sqrt(diff / norm);
 }
 
 function stageResult(stage: string, r: BeforeAfter['before']): StageResult {
