@@ -101,6 +101,11 @@ export interface TrainConfig {
   readonly checkpointEveryEpochs: number;
   /** Committed checkpoints kept on disk (the oldest are removed). */
   readonly keepCheckpoints: number;
+  /**
+   * Also measure loss, accuracy and ECE on the test split at every epoch end, for studies of over-fitting
+   * (the test split is then watched during training: choose nothing by it).
+   */
+  readonly testEveryEpoch: boolean;
 }
 
 export interface AverageConfig {
@@ -279,6 +284,7 @@ const SCHEMA: Readonly<Record<string, Leaf | Readonly<Record<string, Leaf>>>> = 
     checkpointEveryMinutes: { kind: 'number', interval: interval('[0, Infinity)'), default: 10, doc: 'checkpoint every n minutes (0: off)' },
     checkpointEveryEpochs: { kind: 'int', min: 0, default: 1, doc: 'checkpoint every n epochs (0: off)' },
     keepCheckpoints: { kind: 'int', min: 1, default: 2, doc: 'checkpoints kept on disk' },
+    testEveryEpoch: { kind: 'boolean', default: false, doc: 'also evaluate the test split at every epoch end (over-fitting studies)' },
   },
   average: {
     enabled: { kind: 'boolean', derive: (c) => (c.sparse as SparseConfig).method === 'cigl', doc: 'weight & mask averaging (default: on for cigl)' },

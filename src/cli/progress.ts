@@ -130,6 +130,9 @@ export function formatEpochLine(event: EpochEndEvent, epochs?: number): string {
   if (event.validationLoss !== undefined) text += `  val loss ${event.validationLoss.toFixed(4)}`;
   if (event.validationAccuracy !== undefined) text += ` acc ${(100 * event.validationAccuracy).toFixed(1)}%`;
   if (event.validationEce !== undefined) text += ` ECE15 ${event.validationEce.toFixed(4)}`;
+  if (event.testLoss !== undefined) text += `  test loss ${event.testLoss.toFixed(4)}`;
+  if (event.testAccuracy !== undefined) text += ` acc ${(100 * event.testAccuracy).toFixed(1)}%`;
+  if (event.testEce !== undefined) text += ` ECE15 ${event.testEce.toFixed(4)}`;
   return text;
 }
 

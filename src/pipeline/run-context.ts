@@ -16,7 +16,7 @@ import type { BatchPosition } from '../stream/epoch-plan';
 import { batchesPerEpoch } from '../stream/epoch-plan';
 import { Trainer, type TrainerConfig } from '../train/trainer';
 import type { TrainerState } from '../train/trainer-state';
-import type { Validate } from '../train/validation';
+import type { SplitMetrics, Validate } from '../train/validation';
 import { prepareRunData, type RunData } from './run-data';
 
 /**
@@ -127,12 +127,21 @@ function trainerConfig(config: RunConfig, model: Model, ops: Ops, stepsPerEpoch:
   };
 }
 
-/** The epoch-end validation hook: loss, accuracy and 15-bin ECE on the held-out validation part. */
+/**
+ * The epoch-end validation hook: loss, accuracy and 15-bin ECE on the held-out validation part, and on
+ * the test split too with train.testEveryEpoch.
+ */
 function validateOn(data: RunData, config: RunConfig, _io: CliIo): Validate {
+  if (config.train.testEveryEpoch && !data.test) throw new Error(`train.testEveryEpoch is on, but ${config.data.path} has no test split`);
   return async ({ model, ops, params }) => {
-    const batches = evalStream({ dataset: data.validation, stats: data.stats, batchSize: config.data.batchSize, workers: 0 });
-    const report = await lastValueFrom(batches.pipe(predictLogits(model, params, ops), measureCalibration(model.numClasses, { binCounts: [15] })));
-    return { loss: report.nll, accuracy: report.accuracy, ece: report.equalWidth[0].ece };
+    const measure = async (dataset: RunData['validation']): Promise<SplitMetrics> => {
+      const batches = evalStream({ dataset, stats: data.stats, batchSize: config.data.batchSize, workers: 0 });
+      const report = await lastValueFrom(batches.pipe(predictLogits(model, params, ops), measureCalibration(model.numClasses, { binCounts: [15] })));
+      return { loss: report.nll, accuracy: report.accuracy, ece: report.equalWidth[0].ece };
+    };
+    const validation = await measure(data.validation);
+    if (!config.train.testEveryEpoch || !data.test) return validation;
+    return { ...validation, test: await measure(data.test) };
   };
 }
 

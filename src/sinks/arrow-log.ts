@@ -277,6 +277,9 @@ export class ArrowRunLog {
           this.metric({ ...at, phase: 'val', metric: 'accuracy', value: event.validationAccuracy });
         }
         if (event.validationEce !== undefined) this.metric({ ...at, phase: 'val', metric: 'ece15', value: event.validationEce });
+        if (event.testLoss !== undefined) this.metric({ ...at, phase: 'test', metric: 'loss', value: event.testLoss });
+        if (event.testAccuracy !== undefined) this.metric({ ...at, phase: 'test', metric: 'accuracy', value: event.testAccuracy });
+        if (event.testEce !== undefined) this.metric({ ...at, phase: 'test', metric: 'ece15', value: event.testEce });
         return;
       case 'maskUpdate':
         this.maskUpdate(event.step, event.epoch, event.layers);

@@ -66,6 +66,10 @@ export interface EpochEndEvent {
   readonly validationAccuracy?: number;
   /** 15-bin equal-width ECE on the validation split. */
   readonly validationEce?: number;
+  /** The test split's loss, accuracy and 15-bin ECE, only with train.testEveryEpoch (over-fitting studies). */
+  readonly testLoss?: number;
+  readonly testAccuracy?: number;
+  readonly testEce?: number;
   readonly wallTimeMs: number;
 }
 

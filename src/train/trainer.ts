@@ -185,6 +185,7 @@ export class Trainer {
       trainLoss: this.epochLossSum / Math.max(1, this.epochSeen),
       trainAccuracy: this.epochCorrect / Math.max(1, this.epochSeen),
       ...(validation && { validationLoss: validation.loss, validationAccuracy: validation.accuracy, ...(validation.ece !== undefined && { validationEce: validation.ece }) }),
+      ...(validation?.test && { testLoss: validation.test.loss, testAccuracy: validation.test.accuracy, ...(validation.test.ece !== undefined && { testEce: validation.test.ece }) }),
       wallTimeMs: Date.now(),
     };
     events.push(end);

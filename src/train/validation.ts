@@ -22,11 +22,16 @@ export interface EvaluationInput {
   readonly params: Readonly<Record<string, tf.Tensor>>;
 }
 
-export interface ValidationResult {
+export interface SplitMetrics {
   readonly loss: number;
   readonly accuracy: number;
   /** 15-bin equal-width ECE, if the hook computes it. */
   readonly ece?: number;
+}
+
+export interface ValidationResult extends SplitMetrics {
+  /** The same on the test split, when the run follows it epoch by epoch (train.testEveryEpoch). */
+  readonly test?: SplitMetrics;
 }
 
 export type Validate = (input: EvaluationInput) => Promise<ValidationResult>;
