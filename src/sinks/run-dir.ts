@@ -123,6 +123,32 @@ export function prepareRunDir(config: RunConfig, options: PrepareRunDirOptions =
   return { name: chosen, dir, paths, resumed: false, configHash: hash };
 }
 
+/**
+ * Removes a run directory that prepareRunDir created for a run that failed before training anything (a
+ * data set that cannot be read, a model that cannot be built): it holds only the saved config and the
+ * empty checkpoints/ and model/ folders, and left in place it would block a corrected re-run under the
+ * same name ("already exists", or "configuration differs" on --resume). Anything more in it (a metric
+ * log, a checkpoint) is a run that started: then nothing is removed. Returns whether it was removed.
+ */
+export function removeUnstartedRunDir(runDir: RunDir): boolean {
+  const { dir, paths } = runDir;
+  const entries = (folder: string) => {
+    try {
+      return fs.readdirSync(folder);
+    } catch {
+      return undefined;
+    }
+  };
+  const scaffolding = [path.basename(paths.config), path.basename(paths.checkpoints), path.basename(paths.model)];
+  const top = entries(dir);
+  if (!top || !top.every((name) => scaffolding.includes(name))) return false;
+  // A checkpoint write cut short leaves only a .tmp-* folder: no checkpoint.
+  if ((entries(paths.checkpoints) ?? []).some((name) => !name.startsWith('.tmp-'))) return false;
+  if ((entries(paths.model) ?? []).length > 0) return false;
+  fs.rmSync(dir, { recursive: true, force: true });
+  return true;
+}
+
 /** The configuration saved in a run directory. */
 export function readSavedConfig(dir: string): RunConfig {
   const file = runPaths(dir).config;
