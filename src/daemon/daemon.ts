@@ -1,10 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
-import * as tf from '@tensorflow/tfjs';
 import { fixturesDir } from '../util/paths';
 import { lockDaemonHome, openDaemonHome, type DaemonHome } from './daemon-home';
 import { EmbeddedRunQueue } from './embedded-run-queue';
-import type { DaemonHealth } from './prometheus';
+import { DaemonMetrics } from './prometheus';
 import { RunActivity } from './run-activity';
 import { queueStatus } from './queue-status';
 import type { RunQueue } from './run-queue';
@@ -86,20 +85,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     });
     const runQueue = queue;
     const status = async () => queueStatus(options.queueName ?? 'embedded', worker, await runQueue.list());
-    const health = async (): Promise<DaemonHealth> => {
+    const metrics = new DaemonMetrics(async () => {
       const queueNow = await status();
-      const memory = tf.memory();
+      const training = activity.entries();
       return {
         runs: queueNow.runs,
         queue: queueNow,
-        training: activity.entries().map(([id, s]) => ({ id, step: s.step, imagesPerSecond: s.imagesPerSecond })),
-        tensors: memory.numTensors,
-        tensorBytes: memory.numBytes,
-        memory: process.memoryUsage(),
+        training: training.map(([id, s]) => ({ id, step: s.step, imagesPerSecond: s.imagesPerSecond })),
+        tensors: training.reduce((n, [, s]) => n + (s.tensors ?? 0), 0),
+        tensorBytes: training.reduce((n, [, s]) => n + (s.tensorBytes ?? 0), 0),
         streams: { events: streams.count('events'), arrow: streams.count('arrow') },
         uptimeSeconds: (Date.now() - startedAt) / 1000,
       };
-    };
+    });
     const server = createDaemonServer({
       queue,
       home,
@@ -111,7 +109,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       pipelines: options.pipelines,
       dataRoots: options.dataRoots ?? [fixturesDir],
       loopbackOnly: isLoopback(host),
-      health,
+      metrics,
       queueStatus: status,
       log,
     });

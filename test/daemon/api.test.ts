@@ -5,7 +5,7 @@ import { readArrowLog } from '../../src/sinks/arrow-log';
 import { runPaths } from '../../src/sinks/run-dir';
 import { RUN_OUTPUT_LOG } from '../../src/daemon/run-scheduler';
 import { fakeConfig, postJson, request, startTestDaemon, tempDir } from './client';
-import { fakeTrainJob, fakeWeightAfter } from './fake-train-job';
+import { fakeRunner, fakeWeightAfter } from './fake-train-job';
 
 t.test('submit → queued → running → completed, with the finished outputs in the run directory', async (t) => {
   const d = await startTestDaemon();
@@ -156,11 +156,11 @@ t.test('unknown paths get 404, wrong methods 405, and the dashboard is served wi
 });
 
 t.test("a named pipeline's defaults are merged under the submitted config (the config's values win)", async (t) => {
-  const job = fakeTrainJob();
+  const runner = fakeRunner();
   const d = await startTestDaemon({
     pipelines: {
-      train: { train: job },
-      rigl: { train: job, defaults: { sparse: { method: 'rigl' }, average: { enabled: false } }, description: 'RigL' },
+      train: { runner },
+      rigl: { runner, defaults: { sparse: { method: 'rigl' }, average: { enabled: false } }, description: 'RigL' },
     },
   });
   t.teardown(() => d.stop());
