@@ -98,6 +98,13 @@ const ROUTES: readonly Route[] = [
     auth: true,
     handle: async ({ req, res }, c) => {
       const request = parseRunRequest(await readJsonBody(req), { pipelines: c.pipelines, runsDir: c.home.runsDir, dataRoots: c.dataRoots });
+      // A directory of that name that no run of the queue owns (made by hand or by `cigl train`) would be resumed as if it were this run's.
+      const dir = runDirOf(c.home, request.id);
+      if (fs.existsSync(dir) && !(await c.queue.get(request.id))) {
+        throw new HttpError(409, `a run directory ${dir} exists already, though no run of this daemon's queue owns it; choose another output.runName, or move that directory away`, [
+          { field: 'output.runName', message: 'its run directory exists' },
+        ]);
+      }
       let record: RunRecord;
       try {
         c.log(`run ${request.id} submitted (pipeline ${request.pipeline})`);
