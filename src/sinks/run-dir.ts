@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { canonicalJson, configDiff, configHash, type RunConfig } from '../cli/config';
 import { MASK_STATS_LOG, METRICS_LOG, RELIABILITY_FILE } from './arrow-log';
 import { writeFileAtomic } from './atomic-file';
+import { removeCheckpointLeftovers } from './checkpoint';
 
 /**
  * One directory per run under `output.runsDir`. A run directory is created exclusively and never
@@ -93,6 +94,7 @@ export function prepareRunDir(config: RunConfig, options: PrepareRunDirOptions =
       );
     }
     ensureWritableDir(dir);
+    removeCheckpointLeftovers(runPaths(dir).checkpoints);
     return { name: config.output.runName, dir, paths: runPaths(dir), resumed: true, configHash: hash };
   }
 
