@@ -59,6 +59,12 @@ export interface Daemon {
 }
 
 export const LOOPBACK = '127.0.0.1';
+/**
+ * Connections the kernel queues before the daemon accepts them (capped by net.core.somaxconn): room for
+ * a crowd of clients arriving at once (a dashboard wall reconnecting) to reach the daemon and be
+ * answered, with a stream or a 503 beyond the stream limit, instead of being reset by the kernel.
+ */
+const LISTEN_BACKLOG = 4096;
 
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const host = options.host ?? LOOPBACK;
@@ -115,7 +121,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(options.port ?? 0, host, () => {
+      server.listen({ port: options.port ?? 0, host, backlog: LISTEN_BACKLOG }, () => {
         server.off('error', reject);
         resolve();
       });

@@ -21,12 +21,16 @@ export interface DaemonHealth {
   readonly uptimeSeconds: number;
 }
 
+/** How long one collection answers later scrapes. */
+export const SCRAPE_REUSE_MS = 250;
+
 type Sample = { readonly labels?: Readonly<Record<string, string>>; readonly value: number };
 
 export class DaemonMetrics {
   private readonly registry = new Registry();
   /** The health the gauges report: read once per scrape, before the registry collects. */
   private health?: DaemonHealth;
+  private latest?: { readonly at: number; readonly text: Promise<string> };
 
   constructor(private readonly readHealth: () => Promise<DaemonHealth>) {
     collectDefaultMetrics({ register: this.registry });
@@ -72,9 +76,21 @@ export class DaemonMetrics {
     return this.registry.contentType;
   }
 
-  /** The exposition text. The registry collects synchronously once started, so every gauge reads the same health. */
-  async scrape(): Promise<string> {
-    this.health = await this.readHealth();
-    return this.registry.metrics();
+  /**
+   * The exposition text, collected at most once per SCRAPE_REUSE_MS: a crowd of clients asking at once
+   * costs the event loop one collection (a millisecond or more: the default metrics read /proc), not one
+   * each; a scraper polling every few seconds sees no difference. The registry collects synchronously
+   * once started, so every gauge reads the same health.
+   */
+  scrape(): Promise<string> {
+    const now = Date.now();
+    if (this.latest && now - this.latest.at < SCRAPE_REUSE_MS) return this.latest.text;
+    const text = (async () => {
+      this.health = await this.readHealth();
+      return this.registry.metrics();
+    })();
+    this.latest = { at: now, text };
+    text.catch(() => (this.latest = undefined)); // the caller sees the error; the next scrape tries again
+    return text;
   }
 }
