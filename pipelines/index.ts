@@ -1,5 +1,6 @@
 import type { RunConfig } from '../src/cli/config';
-import type { Pipeline } from '../src/pipeline/run-job';
+import type { TrainJob, TrainOutcome } from '../src/cli/wiring';
+import { runTrainJob, type Pipeline } from '../src/pipeline/run-job';
 import { cigl } from './cigl';
 import { dense } from './dense';
 import { rigl } from './rigl';
@@ -17,4 +18,12 @@ export const PIPELINES: Readonly<Record<string, Pipeline>> = { cigl, rigl, dense
 export function pipelineFor(config: RunConfig): Pipeline {
   if (config.average.enabled) return cigl;
   return config.sparse.method === 'dense' ? dense : rigl;
+}
+
+/**
+ * The training job of `cigl train`, as a factory: the pipeline the config selects. The daemon's trainer
+ * threads load it by name (see daemon/run-trainer.ts).
+ */
+export function selectedPipelineJob(): (job: TrainJob) => Promise<TrainOutcome> {
+  return (job) => runTrainJob(job, pipelineFor(job.config));
 }

@@ -4,6 +4,7 @@ import { RunDirError } from '../sinks/run-dir';
 import { repoRoot } from '../util/paths';
 import { formatCommandHelp, formatTopHelp, parseCommandArgs, type CliIo, type CommandSpec } from './command';
 import { ConfigError, describeConfigFields } from './config';
+import { EXIT_FAILED, EXIT_FINISHED, EXIT_USAGE } from './exit-codes';
 import { daemonCommand } from './commands/daemon';
 import { dataCommand } from './commands/data';
 import { evalCommand } from './commands/eval';
@@ -14,8 +15,9 @@ import { defaultWiring, type CliWiring } from './wiring';
 
 /**
  * The `cigl` entry point: picks the subcommand, handles --help/--version, and turns errors into
- * messages and exit statuses: 0 done, 1 failed while running, 2 unusable command line or config
- * (bad flag, invalid config value, run directory that exists or cannot be written).
+ * messages and exit statuses (exit-codes.ts): 0 done, 1 failed while running, 2 unusable command line
+ * or config (bad flag, invalid config value, run directory that exists or cannot be written); commands
+ * that train return 130 / 143 themselves after a graceful stop.
  */
 export function buildCommands(wiring: CliWiring): CommandSpec[] {
   return [trainCommand(wiring), evalCommand(wiring), dataCommand(wiring), sweepCommand(wiring), daemonCommand(wiring)];
@@ -25,43 +27,43 @@ export async function runCommandLine(argv: readonly string[], commands: readonly
   const [first, ...rest] = argv;
   if (first === undefined) {
     io.stderr.write(formatTopHelp(commands, version()));
-    return 2;
+    return EXIT_USAGE;
   }
   if (first === '--help' || first === '-h') {
     io.stdout.write(formatTopHelp(commands, version()));
-    return 0;
+    return EXIT_FINISHED;
   }
   if (first === '--version' || first === '-v') {
     io.stdout.write(`${version()}\n`);
-    return 0;
+    return EXIT_FINISHED;
   }
   if (first === 'help') {
     const target = rest[0] === undefined ? undefined : commands.find((c) => c.name === rest[0]);
     if (rest[0] !== undefined && !target) return unknownCommand(rest[0], commands, io);
     io.stdout.write(target ? commandHelp(target) : formatTopHelp(commands, version()));
-    return 0;
+    return EXIT_FINISHED;
   }
   const command = commands.find((c) => c.name === first);
   if (!command) return unknownCommand(first, commands, io);
   const beforeDashes = rest.indexOf('--') < 0 ? rest : rest.slice(0, rest.indexOf('--'));
   if (beforeDashes.includes('--help') || beforeDashes.includes('-h')) {
     io.stdout.write(commandHelp(command));
-    return 0;
+    return EXIT_FINISHED;
   }
   try {
     return await command.run(parseCommandArgs(command, rest), io);
   } catch (err) {
     if (err instanceof UsageError) {
       io.stderr.write(`cigl ${command.name}: ${err.message}\nRun 'cigl ${command.name} --help' for usage.\n`);
-      return 2;
+      return EXIT_USAGE;
     }
     if (err instanceof ConfigError || err instanceof RunDirError) {
       io.stderr.write(`cigl ${command.name}: ${err.message}\n`);
-      return 2;
+      return EXIT_USAGE;
     }
     const e = err as Error;
     io.stderr.write(`cigl ${command.name}: error: ${process.env.CIGL_DEBUG ? (e.stack ?? e.message) : e.message}\n`);
-    return 1;
+    return EXIT_FAILED;
   }
 }
 
@@ -88,7 +90,7 @@ function commandHelp(command: CommandSpec): string {
 function unknownCommand(name: string, commands: readonly CommandSpec[], io: CliIo): number {
   const hint = commands.find((c) => c.name[0] === name[0] && Math.abs(c.name.length - name.length) <= 2);
   io.stderr.write(`cigl: unknown command ${JSON.stringify(name)}${hint ? ` (did you mean ${hint.name}?)` : ''}\nRun 'cigl --help' for the commands.\n`);
-  return 2;
+  return EXIT_USAGE;
 }
 
 function version(): string {

@@ -1,9 +1,10 @@
 import { Observable, ReplaySubject } from 'rxjs';
+import { exitCodeAfter } from './exit-codes';
 
 /**
  * Graceful stop for long runs: the first SIGINT/SIGTERM only *requests* a stop (the training loop sees
- * `signal.aborted` after its current step, checkpoints and exits 0); a second one exits at once with
- * status 130, for when the graceful path hangs.
+ * `signal.aborted` after its current step, checkpoints and exits with 130 or 143, see exit-codes.ts); a
+ * second one exits at once with that signal's status, for when the graceful path hangs.
  */
 export interface GracefulStop {
   /** Aborted on the first signal; `signal.reason` is the signal name. */
@@ -25,9 +26,6 @@ export interface GracefulStopOptions {
   readonly log?: (message: string) => void;
 }
 
-/** Exit status after a forced (second-signal) stop: 128 + SIGINT, as shells report an interrupt. */
-export const FORCED_EXIT_CODE = 130;
-
 export function installGracefulStop(options: GracefulStopOptions = {}): GracefulStop {
   const signals = options.signals ?? ['SIGINT', 'SIGTERM'];
   const target = options.target ?? process;
@@ -45,7 +43,7 @@ export function installGracefulStop(options: GracefulStopOptions = {}): Graceful
       return;
     }
     log(`${name} again: exiting now without a checkpoint`);
-    exit(FORCED_EXIT_CODE);
+    exit(exitCodeAfter(name));
   };
   const handlers = signals.map((name) => {
     const handler = () => onSignal(name);

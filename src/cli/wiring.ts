@@ -8,8 +8,7 @@ import type { ProgressOptions } from './progress';
 import { installGracefulStop, type GracefulStop } from './signals';
 import { defaultDataDir, fetchDataset, type FetchableDataset } from '../data/fetch';
 import { evaluateSavedModel } from '../pipeline/evaluate-saved';
-import { runTrainJob } from '../pipeline/run-job';
-import { pipelineFor } from '../../pipelines';
+import { selectedPipelineJob } from '../../pipelines';
 import { runSweep, trainRunOne } from '../sweep/run-sweep';
 
 /**
@@ -115,7 +114,7 @@ export function notWired(what: string): () => Promise<never> {
 
 /** What `cigl` runs with. The pipelines and the data fetcher are connected here. */
 export const defaultWiring: CliWiring = {
-  train: (job) => runTrainJob(job, pipelineFor(job.config)),
+  train: selectedPipelineJob(),
   evaluate: evaluateSavedModel,
   fetchDataset: async (request) => {
     const result = await fetchDataset(request.dataset as FetchableDataset, request.dest ?? defaultDataDir(), { url: request.url, force: request.force });

@@ -1,10 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
-import * as tf from '@tensorflow/tfjs';
 import { fixturesDir } from '../util/paths';
 import { lockDaemonHome, openDaemonHome, type DaemonHome } from './daemon-home';
 import { EmbeddedRunQueue } from './embedded-run-queue';
-import type { DaemonHealth } from './prometheus';
+import { DaemonMetrics } from './prometheus';
 import { RunActivity } from './run-activity';
 import { queueStatus } from './queue-status';
 import type { RunQueue } from './run-queue';
@@ -60,6 +59,12 @@ export interface Daemon {
 }
 
 export const LOOPBACK = '127.0.0.1';
+/**
+ * Connections the kernel queues before the daemon accepts them (capped by net.core.somaxconn): room for
+ * a crowd of clients arriving at once (a dashboard wall reconnecting) to reach the daemon and be
+ * answered, with a stream or a 503 beyond the stream limit, instead of being reset by the kernel.
+ */
+const LISTEN_BACKLOG = 4096;
 
 export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   const host = options.host ?? LOOPBACK;
@@ -86,20 +91,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     });
     const runQueue = queue;
     const status = async () => queueStatus(options.queueName ?? 'embedded', worker, await runQueue.list());
-    const health = async (): Promise<DaemonHealth> => {
+    const metrics = new DaemonMetrics(async () => {
       const queueNow = await status();
-      const memory = tf.memory();
+      const training = activity.entries();
       return {
         runs: queueNow.runs,
         queue: queueNow,
-        training: activity.entries().map(([id, s]) => ({ id, step: s.step, imagesPerSecond: s.imagesPerSecond })),
-        tensors: memory.numTensors,
-        tensorBytes: memory.numBytes,
-        memory: process.memoryUsage(),
+        training: training.map(([id, s]) => ({ id, step: s.step, imagesPerSecond: s.imagesPerSecond })),
+        tensors: training.reduce((n, [, s]) => n + (s.tensors ?? 0), 0),
+        tensorBytes: training.reduce((n, [, s]) => n + (s.tensorBytes ?? 0), 0),
         streams: { events: streams.count('events'), arrow: streams.count('arrow') },
         uptimeSeconds: (Date.now() - startedAt) / 1000,
       };
-    };
+    });
     const server = createDaemonServer({
       queue,
       home,
@@ -111,13 +115,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       pipelines: options.pipelines,
       dataRoots: options.dataRoots ?? [fixturesDir],
       loopbackOnly: isLoopback(host),
-      health,
+      metrics,
       queueStatus: status,
       log,
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(options.port ?? 0, host, () => {
+      server.listen({ port: options.port ?? 0, host, backlog: LISTEN_BACKLOG }, () => {
         server.off('error', reject);
         resolve();
       });

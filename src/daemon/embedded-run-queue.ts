@@ -12,7 +12,7 @@ import { isTerminal, RunQueueError, type RunQueue, type RunRecord, type RunReque
  */
 const FORMAT = 'cigl-daemon-queue';
 const VERSION = 1;
-const STATES: readonly RunState[] = ['queued', 'running', 'completed', 'failed', 'cancelled'];
+const STATES: readonly RunState[] = ['queued', 'running', 'completed', 'failed', 'diverged', 'cancelled'];
 
 interface QueueFile {
   readonly format: typeof FORMAT;
@@ -86,9 +86,11 @@ export class EmbeddedRunQueue implements RunQueue {
     const step = result.step ?? run.step;
     switch (result.kind) {
       case 'interrupted':
-        return this.replace(run, { state: 'queued', interrupted: true, step, worker: undefined });
+        // A graceful stop uses up no attempt.
+        return this.replace(run, { state: 'queued', interrupted: true, step, worker: undefined, attempts: Math.max(0, run.attempts - 1) });
       case 'failed':
-        return this.replace(run, { state: 'failed', error: result.error, step, finishedAt: this.now().toISOString(), interrupted: undefined });
+      case 'diverged':
+        return this.replace(run, { state: result.kind, error: result.error, step, finishedAt: this.now().toISOString(), interrupted: undefined });
       case 'completed':
       case 'cancelled':
         return this.replace(run, { state: result.kind, step, finishedAt: this.now().toISOString(), interrupted: undefined });

@@ -16,7 +16,7 @@ export interface QueueStatus {
 }
 
 export function emptyStateCounts(): Record<RunState, number> {
-  return { queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+  return { queued: 0, running: 0, completed: 0, failed: 0, diverged: 0, cancelled: 0 };
 }
 
 export function queueStatus(queue: string, worker: string, records: readonly RunRecord[]): QueueStatus {

@@ -18,8 +18,9 @@ import { RunQueueError, type RunQueue, type RunRecord, type RunRequest, type Run
  *             job back to wait after the lock expires, and the next claim resumes it from the
  *             checkpoint in the shared runs directory;
  * - settle  → moveToCompleted (the step and summary as return value) / moveToFailed (BullMQ retries
- *             until `attempts` are spent, then the run is failed with its error) / moveToWait
- *             (interrupted: a graceful stop, which uses up no attempt);
+ *             until `attempts` are spent, then the run is failed with its error; a diverged run is
+ *             failed at once, its reason marked) / moveToWait (interrupted: a graceful stop, which uses
+ *             up no attempt: the count of started attempts is taken back);
  * - cancel  → a queued job is removed and remembered as cancelled (a hash beside the queue); an active
  *             one gets `cancelRequested` in its data and a 'cancel-requested' event that its worker sees;
  * - changes$→ QueueEvents (shared by all daemons); claimLost$ → a lock renewal that Redis refuses: the
@@ -53,6 +54,8 @@ export const DEFAULT_QUEUE_NAME = 'cigl-runs';
 export const DEFAULT_ATTEMPTS = 3;
 export const DEFAULT_LOCK_MS = 30_000;
 const CANCELLED_REASON = 'cancelled';
+/** Starts the failed reason of a diverged run (which BullMQ keeps as a plain failure). */
+const DIVERGED_MARK = '[diverged] ';
 const CANCEL_EVENT = 'cancel-requested';
 const BULL_PREFIX = 'bull';
 const QUEUED_STATES = ['waiting', 'prioritized', 'delayed', 'waiting-children'] as const;
@@ -188,11 +191,18 @@ export class RedisRunQueue implements RunQueue {
         case 'failed':
           await job.moveToFailed(new Error(result.error), token, false); // retried while attempts are left
           break;
+        case 'diverged':
+          // Deterministic: another attempt would diverge at the same step.
+          await job.moveToFailed(new UnrecoverableError(`${DIVERGED_MARK}${result.error}`), token, false);
+          break;
         case 'cancelled':
           await job.moveToFailed(new UnrecoverableError(CANCELLED_REASON), token, false);
           break;
         case 'interrupted':
           await job.moveToWait(token);
+          // Claiming counted an attempt started ("ats"); a graceful stop gives it back. After the move, so
+          // that a claim by another daemon in between is counted too.
+          await this.redis.hincrby(`${BULL_PREFIX}:${this.options.name}:${id}`, 'ats', -1);
           break;
       }
     } catch (err) {
@@ -313,7 +323,7 @@ export class RedisRunQueue implements RunQueue {
 function stateOf(bullState: string, job: RunJob): RunState {
   if (bullState === 'active') return 'running';
   if (bullState === 'completed') return 'completed';
-  if (bullState === 'failed') return job.failedReason === CANCELLED_REASON ? 'cancelled' : 'failed';
+  if (bullState === 'failed') return job.failedReason === CANCELLED_REASON ? 'cancelled' : job.failedReason?.startsWith(DIVERGED_MARK) ? 'diverged' : 'failed';
   return 'queued';
 }
 
@@ -331,10 +341,11 @@ function recordOf(job: RunJob, state: RunState): RunRecord {
     ...(job.finishedOn && (state === 'completed' || state === 'failed' || state === 'cancelled') ? { finishedAt: new Date(job.finishedOn).toISOString() } : {}),
     attempts,
     ...(job.processedBy ? { worker: job.processedBy } : {}),
-    ...(state === 'queued' && attempts > 0 ? { interrupted: true } : {}),
+    // Claimed before (a graceful stop gives its attempt back, so the count alone cannot tell).
+    ...(state === 'queued' && job.processedOn ? { interrupted: true } : {}),
     ...(cancelRequested && state === 'running' ? { cancelRequested: true } : {}),
     ...(job.returnvalue?.step !== undefined ? { step: job.returnvalue.step } : {}),
-    ...(job.failedReason && state !== 'completed' && state !== 'cancelled' ? { error: job.failedReason } : {}),
+    ...(job.failedReason && state !== 'completed' && state !== 'cancelled' ? { error: job.failedReason.replace(DIVERGED_MARK, '') } : {}),
   };
   return record;
 }

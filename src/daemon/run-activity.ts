@@ -12,6 +12,9 @@ export interface RunLiveStats {
   readonly loss: number;
   /** Date.now() of the latest step. */
   readonly updatedAt: number;
+  /** tf.memory() of the run's trainer thread after its latest step, when the job uses tfjs. */
+  readonly tensors?: number;
+  readonly tensorBytes?: number;
 }
 
 export class RunActivity {
@@ -21,8 +24,18 @@ export class RunActivity {
   track(id: string): MonoTypeOperatorFunction<TrainEvent> {
     return tap((event) => {
       if (event.type !== 'step') return;
-      this.live.set(id, { step: event.step, epoch: event.epoch, imagesPerSecond: event.imagesPerSecond, loss: event.loss, updatedAt: Date.now() });
+      const before = this.live.get(id);
+      this.live.set(id, {
+        step: event.step, epoch: event.epoch, imagesPerSecond: event.imagesPerSecond, loss: event.loss, updatedAt: Date.now(),
+        tensors: before?.tensors, tensorBytes: before?.tensorBytes,
+      });
     });
+  }
+
+  /** Records the tensors the trainer of run `id` holds (reported by its thread). */
+  recordMemory(id: string, memory: { readonly numTensors: number; readonly numBytes: number }): void {
+    const live = this.live.get(id);
+    if (live) this.live.set(id, { ...live, tensors: memory.numTensors, tensorBytes: memory.numBytes });
   }
 
   get(id: string): RunLiveStats | undefined {

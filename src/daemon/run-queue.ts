@@ -17,9 +17,10 @@ import type { RunSummary } from '../sinks/summary';
  * derives the run directory from the id (a shared folder when daemons run on several machines), and a
  * run whose directory already exists is resumed from its newest checkpoint.
  */
-export type RunState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled';
+export type RunState = 'queued' | 'running' | 'completed' | 'failed' | 'diverged' | 'cancelled';
 
-export const TERMINAL_STATES: readonly RunState[] = ['completed', 'failed', 'cancelled'];
+/** 'diverged': training stopped at a non-finite loss or gradient (see TrainingDiverged); never retried. */
+export const TERMINAL_STATES: readonly RunState[] = ['completed', 'failed', 'diverged', 'cancelled'];
 
 export function isTerminal(state: RunState): boolean {
   return TERMINAL_STATES.includes(state);
@@ -43,7 +44,10 @@ export interface RunRecord extends RunRequest {
   readonly startedAt?: string;
   /** Reaching a terminal state. */
   readonly finishedAt?: string;
-  /** How many times a worker claimed the run; more than 1 means it was resumed after an interruption. */
+  /**
+   * Attempts used: claims by a worker, less those that ended in a graceful stop (a daemon shut down,
+   * the run queued again to be resumed), which use up none. More than 1: resumed after a failure or crash.
+   */
   readonly attempts: number;
   /** The worker holding (or that last held) the run. */
   readonly worker?: string;
@@ -53,7 +57,7 @@ export interface RunRecord extends RunRequest {
   readonly cancelRequested?: boolean;
   /** Optimisation steps completed when the run was last settled. */
   readonly step?: number;
-  /** Why a failed run failed. */
+  /** Why a failed (or diverged) run failed. */
   readonly error?: string;
 }
 
@@ -62,8 +66,10 @@ export type RunResult =
   /** The summary travels with the result where the queue keeps results (the Redis queue does). */
   | { readonly kind: 'completed'; readonly step: number; readonly summary?: RunSummary }
   | { readonly kind: 'failed'; readonly error: string; readonly step?: number }
+  /** `step`: the step whose loss or gradient was not finite. */
+  | { readonly kind: 'diverged'; readonly error: string; readonly step: number }
   | { readonly kind: 'cancelled'; readonly step?: number }
-  /** Stopped by a shutdown: back in the queue (in its place) to be resumed. */
+  /** Stopped by a shutdown: back in the queue (in its place) to be resumed, its attempt not counted. */
   | { readonly kind: 'interrupted'; readonly step: number };
 
 export class RunQueueError extends Error {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, configHash, resolveConfig, type RunConfig } from '../cli/config';
+import { ConfigError, configHash, describeConfigFields, resolveConfig, type RunConfig } from '../cli/config';
+import { dataPathMissing } from '../pipeline/run-data';
 import { HttpError } from './http-error';
 import { newRunId } from './run-id';
 import type { RunRequest } from './run-queue';
@@ -16,7 +17,8 @@ import type { RunRequest } from './run-queue';
  * Problems become a 400 that names the field. The daemon decides where runs are written:
  * `output.runsDir` may not be given, and `output.runName` (optional) becomes the run id. `data.path`
  * (relative paths are taken from the first data root) must lie inside one of the daemon's data roots,
- * symlinks resolved, so that no request makes the daemon read an arbitrary file.
+ * symlinks resolved, so that no request makes the daemon read an arbitrary file, and exist; no path may
+ * hold a control character.
  */
 export interface RunRequestContext {
   /** The daemon's pipelines by name, with the config each implies. */
@@ -52,6 +54,8 @@ export function parseRunRequest(body: unknown, context: RunRequestContext): RunR
     throw new HttpError(400, `invalid config: output.runsDir ${message}`, [{ field: 'output.runsDir', message }]);
   }
 
+  // As given: resolving a path may drop the part that held the character ("a\u0000/../b").
+  checkPathCharacters(raw);
   let config: RunConfig;
   try {
     const base = mergeUnder(context.pipelines[pipeline].defaults ?? {}, raw);
@@ -61,6 +65,8 @@ export function parseRunRequest(body: unknown, context: RunRequestContext): RunR
     throw new HttpError(400, err.message, err.issues.map((i) => ({ field: i.path, message: i.message })));
   }
   checkDataPath(config.data.path, context.dataRoots);
+  const missing = dataPathMissing(config);
+  if (missing) throw new HttpError(400, `invalid config: data.path ${missing}`, [{ field: 'data.path', message: missing }]);
   const id = config.output.runName ?? newRunId(config, context.now?.() ?? new Date());
   const placed: RunConfig = { ...config, output: { runsDir: context.runsDir, runName: id } };
   return { id, pipeline, config: placed, configHash: configHash(placed) };
@@ -80,6 +86,19 @@ function mergeUnder(defaults: Readonly<Record<string, unknown>>, config: unknown
 
 function isObject(v: unknown): boolean {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * A file name with a control character (NUL above all, which ends a path where the operating system
+ * reads it) is a mistake or an attack, never a data set: refused up front instead of failing the run.
+ */
+function checkPathCharacters(config: unknown): void {
+  for (const field of describeConfigFields().filter((f) => f.type === 'path')) {
+    const value = field.path.split('.').reduce<unknown>((node, key) => (isObject(node) ? (node as Record<string, unknown>)[key] : undefined), config);
+    if (typeof value !== 'string' || !/[\u0000-\u001f\u007f]/.test(value)) continue;
+    const message = `must not contain control characters (NUL, newline, ...); got ${JSON.stringify(value)}`;
+    throw new HttpError(400, `invalid config: ${field.path} ${message}`, [{ field: field.path, message }]);
+  }
 }
 
 function checkDataPath(dataPath: string, roots: readonly string[]): void {

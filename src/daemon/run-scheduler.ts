@@ -4,22 +4,22 @@ import { pipe, type Subscription } from 'rxjs';
 import type { CliIo, CliOutput } from '../cli/command';
 import type { RunConfig } from '../cli/config';
 import { reportProgress } from '../cli/progress';
-import type { TrainJob, TrainOutcome } from '../cli/wiring';
+import type { TrainJob } from '../cli/wiring';
 import { listCheckpoints } from '../sinks/checkpoint';
 import { prepareRunDir, runPaths } from '../sinks/run-dir';
 import type { RunSummary } from '../sinks/summary';
 import { readRunSummary } from '../sweep/record';
+import { TrainingDiverged } from '../train/divergence';
 import { runDirOf, type DaemonHome } from './daemon-home';
 import type { RunActivity } from './run-activity';
 import { dataPathProblem } from './run-request';
 import type { RunQueue, RunRecord, RunResult } from './run-queue';
-
-/** A training job runner as the CLI wires it: what `cigl train` runs. */
-export type TrainPipeline = (job: TrainJob) => Promise<TrainOutcome>;
+import { trainInThread, type JobRunnerRef } from './run-trainer';
 
 /** A pipeline the daemon offers under a name: how it trains, and the config it implies. */
 export interface DaemonPipeline {
-  readonly train: TrainPipeline;
+  /** The job runner, loaded in each run's trainer thread (see run-trainer.ts). */
+  readonly runner: JobRunnerRef;
   /** Config merged under the submitted config (the submitted values win). */
   readonly defaults?: Readonly<Record<string, unknown>>;
   readonly description?: string;
@@ -48,7 +48,7 @@ export const RUN_OUTPUT_LOG = 'output.log';
 
 /**
  * Trains queued runs: claims the oldest while fewer than `concurrency` run, hands each to its pipeline
- * as a TrainJob (resuming from the newest checkpoint when the run directory already exists, i.e. an
+ * as a TrainJob in a trainer thread of its own (run-trainer.ts; resuming from the newest checkpoint when the run directory already exists, i.e. an
  * earlier attempt was interrupted), and settles it in the queue with how it ended. Cancelling a running
  * run, and stopping the daemon, abort the job's stop signal: the job finishes its step, checkpoints and
  * returns 'stopped', which settles as cancelled or as interrupted (back to the queue) respectively.
@@ -152,8 +152,8 @@ export class RunScheduler {
     log(`run ${record.id} ${resume ? `resuming (attempt ${record.attempts})` : 'starting'} with pipeline ${record.pipeline}`);
     try {
       const runDir = prepareRunDir(config, { resume });
-      const io = runOutput(path.join(dir, RUN_OUTPUT_LOG), dir);
-      const outcome = await pipeline.train({
+      const io = runOutput(path.join(dir, RUN_OUTPUT_LOG), dir, log);
+      const job: TrainJob = {
         config,
         configHash: record.configHash,
         runDir,
@@ -161,12 +161,14 @@ export class RunScheduler {
         stop,
         progress: (options) => pipe(reportProgress(io.stdout, { epochs: config.train.epochs, ...options }), activity.track(record.id)),
         io,
-      });
+      };
+      const outcome = await trainInThread(pipeline.runner, job, { onMemory: (memory) => activity.recordMemory(record.id, memory) });
       if (outcome.status === 'completed') return { kind: 'completed', step: outcome.step, summary: outcome.summary ?? finishedSummary(dir, record.configHash)?.summary };
       if (!stop.aborted) return { kind: 'failed', error: 'the pipeline stopped without being asked to', step: outcome.step };
       return cancelled() ? { kind: 'cancelled', step: outcome.step } : { kind: 'interrupted', step: outcome.step };
     } catch (err) {
       if (cancelled()) return { kind: 'cancelled' };
+      if (err instanceof TrainingDiverged) return { kind: 'diverged', error: err.message, step: err.step };
       return { kind: 'failed', error: (err as Error).message };
     }
   }
@@ -189,8 +191,21 @@ function finishedSummary(dir: string, configHash: string): { summary: RunSummary
   return { summary, step: listCheckpoints(runPaths(dir).checkpoints)[0]?.step ?? 0 };
 }
 
-/** A CliIo whose stdout and stderr append to one file (created on the first write). */
-function runOutput(file: string, cwd: string): CliIo {
-  const out: CliOutput = { write: (text: string) => fs.appendFileSync(file, text), isTTY: false };
+/**
+ * A CliIo whose stdout and stderr append to one file (created on the first write). The file is a
+ * convenience: when it cannot be written (a full disk), the run goes on, and the daemon log says so once.
+ */
+function runOutput(file: string, cwd: string, log: (line: string) => void): CliIo {
+  let failed = false;
+  const write = (text: string) => {
+    if (failed) return;
+    try {
+      fs.appendFileSync(file, text);
+    } catch (err) {
+      failed = true;
+      log(`cannot write ${file} (${(err as Error).message}); the run's output goes unrecorded`);
+    }
+  };
+  const out: CliOutput = { write, isTTY: false };
   return { stdout: out, stderr: out, cwd };
 }

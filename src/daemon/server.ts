@@ -9,7 +9,7 @@ import { runDirOf, type DaemonHome } from './daemon-home';
 import { serveRunEvents, type RunStreamContext } from './event-stream';
 import { HttpError } from './http-error';
 import { readJsonBody, sendError, sendJson } from './http-io';
-import { formatPrometheus, PROMETHEUS_CONTENT_TYPE, type DaemonHealth } from './prometheus';
+import type { DaemonMetrics } from './prometheus';
 import type { QueueStatus } from './queue-status';
 import { isRunId, RUN_ID_HINT } from './run-id';
 import { isTerminal, RunQueueError, type RunRecord } from './run-queue';
@@ -47,7 +47,7 @@ export interface ServerContext extends RunStreamContext {
   readonly dataRoots: readonly string[];
   /** Whether the server listens on loopback only: then only loopback Host headers are served. */
   readonly loopbackOnly: boolean;
-  readonly health: () => Promise<DaemonHealth>;
+  readonly metrics: DaemonMetrics;
   readonly queueStatus: () => Promise<QueueStatus>;
   readonly log: (line: string) => void;
 }
@@ -73,8 +73,9 @@ const ROUTES: readonly Route[] = [
     method: 'GET',
     path: ['metrics'],
     handle: async ({ res }, c) => {
-      res.writeHead(200, { 'content-type': PROMETHEUS_CONTENT_TYPE, 'cache-control': 'no-store' });
-      res.end(formatPrometheus(await c.health()));
+      const text = await c.metrics.scrape();
+      res.writeHead(200, { 'content-type': c.metrics.contentType, 'cache-control': 'no-store' });
+      res.end(text);
     },
   },
   { method: 'GET', path: ['queue'], handle: async ({ res }, c) => sendJson(res, 200, await c.queueStatus()) },
@@ -97,6 +98,13 @@ const ROUTES: readonly Route[] = [
     auth: true,
     handle: async ({ req, res }, c) => {
       const request = parseRunRequest(await readJsonBody(req), { pipelines: c.pipelines, runsDir: c.home.runsDir, dataRoots: c.dataRoots });
+      // A directory of that name that no run of the queue owns (made by hand or by `cigl train`) would be resumed as if it were this run's.
+      const dir = runDirOf(c.home, request.id);
+      if (fs.existsSync(dir) && !(await c.queue.get(request.id))) {
+        throw new HttpError(409, `a run directory ${dir} exists already, though no run of this daemon's queue owns it; choose another output.runName, or move that directory away`, [
+          { field: 'output.runName', message: 'its run directory exists' },
+        ]);
+      }
       let record: RunRecord;
       try {
         c.log(`run ${request.id} submitted (pipeline ${request.pipeline})`);

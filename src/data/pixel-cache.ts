@@ -1,6 +1,7 @@
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFully } from '../sinks/atomic-file';
 import { sharedBytes } from './shared-memory';
 import type { ImageDataset } from './types';
 
@@ -83,7 +84,7 @@ export function writePixelCache(file: string, key: string, dataset: ImageDataset
   const tmp = `${file}.${process.pid}.tmp`;
   const fd = fs.openSync(tmp, 'w');
   try {
-    for (const part of [prefix, headerBytes, padding, labels, dataset.images]) writeFully(fd, part);
+    for (const part of [prefix, headerBytes, padding, labels, dataset.images]) writeFully(fd, part, tmp);
   } finally {
     fs.closeSync(fd);
   }
@@ -103,7 +104,3 @@ function readFully(fd: number, into: Uint8Array, position: number): void {
   }
 }
 
-function writeFully(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done);
-}

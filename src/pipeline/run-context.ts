@@ -89,9 +89,12 @@ export async function createRunContext(job: TrainJob): Promise<RunContext> {
       config, configHash: job.configHash, runDir, data, ops, backend: description, model, trainer, mean, log,
       start, stepsPerEpoch, consumed: new Subject<void>(), job, earlierWallTimeMs, startedAt: Date.now(),
       dispose() {
-        owned.log.close();
-        owned.trainer.dispose();
-        model.dispose();
+        try {
+          owned.log.close();
+        } finally {
+          owned.trainer.dispose();
+          model.dispose();
+        }
       },
     };
   } catch (err) {

@@ -1,3 +1,4 @@
+import * as fs from 'node:fs';
 import type { RunConfig } from '../cli/config';
 import { loadDataset } from '../data/load';
 import { channelStats, splitValidation } from '../data/split';
@@ -21,4 +22,20 @@ export async function prepareRunData(config: RunConfig): Promise<RunData> {
     throw new Error(`data.validationFraction ${config.data.validationFraction} holds out no image of ${splits.train.count}; validation and temperature scaling need some`);
   }
   return { train, validation, test: splits.test, stats: channelStats(train), classNames: splits.train.classNames };
+}
+
+/**
+ * Why the configured data set cannot be there at all (data.path does not exist or cannot be reached),
+ * or undefined. Checked before a run directory is created, so that such a run is refused with nothing
+ * left behind; whatever else is wrong with the data shows when the run reads it.
+ */
+export function dataPathMissing(config: RunConfig): string | undefined {
+  try {
+    fs.statSync(config.data.path);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'cannot be reached (permission denied)' : `cannot be read (${code ?? (err as Error).message})`;
+    return `${JSON.stringify(config.data.path)} ${reason}`;
+  }
 }

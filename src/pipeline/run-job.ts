@@ -21,13 +21,22 @@ export interface Pipeline {
  */
 export async function runTrainJob(job: TrainJob, pipeline: Pipeline): Promise<TrainOutcome> {
   const ctx = await createRunContext(job);
+  let outcome: TrainOutcome;
   try {
     const summary = await lastValueFrom(pipeline.build(ctx));
-    return { status: 'completed', step: ctx.trainer.step, summary };
+    outcome = { status: 'completed', step: ctx.trainer.step, summary };
   } catch (err) {
-    if (err instanceof RunStopped) return { status: 'stopped', step: err.step };
-    throw err;
-  } finally {
-    ctx.dispose();
+    if (!(err instanceof RunStopped)) {
+      // The run's own error says what went wrong; one of releasing (e.g. the log's last flush on the same full disk) must not hide it.
+      try {
+        ctx.dispose();
+      } catch {
+        // secondary
+      }
+      throw err;
+    }
+    outcome = { status: 'stopped', step: err.step };
   }
+  ctx.dispose();
+  return outcome;
 }

@@ -4,7 +4,7 @@ import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
 import type { Table } from 'apache-arrow';
 import type { EqualWidthCalibration } from '../calibrate/metrics';
 import type { LayerMaskUpdate, TrainEvent } from '../train/events';
-import { writeFully } from './atomic-file';
+import { syncFile, writeFully } from './atomic-file';
 import {
   readStreamTolerant,
   rowsFromTable,
@@ -180,7 +180,7 @@ export class ArrowStreamAppender<Row> {
     this.maxBufferedRows = positive(options.maxBufferedRows ?? 4096, 'maxBufferedRows');
     this.fd = fs.openSync(file, 'wx');
     // The schema goes out at once so a reader sees a valid (empty) stream from the start.
-    writeFully(this.fd, schemaMessage(spec));
+    writeFully(this.fd, schemaMessage(spec), file);
     this.timer = setInterval(() => this.flush(), this.flushIntervalMs);
     this.timer.unref();
   }
@@ -202,7 +202,7 @@ export class ArrowStreamAppender<Row> {
     if (this.closed || this.buffer.length === 0) return;
     const rows = this.buffer;
     this.buffer = [];
-    writeFully(this.fd, streamMessages(this.spec, rows, false));
+    writeFully(this.fd, streamMessages(this.spec, rows, false), this.file);
     this.written += rows.length;
   }
 
@@ -211,8 +211,11 @@ export class ArrowStreamAppender<Row> {
     this.flush();
     this.closed = true;
     clearInterval(this.timer);
-    fs.fsyncSync(this.fd);
-    fs.closeSync(this.fd);
+    try {
+      syncFile(this.fd, this.file);
+    } finally {
+      fs.closeSync(this.fd);
+    }
   }
 }
 

@@ -29,19 +29,42 @@ export function writeAndSync(file: string, data: string | Uint8Array): void {
   const fd = fs.openSync(file, 'w');
   try {
     const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    writeFully(fd, bytes);
-    fs.fsyncSync(fd);
+    writeFully(fd, bytes, file);
+    syncFile(fd, file);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** writeSync may write fewer bytes than asked; loop until all are on the file. */
-export function writeFully(fd: number, bytes: Uint8Array): void {
+/** writeSync may write fewer bytes than asked; loop until all are on the file (`file` names it in errors). */
+export function writeFully(fd: number, bytes: Uint8Array, file: string): void {
   let offset = 0;
-  while (offset < bytes.length) {
-    offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
+  try {
+    while (offset < bytes.length) {
+      offset += fs.writeSync(fd, bytes, offset, bytes.length - offset);
+    }
+  } catch (err) {
+    throw ioError(err, 'write', file);
   }
+}
+
+/** fsync of an open file (`file` names it in errors). */
+export function syncFile(fd: number, file: string): void {
+  try {
+    fs.fsyncSync(fd);
+  } catch (err) {
+    throw ioError(err, 'sync', file);
+  }
+}
+
+/**
+ * An error of an fs call on an open file descriptor, which names no file ("ENOSPC: no space left on
+ * device, write"), as one that does: "cannot write FILE: ENOSPC: ...", with `code` and `path` kept.
+ */
+export function ioError(err: unknown, action: string, file: string): Error {
+  const e = err as NodeJS.ErrnoException;
+  if (!(err instanceof Error) || err.message.includes(file)) return err as Error;
+  return Object.assign(new Error(`cannot ${action} ${file}: ${e.message}`), { code: e.code, errno: e.errno, syscall: e.syscall, path: file });
 }
 
 /** Makes directory entries (creations, renames) durable. Not every platform can open a directory. */

@@ -15,7 +15,9 @@ import { CorruptFileError, decodeFramed, encodeFramed, float32Bytes, pad8, readF
  * ```
  *
  * A checkpoint is written into a temporary directory, fsynced, and renamed into place, so a `kill -9` at
- * any moment leaves the previous checkpoint intact. The loader picks the highest step whose file
+ * any moment leaves the previous checkpoint intact. A write that fails (a full disk) removes its
+ * temporary directory at once, freeing what it took; one killed mid-way is removed by the next write
+ * or by removeCheckpointLeftovers when the run is resumed. The loader picks the highest step whose file
  * validates; the `latest` pointer is a convenience, never trusted over the files themselves.
  */
 export const CHECKPOINT_MAGIC = 'CIGLCKPT';
@@ -63,15 +65,21 @@ export function writeCheckpoint(checkpointsDir: string, checkpoint: Checkpoint, 
   }
   assertPlainJson(checkpoint.state, 'state');
   fs.mkdirSync(checkpointsDir, { recursive: true });
-  removeLeftovers(checkpointsDir);
+  removeCheckpointLeftovers(checkpointsDir);
 
   const name = `step-${String(checkpoint.step).padStart(10, '0')}`;
   const tmp = path.join(checkpointsDir, `.tmp-${name}-${process.pid}`);
   fs.mkdirSync(tmp);
-  writeAndSync(path.join(tmp, BIN), encodeCheckpoint(checkpoint));
-  writeAndSync(path.join(tmp, STATE), JSON.stringify({ step: checkpoint.step, state: checkpoint.state }, null, 2) + '\n');
-  fsyncDir(tmp);
-  options.beforeCommit?.(tmp);
+  try {
+    writeAndSync(path.join(tmp, BIN), encodeCheckpoint(checkpoint));
+    writeAndSync(path.join(tmp, STATE), JSON.stringify({ step: checkpoint.step, state: checkpoint.state }, null, 2) + '\n');
+    fsyncDir(tmp);
+    options.beforeCommit?.(tmp);
+  } catch (err) {
+    // A full disk stays full while the half-written copy lies there: remove it, the previous checkpoint stands.
+    fs.rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
 
   const target = path.join(checkpointsDir, name);
   if (fs.existsSync(target)) {
@@ -83,7 +91,7 @@ export function writeCheckpoint(checkpointsDir: string, checkpoint: Checkpoint, 
   writeFileAtomic(path.join(checkpointsDir, LATEST), name + '\n');
 
   for (const old of listCheckpoints(checkpointsDir).slice(keep)) fs.rmSync(old.dir, { recursive: true, force: true });
-  removeLeftovers(checkpointsDir);
+  removeCheckpointLeftovers(checkpointsDir);
   return target;
 }
 
@@ -171,8 +179,12 @@ function encodeCheckpoint(checkpoint: Checkpoint): Buffer {
   return encodeFramed(CHECKPOINT_MAGIC, CHECKPOINT_VERSION, { step: checkpoint.step, state: checkpoint.state, arrays: entries }, chunks);
 }
 
-/** Temporary and moved-aside directories of earlier (possibly killed) writers. */
-function removeLeftovers(checkpointsDir: string): void {
+/**
+ * Removes the temporary and moved-aside directories of earlier (possibly killed) writers. A run being
+ * resumed calls it first, so that a write cut short by a full disk does not keep the disk full.
+ */
+export function removeCheckpointLeftovers(checkpointsDir: string): void {
+  if (!fs.existsSync(checkpointsDir)) return;
   for (const entry of fs.readdirSync(checkpointsDir)) {
     if (entry.startsWith('.tmp-') || entry.startsWith('.old-')) {
       fs.rmSync(path.join(checkpointsDir, entry), { recursive: true, force: true });

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { canonicalJson, configDiff, configHash, type RunConfig } from '../cli/config';
 import { MASK_STATS_LOG, METRICS_LOG, RELIABILITY_FILE } from './arrow-log';
 import { writeFileAtomic } from './atomic-file';
+import { removeCheckpointLeftovers } from './checkpoint';
 
 /**
  * One directory per run under `output.runsDir`. A run directory is created exclusively and never
@@ -93,6 +94,7 @@ export function prepareRunDir(config: RunConfig, options: PrepareRunDirOptions =
       );
     }
     ensureWritableDir(dir);
+    removeCheckpointLeftovers(runPaths(dir).checkpoints);
     return { name: config.output.runName, dir, paths: runPaths(dir), resumed: true, configHash: hash };
   }
 
@@ -121,6 +123,32 @@ export function prepareRunDir(config: RunConfig, options: PrepareRunDirOptions =
   fs.mkdirSync(paths.model);
   writeFileAtomic(paths.config, formatConfig(config));
   return { name: chosen, dir, paths, resumed: false, configHash: hash };
+}
+
+/**
+ * Removes a run directory that prepareRunDir created for a run that failed before training anything (a
+ * data set that cannot be read, a model that cannot be built): it holds only the saved config and the
+ * empty checkpoints/ and model/ folders, and left in place it would block a corrected re-run under the
+ * same name ("already exists", or "configuration differs" on --resume). Anything more in it (a metric
+ * log, a checkpoint) is a run that started: then nothing is removed. Returns whether it was removed.
+ */
+export function removeUnstartedRunDir(runDir: RunDir): boolean {
+  const { dir, paths } = runDir;
+  const entries = (folder: string) => {
+    try {
+      return fs.readdirSync(folder);
+    } catch {
+      return undefined;
+    }
+  };
+  const scaffolding = [path.basename(paths.config), path.basename(paths.checkpoints), path.basename(paths.model)];
+  const top = entries(dir);
+  if (!top || !top.every((name) => scaffolding.includes(name))) return false;
+  // A checkpoint write cut short leaves only a .tmp-* folder: no checkpoint.
+  if ((entries(paths.checkpoints) ?? []).some((name) => !name.startsWith('.tmp-'))) return false;
+  if ((entries(paths.model) ?? []).length > 0) return false;
+  fs.rmSync(dir, { recursive: true, force: true });
+  return true;
 }
 
 /** The configuration saved in a run directory. */

@@ -70,7 +70,7 @@ export async function waitForSweep(queue: RunQueue, ids: readonly string[], io: 
     }
     for (const r of records) {
       const line = `${r.state}${r.worker && r.state !== 'queued' ? ` on ${r.worker}` : ''}${r.attempts > 1 ? ` (attempt ${r.attempts})` : ''}`;
-      if (seen.get(r.id) !== line) io.stderr.write(`sweep: ${r.id} ${line}${r.error && r.state === 'failed' ? `: ${r.error}` : ''}\n`);
+      if (seen.get(r.id) !== line) io.stderr.write(`sweep: ${r.id} ${line}${r.error && (r.state === 'failed' || r.state === 'diverged') ? `: ${r.error}` : ''}\n`);
       seen.set(r.id, line);
     }
     if (records.length === ids.length && records.every((r) => isTerminal(r.state))) return { status: 'completed', records };
@@ -101,7 +101,7 @@ export async function writeQueuedSweepOutputs(
     const record = byId.get(queuedRunId(sweep.dir, runName));
     const summary = record?.state === 'completed' ? await summaryOf(record.id) : undefined;
     if (summary) summaries.push({ ...summary, runName });
-    const error = record?.state === 'failed' ? record.error ?? 'failed' : record?.state === 'cancelled' ? 'cancelled' : record?.state === 'completed' && !summary ? 'completed without a summary' : undefined;
+    const error = record?.state === 'failed' || record?.state === 'diverged' ? record.error ?? record.state : record?.state === 'cancelled' ? 'cancelled' : record?.state === 'completed' && !summary ? 'completed without a summary' : undefined;
     if (error !== undefined) failures.push({ runName, error });
     runs.push({ ...pendingSweepRun(config), ...(summary ? { state: 'completed' } : error !== undefined ? { state: 'failed', error } : {}) });
   }

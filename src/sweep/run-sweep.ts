@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { configHash, type RunConfig } from '../cli/config';
 import type { CliWiring, SweepFailure, SweepJob, SweepOutcome, TrainOutcome } from '../cli/wiring';
-import { prepareRunDir, type RunDir } from '../sinks/run-dir';
+import { prepareRunDir, removeUnstartedRunDir, type RunDir } from '../sinks/run-dir';
 import type { RunSummary } from '../sinks/summary';
 import { labelOf } from './comparison';
 import { writeSweepOutputs } from './outputs';
@@ -55,6 +55,7 @@ export async function runSweep(job: SweepJob, runOne: RunOne): Promise<SweepOutc
     const run = runs[i];
     const dir = path.join(config.output.runsDir, run.runName);
     const summaryFile = path.join(dir, SUMMARY_FILE);
+    let started: { runDir: RunDir; resume: boolean } | undefined;
     try {
       if (fs.existsSync(summaryFile)) {
         const earlier = readRunSummary(summaryFile);
@@ -71,6 +72,7 @@ export async function runSweep(job: SweepJob, runOne: RunOne): Promise<SweepOutc
       }
       const resume = fs.existsSync(dir);
       const runDir = prepareRunDir(config, { resume });
+      started = { runDir, resume };
       log(`run ${i + 1}/${runs.length} ${run.runName}${resume ? ' (resuming)' : ''}`);
       const outcome = await runOne(config, job, { runDir, resume, index: i, total: runs.length });
       if (outcome.status === 'stopped') {
@@ -85,7 +87,9 @@ export async function runSweep(job: SweepJob, runOne: RunOne): Promise<SweepOutc
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       runs[i] = { ...run, state: 'failed', error: message };
-      log(`run ${i + 1}/${runs.length} ${run.runName} failed: ${message}`);
+      // A run that failed before training anything leaves no directory, so that a corrected sweep starts it afresh.
+      const removed = started && !started.resume && removeUnstartedRunDir(started.runDir);
+      log(`run ${i + 1}/${runs.length} ${run.runName} failed: ${message}${removed ? ' (nothing was trained; its directory was removed)' : ''}`);
     }
     await save();
   }

@@ -13,6 +13,7 @@ import { maskUpdateSchedule, type MaskUpdateSchedule } from '../sparse/schedule'
 import type { Batch } from '../stream/batch';
 import { type NamedArray, type NamedArrays, sizeOf } from '../util/named-arrays';
 import { Rng } from '../util/rng';
+import { TrainingDiverged } from './divergence';
 import type { EpochEndEvent, LayerMaskUpdate, MaskUpdateEvent, SnapshotEvent, StepEvent, TrainEvent } from './events';
 import { type LrSchedule, type LrScheduleConfig, lrSchedule } from './lr-schedule';
 import { type SgdConfig, SgdMomentum } from './optimizer';
@@ -148,6 +149,7 @@ export class Trainer {
     try {
       const loss = result.loss.dataSync()[0];
       const correct = result.correct.dataSync()[0];
+      this.assertFinite(step, loss, lr, result.effectiveGrads);
       if (updating) {
         events.push(this.updateMasks(step, result.effectiveGrads));
       } else {
@@ -357,6 +359,23 @@ export class Trainer {
       layers.push({ layer: layer.name, pruned: pruned.length, grown: grown.length, reselected: reselected.length, density: active / layer.size, dropFraction, regrownPruned });
     }
     return { type: 'maskUpdate', step, epoch: Math.floor(step / this.stepsPerEpoch), layers, wallTimeMs: Date.now() };
+  }
+
+  /** A non-finite loss or gradient stops training before the step changes anything (see TrainingDiverged). */
+  private assertFinite(step: number, loss: number, lr: number, grads: Readonly<Record<string, tf.Tensor>>): void {
+    if (!Number.isFinite(loss)) throw new TrainingDiverged(step, loss, lr, 'the loss');
+    const tensors = Object.entries(grads);
+    if (tensors.length === 0) return;
+    // One sum over every gradient: a NaN or ±Infinity anywhere makes it non-finite.
+    const sumOf = (ts: tf.Tensor[]): number => {
+      const total = tf.tidy(() => tf.addN(ts.map((g) => g.sum())));
+      const value = total.dataSync()[0];
+      total.dispose();
+      return value;
+    };
+    if (Number.isFinite(sumOf(tensors.map(([, g]) => g)))) return;
+    const culprit = tensors.find(([, g]) => !Number.isFinite(sumOf([g])));
+    throw new TrainingDiverged(step, loss, lr, culprit ? `the gradient of ${culprit[0]}` : 'the sum of the gradients');
   }
 
   private checkBatch(batch: Batch): void {

@@ -84,11 +84,11 @@ t.test('train --resume continues a run with its saved config, refuses a differen
   const cwd = t.testdir();
   const { wiring, calls } = fakeWiring({ train: async (job) => (calls.train.push(job), { status: 'stopped', step: 42 }) });
   const first = await cigl(wiring, cwd, 'train', '--train.epochs', '2', '--output.runName', 'r');
-  t.equal(first.code, 0, first.err);
+  t.equal(first.code, 130, `a stopped run exits 130 (asked by Ctrl-C)\n${first.err}`);
   t.match(first.err, /stopped after step 42; checkpoint saved\. Continue with:\n  cigl train --resume --output\.runsDir .*runs --output\.runName r/);
 
   const resumed = await cigl(wiring, cwd, 'train', '--resume', '--output.runName', 'r');
-  t.equal(resumed.code, 0, resumed.err);
+  t.equal(resumed.code, 130, resumed.err);
   t.equal(calls.train[1].resume, true);
   t.equal(calls.train[1].config.train.epochs, 2, 'the saved config is the base');
   t.equal(calls.train[1].configHash, calls.train[0].configHash);

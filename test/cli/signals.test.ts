@@ -2,12 +2,13 @@ import * as path from 'node:path';
 import { EventEmitter } from 'node:events';
 import t from 'tap';
 import { firstValueFrom } from 'rxjs';
-import { FORCED_EXIT_CODE, installGracefulStop } from '../../src/cli/signals';
+import { exitCodeAfter, exitCodeOfStop } from '../../src/cli/exit-codes';
+import { installGracefulStop } from '../../src/cli/signals';
 import { spawnNode } from '../helpers/child-process';
 
 const script = path.join(__dirname, 'children', 'graceful-loop.js');
 
-t.test('first signal requests a stop, the second exits with 130', async (t) => {
+t.test('first signal requests a stop, the second exits with 128 + its number', async (t) => {
   const target = new EventEmitter();
   const exits: number[] = [];
   const logs: string[] = [];
@@ -21,19 +22,21 @@ t.test('first signal requests a stop, the second exits with 130', async (t) => {
   t.same(exits, []);
   t.match(logs[0], /SIGTERM: stopping after the current step.*send it again to exit at once/);
   target.emit('SIGINT');
-  t.same(exits, [FORCED_EXIT_CODE]);
-  t.equal(FORCED_EXIT_CODE, 130);
+  t.same(exits, [130], 'a second SIGINT exits with 130');
+  t.equal(exitCodeAfter('SIGTERM'), 143);
+  t.equal(exitCodeOfStop('SIGTERM'), 143, 'a stop asked by SIGTERM exits with 143');
+  t.equal(exitCodeOfStop('SIGINT'), 130);
   stop.dispose();
   t.equal(target.listenerCount('SIGINT'), 0);
   t.equal(target.listenerCount('SIGTERM'), 0);
 });
 
-t.test('a real SIGINT lets the loop finish its step, checkpoint and exit 0', async (t) => {
+t.test('a real SIGINT lets the loop finish its step, checkpoint and exit 130', async (t) => {
   const child = spawnNode(script, []);
   await child.waitForLine((l) => l === 'ready');
   child.process.kill('SIGINT');
   const r = await child.exited;
-  t.equal(r.code, 0, r.stderr);
+  t.equal(r.code, 130, r.stderr);
   t.match(r.stdout, /log SIGINT: stopping after the current step/);
   t.match(r.stdout, /checkpoint at \d+ \(SIGINT\)/);
 });

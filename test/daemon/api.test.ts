@@ -5,7 +5,7 @@ import { readArrowLog } from '../../src/sinks/arrow-log';
 import { runPaths } from '../../src/sinks/run-dir';
 import { RUN_OUTPUT_LOG } from '../../src/daemon/run-scheduler';
 import { fakeConfig, postJson, request, startTestDaemon, tempDir } from './client';
-import { fakeTrainJob, fakeWeightAfter } from './fake-train-job';
+import { fakeRunner, fakeWeightAfter } from './fake-train-job';
 
 t.test('submit → queued → running → completed, with the finished outputs in the run directory', async (t) => {
   const d = await startTestDaemon();
@@ -56,6 +56,9 @@ t.test('invalid requests are answered 400 naming the field, and queue nothing', 
     { body: { pipeline: 'train', config: { output: { runsDir: '/tmp/elsewhere' } } }, field: 'output.runsDir', message: /set by the daemon/ },
     { body: { pipeline: 'train', config: { data: { path: '/etc' } } }, field: 'data.path', message: /data roots/ },
     { body: { pipeline: 'train', config: { data: { path: '../../../../etc' } } }, field: 'data.path', message: /data roots/ },
+    { body: { pipeline: 'train', config: { data: { path: 'cifar\u0000/../../etc' } } }, field: 'data.path', message: /must not contain control characters/ },
+    { body: { pipeline: 'train', config: { data: { path: 'two\nlines' } } }, field: 'data.path', message: /must not contain control characters/ },
+    { body: { pipeline: 'train', config: { data: { path: 'no-such-data' } } }, field: 'data.path', message: /"[^"]*no-such-data" does not exist/ },
     { body: { pipeline: 'dance', config: {} }, field: 'pipeline', message: /one of train/ },
     { body: { config: {} }, field: 'pipeline', message: /one of train/ },
     { body: { pipeline: 'train', config: {}, priority: 1 }, field: 'priority', message: /unknown field/ },
@@ -91,6 +94,17 @@ t.test('a duplicate run name is refused with 409', async (t) => {
   t.equal(again.status, 409);
   t.equal(again.json().problems[0].field, 'output.runName');
   await d.waitForRun('twice', (r) => r.state === 'completed');
+
+  // A run directory that no queued run owns (made by `cigl train`, or by hand) is refused up front too.
+  const handmade = path.join(d.daemon.home.runsDir, 'handmade');
+  fs.mkdirSync(handmade);
+  fs.writeFileSync(path.join(handmade, 'notes.txt'), 'mine');
+  const taken = await d.submit(fakeConfig('handmade', 1));
+  t.equal(taken.status, 409, taken.text);
+  t.match(taken.json().error, /a run directory .*handmade exists already, though no run of this daemon's queue owns it; choose another output\.runName/);
+  t.equal(taken.json().problems[0].field, 'output.runName');
+  t.equal((await request(d.url, '/runs/handmade')).status, 404, 'nothing was queued');
+  t.same(fs.readdirSync(handmade), ['notes.txt'], 'and the directory is untouched');
 });
 
 t.test('mutating requests without the right bearer token get 401 and change nothing', async (t) => {
@@ -156,11 +170,11 @@ t.test('unknown paths get 404, wrong methods 405, and the dashboard is served wi
 });
 
 t.test("a named pipeline's defaults are merged under the submitted config (the config's values win)", async (t) => {
-  const job = fakeTrainJob();
+  const runner = fakeRunner();
   const d = await startTestDaemon({
     pipelines: {
-      train: { train: job },
-      rigl: { train: job, defaults: { sparse: { method: 'rigl' }, average: { enabled: false } }, description: 'RigL' },
+      train: { runner },
+      rigl: { runner, defaults: { sparse: { method: 'rigl' }, average: { enabled: false } }, description: 'RigL' },
     },
   });
   t.teardown(() => d.stop());

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import t from 'tap';
 import { listCheckpoints } from '../../src/sinks/checkpoint';
 import { fakeConfig, request, startTestDaemon } from './client';
+import { testRunner } from './fake-train-job';
 
 t.test('cancel: a queued run at once, a running run after its current step (with a checkpoint)', async (t) => {
   const d = await startTestDaemon();
@@ -56,13 +57,7 @@ t.test('concurrency: at most N runs train at once, and all finish', async (t) =>
 
 t.test('a run whose pipeline throws is marked failed with the error, and the next run starts', async (t) => {
   const d = await startTestDaemon({
-    pipelines: {
-      train: {
-        train: async () => {
-          throw new Error('out of cheese');
-        },
-      },
-    },
+    pipelines: { train: { runner: testRunner('failingTrainJob', 'out of cheese') } },
   });
   t.teardown(() => d.stop());
   t.equal((await d.submit(fakeConfig('broken', 1))).status, 201);

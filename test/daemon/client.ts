@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { startDaemon, type Daemon, type DaemonOptions } from '../../src/daemon/daemon';
 import { tinyRunWorkspace } from '../helpers/tiny-run';
-import { fakeTrainJob, type FakeJobOptions } from './fake-train-job';
+import { fakeRunner, type FakeJobOptions } from './fake-train-job';
 
 /** Test helpers: a daemon on loopback in a temporary home, and a raw HTTP client for it. */
 
@@ -75,7 +75,7 @@ export async function startTestDaemon(
   const home = options.home ?? path.join(tempDir('cigl-daemon-'), 'home');
   const logs: string[] = [];
   const daemon = await startDaemon({
-    pipelines: { train: { train: fakeTrainJob(options.fake) } },
+    pipelines: { train: { runner: fakeRunner(options.fake) } },
     pollMs: 25,
     log: (line) => logs.push(line),
     ...options,

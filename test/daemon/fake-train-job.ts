@@ -4,6 +4,7 @@ import { lastValueFrom, Subject } from 'rxjs';
 import { calibrationMetricsFromProbabilities } from '../../src/calibrate/metrics';
 import { reliabilityDiagramSvg } from '../../src/calibrate/reliability';
 import type { TrainJob, TrainOutcome } from '../../src/cli/wiring';
+import type { JobRunnerRef } from '../../src/daemon/run-trainer';
 import { ArrowRunLog, logTrainEvents } from '../../src/sinks/arrow-log';
 import { writeFileAtomic } from '../../src/sinks/atomic-file';
 import { loadLatestCheckpoint, writeCheckpoint } from '../../src/sinks/checkpoint';
@@ -26,6 +27,39 @@ export interface FakeJobOptions {
   readonly stepsPerEpoch?: number;
   /** Metric log flush interval; default 50 ms. */
   readonly flushIntervalMs?: number;
+  /** A file that each job appends its run name to when it starts (to see which runs were trained). */
+  readonly trainedLog?: string;
+}
+
+/** The fake job as a daemon's trainer threads load it (the job runs in a thread: see run-trainer.ts). */
+export function fakeRunner(options: FakeJobOptions = {}): JobRunnerRef {
+  return testRunner('fakeTrainJob', options);
+}
+
+/** Another job factory of this module, by name, for a daemon's trainer threads. */
+export function testRunner(name: 'fakeTrainJob' | 'failingTrainJob' | 'crashingTrainJob', options?: unknown): JobRunnerRef {
+  return { module: __filename, export: name, options };
+}
+
+/** A job that fails at once with `message`. */
+export function failingTrainJob(message: string): (job: TrainJob) => Promise<TrainOutcome> {
+  return async () => {
+    throw new Error(message);
+  };
+}
+
+/**
+ * A job that takes its thread down a moment after it starts, without settling its promise: by an
+ * exception thrown outside it ('throw'), or by process.exit ('exit').
+ */
+export function crashingTrainJob(how: 'throw' | 'exit'): (job: TrainJob) => Promise<TrainOutcome> {
+  return () =>
+    new Promise<TrainOutcome>(() => {
+      setTimeout(() => {
+        if (how === 'exit') process.exit(7);
+        throw new Error('the trainer blew up');
+      }, 50);
+    });
 }
 
 export const FAKE_STEPS_PER_EPOCH = 10;
@@ -52,6 +86,7 @@ export function fakeTrainJob(options: FakeJobOptions = {}): (job: TrainJob) => P
     let step = checkpoint?.step ?? 0;
     let weight = checkpoint?.state.weight ?? Math.fround(1);
     if (job.resume) job.io.stderr.write(`fake job: resuming from ${checkpoint ? `checkpoint at step ${step}` : 'the start (no checkpoint)'}\n`);
+    if (options.trainedLog) fs.appendFileSync(options.trainedLog, `${runDir.name}\n`);
 
     const log = ArrowRunLog.open(runDir.dir, runDir.name, { resume: job.resume, flushIntervalMs: options.flushIntervalMs ?? 50 });
     const events = new Subject<TrainEvent>();

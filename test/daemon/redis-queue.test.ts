@@ -36,7 +36,7 @@ t.test('RedisRunQueue: submit, claim, settle; failures retried up to the attempt
   // An interrupted run goes back to wait without using an attempt.
   await a.submit(request('three'));
   await a.claim('worker-a');
-  t.match(await a.settle('three', { kind: 'interrupted', step: 3 }), { state: 'queued', interrupted: true });
+  t.match(await a.settle('three', { kind: 'interrupted', step: 3 }), { state: 'queued', interrupted: true, attempts: 0 });
 
   // A claim whose lock expires (its process froze past the lock; simulated by deleting the lock) is
   // refused at the next renewal: the holder is told, the stalled checker queues the run again, and
@@ -53,11 +53,17 @@ t.test('RedisRunQueue: submit, claim, settle; failures retried up to the attempt
     taken = await b.claim('worker-b');
     if (!taken) await new Promise((r) => setTimeout(r, 50));
   }
-  t.match(taken, { id: 'three', worker: 'worker-b', attempts: 3 }, 'taken over after the lock expired');
+  t.match(taken, { id: 'three', worker: 'worker-b', attempts: 2 }, 'taken over after the lock expired (the graceful stop before used up no attempt)');
   for (let i = 0; i < 100 && lost.length === 0; i++) await new Promise((r) => setTimeout(r, 50));
   t.same(lost, ['three'], 'the worker that lost the lock learns it');
   await t.rejects(a.settle('three', { kind: 'completed', step: 9 }), /not held by this daemon/);
   t.match(await b.settle('three', { kind: 'completed', step: 20 }), { state: 'completed', step: 20 });
+
+  // A diverged run fails at once, attempts left or not, and says so.
+  await a.submit(request('six'));
+  t.match(await a.claim('worker-a'), { id: 'six', attempts: 1 });
+  t.match(await a.settle('six', { kind: 'diverged', error: 'training diverged at step 4', step: 4 }), { state: 'diverged', error: 'training diverged at step 4' });
+  t.match(await b.get('six'), { state: 'diverged' });
 
   // Cancel: a queued run at once.
   await a.submit(request('four'));

@@ -44,14 +44,14 @@ t.test('cigl daemon (real CLI and job): SIGTERM mid-run, then kill -9 mid-run; e
   const exit = await first.child.exited;
   t.equal(exit.code, 0, `exit status 0 (stderr: ${exit.stderr.slice(-300)})`);
   const stopped = queueState(home, 'restarted');
-  t.match(stopped, { state: 'queued', interrupted: true, attempts: 1 }, 'queued again, marked interrupted');
+  t.match(stopped, { state: 'queued', interrupted: true, attempts: 0 }, 'queued again, marked interrupted; the graceful stop used up no attempt');
   t.equal(newestCheckpoint(home, 'restarted'), stopped.step, `the job checkpointed where it stopped (step ${stopped.step})`);
   t.ok(stopped.step! < 20, 'part-way through the 20 steps');
 
   // 2. The restarted daemon resumes it; then it dies with kill -9 after another checkpoint.
   const second = await spawnDaemon(home, ws.dataRoot);
   t.teardown(() => second.child.process.kill('SIGKILL'));
-  await waitForRun(second.url, 'restarted', (r) => r.state === 'running' && r.attempts === 2 && newestCheckpoint(home, 'restarted') > stopped.step!);
+  await waitForRun(second.url, 'restarted', (r) => r.state === 'running' && r.attempts === 1 && newestCheckpoint(home, 'restarted') > stopped.step!);
   second.child.process.kill('SIGKILL');
   t.equal((await second.child.exited).signal, 'SIGKILL');
   t.equal(queueState(home, 'restarted').state, 'running', 'the queue file still says running');
@@ -61,7 +61,7 @@ t.test('cigl daemon (real CLI and job): SIGTERM mid-run, then kill -9 mid-run; e
   const third = await spawnDaemon(home, ws.dataRoot);
   t.teardown(() => third.child.process.kill('SIGKILL'));
   const done = await waitForRun(third.url, 'restarted', (r) => r.state === 'completed');
-  t.equal(done.attempts, 3);
+  t.equal(done.attempts, 2, 'the kill -9 counted an attempt, the graceful stop none');
   t.equal(done.step, 20);
   t.ok(done.summary, 'finished with its summary');
   t.ok(fs.existsSync(path.join(runDir, 'model', 'model.json')), 'and its model');

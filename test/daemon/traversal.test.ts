@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
 import { fakeConfig, postJson, request, startTestDaemon, tempDir } from './client';
-import { fakeTrainJob } from './fake-train-job';
+import { fakeRunner } from './fake-train-job';
 
 /** Every file under `root` with its size and modification time, to prove nothing changed. */
 function snapshot(root: string): string[] {
@@ -117,17 +117,17 @@ t.test('a run that reached the queue without the request check (a shared queue) 
   await seeded.submit(parseRunRequest({ pipeline: 'train', config: fakeConfig('outside', 1, { data: { path: elsewhere } }) }, context));
   await seeded.submit(parseRunRequest({ pipeline: 'train', config: fakeConfig('inside', 1, { data: { path: dataRoot } }) }, context));
   await seeded.close();
-  let trained: string[] = [];
+  const trainedLog = path.join(root, 'trained.txt');
   const d = await startTestDaemon({
     home,
     dataRoots: [dataRoot],
     queue: () => EmbeddedRunQueue.open(queueFile),
-    pipelines: { train: { train: async (job) => { trained = [...trained, job.config.output.runName!]; return fakeTrainJob()(job); } } },
+    pipelines: { train: { runner: fakeRunner({ trainedLog }) } },
   });
   t.teardown(() => d.stop());
   const refused = await d.waitForRun('outside', (r) => r.state === 'failed');
   t.match(refused.error, new RegExp(`data\\.path must lie inside the daemon's data roots \\(${dataRoot}\\); got "${elsewhere}"`), 'the error names the field, the roots and the path');
   await d.waitForRun('inside', (r) => r.state === 'completed');
-  t.same(trained, ['inside'], 'the refused run was never handed to the pipeline');
+  t.same(fs.readFileSync(trainedLog, 'utf8').split('\n').filter(Boolean), ['inside'], 'the refused run was never handed to the pipeline');
   t.notOk(fs.existsSync(path.join(home, 'runs', 'outside')), 'and got no run directory');
 });

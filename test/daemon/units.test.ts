@@ -5,7 +5,7 @@ import { resolveConfig } from '../../src/cli/config';
 import { buildCommands, runCommandLine } from '../../src/cli/main';
 import { defaultWiring } from '../../src/cli/wiring';
 import { parseEventCursor } from '../../src/daemon/event-stream';
-import { formatPrometheus } from '../../src/daemon/prometheus';
+import { DaemonMetrics } from '../../src/daemon/prometheus';
 import { isRunId, newRunId } from '../../src/daemon/run-id';
 import { pathSegments } from '../../src/daemon/server';
 import { bearerMatches, loadOrCreateToken } from '../../src/daemon/token';
@@ -55,29 +55,29 @@ t.test('Last-Event-ID cursors', async (t) => {
   for (const bad of ['12', '-1:0', 'a:b', '1:2:3', '1e3:0']) t.throws(() => parseEventCursor(bad), /Last-Event-ID must be/, bad);
 });
 
-t.test('Prometheus text: HELP and TYPE per family, escaped labels', async (t) => {
-  const text = formatPrometheus({
-    runs: { queued: 2, running: 1, completed: 0, failed: 0, cancelled: 0 },
-    queue: {
-      queue: 'redis://q:6379',
-      worker: 'vm:7',
-      runs: { queued: 2, running: 1, completed: 0, failed: 0, cancelled: 0 },
-      workers: [{ worker: 'vm:7', runs: { queued: 0, running: 1, completed: 0, failed: 0, cancelled: 0 } }],
-    },
+t.test('Prometheus text (prom-client): HELP and TYPE per family, escaped labels, and the daemon process\'s own health', async (t) => {
+  const counts = { queued: 2, running: 1, completed: 0, failed: 0, diverged: 0, cancelled: 0 };
+  const metrics = new DaemonMetrics(async () => ({
+    runs: counts,
+    queue: { queue: 'redis://q:6379', worker: 'vm:7', runs: counts, workers: [{ worker: 'vm:7', runs: { ...counts, queued: 0 } }] },
     training: [{ id: 'r"1\\', step: 5, imagesPerSecond: 120.5 }],
     tensors: 7,
     tensorBytes: 1024,
-    memory: { rss: 1, heapTotal: 2, heapUsed: 3, external: 4, arrayBuffers: 5 },
     streams: { events: 1, arrow: 0 },
     uptimeSeconds: 1.5,
-  });
-  t.match(text, /^# HELP cigl_queue_depth .+\n# TYPE cigl_queue_depth gauge\ncigl_queue_depth 2\n/);
+  }));
+  t.match(metrics.contentType, /^text\/plain; version=0\.0\.4/);
+  const text = await metrics.scrape();
+  t.match(text, /^# HELP cigl_queue_depth .+\n# TYPE cigl_queue_depth gauge\ncigl_queue_depth 2\n/m);
   t.match(text, /\ncigl_run_images_per_second\{run="r\\"1\\\\"\} 120\.5\n/);
   t.match(text, /\ncigl_images_per_second 120\.5\n/);
   t.match(text, /\ncigl_tfjs_tensors 7\n/);
   t.match(text, /\ncigl_runs\{state="queued"\} 2\n/);
+  t.match(text, /\ncigl_runs\{state="diverged"\} 0\n/);
   t.match(text, /\ncigl_worker_runs\{worker="vm:7",state="running"\} 1\n/);
   t.match(text, /\ncigl_queue_info\{queue="redis:\/\/q:6379",worker="vm:7"\} 1\n/);
+  t.match(text, /\nnodejs_eventloop_lag_p99_seconds \d/, "prom-client's default metrics: event-loop lag");
+  t.match(text, /\nprocess_resident_memory_bytes \d/);
   t.ok(text.endsWith('\n'));
 });
 

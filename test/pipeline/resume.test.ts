@@ -46,7 +46,7 @@ t.test('a graceful stop (SIGINT) checkpoints and exits; --resume finishes the ru
   await waitFor(() => latestCheckpointStep(runDir) >= 2, 'a first checkpoint');
   child.process.kill('SIGINT');
   const stopped = await child.exited;
-  t.equal(stopped.code, 0, `graceful stop exits 0\n${stopped.stderr}`);
+  t.equal(stopped.code, 130, `a graceful stop by Ctrl-C exits 130\n${stopped.stderr}`);
   t.notOk(fs.existsSync(path.join(runDir, 'summary.json')));
   const stepAtStop = latestCheckpointStep(runDir);
   t.ok(stepAtStop >= 2 && stepAtStop < 20, `checkpoint at the stop (step ${stepAtStop})`);

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import t from 'tap';
@@ -65,12 +66,18 @@ t.test('resume reopens a run only with the same configuration', async (t) => {
 t.test('an unusable output directory fails before anything is created', async (t) => {
   const root = t.testdir({ 'a-file': 'not a directory' });
   t.throws(() => prepareRunDir(configIn(path.join(root, 'a-file', 'runs'))), /cannot create output directory .*a-file\/runs: a path component is a file, not a directory \(ENOTDIR\)/);
-  const locked = path.join(root, 'locked');
+  // In a folder of its own under the system's temporary directory, which every user can traverse
+  // (the checkout, where t.testdir lives, may not be).
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'cigl-locked-'));
+  t.teardown(() => fs.rmSync(base, { recursive: true, force: true }));
+  fs.chmodSync(base, 0o755);
+  const locked = path.join(base, 'locked');
   fs.mkdirSync(locked, 0o555);
   if (process.getuid?.() === 0) {
-    // root ignores permission bits: try as the unprivileged user "nobody" in a child process.
+    // Root ignores permission bits: the child drops to "nobody" after loading its modules; no test
+    // runner hooks (NODE_OPTIONS) go with it.
     const script = path.join(__dirname, 'children', 'prepare-run-dir.js');
-    const out = execFileSync(process.execPath, [script, locked], { uid: 65534, gid: 65534, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [script, locked], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
     t.match(out, /output directory .*locked is not writable: permission denied \(EACCES\)/);
   } else {
     t.throws(() => prepareRunDir(configIn(locked)), /output directory .*locked is not writable: permission denied \(EACCES\)/);

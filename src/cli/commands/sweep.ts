@@ -9,6 +9,7 @@ import { resolveConfig, type ConfigOverride, type ConfigSources, type RunConfig 
 import { UsageError, type CliIo, type CommandSpec, type ParsedArgs } from '../command';
 import { reportProgress } from '../progress';
 import { formatSweepTable } from '../summary-table';
+import { EXIT_FAILED, EXIT_FINISHED, exitCodeOfStop } from '../exit-codes';
 import type { CliWiring } from '../wiring';
 import { parseList, parsePositiveInt, parseQueueUrl } from './values';
 
@@ -62,7 +63,9 @@ export function sweepCommand(wiring: CliWiring): CommandSpec {
         const failures = outcome.failures ?? [];
         for (const f of failures) io.stderr.write(`run ${f.runName} failed: ${f.error}\n`);
         if (outcome.status === 'stopped') io.stderr.write(`sweep stopped after ${outcome.summaries.length} of ${runs.length} runs; run the same command to continue:\n  ${command}\n`);
-        return failures.length > 0 ? 1 : 0;
+        // A failed run outweighs the stop: both are continued by the same command, but a failure needs a look first.
+        if (failures.length > 0) return EXIT_FAILED;
+        return outcome.status === 'stopped' ? exitCodeOfStop(stop.signal.reason) : EXIT_FINISHED;
       } finally {
         stop.dispose();
       }
@@ -89,7 +92,8 @@ async function runQueuedSweep(args: ParsedArgs, io: CliIo, wiring: CliWiring, sw
       io.stdout.write(formatSweepTable(summaries, args.values.markdown ? 'markdown' : 'text'));
       for (const f of failures) io.stderr.write(`run ${f.runName} failed: ${f.error}\n`);
       if (waited.status === 'stopped') io.stderr.write(`stopped waiting; the runs go on in the queue. Wait again with:\n  ${waitCommand}\n`);
-      return failures.length > 0 ? 1 : 0;
+      if (failures.length > 0) return EXIT_FAILED;
+      return waited.status === 'stopped' ? exitCodeOfStop(stop.signal.reason) : EXIT_FINISHED;
     } finally {
       stop.dispose();
     }

@@ -1,10 +1,14 @@
 import * as path from 'node:path';
-import { prepareRunDir, readSavedConfig, formatConfig } from '../../sinks/run-dir';
-import { configHash, resolveConfig, type ConfigOverride, type RunConfig } from '../config';
+import { dataPathMissing } from '../../pipeline/run-data';
+import { listCheckpoints } from '../../sinks/checkpoint';
+import { formatConfig, prepareRunDir, readSavedConfig, removeUnstartedRunDir, type RunDir } from '../../sinks/run-dir';
+import { TrainingDiverged } from '../../train/divergence';
+import { ConfigError, configHash, resolveConfig, type ConfigOverride, type RunConfig } from '../config';
 import type { CliIo, CommandSpec, ParsedArgs } from '../command';
 import { reportProgress } from '../progress';
 import { formatSummary } from '../summary-table';
-import type { CliWiring } from '../wiring';
+import { EXIT_FAILED, EXIT_FINISHED, exitCodeOfStop } from '../exit-codes';
+import type { CliWiring, TrainOutcome } from '../wiring';
 
 /** `cigl train`: resolve the config, prepare the run directory, run the training job with graceful stop. */
 export function trainCommand(wiring: CliWiring): CommandSpec {
@@ -15,7 +19,9 @@ export function trainCommand(wiring: CliWiring): CommandSpec {
     description:
       'Trains as the config says (defaults: CigL on the built-in CIFAR-10 subset), streaming metrics to\n' +
       '<output.runsDir>/<output.runName>/. Ctrl-C once stops after the current step with a checkpoint\n' +
-      '(resume with --resume); twice exits at once. An existing run directory is never overwritten.',
+      '(resume with --resume); twice exits at once. An existing run directory is never overwritten.\n' +
+      'Exit status: 0 finished, 1 failed (or diverged), 2 usage or config error, 130 stopped by Ctrl-C\n' +
+      '(SIGINT) and 143 by SIGTERM, each after writing a checkpoint.',
     acceptsConfig: true,
     options: {
       config: { type: 'string', short: 'c', value: 'FILE', description: 'YAML or JSON config file' },
@@ -29,14 +35,17 @@ export function trainCommand(wiring: CliWiring): CommandSpec {
       const hash = configHash(config);
       if (args.values['print-config']) {
         io.stdout.write(formatConfig(config) + `config hash ${hash}\n`);
-        return 0;
+        return EXIT_FINISHED;
       }
       const resume = args.values.resume === true;
+      const missing = dataPathMissing(config);
+      if (missing) throw new ConfigError([{ path: 'data.path', message: missing }]);
       const runDir = prepareRunDir(config, { resume });
       io.stderr.write(`${resume ? 'resuming' : 'run directory'} ${runDir.dir}\n`);
       const stop = wiring.gracefulStop();
+      let outcome: TrainOutcome;
       try {
-        const outcome = await wiring.train({
+        outcome = await wiring.train({
           config,
           configHash: hash,
           runDir,
@@ -45,20 +54,46 @@ export function trainCommand(wiring: CliWiring): CommandSpec {
           progress: (options) => reportProgress(io.stdout, { epochs: config.train.epochs, ...options }),
           io,
         });
-        if (outcome.status === 'stopped') {
-          io.stderr.write(
-            `stopped after step ${outcome.step}; checkpoint saved. Continue with:\n` +
-              `  cigl train --resume --output.runsDir ${config.output.runsDir} --output.runName ${runDir.name}\n`,
-          );
-        } else if (outcome.summary) {
-          io.stdout.write(formatSummary(outcome.summary, args.values.markdown ? 'markdown' : 'text'));
-        }
-        return 0;
+      } catch (err) {
+        io.stderr.write(describeFailure(err as Error, runDir, resume));
+        return EXIT_FAILED;
       } finally {
         stop.dispose();
       }
+      if (outcome.status === 'stopped') {
+        io.stderr.write(`stopped after step ${outcome.step}; checkpoint saved. Continue with:\n  ${resumeCommand(runDir)}\n`);
+        return exitCodeOfStop(stop.signal.reason);
+      }
+      if (outcome.summary) io.stdout.write(formatSummary(outcome.summary, args.values.markdown ? 'markdown' : 'text'));
+      return EXIT_FINISHED;
     },
   };
+}
+
+/**
+ * What failed, and what to do next: a run that failed before training anything leaves no directory
+ * (the same command works once the cause is fixed); one that trained keeps its directory and newest
+ * checkpoint, to be resumed, or, after a divergence, replaced by a run with a changed config.
+ */
+function describeFailure(err: Error, runDir: RunDir, resume: boolean): string {
+  const diverged = err instanceof TrainingDiverged;
+  const lines = [`cigl train: ${diverged ? 'diverged' : 'error'}: ${process.env.CIGL_DEBUG ? (err.stack ?? err.message) : err.message}`];
+  if (!resume && removeUnstartedRunDir(runDir)) {
+    lines.push(`nothing was trained, and the run directory ${runDir.dir} was removed: run the same command again once the cause is fixed`);
+  } else {
+    const newest = listCheckpoints(runDir.paths.checkpoints)[0];
+    const kept = `the run directory ${runDir.dir} is kept (${newest ? `newest checkpoint: step ${newest.step}` : 'no checkpoint yet'})`;
+    lines.push(
+      diverged
+        ? `${kept}; start a new run with a changed config under another output.runName (or remove that directory first)`
+        : `${kept}; once the cause is fixed, continue it with:\n  ${resumeCommand(runDir)}\nor start afresh under another output.runName`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}
+
+function resumeCommand(runDir: RunDir): string {
+  return `cigl train --resume --output.runsDir ${path.dirname(runDir.dir)} --output.runName ${runDir.name}`;
 }
 
 /**

@@ -1,11 +1,16 @@
 /**
  * Child process for the unwritable-output test when the tests run as root (root ignores permission
- * bits, so the parent runs this as an unprivileged user). Prints the error message, or "created".
+ * bits). It starts as root, so that it can load its modules wherever the checkout lives, then drops to
+ * the unprivileged user "nobody" and tries to prepare a run directory. Prints the error message, or
+ * "created".
  * Usage: node prepare-run-dir.js RUNS_DIR
  */
 import { resolveConfig } from '../../../src/cli/config';
 import { prepareRunDir } from '../../../src/sinks/run-dir';
 
+const NOBODY = 65534;
+process.setgid!(NOBODY);
+process.setuid!(NOBODY);
 try {
   prepareRunDir(resolveConfig({ overrides: [{ path: 'output.runsDir', raw: process.argv[2], origin: 'test' }] }));
   process.stdout.write('created\n');
