@@ -44,7 +44,7 @@ t.test('the tail returns each complete row once, in order, across partial writes
   resumed.close();
   t.same(tail.readRows<MetricRow>(metricsSpec).map((r) => r.step), [2, 2, 2, 2, 3, 3, 3, 3]);
   const messages = new ArrowLogTail(dir, 'metrics').readMessages();
-  t.equal(messages.length, 3, 'one record batch per flush (two, then one in the resumed segment), schemas left out');
+  t.equal(messages.length, 3 * 4, 'per flush (two, then one in the resumed segment) the dictionaries of run_id, phase and metric and one record batch; schemas left out');
 });
 
 t.test('shared rows: one decoded list per log while any stream holds it', async (t) => {
