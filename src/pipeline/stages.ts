@@ -9,7 +9,8 @@ import { reliabilityRows, writeReliabilityTable, logTrainEvents, type Reliabilit
 import { writeCheckpoint } from '../sinks/checkpoint';
 import { saveLayersModel } from '../sinks/layers-model-files';
 import { writeSparseModelFile } from '../sinks/sparse-model-file';
-import { writeSummary, type LayerDensity, type RunSummary, type StageResult } from '../sinks/summary';
+import { layerDensities, modelDensity } from '../sparse/model-density';
+import { writeSummary, type RunSummary, type StageResult } from '../sinks/summary';
 import { batchStream, evalStream } from '../stream/batch-stream';
 import type { Batch } from '../stream/batch';
 import type { TrainEvent } from '../train/events';
@@ -241,6 +242,7 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
     const results: StageResult[] = candidates.map((c) => stageResult(c.label, report(c).before));
     if (config.calibrate.temperatureScaling) results.push({ ...stageResult('after temperature scaling', report(final).after), temperature });
     const layers = layerDensities(final.masks);
+    const density = modelDensity(Object.fromEntries(Object.entries(final.weights).map(([name, w]) => [name, w.values.length])), layers);
 
     // One walk over model × split × (T = 1, fitted T): metric rows for the log, bins for the table.
     const step = ctx.trainer.step;
@@ -284,6 +286,7 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
       ece: Object.fromEntries(report(final).before.equalWidth.map((b) => [String(b.bins), b.ece])),
       evaluatedOn: reportSplit,
       layers: layers.map((l) => ({ ...l, sparsity: 1 - l.active / l.size })),
+      density,
     };
     loadBatchNorm(model, final.batchNorm);
     const layersModel = toLayersModel(model, Object.fromEntries(Object.entries(final.weights).map(([k, v]) => [k, v.values])));
@@ -308,6 +311,7 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
       split: reportSplit,
       results,
       layers,
+      density,
       outputs: {
         metrics: paths.metricsFile,
         'mask stats': paths.maskStatsFile,
@@ -331,12 +335,4 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
 
 function stageResult(stage: string, r: BeforeAfter['before']): StageResult {
   return { stage, accuracy: r.accuracy, ece: Object.fromEntries(r.equalWidth.map((b) => [String(b.bins), b.ece])), nll: r.nll, brier: r.brier };
-}
-
-function layerDensities(masks: NamedArrays): LayerDensity[] {
-  return Object.entries(masks).map(([layer, mask]) => ({
-    layer,
-    size: mask.values.length,
-    active: mask.values.reduce((n, v) => n + (v !== 0 ? 1 : 0), 0),
-  }));
 }
