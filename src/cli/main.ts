@@ -7,6 +7,7 @@ import { ConfigError, describeConfigFields } from './config';
 import { daemonCommand } from './commands/daemon';
 import { dataCommand } from './commands/data';
 import { evalCommand } from './commands/eval';
+import { predictCommand } from './commands/predict';
 import { sweepCommand } from './commands/sweep';
 import { trainCommand } from './commands/train';
 import { UsageError } from './usage-error';
@@ -18,7 +19,7 @@ import { defaultWiring, type CliWiring } from './wiring';
  * (bad flag, invalid config value, run directory that exists or cannot be written).
  */
 export function buildCommands(wiring: CliWiring): CommandSpec[] {
-  return [trainCommand(wiring), evalCommand(wiring), dataCommand(wiring), sweepCommand(wiring), daemonCommand(wiring)];
+  return [trainCommand(wiring), evalCommand(wiring), predictCommand(wiring), dataCommand(wiring), sweepCommand(wiring), daemonCommand(wiring)];
 }
 
 export async function runCommandLine(argv: readonly string[], commands: readonly CommandSpec[], io: CliIo): Promise<number> {

@@ -4,10 +4,11 @@ import { recomputeBatchNorm as recomputeStatistics } from '../average/batch-norm
 import type { EqualWidthCalibration } from '../calibrate/metrics';
 import { reliabilityDiagramPng, reliabilityDiagramSvg } from '../calibrate/reliability';
 import { calibrateModel, type BeforeAfter, type CalibrationOutcome } from '../calibrate/stage';
-import { toLayersModel } from '../models/export-layers';
+import { layersWeights, toLayersModel } from '../models/export-layers';
 import { reliabilityRows, writeReliabilityTable, logTrainEvents, type ReliabilityRow } from '../sinks/arrow-log';
 import { writeCheckpoint } from '../sinks/checkpoint';
 import { saveLayersModel } from '../sinks/layers-model-files';
+import { safetensorsMetadata, writeSafetensorsFile } from '../sinks/safetensors-file';
 import { writeSparseModelFile } from '../sinks/sparse-model-file';
 import { layerDensities, modelDensity } from '../sparse/model-density';
 import { writeSummary, type RunSummary, type StageResult } from '../sinks/summary';
@@ -298,6 +299,7 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
     const sparseArrays: Record<string, NamedArray> = { ...final.weights };
     for (const [key, value] of Object.entries(final.batchNorm)) sparseArrays[`batchNorm/${key}`] = value;
     const fileBytes = writeSparseModelFile(paths.sparseModel, { arrays: sparseArrays, metadata });
+    writeSafetensorsFile(paths.safetensors, layersWeights(model.architecture, final.weights, final.batchNorm), safetensorsMetadata(metadata));
     const denseBytes = Object.values(sparseArrays).reduce((n, a) => n + 4 * a.values.length, 0);
 
     const summary: RunSummary = {
@@ -317,6 +319,7 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
         'mask stats': paths.maskStatsFile,
         model: paths.model,
         'sparse model': paths.sparseModel,
+        'safetensors model': paths.safetensors,
         'reliability diagram': paths.reliabilityPng,
         'reliability bins': paths.reliability,
         checkpoints: paths.checkpoints,

@@ -4,7 +4,8 @@ import type { CommandSpec } from '../command';
 import { UsageError } from '../usage-error';
 import { formatLayerTable, formatResultsTable } from '../summary-table';
 import type { CliWiring, EvalRequest } from '../wiring';
-import { parseIntList, parsePositiveInt } from './values';
+import { BACKEND_PREFERENCES } from '../../compute/backend';
+import { parseBackend, parseIntList, parsePositiveInt } from './values';
 
 const FORMATS = ['auto', 'image-folder', 'cifar-binary', 'idx'] as const;
 const SPLITS = ['train', 'validation', 'test'] as const;
@@ -22,6 +23,7 @@ export function evalCommand(wiring: CliWiring): CommandSpec {
       split: { type: 'string', value: 'SPLIT', description: `${SPLITS.join('|')} (default test)` },
       bins: { type: 'string', value: 'N,N', description: 'ECE bin counts (default 15,10)' },
       'batch-size': { type: 'string', value: 'N', description: 'images per forward pass (default 256)' },
+      backend: { type: 'string', value: 'NAME', description: `compute path: ${BACKEND_PREFERENCES.join('|')} (default auto: tfjs-node, else the native addon, else stock tfjs)` },
       markdown: { type: 'boolean', description: 'print the tables as Markdown' },
     },
     epilog: 'Example:\n  cigl eval --model runs/my-run/model --split test',
@@ -42,11 +44,12 @@ export function evalCommand(wiring: CliWiring): CommandSpec {
         split: split as EvalRequest['split'],
         bins: parseIntList(args.values.bins as string | undefined, '--bins', 2) ?? [15, 10],
         batchSize: parsePositiveInt(args.values['batch-size'] as string | undefined, '--batch-size') ?? 256,
+        backend: parseBackend(args.values.backend),
       };
       const report = await wiring.evaluate(request, io);
       const format_ = args.values.markdown ? 'markdown' : 'text';
       io.stdout.write(`Results on the ${report.split} split\n` + formatResultsTable(report.results, format_));
-      if (report.layers) io.stdout.write('\nPer-layer density\n' + formatLayerTable(report.layers, format_));
+      if (report.layers || report.density) io.stdout.write('\nPer-layer density\n' + formatLayerTable(report.layers ?? [], format_, report.density));
       return 0;
     },
   };

@@ -1,3 +1,4 @@
+import { BACKEND_PREFERENCES, type BackendPreference } from '../../compute/backend';
 import { redisOptionsFromUrl } from '../../daemon/redis-connection';
 import { UsageError } from '../usage-error';
 
@@ -35,4 +36,13 @@ export function parseQueueUrl(text: string, option: string): string {
     throw new UsageError(`${option}: ${(err as Error).message}`);
   }
   return text;
+}
+
+/** --backend: one of the compute paths (default auto). */
+export function parseBackend(value: unknown): BackendPreference {
+  if (value === undefined) return 'auto';
+  if (!(BACKEND_PREFERENCES as readonly unknown[]).includes(value)) {
+    throw new UsageError(`--backend must be one of ${BACKEND_PREFERENCES.join(', ')}; got ${JSON.stringify(value)}`);
+  }
+  return value as BackendPreference;
 }
