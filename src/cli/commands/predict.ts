@@ -9,10 +9,8 @@ import type { CommandSpec, CliOutput } from '../command';
 import { formatTable, type TableFormat } from '../summary-table';
 import { UsageError } from '../usage-error';
 import type { CliWiring, PredictRequest } from '../wiring';
-import { parseBackend, parsePositiveInt } from './values';
+import { DATA_FORMATS, parseBackend, parseChoice, parseModelDir, parsePositiveInt, SPLITS } from './values';
 
-const DATA_FORMATS = ['auto', 'image-folder', 'cifar-binary', 'idx'] as const;
-const SPLITS = ['train', 'validation', 'test'] as const;
 const OUTPUT_FORMATS = ['table', 'markdown', 'jsonl', 'arrow'] as const;
 
 /** `cigl predict`: calibrated class probabilities of a saved model for image files or a data set. */
@@ -45,7 +43,7 @@ export function predictCommand(wiring: CliWiring): CommandSpec {
       '  cigl predict --model runs/my-run/model --data fixtures/cifar10-subset --format arrow --output predictions.arrow',
     async run(args, io) {
       const request = parseRequest(args.values, args.positionals, io.cwd);
-      const format = choice(args.values.format, '--format', OUTPUT_FORMATS, 'table');
+      const format = parseChoice(args.values.format, '--format', OUTPUT_FORMATS, 'table');
       const output = args.values.output === undefined ? undefined : path.resolve(io.cwd, args.values.output as string);
       if (format === 'arrow' && !output) throw new UsageError('--format arrow needs --output FILE (Arrow is binary)');
       if (output && !fs.existsSync(path.dirname(output))) throw new UsageError(`--output ${String(args.values.output)}: folder ${path.dirname(output)} does not exist`);
@@ -93,10 +91,7 @@ export function formatPredictionTable(predictions: readonly Prediction[], classN
 }
 
 function parseRequest(values: Readonly<Record<string, unknown>>, files: readonly string[], cwd: string): PredictRequest {
-  const model = values.model as string | undefined;
-  if (!model) throw new UsageError('--model DIR is required');
-  const modelDir = path.resolve(cwd, model);
-  if (!fs.existsSync(path.join(modelDir, 'model.json'))) throw new UsageError(`--model ${model}: no model.json in ${modelDir}`);
+  const modelDir = parseModelDir(values.model, cwd);
   const data = values.data as string | undefined;
   if (files.length === 0 && data === undefined) throw new UsageError('give image FILEs or --data PATH');
   if (files.length > 0 && data !== undefined) throw new UsageError('give image FILEs or --data PATH, not both');
@@ -110,17 +105,11 @@ function parseRequest(values: Readonly<Record<string, unknown>>, files: readonly
     modelDir,
     files,
     dataPath: data === undefined ? undefined : path.resolve(cwd, data),
-    dataFormat: choice(values['data-format'], '--data-format', DATA_FORMATS, 'auto'),
-    split: choice(values.split, '--split', SPLITS, 'test'),
+    dataFormat: parseChoice(values['data-format'], '--data-format', DATA_FORMATS, 'auto'),
+    split: parseChoice(values.split, '--split', SPLITS, 'test'),
     topK: parsePositiveInt(values['top-k'] as string | undefined, '--top-k') ?? 3,
     abstainBelow,
     batchSize: parsePositiveInt(values['batch-size'] as string | undefined, '--batch-size') ?? 256,
     backend: parseBackend(values.backend),
   };
-}
-
-function choice<T extends string>(value: unknown, option: string, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (!(allowed as readonly unknown[]).includes(value)) throw new UsageError(`${option} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`);
-  return value as T;
 }
