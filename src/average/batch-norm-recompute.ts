@@ -1,15 +1,19 @@
 import * as tf from '@tensorflow/tfjs';
-import { concatMap, count, defer, from, lastValueFrom, map, tap, type ObservableInput, type OperatorFunction } from 'rxjs';
+import { concatMap, count, defer, from, lastValueFrom, map, tap, type Observable, type ObservableInput, type OperatorFunction } from 'rxjs';
 import type { BatchNormRef, ConvBnOptions, Ops, RunningStats } from '../compute/ops';
 import type { Model } from '../models/model';
 import { inputTensor, paramTensors, type ParamValues } from '../models/param-tensors';
 import type { Batch } from '../stream/batch';
+import { batchStream, type StreamCommonOptions } from '../stream/batch-stream';
+import { Rng } from '../util/rng';
 import type { NamedArray, NamedArrays } from '../util/named-arrays';
 
 /**
  * BatchNorm running statistics are wrong after weight averaging (they belong to no single set of
  * weights), so they are reset and recomputed with one pass over the training data in training mode,
- * with no gradient, before any evaluation (as torch.optim.swa_utils.update_bn does).
+ * with no gradient, before any evaluation (as torch.optim.swa_utils.update_bn does). The batches must
+ * look like training's: shuffled (class-sorted batches skew every layer after the first) and augmented
+ * as training was (a model trained on padded crops sees other statistics on clean images).
  *
  * What is computed: the exact pooled statistics over every value a BN layer normalises in the pass
  * (all examples × positions of the pass), mean and unbiased variance, not PyTorch's cumulative average
@@ -58,7 +62,7 @@ class PooledMoments {
 
 /**
  * Resets and recomputes the running statistics of every BatchNorm layer of `model` with one pass of
- * `batches` (training data, no augmentation needed) through `model.apply(params, x, training = true)`.
+ * `batches` (the training split, shuffled and augmented as in training) through `model.apply(params, x, training = true)`.
  * Works for any Model whose BatchNorm layers all run through `ops.convBn`; leaves tf.memory().numTensors
  * as it found it.
  */
@@ -140,6 +144,24 @@ export async function recomputeBatchNorm(
     for (const [stats, momentum] of momenta) stats.momentum = momentum;
     tensors.dispose();
   }
+}
+
+export interface BatchNormPassOptions extends Omit<StreamCommonOptions, 'consumed'> {
+  /** The run's seed; the pass draws from a random stream of its own derived from it. */
+  readonly seed: number;
+  /** Whether training used the standard augmentation (random crop with padding, flip). */
+  readonly augment: boolean;
+}
+
+/**
+ * The batches of the recompute, as the authors' code (SWA's bn_update) feeds them: one pass over the
+ * training split, shuffled, with the training augmentation when training used it, from a random stream
+ * of its own derived from the run's seed (the same seed gives the same pass; every model recomputed in a
+ * run gets the same batches).
+ */
+export function batchNormPass(options: BatchNormPassOptions): Observable<Batch> {
+  const { seed, augment, ...stream } = options;
+  return batchStream({ ...stream, seed: Rng.derive(seed, 'batchNormRecompute').nextU32(), epochs: 1, augment: augment ? undefined : false });
 }
 
 /**

@@ -21,6 +21,9 @@ export interface AveragedWeights {
   readonly snapshots: number;
   /** Epochs of the averaged snapshots, in arrival order. */
   readonly epochs: readonly number[];
+  /** Steps of the first and the last averaged snapshot. */
+  readonly firstStep: number;
+  readonly lastStep: number;
   /** Masked layers whose snapshot masks differed, so the top-|W̄| rule chose their final mask. */
   readonly reMaskedLayers: readonly string[];
 }
@@ -30,6 +33,7 @@ export interface SnapshotMeanState {
   readonly arrays: NamedArrays;
   readonly json: {
     readonly epochs: readonly number[];
+    readonly steps: readonly number[];
     readonly shapes: Readonly<Record<string, readonly number[]>>;
     readonly masks: Readonly<Record<string, { readonly activeCount: number; readonly differs: boolean }>>;
   };
@@ -46,6 +50,7 @@ export class SnapshotMean {
   private readonly sums = new Map<string, { shape: readonly number[]; sum: Float64Array }>();
   private readonly masks = new Map<string, LayerMask>();
   private readonly epochList: number[] = [];
+  private readonly stepList: number[] = [];
 
   get count(): number {
     return this.epochList.length;
@@ -101,6 +106,7 @@ export class SnapshotMean {
       }
     }
     this.epochList.push(snapshot.epoch);
+    this.stepList.push(snapshot.step);
   }
 
   /** The mean so far and the final masks; the accumulator stays usable. */
@@ -126,7 +132,7 @@ export class SnapshotMean {
       }
       masks[name] = { shape: weights[name].shape, values: mask };
     }
-    return { weights, masks, snapshots: n, epochs: [...this.epochList], reMaskedLayers };
+    return { weights, masks, snapshots: n, epochs: [...this.epochList], firstStep: this.stepList[0], lastStep: this.stepList[n - 1], reMaskedLayers };
   }
 
   /**
@@ -146,7 +152,7 @@ export class SnapshotMean {
       arrays[`maskLatest/${name}`] = { shape: [layer.latest.length], values: Float32Array.from(layer.latest) };
       masks[name] = { activeCount: layer.activeCount, differs: layer.differs };
     }
-    return { arrays, json: { epochs: [...this.epochList], shapes, masks } };
+    return { arrays, json: { epochs: [...this.epochList], steps: [...this.stepList], shapes, masks } };
   }
 
   /** The inverse of exportState. */
@@ -168,7 +174,11 @@ export class SnapshotMean {
       const latest = Uint8Array.from(array(`maskLatest/${name}`).values);
       mean.masks.set(name, { first, latest, activeCount, differs });
     }
+    if (!Array.isArray(state.json.steps) || state.json.steps.length !== state.json.epochs.length) {
+      throw new Error(`averaging state: 'steps' must list one step per snapshot (${state.json.epochs.length}), got ${JSON.stringify(state.json.steps)}`);
+    }
     mean.epochList.push(...state.json.epochs);
+    mean.stepList.push(...state.json.steps);
     return mean;
   }
 

@@ -2,16 +2,17 @@
  * Equal-width confidence bins and the per-bin table they produce.
  *
  * Convention: [0, 1] is split into B bins with edges e_b = b / B (computed in float64). Bin b holds the
- * confidences c with e_b ≤ c < e_{b+1}; the last bin also holds c = 1, so it is [e_{B−1}, 1]. Hence a
- * confidence of exactly 0 falls in the first bin, exactly 1 in the last, and a confidence equal to an
- * inner edge e_b in bin b (the bin it opens), decided against the very edge values the table reports.
+ * confidences c with e_b < c ≤ e_{b+1}, as the authors' code and torchmetrics bin them; the first bin also
+ * holds c = 0, so it is [0, e_1]. Hence a confidence of exactly 0 falls in the first bin, exactly 1 in the
+ * last, and a confidence equal to an inner edge e_b in bin b − 1 (the bin it closes), decided against the
+ * very edge values the table reports.
  */
 
 /** One row of a reliability table. Empty bins have count 0 and null means. */
 export interface BinRow {
-  /** Lower edge (inclusive). For equal-mass bins: the smallest confidence in the bin. */
+  /** Lower edge (exclusive, except 0 for the first bin). For equal-mass bins: the smallest confidence in the bin. */
   readonly lower: number;
-  /** Upper edge (exclusive, except 1 for the last bin). For equal-mass bins: the largest confidence. */
+  /** Upper edge (inclusive). For equal-mass bins: the largest confidence. */
   readonly upper: number;
   readonly count: number;
   /** Mean confidence of the examples in the bin; null when empty. */
@@ -34,10 +35,10 @@ export function binEdge(b: number, bins: number): number {
 /** The equal-width bin (0 … bins−1) that holds confidence c ∈ [0, 1] (see the convention above). */
 export function binIndex(c: number, bins: number): number {
   if (!(c >= 0 && c <= 1)) throw new Error(`binIndex: confidence must be in [0, 1], got ${c}`);
-  let b = Math.min(bins - 1, Math.floor(c * bins));
+  let b = Math.max(0, Math.min(bins - 1, Math.ceil(c * bins) - 1));
   // c·B can round across an edge; settle against the exact edge values.
-  if (b > 0 && c < binEdge(b, bins)) b--;
-  else if (b < bins - 1 && c >= binEdge(b + 1, bins)) b++;
+  if (b > 0 && c <= binEdge(b, bins)) b--;
+  else if (b < bins - 1 && c > binEdge(b + 1, bins)) b++;
   return b;
 }
 

@@ -19,7 +19,7 @@ import { checkLogitsAndLabels, checkRows, rowNll, softmaxRow } from './softmax';
  * - NLL: mean −ln p_y. Brier: mean Σ_k (p_k − [y = k])², summed over classes (Brier 1950; as in Ovadia
  *   et al. 2019), so it lies in [0, 2].
  * - ECE (Guo et al. 2017): Σ_b (n_b / N)·|acc_b − conf_b| over equal-width bins (edge convention in
- *   bins.ts: 0 goes in the first bin, 1 in the last). MCE: max_b |acc_b − conf_b| over non-empty bins.
+ *   bins.ts: bins are (lo, hi], 0 goes in the first bin). MCE: max_b |acc_b − conf_b| over non-empty bins.
  * - Adaptive ECE (Nguyen & O'Connor 2015; Nixon et al. 2019): the same sum over B equal-mass bins: sort
  *   the examples by confidence (ties by arrival order) and give bin b the examples ⌊bN/B⌋ … ⌊(b+1)N/B⌋−1.
  * - Class-wise ECE (Kull et al. 2019): for every class k, bin all N examples by p_k (equal-width bins)

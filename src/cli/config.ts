@@ -118,6 +118,8 @@ export interface AverageConfig {
   readonly startEpoch: number;
   /** Where averaging starts as a fraction of training, (0, 1); only used when startEpoch is not given. */
   readonly startFraction: number;
+  /** Snapshots per averaged epoch, evenly spaced, the last at the epoch's end. */
+  readonly snapshotsPerEpoch: number;
   /** Reset and recompute BatchNorm statistics after averaging. */
   readonly recomputeBatchNorm: boolean;
 }
@@ -296,6 +298,7 @@ const SCHEMA: Readonly<Record<string, Leaf | Readonly<Record<string, Leaf>>>> = 
       doc: 'first averaged epoch, 0-based (default: from startFraction)',
     },
     startFraction: { kind: 'number', interval: interval('(0, 1)'), default: 0.8, doc: 'averaging start as a fraction of training' },
+    snapshotsPerEpoch: { kind: 'int', min: 1, default: 1, doc: 'snapshots per averaged epoch, evenly spaced, the last at its end' },
     recomputeBatchNorm: { kind: 'boolean', default: true, doc: 'recompute BatchNorm statistics after averaging' },
   },
   calibrate: {

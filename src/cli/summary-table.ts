@@ -68,6 +68,11 @@ export function formatSummary(summary: RunSummary, format: TableFormat = 'text')
     heading(`Results on the ${summary.split} split`) + formatResultsTable(summary.results, format),
     heading('Per-layer density') + formatLayerTable(summary.layers, format, summary.density),
   ];
+  if (summary.averaging) {
+    const a = summary.averaging;
+    const line = `Averaged ${a.snapshots} snapshots (steps ${a.firstStep + 1}–${a.lastStep + 1}); the average lies ${(100 * a.relativeChange).toFixed(2)}% (relative L2) from the live weights.\n`;
+    parts.splice(2, 0, line);
+  }
   const outputs = Object.entries(summary.outputs).map(([label, p]) => [label, relative(p)]);
   if (summary.modelSize) {
     const { fileBytes, denseBytes } = summary.modelSize;

@@ -124,6 +124,7 @@ function trainerConfig(config: RunConfig, model: Model, ops: Ops, stepsPerEpoch:
     optimizer: { momentum: optimiser.momentum, nesterov: optimiser.nesterov, weightDecay: optimiser.weightDecay },
     // Without averaging no epoch emits a snapshot.
     averageFromEpoch: config.average.enabled ? config.average.startEpoch : config.train.epochs,
+    snapshotsPerEpoch: config.average.snapshotsPerEpoch,
   };
 }
 

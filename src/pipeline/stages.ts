@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import { concatMap, defer, EMPTY, last, lastValueFrom, map, tap, type MonoTypeOperatorFunction, type Observable, type OperatorFunction } from 'rxjs';
-import { recomputeBatchNorm as recomputeStatistics } from '../average/batch-norm-recompute';
+import { batchNormPass, recomputeBatchNorm as recomputeStatistics } from '../average/batch-norm-recompute';
 import type { EqualWidthCalibration } from '../calibrate/metrics';
 import { reliabilityDiagramPng, reliabilityDiagramSvg } from '../calibrate/reliability';
 import { calibrateModel, type BeforeAfter, type CalibrationOutcome } from '../calibrate/stage';
@@ -11,7 +11,7 @@ import { saveLayersModel } from '../sinks/layers-model-files';
 import { safetensorsMetadata, writeSafetensorsFile } from '../sinks/safetensors-file';
 import { writeSparseModelFile } from '../sinks/sparse-model-file';
 import { layerDensities, modelDensity } from '../sparse/model-density';
-import { writeSummary, type RunSummary, type StageResult } from '../sinks/summary';
+import { writeSummary, type AveragingSummary, type RunSummary, type StageResult } from '../sinks/summary';
 import { batchStream, evalStream } from '../stream/batch-stream';
 import type { Batch } from '../stream/batch';
 import type { TrainEvent } from '../train/events';
@@ -29,7 +29,9 @@ import type { RunCheckpointState, RunContext } from './run-context';
 
 /** A model to evaluate: its parameters (masks baked in as zeros) and the BatchNorm statistics to use. */
 export interface ModelCandidate {
-  /** 'before averaging', 'after averaging' or 'final'. */
+  /** For the averaged model: what the averaging did. */
+  readonly averaging?: AveragingSummary;
+  /** 'final' (no averaging), or 'before averaging', 'live + recomputed BN' and 'after averaging'. */
   readonly label: string;
   readonly weights: NamedArrays;
   /** Masks of the masked layers (1 = active). */
@@ -177,20 +179,32 @@ export function finishTraining(ctx: RunContext): OperatorFunction<TrainEvent, Tr
     );
 }
 
-/** Adds the weight & mask average of the snapshots (BatchNorm statistics to be recomputed). */
+/**
+ * Adds the weight & mask average of the snapshots (BatchNorm statistics to be recomputed) and, when the
+ * recompute is on, the diagnostic "live + recomputed BN": the live weights with recomputed statistics, so
+ * that a reader can tell the recompute's effect from the averaging's.
+ */
 export function averageWeights(ctx: RunContext): OperatorFunction<TrainedModels, TrainedModels> {
   return map((trained) => {
     if (!ctx.mean || ctx.mean.count === 0) {
       throw new Error(`averaging is on but no snapshot was taken (average.startEpoch ${ctx.config.average.startEpoch}, train.epochs ${ctx.config.train.epochs})`);
     }
     const averaged = ctx.mean.result();
-    return { candidates: [...trained.candidates, { label: 'after averaging', weights: averaged.weights, masks: averaged.masks }] };
+    const live = trained.candidates[trained.candidates.length - 1];
+    const diagnostic: ModelCandidate[] = ctx.config.average.recomputeBatchNorm ? [{ label: 'live + recomputed BN', weights: live.weights, masks: live.masks }] : [];
+    const averaging: AveragingSummary = {
+      snapshots: averaged.snapshots, firstStep: averaged.firstStep, lastStep: averaged.lastStep,
+      relativeChange: relativeDistance(averaged.weights, live.weights),
+    };
+    return { candidates: [...trained.candidates, ...diagnostic, { label: 'after averaging', weights: averaged.weights, masks: averaged.masks, averaging }] };
   });
 }
 
 /**
  * Gives every candidate without statistics fresh BatchNorm running statistics from one pass over the
- * training part (no augmentation), or the trainer's statistics when recomputation is switched off.
+ * training split as training saw it (see batchNormPass), or the trainer's statistics when recomputation
+ * is switched off. Deterministic by seed, so a run killed here resumes from its last checkpoint to the
+ * same bits.
  */
 export function recomputeBatchNorm(ctx: RunContext): OperatorFunction<TrainedModels, TrainedModels> {
   return concatMap(async (trained) => {
@@ -201,12 +215,21 @@ export function recomputeBatchNorm(ctx: RunContext): OperatorFunction<TrainedMod
       } else if (!ctx.config.average.recomputeBatchNorm) {
         candidates.push({ ...candidate, batchNorm: readBatchNorm(ctx.model) });
       } else {
-        const batches = evalStream({ dataset: ctx.data.train, stats: ctx.data.stats, batchSize: ctx.config.data.batchSize, workers: 0 });
-        await recomputeStatistics(ctx.model, candidate.weights, batches, ctx.ops);
+        ctx.job.io.stderr.write(`cigl: recomputing BatchNorm statistics for '${candidate.label}' (one pass over ${ctx.data.train.count} training images)\n`);
+        await recomputeStatistics(ctx.model, candidate.weights, recomputeBatches(ctx), ctx.ops);
         candidates.push({ ...candidate, batchNorm: readBatchNorm(ctx.model) });
       }
     }
     return { candidates };
+  });
+}
+
+/** The recompute's batches: the run's training split as training saw it (see batchNormPass). */
+function recomputeBatches(ctx: RunContext): Observable<Batch> {
+  const { config, data } = ctx;
+  return batchNormPass({
+    dataset: data.train, stats: data.stats, batchSize: config.data.batchSize, seed: config.seed,
+    augment: config.data.augment, workers: config.data.workers, prefetch: config.data.prefetch,
   });
 }
 
@@ -326,6 +349,7 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
         summary: paths.summary,
       },
       modelSize: { fileBytes, denseBytes },
+      ...(final.averaging && { averaging: final.averaging }),
       steps: step,
       wallTimeMs: trainingWallTime(ctx),
       backend: ctx.backend,
@@ -334,6 +358,20 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
     log.close({ final: true });
     return summary;
   });
+}
+
+/** ‖a − b‖ / ‖b‖ over all parameters of b (float64 sums). */
+function relativeDistance(a: NamedArrays, b: NamedArrays): number {
+  let diff = 0;
+  let norm = 0;
+  for (const [name, { values }] of Object.entries(b)) {
+    const other = a[name].values;
+    for (let i = 0; i < values.length; i++) {
+      diff += (other[i] - values[i]) ** 2;
+      norm += values[i] ** 2;
+    }
+  }
+  return Math.sqrt(diff / norm);
 }
 
 function stageResult(stage: string, r: BeforeAfter['before']): StageResult {

@@ -112,6 +112,7 @@ export const maskStatsSpec: TableSpec<MaskStatRow> = {
     { column: 'layer', field: 'layer', type: 'dictionary' },
     { column: 'pruned', field: 'pruned', type: 'int32' },
     { column: 'grown', field: 'grown', type: 'int32' },
+    { column: 'reselected', field: 'reselected', type: 'int32' },
     { column: 'density', field: 'density', type: 'float64' },
     { column: 'drop_fraction', field: 'dropFraction', type: 'float64' },
     { column: 'regrown_pruned', field: 'regrownPruned', type: 'int32' },

@@ -21,6 +21,19 @@ export interface StageResult {
   readonly temperature?: number;
 }
 
+/** What the weight & mask averaging did (runs with averaging only). */
+export interface AveragingSummary {
+  readonly snapshots: number;
+  /** The first and last averaged snapshot's training step. */
+  readonly firstStep: number;
+  readonly lastStep: number;
+  /**
+   * ‖W̄ − W‖ / ‖W‖ over every trainable parameter, W the live weights at the end of training: how far the
+   * average lies from the model it replaces (near 0 means averaging had nothing to average).
+   */
+  readonly relativeChange: number;
+}
+
 export interface RunSummary {
   readonly runName: string;
   readonly runDir: string;
@@ -41,6 +54,7 @@ export interface RunSummary {
   readonly outputs: Readonly<Record<string, string>>;
   /** The compact sparse model file against dense float32. */
   readonly modelSize?: { readonly fileBytes: number; readonly denseBytes: number };
+  readonly averaging?: AveragingSummary;
   readonly steps?: number;
   readonly wallTimeMs?: number;
   readonly backend?: string;

@@ -8,17 +8,20 @@ import type { Mask } from './masks';
  * Just-pruned positions are grow candidates, as in both references: google rigl ranks every position
  * outside the kept set (`score_grow_lifted` lowers only the kept ones) and rigl-reproducibility, the base
  * of the CigL code, grows where `new_mask == 0` after pruning. A position dropped and regrown in the same
- * update is treated as newly grown (weight and momentum restart at 0, as rigl-reproducibility's
- * `abs_grad_growth` zeroes every grown weight). The active count is unchanged by construction.
+ * update never left the mask: the result lists it as `reselected`, not as pruned or grown, so that the caller
+ * keeps its value and momentum (the reference zeroes only positions that were inactive before the
+ * update). `pruned` and `grown` are the mask's net change and always have equal length.
  *
  * Ties are broken deterministically: among equal |w| the lower index is dropped first; among equal
  * scores the lower index is grown first.
  */
 export interface PruneGrowResult {
-  /** Positions switched off, ascending. */
+  /** Positions switched off (dropped and not regrown), ascending. */
   readonly pruned: Int32Array;
-  /** Positions switched on (including any just-pruned position that was regrown), ascending. */
+  /** Positions switched on that were inactive before the update, ascending. */
   readonly grown: Int32Array;
+  /** Positions the drop chose and the growth chose again (active before and after), ascending. */
+  readonly reselected: Int32Array;
 }
 
 export function pruneAndGrow(mask: Mask, weights: Float32Array, growScore: Float32Array, dropFraction: number, layer: string): PruneGrowResult {
@@ -29,7 +32,7 @@ export function pruneAndGrow(mask: Mask, weights: Float32Array, growScore: Float
   for (let i = 0; i < mask.length; i++) if (mask[i] === 1) active.push(i);
   const k = Math.floor(dropFraction * active.length);
   // A fully dense layer (ERK overflow) can only regrow what it drops: a no-op, skipped.
-  if (k === 0 || active.length === mask.length) return { pruned: new Int32Array(0), grown: new Int32Array(0) };
+  if (k === 0 || active.length === mask.length) return { pruned: new Int32Array(0), grown: new Int32Array(0), reselected: new Int32Array(0) };
 
   const magnitude = new Float32Array(active.length);
   active.forEach((pos, j) => {
@@ -37,8 +40,8 @@ export function pruneAndGrow(mask: Mask, weights: Float32Array, growScore: Float
     if (Number.isNaN(w)) throw new Error(`mask update of ${layer}: weight ${pos} is NaN (training diverged)`);
     magnitude[j] = Math.abs(w);
   });
-  const pruned = selectExtreme(Int32Array.from(active), magnitude, k, 'smallest');
-  for (const pos of pruned) mask[pos] = 0;
+  const dropped = selectExtreme(Int32Array.from(active), magnitude, k, 'smallest');
+  for (const pos of dropped) mask[pos] = 0;
 
   const candidates: number[] = [];
   for (let i = 0; i < mask.length; i++) if (mask[i] === 0) candidates.push(i);
@@ -48,9 +51,16 @@ export function pruneAndGrow(mask: Mask, weights: Float32Array, growScore: Float
     if (Number.isNaN(s)) throw new Error(`mask update of ${layer}: grow score at ${pos} is NaN`);
     scores[j] = s;
   });
-  const grown = selectExtreme(Int32Array.from(candidates), scores, k, 'largest');
-  for (const pos of grown) mask[pos] = 1;
-  return { pruned, grown };
+  const chosen = selectExtreme(Int32Array.from(candidates), scores, k, 'largest');
+  for (const pos of chosen) mask[pos] = 1;
+  const wasDropped = new Set(dropped);
+  const reselected = chosen.filter((pos) => wasDropped.has(pos));
+  const kept = new Set(reselected);
+  return {
+    pruned: dropped.filter((pos) => !kept.has(pos)),
+    grown: chosen.filter((pos) => !wasDropped.has(pos)),
+    reselected,
+  };
 }
 
 /**

@@ -21,8 +21,12 @@ export interface StepEvent {
 
 export interface LayerMaskUpdate {
   readonly layer: string;
+  /** Weights switched off (the mask's net change; equal to `grown`). */
   readonly pruned: number;
+  /** Weights switched on that were inactive before the update (they start at 0 with zero momentum). */
   readonly grown: number;
+  /** Weights the drop chose and the growth chose again: they stay active with their value and momentum. */
+  readonly reselected: number;
   /** Active weights after the update divided by the layer's size. */
   readonly density: number;
   readonly dropFraction: number;

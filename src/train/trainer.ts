@@ -31,8 +31,13 @@ export interface TrainerConfig {
   readonly sparsity: SparsityConfig;
   readonly optimizer?: Partial<SgdConfig>;
   readonly lr: LrScheduleConfig;
-  /** First epoch (from 0) whose end emits a snapshot; default ⌊0.8 · epochs⌋ (reference: 200 of 250). */
+  /** First epoch (from 0) that emits snapshots; default ⌊0.8 · epochs⌋ (reference: 200 of 250). */
   readonly averageFromEpoch?: number;
+  /**
+   * Snapshots per averaged epoch (default 1), evenly spaced, the last at the epoch's end: more snapshots
+   * average out more fresh random masks Z_e when a short budget has few averaged epochs.
+   */
+  readonly snapshotsPerEpoch?: number;
   /** Validation at the end of every epoch; without it epochEnd has no validation fields. */
   readonly validate?: Validate;
 }
@@ -54,6 +59,8 @@ export class Trainer {
   readonly totalSteps: number;
   readonly stepsPerEpoch: number;
   readonly averageFromEpoch: number;
+  /** Batch indices within an averaged epoch after which a snapshot is taken, ascending. */
+  readonly snapshotIndices: readonly number[];
   readonly seed: number;
 
   private readonly optimizer: SgdMomentum;
@@ -80,6 +87,7 @@ export class Trainer {
     this.stepsPerEpoch = stepsPerEpoch;
     this.totalSteps = epochs * stepsPerEpoch;
     this.averageFromEpoch = config.averageFromEpoch ?? Math.floor(0.8 * epochs);
+    this.snapshotIndices = snapshotIndices(stepsPerEpoch, config.snapshotsPerEpoch ?? 1);
     this.validate = config.validate;
     this.method = createSparseMethod(config.sparsity.method, { randomMaskRate: config.sparsity.randomMaskRate });
     this.schedule = maskUpdateSchedule(scheduleConfigOf(config.sparsity), this.totalSteps);
@@ -114,9 +122,10 @@ export class Trainer {
     return mask.slice();
   }
 
-  /** One batch: a step (and mask update), then at the epoch's last batch the snapshot and epochEnd. */
+  /** One batch: a step (and mask update), a snapshot where one is due, and at the epoch's last batch epochEnd. */
   async process(batch: Batch): Promise<TrainEvent[]> {
     const events: TrainEvent[] = this.trainStep(batch);
+    if (batch.epoch >= this.averageFromEpoch && this.snapshotIndices.includes(batch.index)) events.push(this.snapshot());
     if (batch.index === this.stepsPerEpoch - 1) events.push(...(await this.endEpoch()));
     return events;
   }
@@ -161,7 +170,7 @@ export class Trainer {
     return events;
   }
 
-  /** End of the epoch just completed: a snapshot (from averageFromEpoch on), then epochEnd. */
+  /** End of the epoch just completed: validation and the epoch's training means, as epochEnd. */
   async endEpoch(): Promise<TrainEvent[]> {
     this.checkUsable();
     if (this.stepCount === 0 || this.stepCount % this.stepsPerEpoch !== 0) {
@@ -170,7 +179,6 @@ export class Trainer {
     const epoch = this.stepCount / this.stepsPerEpoch - 1;
     const step = this.stepCount - 1;
     const events: TrainEvent[] = [];
-    if (epoch >= this.averageFromEpoch) events.push(this.snapshot(epoch));
     const validation = this.validate ? await this.validate({ epoch, step, model: this.model, ops: this.ops, params: this.evaluationParams() }) : undefined;
     const end: EpochEndEvent = {
       type: 'epochEnd', step, epoch,
@@ -192,23 +200,25 @@ export class Trainer {
   }
 
   /**
-   * Snapshot for averaging: masked weights M ⊙ Z_e ⊙ W / (1 − p) with a fresh Z_e from
-   * (seed, 'snapshot', epoch, layer) (Z_e = 1 without a random mask), every other parameter as is.
+   * Snapshot for averaging of the weights after the last step: masked weights M ⊙ Z_e ⊙ W / (1 − p) with a
+   * fresh Z_e from (seed, 'snapshot', step, layer) (Z_e = 1 without a random mask), every other parameter
+   * as is.
    */
-  snapshot(epoch: number): SnapshotEvent {
+  private snapshot(): SnapshotEvent {
+    const step = this.stepCount - 1;
     const weights: Record<string, NamedArray> = {};
     const masks: Record<string, NamedArray> = {};
     for (const spec of this.model.specs) {
       const values = this.read(spec.name);
       const mask = this.masks.get(spec.name);
       if (mask) {
-        const m = randomWeightMultiplier(mask, this.method.randomMaskRate, Rng.derive(this.seed, 'snapshot', epoch, spec.name));
+        const m = randomWeightMultiplier(mask, this.method.randomMaskRate, Rng.derive(this.seed, 'snapshot', step, spec.name));
         for (let i = 0; i < values.length; i++) values[i] *= m[i];
         masks[spec.name] = { shape: spec.shape, values: maskToFloat32(mask) };
       }
       weights[spec.name] = { shape: spec.shape, values };
     }
-    return { type: 'snapshot', step: this.stepCount - 1, epoch, weights, masks, wallTimeMs: Date.now() };
+    return { type: 'snapshot', step, epoch: Math.floor(step / this.stepsPerEpoch), weights, masks, wallTimeMs: Date.now() };
   }
 
   exportState(): TrainerState {
@@ -311,7 +321,10 @@ export class Trainer {
     }));
   }
 
-  /** Prune and grow every masked layer; grown (and pruned) weights and their momentum become 0. */
+  /**
+   * Prune and grow every masked layer; pruned weights and newly grown ones (inactive before the update)
+   * and their momentum become 0, as in the RigL reference.
+   */
   private updateMasks(step: number, effectiveGrads: Readonly<Record<string, tf.Tensor>>): MaskUpdateEvent {
     const dropFraction = this.schedule.dropFractionAt(step);
     const layers: LayerMaskUpdate[] = [];
@@ -323,7 +336,8 @@ export class Trainer {
         denseGradient: effectiveGrads[layer.name].dataSync() as Float32Array,
         rng: Rng.derive(this.seed, 'grow', step, layer.name),
       });
-      const { pruned, grown } = pruneAndGrow(mask, weights, score, dropFraction, layer.name);
+      // Reselected positions (dropped and grown back at once) keep their value and momentum.
+      const { pruned, grown, reselected } = pruneAndGrow(mask, weights, score, dropFraction, layer.name);
       const active = countActive(mask);
       if (active !== layer.active) throw new Error(`mask update of ${layer.name} changed its active count from ${layer.active} to ${active}`);
       const previouslyGrown = new Set(this.lastGrown.get(layer.name) ?? []);
@@ -339,7 +353,7 @@ export class Trainer {
       this.maskTensors.get(layer.name)!.dispose();
       this.maskTensors.set(layer.name, tf.tensor(maskToFloat32(mask), layer.shape as number[]));
       this.lastGrown.set(layer.name, grown);
-      layers.push({ layer: layer.name, pruned: pruned.length, grown: grown.length, density: active / layer.size, dropFraction, regrownPruned });
+      layers.push({ layer: layer.name, pruned: pruned.length, grown: grown.length, reselected: reselected.length, density: active / layer.size, dropFraction, regrownPruned });
     }
     return { type: 'maskUpdate', step, epoch: Math.floor(step / this.stepsPerEpoch), layers, wallTimeMs: Date.now() };
   }
@@ -389,4 +403,17 @@ export class Trainer {
   private write(variable: tf.Variable, values: Float32Array): void {
     tf.tidy(() => variable.assign(tf.tensor(values, variable.shape)));
   }
+}
+
+/**
+ * The batch indices after which an averaged epoch of `stepsPerEpoch` batches takes its `count` snapshots:
+ * evenly spaced, ⌈(j + 1) · stepsPerEpoch / count⌉ − 1 for j = 0 … count − 1, so the last is the epoch's
+ * last batch.
+ */
+export function snapshotIndices(stepsPerEpoch: number, count: number): number[] {
+  if (!(Number.isInteger(count) && count >= 1)) throw new Error(`average.snapshotsPerEpoch must be an integer ≥ 1, got ${count}`);
+  if (count > stepsPerEpoch) {
+    throw new Error(`average.snapshotsPerEpoch is ${count}, but an epoch has only ${stepsPerEpoch} batches; use at most ${stepsPerEpoch}`);
+  }
+  return Array.from({ length: count }, (_, j) => Math.ceil(((j + 1) * stepsPerEpoch) / count) - 1);
 }

@@ -170,9 +170,11 @@ t.test('the accumulator survives a checkpoint round trip bit-exactly', async (t)
   const a = straight.result();
   const b = restored.result();
   t.same(b.epochs, [0, 1]);
+  t.same([b.firstStep, b.lastStep], [a.firstStep, a.lastStep], 'snapshot steps restored');
   for (const name of ['c.w', 'c.b']) {
     t.ok(Buffer.from(a.weights[name].values.buffer).equals(Buffer.from(b.weights[name].values.buffer)), `${name} identical bits`);
   }
   t.same(Array.from(b.masks['c.w'].values), Array.from(mask.values));
-  t.throws(() => SnapshotMean.fromState({ arrays: {}, json: { epochs: [0], shapes: { x: [2] }, masks: {} } }), /missing array 'sum\/x'/);
+  t.throws(() => SnapshotMean.fromState({ arrays: {}, json: { epochs: [0], steps: [3], shapes: { x: [2] }, masks: {} } }), /missing array 'sum\/x'/);
+  t.throws(() => SnapshotMean.fromState({ arrays: {}, json: { epochs: [0], shapes: {}, masks: {} } } as never), /'steps' must list one step per snapshot \(1\)/);
 });

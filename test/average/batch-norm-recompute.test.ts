@@ -1,7 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
-import { from, lastValueFrom, of } from 'rxjs';
+import { from, lastValueFrom, of, type Observable } from 'rxjs';
 import t from 'tap';
-import { recomputeBatchNorm, withRecomputedBatchNorm } from '../../src/average/batch-norm-recompute';
+import { batchNormPass, recomputeBatchNorm, withRecomputedBatchNorm } from '../../src/average/batch-norm-recompute';
+import { channelStats } from '../../src/data/split';
+import type { ImageDataset } from '../../src/data/types';
+import { evalStream } from '../../src/stream/batch-stream';
+import { Rng } from '../../src/util/rng';
 import { stockOps } from '../../src/compute/stock-ops';
 import { createModel } from '../../src/models/build';
 import type { Model } from '../../src/models/model';
@@ -154,4 +158,97 @@ t.test('works on the zoo models (resnet20 with residual blocks and projections; 
     t.ok([...model.bnStats.values()].every((s) => s.momentum === 0.1));
     model.dispose();
   }
+});
+
+/**
+ * A class-sorted image set (as an image folder reads): each class's pixels centred on its own colour, so
+ * that batches of one class have very different statistics from mixed ones.
+ */
+function classSortedDataset(count: number, size: number, classes: number, seed: number, brightness = 0): ImageDataset {
+  const rng = new Rng(seed);
+  const per = size * size * 3;
+  const images = new Uint8Array(count * per);
+  const labels = new Int32Array(count);
+  for (let i = 0; i < count; i++) {
+    const label = Math.floor((i * classes) / count);
+    labels[i] = label;
+    for (let p = 0; p < per; p++) {
+      const centre = brightness > 0 ? brightness : 40 + ((label * 53 + (p % 3) * 97) % 180);
+      images[i * per + p] = Math.max(0, Math.min(255, Math.round(centre + 25 * rng.nextNormal())));
+    }
+  }
+  return { source: `class-sorted(${count})`, count, height: size, width: size, channels: 3, images, labels, classNames: Array.from({ length: classes }, (_, k) => `c${k}`) };
+}
+
+function permuted(dataset: ImageDataset, seed: number): ImageDataset {
+  const order = new Rng(seed).permutation(dataset.count);
+  const per = dataset.height * dataset.width * dataset.channels;
+  const images = new Uint8Array(dataset.images.length);
+  const labels = new Int32Array(dataset.count);
+  order.forEach((from, to) => {
+    images.set(dataset.images.subarray(from * per, (from + 1) * per), to * per);
+    labels[to] = dataset.labels[from];
+  });
+  return { ...dataset, source: `${dataset.source} permuted`, images, labels };
+}
+
+/** Layer statistics after a recompute of `model` (its own weights) over `batches`. */
+async function statsAfter(model: Model, batches: Observable<Batch>): Promise<Record<string, Float32Array>> {
+  const result = await recomputeBatchNorm(model, paramsOf(model), batches, stockOps);
+  const out: Record<string, Float32Array> = {};
+  for (const layer of Object.keys(result.mean)) {
+    out[`mean/${layer}`] = result.mean[layer].values;
+    out[`variance/${layer}`] = result.variance[layer].values;
+  }
+  return out;
+}
+
+/** Largest difference of the means in units of the standard deviation, and largest relative variance difference. */
+function statDistance(a: Record<string, Float32Array>, b: Record<string, Float32Array>, layer: string): { mean: number; variance: number } {
+  const sd = Array.from(b[`variance/${layer}`], Math.sqrt);
+  return {
+    mean: Math.max(...Array.from(a[`mean/${layer}`], (v, c) => Math.abs(v - b[`mean/${layer}`][c]) / sd[c])),
+    variance: maxRelativeError(a[`variance/${layer}`], b[`variance/${layer}`]),
+  };
+}
+
+t.test('the recompute pass is shuffled: class-sorted data gives the statistics of the same data in random order', async (t) => {
+  const sorted = classSortedDataset(768, 6, 4, 3);
+  const shuffled = permuted(sorted, 9);
+  const pass = (dataset: ImageDataset) => batchNormPass({ dataset, stats: channelStats(dataset), batchSize: 32, seed: 5, augment: false, workers: 0 });
+  const model = tinyModel(4, true);
+  const fromSorted = await statsAfter(model, pass(sorted));
+  const fromShuffled = await statsAfter(model, pass(shuffled));
+  // The old behaviour, for contrast: batches in data set order, one class each.
+  const inOrder = await statsAfter(model, evalStream({ dataset: sorted, stats: channelStats(sorted), batchSize: 32, workers: 0 }));
+
+  const first = statDistance(fromSorted, fromShuffled, 'c1');
+  t.ok(first.mean < 1e-5 && first.variance < 1e-5, `layer 1 sees every image once either way: identical pooled statistics (${first.mean}, ${first.variance})`);
+  const same = statDistance(fromSorted, fromShuffled, 'c2');
+  const skewed = statDistance(inOrder, fromShuffled, 'c2');
+  t.comment(`layer 2: sorted vs shuffled input |Δmean|/sd ${same.mean.toFixed(4)}, Δvar ${same.variance.toFixed(4)}; class-sorted batches ${skewed.mean.toFixed(4)}, ${skewed.variance.toFixed(4)}`);
+  t.ok(same.mean < 0.05 && same.variance < 0.05, 'layer 2 (after training-mode BatchNorm): within sampling error');
+  t.ok(skewed.variance > 4 * Math.max(same.variance, 0.05), 'batches of one class each would skew layer 2: the check discriminates');
+  model.dispose();
+});
+
+t.test('the recompute pass uses the training augmentation when training used it; same seed, same statistics', async (t) => {
+  // Bright images: zero padding (pixel value 0) lies far below them, so padded crops move the statistics.
+  const bright = classSortedDataset(256, 6, 2, 4, 220);
+  const stats = channelStats(bright);
+  const pass = (augment: boolean, seed: number) => batchNormPass({ dataset: bright, stats, batchSize: 32, seed, augment, workers: 0 });
+  const model = tinyModel(2, true);
+  const augmented = await statsAfter(model, pass(true, 5));
+  const again = await statsAfter(model, pass(true, 5));
+  const otherSeed = await statsAfter(model, pass(true, 6));
+  const clean = await statsAfter(model, pass(false, 5));
+  const bytes = (s: Record<string, Float32Array>) => Buffer.concat(Object.keys(s).sort().map((k) => Buffer.from(s[k].buffer, s[k].byteOffset, s[k].byteLength)));
+  t.ok(bytes(augmented).equals(bytes(again)), 'same seed: bit-identical statistics');
+  t.notOk(bytes(augmented).equals(bytes(otherSeed)), 'another seed: another pass');
+  const byAugmentation = statDistance(clean, augmented, 'c1');
+  const bySeed = statDistance(otherSeed, augmented, 'c1');
+  t.comment(`layer 1: augmented vs clean |Δmean|/sd ${byAugmentation.mean.toFixed(3)}; two augmented passes ${bySeed.mean.toFixed(3)}`);
+  t.ok(byAugmentation.mean > 0.3, 'padded crops move layer 1 statistics far from the clean images');
+  t.ok(bySeed.mean < byAugmentation.mean / 5, 'two augmented passes agree: the shift is the augmentation, not noise');
+  model.dispose();
 });

@@ -24,6 +24,14 @@ function nextDown(x: number): number {
   return view.getFloat64(0);
 }
 
+/** The smallest double above x (x > 0). */
+function nextUp(x: number): number {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  view.setBigUint64(0, view.getBigUint64(0) + 1n);
+  return view.getFloat64(0);
+}
+
 function randomLogits(rng: Rng, n: number, classes: number, scale: number): [Float32Array, Int32Array] {
   const logits = new Float32Array(n * classes);
   const labels = new Int32Array(n);
@@ -89,28 +97,29 @@ t.test('all confident and wrong: ECE = MCE = confidence; confidence 1 goes in th
   t.equal(r09.equalWidth[0].table[9].accuracy, null);
 });
 
-t.test('bin edges: 0 in the first bin, 1 in the last, an inner edge opens its bin', async (t) => {
+t.test('bin edges (lo, hi]: 0 in the first bin, 1 in the last, an inner edge closes its bin', async (t) => {
   for (const bins of [1, 3, 7, 10, 15, 100]) {
     t.equal(binIndex(0, bins), 0);
+    t.equal(binIndex(Number.MIN_VALUE, bins), 0);
     t.equal(binIndex(1, bins), bins - 1);
     t.equal(binIndex(nextDown(1), bins), bins - 1);
     for (let b = 1; b < bins; b++) {
       const edge = binEdge(b, bins);
-      if (binIndex(edge, bins) !== b) t.fail(`edge ${b}/${bins} = ${edge} should open bin ${b}`);
-      if (binIndex(nextDown(edge), bins) !== b - 1) t.fail(`just below edge ${b}/${bins} should be in bin ${b - 1}`);
+      if (binIndex(edge, bins) !== b - 1) t.fail(`edge ${b}/${bins} = ${edge} should close bin ${b - 1}`);
+      if (binIndex(nextUp(edge), bins) !== b) t.fail(`just above edge ${b}/${bins} should be in bin ${b}`);
     }
   }
   t.throws(() => binIndex(1.0000001, 10), /confidence must be in \[0, 1\], got 1.0000001/);
   t.throws(() => binIndex(NaN, 10), /got NaN/);
 
-  // Exact float32 confidences on the edges of 4 bins: 0.5 opens bin 2, 0.75 opens bin 3, 1 is in bin 3.
+  // Exact float32 confidences on the edges of 4 bins: 0.5 closes bin 1, 0.75 closes bin 2, 1 is in bin 3.
   const [p, y] = rows([[0.5, 0.5], [0.75, 0.25], [0.25, 0.75], [1, 0], [0, 1]], [0, 0, 0, 0, 0]);
   const r = calibrationMetricsFromProbabilities(p, y, 2, { binCounts: [4] });
   const table = r.equalWidth[0].table;
-  t.same(table.map((row) => [row.lower, row.upper, row.count]), [[0, 0.25, 0], [0.25, 0.5, 0], [0.5, 0.75, 1], [0.75, 1, 4]]);
-  t.same(table.map((row) => row.meanConfidence), [null, null, 0.5, 3.5 / 4], 'empty bins have null means');
-  t.same(table.map((row) => row.accuracy), [null, null, 1, 2 / 4]);
-  // ECE: bin 2 |1 − 0.5|·1, bin 3 |2 − 3.5|·1 → (0.5 + 1.5)/5; MCE max(0.5, 1.5/4).
+  t.same(table.map((row) => [row.lower, row.upper, row.count]), [[0, 0.25, 0], [0.25, 0.5, 1], [0.5, 0.75, 2], [0.75, 1, 2]]);
+  t.same(table.map((row) => row.meanConfidence), [null, 0.5, 0.75, 1], 'empty bins have null means');
+  t.same(table.map((row) => row.accuracy), [null, 1, 1 / 2, 1 / 2]);
+  // ECE: bin 1 |1 − 0.5|·1, bin 2 |1 − 1.5|, bin 3 |1 − 2| → (0.5 + 0.5 + 1)/5; MCE max(0.5, 0.25, 0.5).
   t.equal(r.equalWidth[0].ece, 0.4);
   t.equal(r.equalWidth[0].mce, 0.5);
 });

@@ -91,7 +91,7 @@ function eventsAt(step: number, weight: number, stepsPerEpoch: number): TrainEve
   if (step % 5 === 0) {
     out.push({
       type: 'maskUpdate', step, epoch, wallTimeMs,
-      layers: ['conv1', 'fc1'].map((layer, i) => ({ layer, pruned: 10 + i, grown: 10 + i, density: 0.1 + 0.05 * i + 0.001 * step, dropFraction: 0.3, regrownPruned: i })),
+      layers: ['conv1', 'fc1'].map((layer, i) => ({ layer, pruned: 10 + i, grown: 10 + i, reselected: i, density: 0.1 + 0.05 * i + 0.001 * step, dropFraction: 0.3, regrownPruned: i })),
     });
   }
   if (step % stepsPerEpoch === stepsPerEpoch - 1) {

@@ -107,12 +107,12 @@ t.test('writeArrowLog passes events through and, on completion, writes IPC files
   t.same(Array.from(val.getColumn('value').toArray()), [9, 19, 29, 39].map((s) => 2 * lossAt(s)));
 
   const mask = pl.readIPC(fs.readFileSync(path.join(dir, 'mask-stats.arrow')));
-  t.same(mask.columns, ['run_id', 'step', 'epoch', 'time', 'layer', 'pruned', 'grown', 'density', 'drop_fraction', 'regrown_pruned']);
-  t.same(mask.toRecords().map((r) => [Number(r.step), r.layer, r.pruned, r.regrown_pruned]), [
-    [0, 'conv1', 0, 0],
-    [0, 'fc1', 1, 1],
-    [20, 'conv1', 20, 0],
-    [20, 'fc1', 21, 1],
+  t.same(mask.columns, ['run_id', 'step', 'epoch', 'time', 'layer', 'pruned', 'grown', 'reselected', 'density', 'drop_fraction', 'regrown_pruned']);
+  t.same(mask.toRecords().map((r) => [Number(r.step), r.layer, r.pruned, r.reselected, r.regrown_pruned]), [
+    [0, 'conv1', 0, 0, 0],
+    [0, 'fc1', 1, 2, 1],
+    [20, 'conv1', 20, 0, 0],
+    [20, 'fc1', 21, 2, 1],
   ]);
 });
 

@@ -9,11 +9,23 @@ t.test('drops the k smallest |w| among active, grows the k best scores among ina
   const mask = Uint8Array.from([1, 1, 1, 1, 0, 0, 0, 0]);
   const w = Float32Array.from([0.5, -0.1, 0.3, -0.05, 0, 0, 0, 0]);
   const score = Float32Array.from([9, 9, 9, 9, 0.2, 0.7, 0.1, 0.9]);
-  const { pruned, grown } = pruneAndGrow(mask, w, score, 0.5, 'x');
-  t.same(Array.from(pruned), [1, 3], 'k = ⌊0.5 · 4⌋ = 2 smallest |w|: positions 3 (0.05) and 1 (0.1)');
-  // After the drop, positions 1 and 3 (score 9) are the best candidates: just-pruned positions may be regrown.
-  t.same(Array.from(grown), [1, 3], 'just-pruned positions compete for growth (reference semantics)');
-  t.equal(countActive(mask), 4);
+  const { pruned, grown, reselected } = pruneAndGrow(mask, w, score, 0.5, 'x');
+  // k = ⌊0.5 · 4⌋ = 2 smallest |w|: positions 3 (0.05) and 1 (0.1). After the drop they (score 9) are the
+  // best candidates: just-dropped positions compete for growth (reference semantics) and come back.
+  t.same(Array.from(reselected), [1, 3], 'dropped and regrown at once: reselected');
+  t.same([Array.from(pruned), Array.from(grown)], [[], []], 'the mask did not change: nothing pruned or grown');
+  t.same(Array.from(mask), [1, 1, 1, 1, 0, 0, 0, 0]);
+});
+
+t.test('a partly reselected drop: pruned and grown are the net change', async (t) => {
+  const mask = Uint8Array.from([1, 1, 1, 1, 0, 0, 0, 0]);
+  const w = Float32Array.from([0.5, -0.1, 0.3, -0.05, 0, 0, 0, 0]);
+  const score = Float32Array.from([0, 0, 0, 5, 0.2, 0.7, 0.1, 0.9]);
+  const { pruned, grown, reselected } = pruneAndGrow(mask, w, score, 0.5, 'x');
+  t.same(Array.from(reselected), [3], 'position 3 was dropped (|w| 0.05) and has the best score');
+  t.same(Array.from(pruned), [1]);
+  t.same(Array.from(grown), [7], 'the other growth goes to the best previously inactive position');
+  t.same(Array.from(mask), [1, 0, 1, 1, 0, 0, 0, 1]);
 });
 
 t.test('grows the best inactive positions when pruned ones score low; k = ⌊f · active⌋', async (t) => {
@@ -42,8 +54,13 @@ t.test('exact active count over many random updates; a dense layer is left alone
   for (let round = 0; round < 50; round++) {
     const w = Float32Array.from({ length: size }, (_, i) => (mask[i] ? rng.nextNormal() : 0));
     const score = Float32Array.from({ length: size }, () => Math.abs(rng.nextNormal()));
-    const { pruned, grown } = pruneAndGrow(mask, w, score, 0.3 * rng.nextFloat(), 'x');
+    const before = mask.slice();
+    const { pruned, grown, reselected } = pruneAndGrow(mask, w, score, 0.3 * rng.nextFloat(), 'x');
     t.equal(pruned.length, grown.length);
+    const changed = [...mask.keys()].filter((i) => mask[i] !== before[i]);
+    const reported = [...pruned, ...grown].sort((a, b) => a - b);
+    if (changed.join() !== reported.join()) t.fail(`round ${round}: pruned ∪ grown ${reported} is not the mask's change ${changed}`);
+    if (![...reselected].every((i) => before[i] === 1 && mask[i] === 1)) t.fail(`round ${round}: a reselected position is not active before and after`);
     if (countActive(mask) !== 73) t.fail(`round ${round}: ${countActive(mask)} active`);
   }
   t.equal(countActive(mask), 73);

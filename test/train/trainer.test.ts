@@ -5,7 +5,8 @@ import { buildModel } from '../../src/models/build';
 import { randomWeightMultiplier } from '../../src/sparse/random-mask';
 import type { MaskUpdateEvent, SnapshotEvent, TrainEvent } from '../../src/train/events';
 import { effectiveParams } from '../../src/train/step';
-import { Trainer } from '../../src/train/trainer';
+import { snapshotIndices, Trainer } from '../../src/train/trainer';
+import { SnapshotMean } from '../../src/average/snapshot-mean';
 import type { TrainerState } from '../../src/train/trainer-state';
 import { Rng } from '../../src/util/rng';
 import { bytesOf, paramBytes, syntheticBatches, tinyConfig, tinyConvModel, useCpuBackend } from '../helpers/tiny-training';
@@ -21,8 +22,10 @@ t.test('every mask update keeps each layer at its exact active count; grown weig
     t.same(trainer.layers.map((l) => l.name), ['c1.w', 'c2.w', 'fc1.w'], `${method}: conv and hidden dense weights are masked, not the classifier`);
     let updates = 0;
     let totalNew = 0;
+    let totalReselected = 0;
     for (const batch of batches) {
       const before = new Map(trainer.layers.map((l) => [l.name, trainer.maskOf(l.name)]));
+      const previousState = trainer.method.updatesMasks ? trainer.exportState() : undefined;
       const events = await trainer.process(batch);
       const update = events.find((e): e is MaskUpdateEvent => e.type === 'maskUpdate');
       const state = trainer.exportState();
@@ -39,15 +42,24 @@ t.test('every mask update keeps each layer at its exact active count; grown weig
           t.equal(info.density, layer.active / layer.size, `${method} step ${update.step} ${layer.name}: reported density is exact`);
           t.equal(info.pruned, info.grown, `${method} step ${update.step} ${layer.name}: pruned = grown = ${info.grown}`);
           const newlyGrown = [...mask.keys()].filter((i) => mask[i] === 1 && before.get(layer.name)![i] === 0);
-          t.ok(newlyGrown.length <= info.grown, `${method} step ${update.step} ${layer.name}: ${newlyGrown.length} new positions ≤ ${info.grown} grown`);
+          t.equal(newlyGrown.length, info.grown, `${method} step ${update.step} ${layer.name}: ${newlyGrown.length} new positions = ${info.grown} grown`);
           totalNew += newlyGrown.length;
+          totalReselected += info.reselected;
           t.ok(newlyGrown.every((i) => w[i] === 0 && m[i] === 0), `${method} step ${update.step} ${layer.name}: grown weights and momentum are 0`);
+          // An update step replaces the optimiser step: every position active before and after it, including
+          // the reselected ones (dropped and regrown at once), keeps its value and momentum exactly.
+          const previous = previousState!.arrays;
+          const wBefore = previous[`param/${layer.name}`].values;
+          const mBefore = previous[`momentum/${layer.name}`].values;
+          const changedKept = [...mask.keys()].filter((i) => mask[i] === 1 && before.get(layer.name)![i] === 1 && (w[i] !== wBefore[i] || m[i] !== mBefore[i]));
+          t.equal(changedKept.length, 0, `${method} step ${update.step} ${layer.name}: weights kept by the update (${info.reselected} reselected) keep value and momentum`);
         }
       }
       if (update) updates++;
     }
     t.equal(updates, 4, `${method}: updates at steps 2, 4, 6, 8 (ΔT 2, T_end 9)`);
     t.ok(totalNew > 0, `${method}: ${totalNew} positions were newly grown over the run`);
+    if (method === 'rigl') t.ok(totalReselected > 0, `${method}: ${totalReselected} positions were dropped and regrown at once (the case the check above is for)`);
     trainer.dispose();
     model.dispose();
   }
@@ -298,4 +310,50 @@ t.test('bad batches and configs are rejected with the offending value named', as
   trainer.dispose();
   await t.rejects(trainer.process(batches[0]), /disposed/);
   model.dispose();
+});
+
+t.test('snapshotsPerEpoch: 1 snapshot at each averaged epoch end, 4 evenly spaced; a resume mid-epoch averages to the same bits', async (t) => {
+  const eight = syntheticBatches({ epochs: 3, stepsPerEpoch: 8, size: 8, seed: 4 });
+  const config = (model: ReturnType<typeof tinyConvModel>, snapshotsPerEpoch: number) => tinyConfig(model, {
+    stepsPerEpoch: 8, sparsity: { method: 'cigl', density: 0.3, updateEvery: 3, randomMaskRate: 0.1 }, averageFromEpoch: 1, snapshotsPerEpoch,
+  });
+  const positions = async (snapshotsPerEpoch: number): Promise<number[]> => {
+    const model = tinyConvModel(8);
+    const trainer = new Trainer(config(model, snapshotsPerEpoch));
+    const steps: number[] = [];
+    for (const batch of eight) for (const e of await trainer.process(batch)) if (e.type === 'snapshot') steps.push(e.step);
+    trainer.dispose();
+    model.dispose();
+    return steps;
+  };
+  t.same(await positions(1), [15, 23], 'one per averaged epoch, after its last batch (index 7)');
+  t.same(await positions(4), [9, 11, 13, 15, 17, 19, 21, 23], 'four per averaged epoch: after indices 1, 3, 5, 7');
+  t.same(snapshotIndices(352, 4), [87, 175, 263, 351], 'a 352-batch epoch: every 88 batches, the last at its end');
+  t.same(snapshotIndices(10, 3), [3, 6, 9]);
+  t.throws(() => snapshotIndices(8, 9), /average\.snapshotsPerEpoch is 9, but an epoch has only 8 batches/);
+  t.throws(() => new Trainer(config(tinyConvModel(1), 0)), /average\.snapshotsPerEpoch must be an integer ≥ 1, got 0/);
+
+  // Straight through, folding every snapshot, against a stop after step 11 (mid-epoch 1, between snapshots)
+  // and a resume from the exported trainer and averaging state.
+  const average = async (stopAfter?: number): Promise<Buffer> => {
+    const model = tinyConvModel(8);
+    let trainer = new Trainer(config(model, 4));
+    let mean = new SnapshotMean();
+    for (const batch of eight) {
+      for (const e of await trainer.process(batch)) if (e.type === 'snapshot') mean.add(e);
+      if (trainer.step === stopAfter) {
+        const state = JSON.parse(JSON.stringify({ trainer: trainer.exportState().json, mean: mean.exportState().json }));
+        const arrays = { trainer: trainer.exportState().arrays, mean: mean.exportState().arrays };
+        trainer.dispose();
+        trainer = new Trainer(config(tinyConvModel(77), 4));
+        trainer.importState({ json: state.trainer, arrays: arrays.trainer });
+        mean = SnapshotMean.fromState({ json: state.mean, arrays: arrays.mean });
+      }
+    }
+    const result = mean.result();
+    t.equal(result.snapshots, 8, `8 snapshots averaged${stopAfter ? ` (resumed after step ${stopAfter})` : ''}`);
+    trainer.dispose();
+    return Buffer.concat(Object.values(result.weights).map((w) => bytesOf(w.values)));
+  };
+  t.ok((await average()).equals(await average(11)), 'the averaged weights are bit-identical after a mid-epoch resume');
 });

@@ -17,7 +17,7 @@ export function syntheticEvents(firstStep: number, count: number, wallOffset = 0
         step,
         epoch,
         wallTimeMs,
-        layers: ['conv1', 'fc1'].map((layer, i) => ({ layer, pruned: step + i, grown: step + i, density: 0.1, dropFraction: 0.3, regrownPruned: i })),
+        layers: ['conv1', 'fc1'].map((layer, i) => ({ layer, pruned: step + i, grown: step + i, reselected: 2 * i, density: 0.1, dropFraction: 0.3, regrownPruned: i })),
       });
     }
     if (step % 10 === 9) {
