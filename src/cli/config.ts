@@ -70,9 +70,9 @@ export interface SparseConfig {
   /**
    * Mask the classifier (the last dense layer) as well, so that `density` counts every conv and dense
    * weight, as the authors' sparselearning code does. Default false: the classifier stays dense, as in
-   * the PyTorch peer. Why: with ERK, cnn's wide classifier (38% of its weights) would take 92% of the
-   * budget at density 0.1 and leave its convolutions at 1–11%; for resnet20 and wrn-16-4 ERK keeps the
-   * small classifier dense either way.
+   * the PyTorch peer and the runs before this option (see the README for the trade-off: with ERK, cnn's
+   * wide classifier would take 92% of the budget at density 0.1; for resnet20 and wrn-16-4 ERK keeps the
+   * small classifier dense either way).
    */
   readonly maskClassifier: boolean;
 }
