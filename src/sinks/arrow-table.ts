@@ -9,6 +9,7 @@ import {
   Int64,
   makeData,
   Message,
+  MessageHeader,
   RecordBatch,
   RecordBatchFileWriter,
   RecordBatchReader,
@@ -132,8 +133,9 @@ export interface StreamMessageSpan {
 /**
  * The complete messages at the start of IPC stream bytes, in order, and where they end (including an
  * end-of-stream marker if one is reached). `bytes` must start at a message boundary; a last message cut
- * short (a writer appending, or killed mid-write) is left out. Tailers use the spans to pass messages on
- * whole.
+ * short (a writer appending, or killed mid-write) is left out, and so are dictionary messages whose record
+ * batch is not complete yet: a tailer that passed them on alone would hand the batch over later without
+ * the dictionaries it is decoded with. Tailers use the spans to pass messages on whole.
  */
 export function streamMessageSpans(bytes: Uint8Array, source: string): { spans: StreamMessageSpan[]; end: number } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -158,6 +160,7 @@ export function streamMessageSpans(bytes: Uint8Array, source: string): { spans: 
     spans.push({ offset, length, headerType: message.headerType });
     offset += length;
   }
+  while (spans.length > 0 && spans[spans.length - 1].headerType === MessageHeader.DictionaryBatch) offset = spans.pop()!.offset;
   return { spans, end: offset };
 }
 

@@ -115,7 +115,9 @@ t.test('the public API returns softmax(logits / T) of the exported Layers model 
   t.ok(T > 0 && Math.abs(T - 1) > 1e-3, `the run fitted a temperature other than 1 (T = ${T}), so a plain softmax would differ`);
   const files = inputFiles();
   const ref = await reference(await decodeFiles(files), files.length);
+  const tensorsBefore = tf.memory().numTensors;
   const predictions = await predict(modelDir, files, { topK: 3 });
+  t.equal(tf.memory().numTensors, tensorsBefore, 'predict() leaves no tensors behind');
   t.equal(predictions.length, files.length);
   const classNames = json.userDefinedMetadata.classNames;
   predictions.forEach((p, i) => {
