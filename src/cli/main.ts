@@ -8,6 +8,7 @@ import { EXIT_FAILED, EXIT_FINISHED, EXIT_USAGE } from './exit-codes';
 import { daemonCommand } from './commands/daemon';
 import { dataCommand } from './commands/data';
 import { evalCommand } from './commands/eval';
+import { predictCommand } from './commands/predict';
 import { sweepCommand } from './commands/sweep';
 import { trainCommand } from './commands/train';
 import { UsageError } from './usage-error';
@@ -20,7 +21,7 @@ import { defaultWiring, type CliWiring } from './wiring';
  * that train return 130 / 143 themselves after a graceful stop.
  */
 export function buildCommands(wiring: CliWiring): CommandSpec[] {
-  return [trainCommand(wiring), evalCommand(wiring), dataCommand(wiring), sweepCommand(wiring), daemonCommand(wiring)];
+  return [trainCommand(wiring), evalCommand(wiring), predictCommand(wiring), dataCommand(wiring), sweepCommand(wiring), daemonCommand(wiring)];
 }
 
 export async function runCommandLine(argv: readonly string[], commands: readonly CommandSpec[], io: CliIo): Promise<number> {

@@ -149,3 +149,46 @@ export function formatDuration(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
+
+/**
+ * Progress of a pass over `total` images (cigl eval, cigl predict), as `done(n)` is told the count so
+ * far: on a terminal one line redrawn in place (at most every `redrawMs`), otherwise a plain line every
+ * `logEveryMs`. Short passes stay quiet: nothing is shown before `quietMs` have passed. `finish()` ends
+ * the line.
+ */
+export function imageProgress(
+  out: CliOutput,
+  total: number,
+  what: string,
+  options: { readonly redrawMs?: number; readonly logEveryMs?: number; readonly quietMs?: number; readonly now?: () => number } = {},
+): { done(count: number): void; finish(): void } {
+  const now = options.now ?? Date.now;
+  const started = now();
+  const tty = out.isTTY === true;
+  const every = tty ? (options.redrawMs ?? 100) : (options.logEveryMs ?? 5000);
+  const quiet = options.quietMs ?? 1000;
+  let last = started;
+  let barOpen = false;
+  const line = (count: number, at: number) => {
+    const rate = at > started ? (count / (at - started)) * 1000 : 0;
+    const eta = rate > 0 && count < total ? `  ETA ${formatDuration(((total - count) / rate) * 1000)}` : '';
+    return `${what}: ${count}/${total} images (${((100 * count) / Math.max(1, total)).toFixed(0)}%)  ${Math.round(rate)} img/s${eta}`;
+  };
+  return {
+    done(count) {
+      const at = now();
+      if (at - started < quiet || (at - last < every && count < total)) return;
+      last = at;
+      if (tty) {
+        out.write(`\r${line(count, at)}\x1b[K`);
+        barOpen = true;
+      } else {
+        out.write(`${line(count, at)}\n`);
+      }
+    },
+    finish() {
+      if (barOpen) out.write('\n');
+      barOpen = false;
+    },
+  };
+}

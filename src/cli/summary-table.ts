@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { LayerDensity, RunSummary, StageResult } from '../sinks/summary';
+import type { LayerDensity, ModelDensity, RunSummary, StageResult } from '../sinks/summary';
 import { formatDuration } from './progress';
 
 /**
@@ -37,12 +37,16 @@ export function formatResultsTable(results: readonly StageResult[], format: Tabl
   return formatTable(headers, rows, format, ['l', ...headers.slice(1).map(() => 'r' as const)]);
 }
 
-/** Weights / active / density per layer, with a total row. */
-export function formatLayerTable(layers: readonly LayerDensity[], format: TableFormat): string {
+/**
+ * Weights / active / density per masked layer, then two labelled totals: over the masked layers (what
+ * sparse.density sets) and, when `density` is known, over all parameters of the model.
+ */
+export function formatLayerTable(layers: readonly LayerDensity[], format: TableFormat, density?: ModelDensity): string {
   const total = layers.reduce((t, l) => ({ size: t.size + l.size, active: t.active + l.active }), { size: 0, active: 0 });
   const row = (name: string, size: number, active: number) => [name, String(size), String(active), size === 0 ? '' : (active / size).toFixed(4)];
   const rows = layers.map((l) => row(l.layer, l.size, l.active));
-  if (layers.length > 1) rows.push(row('total', total.size, total.active));
+  if (layers.length > 0) rows.push(row('total, masked layers', total.size, total.active));
+  if (density) rows.push(row('total, all parameters', density.all.weights, density.all.active));
   return formatTable(['Layer', 'Weights', 'Active', 'Density'], rows, format, ['l', 'r', 'r', 'r']);
 }
 
@@ -52,7 +56,8 @@ export function formatSummary(summary: RunSummary, format: TableFormat = 'text')
   const facts = [
     summary.method,
     summary.model,
-    `density ${summary.targetDensity}`,
+    `density ${summary.targetDensity} of masked layers`,
+    ...(summary.density ? [`${summary.density.all.density.toFixed(4)} of all parameters`] : []),
     `seed ${summary.seed}`,
     ...(summary.steps !== undefined ? [`${summary.steps} steps`] : []),
     ...(summary.wallTimeMs !== undefined ? [formatDuration(summary.wallTimeMs)] : []),
@@ -61,7 +66,7 @@ export function formatSummary(summary: RunSummary, format: TableFormat = 'text')
   const parts = [
     format === 'markdown' ? `## Run ${summary.runName}\n\n${facts.join(', ')}\n` : `Run ${summary.runName}: ${facts.join(', ')}\n`,
     heading(`Results on the ${summary.split} split`) + formatResultsTable(summary.results, format),
-    heading('Per-layer density') + formatLayerTable(summary.layers, format),
+    heading('Per-layer density') + formatLayerTable(summary.layers, format, summary.density),
   ];
   if (summary.averaging) {
     const a = summary.averaging;

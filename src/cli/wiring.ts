@@ -1,7 +1,8 @@
 import type { MonoTypeOperatorFunction } from 'rxjs';
 import type { TrainEvent } from '../train/events';
 import type { RunDir } from '../sinks/run-dir';
-import type { LayerDensity, RunSummary, StageResult } from '../sinks/summary';
+import type { LayerDensity, ModelDensity, RunSummary, StageResult } from '../sinks/summary';
+import type { BackendPreference } from '../compute/backend';
 import type { CliIo } from './command';
 import type { DataConfig, RunConfig } from './config';
 import type { ProgressOptions } from './progress';
@@ -9,6 +10,7 @@ import { installGracefulStop, type GracefulStop } from './signals';
 import { defaultDataDir, fetchDataset, type FetchableDataset } from '../data/fetch';
 import { evaluateSavedModel } from '../pipeline/evaluate-saved';
 import { selectedPipelineJob } from '../../pipelines';
+import { predictSaved, type PredictionRun } from '../pipeline/predict-saved';
 import { runSweep, trainRunOne } from '../sweep/run-sweep';
 
 /**
@@ -49,12 +51,33 @@ export interface EvalRequest {
   readonly split: 'train' | 'validation' | 'test';
   readonly bins: readonly number[];
   readonly batchSize: number;
+  /** Compute path (default 'auto'). */
+  readonly backend?: BackendPreference;
 }
 
 export interface EvalReport {
   readonly split: string;
   readonly results: readonly StageResult[];
   readonly layers?: readonly LayerDensity[];
+  /** The model's density over its masked layers and over all parameters, from its metadata. */
+  readonly density?: ModelDensity;
+}
+
+export interface PredictRequest {
+  /** A saved model directory (model.json + weights). */
+  readonly modelDir: string;
+  /** Image files (JPEG/PNG) to predict; empty: a data set split (dataPath, split). */
+  readonly files: readonly string[];
+  /** The data set when `files` is empty; undefined: the one the model was trained on. */
+  readonly dataPath?: string;
+  readonly dataFormat: DataConfig['format'];
+  readonly split: 'train' | 'validation' | 'test';
+  /** Classes listed per input. */
+  readonly topK: number;
+  /** Flag predictions whose calibrated confidence is below this (0: never). */
+  readonly abstainBelow: number;
+  readonly batchSize: number;
+  readonly backend: BackendPreference;
 }
 
 export interface FetchDatasetRequest {
@@ -97,6 +120,8 @@ export interface SweepOutcome {
 export interface CliWiring {
   readonly train: (job: TrainJob) => Promise<TrainOutcome>;
   readonly evaluate: (request: EvalRequest, io: CliIo) => Promise<EvalReport>;
+  /** Loads a saved model and predicts; the command writes the predictions out. */
+  readonly predict: (request: PredictRequest, io: CliIo) => Promise<PredictionRun>;
   /** Downloads a data set (checksummed, resumable); resolves with where it is. */
   readonly fetchDataset: (request: FetchDatasetRequest, io: CliIo) => Promise<{ readonly path: string }>;
   readonly sweep: (job: SweepJob) => Promise<SweepOutcome>;
@@ -116,6 +141,7 @@ export function notWired(what: string): () => Promise<never> {
 export const defaultWiring: CliWiring = {
   train: selectedPipelineJob(),
   evaluate: evaluateSavedModel,
+  predict: predictSaved,
   fetchDataset: async (request) => {
     const result = await fetchDataset(request.dataset as FetchableDataset, request.dest ?? defaultDataDir(), { url: request.url, force: request.force });
     return { path: result.archive };

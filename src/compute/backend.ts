@@ -81,7 +81,18 @@ export async function selectBackend(preference: BackendPreference = 'auto', opti
 
 async function activate(backend: string, ops: Ops, description: string): Promise<ComputeBackend> {
   if (!(await tf.setBackend(backend))) throw new Error(`tfjs could not initialise the '${backend}' backend`);
+  if (backend === 'cpu') silenceCpuBanner();
   return { backend, ops, description };
+}
+
+/**
+ * tfjs' cpu backend prints a multi-line "install tfjs-node" banner the first time it stores a tensor.
+ * cigl has said in its own line what runs (and why, when it falls back), so the banner is noise; the
+ * flag it checks is an internal of tfjs-backend-cpu, set here before first use.
+ */
+function silenceCpuBanner(): void {
+  const cpu = tf.findBackend('cpu') as unknown as { firstUse?: boolean } | null;
+  if (cpu && 'firstUse' in cpu) cpu.firstUse = false;
 }
 
 async function activateNative(addon: import('./native-addon').NativeAddon, threads?: number): Promise<ComputeBackend> {

@@ -9,7 +9,7 @@ export type ArchNode =
   | { readonly op: 'maxPool2' }
   | { readonly op: 'flatten' }
   | { readonly op: 'globalAvgPool' }
-  /** x·W + b; `maskable: false` for the classifier, which sparse methods leave dense. */
+  /** x·W + b; `maskable: false` for the classifier, which sparse methods mask only when asked to. */
   | { readonly op: 'dense'; readonly name: string; readonly units: number; readonly relu: boolean; readonly maskable: boolean }
   /** relu(body(x) + shortcut(x)); an empty shortcut is the identity. */
   | { readonly op: 'residual'; readonly name: string; readonly body: readonly ArchNode[]; readonly shortcut: readonly ArchNode[] };

@@ -1,7 +1,78 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ArchNode } from './architecture';
-import { BN_MOMENTUM, weightName } from './build';
+import type { ArchNode, Architecture } from './architecture';
+import { BN_MOMENTUM, paramSpecs, weightName } from './build';
 import type { Model } from './model';
+
+/** The Layers model's name for a cigl layer (`s1b1.conv1` → `s1b1_conv1`; Keras names have no dots). */
+const layerName = (name: string, suffix = ''): string => `${name.replace(/\./g, '_')}${suffix}`;
+
+/**
+ * One tensor of the exported Layers model (model.json's weights manifest, weights.bin, model.safetensors)
+ * and the cigl tensor it holds.
+ */
+export interface LayersTensor {
+  /** The Layers weight name, e.g. `conv1/kernel`, `conv1_bn/moving_mean`, `fc/bias`. */
+  readonly layersName: string;
+  /**
+   * cigl's name: a parameter (`conv1.w`, `conv1.gamma`, `conv1.beta`, `fc.w`, `fc.b`) or a BatchNorm
+   * running statistic (`mean/conv1`, `variance/conv1`, as in readBatchNorm).
+   */
+  readonly ciglName: string;
+  /** HWIO for conv kernels, [in, out] for dense kernels, [channels] or [units] for the rest. */
+  readonly shape: readonly number[];
+}
+
+/**
+ * Every tensor of an architecture's Layers model, parameters in forward order, then the BatchNorm
+ * statistics. The one place the two naming schemes meet: conv `X.w` → `X'/kernel`, dense `X.w` →
+ * `X'/kernel` and `X.b` → `X'/bias`, BatchNorm `X.gamma`/`X.beta` → `X'_bn/gamma`/`X'_bn/beta` and its
+ * statistics → `X'_bn/moving_mean`/`X'_bn/moving_variance`, where X' is X with '.' replaced by '_'.
+ */
+export function layersTensors(arch: Architecture): LayersTensor[] {
+  const tensors: LayersTensor[] = [];
+  const stats: LayersTensor[] = [];
+  for (const spec of paramSpecs(arch)) {
+    const dot = spec.name.lastIndexOf('.');
+    const layer = spec.name.slice(0, dot);
+    const name = ((): string => {
+      switch (spec.kind) {
+        case 'conv':
+        case 'dense':
+          return `${layerName(layer)}/kernel`;
+        case 'bias':
+          return `${layerName(layer)}/bias`;
+        case 'bnGamma':
+          stats.push(
+            { layersName: `${layerName(layer, '_bn')}/moving_mean`, ciglName: `mean/${layer}`, shape: spec.shape },
+            { layersName: `${layerName(layer, '_bn')}/moving_variance`, ciglName: `variance/${layer}`, shape: spec.shape },
+          );
+          return `${layerName(layer, '_bn')}/gamma`;
+        case 'bnBeta':
+          return `${layerName(layer, '_bn')}/beta`;
+      }
+    })();
+    tensors.push({ layersName: name, ciglName: spec.name, shape: spec.shape });
+  }
+  return [...tensors, ...stats];
+}
+
+/** Named values (parameters by spec name, BatchNorm statistics as `mean/<layer>`, `variance/<layer>`). */
+type Values = Readonly<Record<string, { readonly shape: readonly number[]; readonly values: Float32Array }>>;
+
+/**
+ * The tensors of an architecture's Layers model with their values, named as in the Layers model
+ * (layersTensors), from cigl's parameters and BatchNorm statistics; shapes are checked.
+ */
+export function layersWeights(arch: Architecture, params: Values, batchNorm: Values): { name: string; shape: readonly number[]; values: Float32Array }[] {
+  return layersTensors(arch).map((t) => {
+    const value = params[t.ciglName] ?? batchNorm[t.ciglName];
+    if (!value) throw new Error(`model ${arch.name}: no value for '${t.ciglName}' (Layers weight ${t.layersName})`);
+    if (value.shape.length !== t.shape.length || value.shape.some((d, i) => d !== t.shape[i])) {
+      throw new Error(`model ${arch.name}: '${t.ciglName}' has shape [${value.shape}], expected [${t.shape}]`);
+    }
+    return { name: t.layersName, shape: t.shape, values: value.values };
+  });
+}
 
 /**
  * The standard tfjs Layers model equivalent to a cigl Model, so that a trained (sparse, averaged) model
@@ -12,7 +83,6 @@ import type { Model } from './model';
  * model. The caller owns (and must dispose) the returned model.
  */
 export function toLayersModel(model: Model, values: Readonly<Record<string, Float32Array>> = {}): tf.LayersModel {
-  const layerName = (name: string, suffix = ''): string => `${name.replace(/\./g, '_')}${suffix}`;
   const weightsOf = (name: string): tf.Tensor => {
     const variable = model.params.get(name);
     if (!variable) throw new Error(`toLayersModel: model ${model.name} has no parameter '${name}'`);

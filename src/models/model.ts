@@ -10,8 +10,9 @@ export interface ParamSpec {
   readonly shape: readonly number[];
   readonly kind: ParamKind;
   /**
-   * Whether a sparse method may mask this parameter. Conv and dense weights are maskable except the
-   * classifier (last dense layer), as in the PyTorch peer; biases and BatchNorm never are.
+   * Whether sparse methods mask this parameter by default. Conv and dense weights are, except the
+   * classifier (last dense layer), which is masked only on request (sparse.maskClassifier); biases and
+   * BatchNorm never are.
    */
   readonly maskable: boolean;
 }

@@ -118,6 +118,7 @@ function trainerConfig(config: RunConfig, model: Model, ops: Ops, stepsPerEpoch:
       density: sparse.method === 'dense' ? undefined : sparse.density,
       distribution: sparse.distribution,
       keepFirstDense: config.model.firstLayerDense,
+      maskClassifier: sparse.maskClassifier,
       updateEvery: sparse.updateInterval,
       dropFraction: sparse.dropFraction,
       endFraction: sparse.endFraction,

@@ -4,12 +4,14 @@ import { batchNormPass, recomputeBatchNorm as recomputeStatistics } from '../ave
 import type { EqualWidthCalibration } from '../calibrate/metrics';
 import { reliabilityDiagramPng, reliabilityDiagramSvg } from '../calibrate/reliability';
 import { calibrateModel, type BeforeAfter, type CalibrationOutcome } from '../calibrate/stage';
-import { toLayersModel } from '../models/export-layers';
+import { layersWeights, toLayersModel } from '../models/export-layers';
 import { reliabilityRows, writeReliabilityTable, logTrainEvents, type ReliabilityRow } from '../sinks/arrow-log';
 import { writeCheckpoint } from '../sinks/checkpoint';
 import { saveLayersModel } from '../sinks/layers-model-files';
+import { safetensorsMetadata, writeSafetensorsFile } from '../sinks/safetensors-file';
 import { writeSparseModelFile } from '../sinks/sparse-model-file';
-import { writeSummary, type AveragingSummary, type LayerDensity, type RunSummary, type StageResult } from '../sinks/summary';
+import { layerDensities, modelDensity } from '../sparse/model-density';
+import { writeSummary, type AveragingSummary, type RunSummary, type StageResult } from '../sinks/summary';
 import { batchStream, evalStream } from '../stream/batch-stream';
 import type { Batch } from '../stream/batch';
 import type { TrainEvent } from '../train/events';
@@ -264,6 +266,7 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
     const results: StageResult[] = candidates.map((c) => stageResult(c.label, report(c).before));
     if (config.calibrate.temperatureScaling) results.push({ ...stageResult('after temperature scaling', report(final).after), temperature });
     const layers = layerDensities(final.masks);
+    const density = modelDensity(Object.fromEntries(Object.entries(final.weights).map(([name, w]) => [name, w.values.length])), layers);
 
     // One walk over model × split × (T = 1, fitted T): metric rows for the log, bins for the table.
     const step = ctx.trainer.step;
@@ -307,6 +310,7 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
       ece: Object.fromEntries(report(final).before.equalWidth.map((b) => [String(b.bins), b.ece])),
       evaluatedOn: reportSplit,
       layers: layers.map((l) => ({ ...l, sparsity: 1 - l.active / l.size })),
+      density,
     };
     loadBatchNorm(model, final.batchNorm);
     const layersModel = toLayersModel(model, Object.fromEntries(Object.entries(final.weights).map(([k, v]) => [k, v.values])));
@@ -318,6 +322,7 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
     const sparseArrays: Record<string, NamedArray> = { ...final.weights };
     for (const [key, value] of Object.entries(final.batchNorm)) sparseArrays[`batchNorm/${key}`] = value;
     const fileBytes = writeSparseModelFile(paths.sparseModel, { arrays: sparseArrays, metadata });
+    writeSafetensorsFile(paths.safetensors, layersWeights(model.architecture, final.weights, final.batchNorm), safetensorsMetadata(metadata));
     const denseBytes = Object.values(sparseArrays).reduce((n, a) => n + 4 * a.values.length, 0);
 
     const summary: RunSummary = {
@@ -331,11 +336,13 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
       split: reportSplit,
       results,
       layers,
+      density,
       outputs: {
         metrics: paths.metricsFile,
         'mask stats': paths.maskStatsFile,
         model: paths.model,
         'sparse model': paths.sparseModel,
+        'safetensors model': paths.safetensors,
         'reliability diagram': paths.reliabilityPng,
         'reliability bins': paths.reliability,
         checkpoints: paths.checkpoints,
@@ -369,12 +376,4 @@ function relativeDistance(a: NamedArrays, b: NamedArrays): number {
 
 function stageResult(stage: string, r: BeforeAfter['before']): StageResult {
   return { stage, accuracy: r.accuracy, ece: Object.fromEntries(r.equalWidth.map((b) => [String(b.bins), b.ece])), nll: r.nll, brier: r.brier };
-}
-
-function layerDensities(masks: NamedArrays): LayerDensity[] {
-  return Object.entries(masks).map(([layer, mask]) => ({
-    layer,
-    size: mask.values.length,
-    active: mask.values.reduce((n, v) => n + (v !== 0 ? 1 : 0), 0),
-  }));
 }

@@ -20,6 +20,12 @@ import {
  *
  * - `metrics.arrows`: IPC stream, long format, one row per (step, phase, metric).
  * - `mask-stats.arrows`: IPC stream, one row per masked layer per mask update.
+ *
+ * Every row of both carries `time`, an Arrow timestamp (milliseconds, UTC) of one clock, the Unix epoch:
+ * when the event happened (training rows) or was logged (rows of the finishing stages). `step` is Int64;
+ * the repeated labels (`run_id`, `phase`, `metric`, `layer`) are dictionary-encoded; each flush writes
+ * its batch's dictionaries just before it (replacing the previous ones, as the IPC stream format
+ * allows), so any complete prefix of a stream decodes on its own.
  * - at a clean end, `metrics.arrow` and `mask-stats.arrow`: the same rows as IPC files.
  * - `reliability.arrow`: the reliability-diagram bins (written once, by the calibration stage).
  *
@@ -42,6 +48,7 @@ export interface MetricRow {
   readonly runId: string;
   readonly step: number;
   readonly epoch: number;
+  /** Milliseconds since the Unix epoch (column `time`, a UTC timestamp). */
   readonly wallTimeMs: number;
   /** train | val | test | mask | average | calibrate, or any stage's own name. */
   readonly phase: string;
@@ -54,6 +61,8 @@ export interface MaskStatRow extends LayerMaskUpdate {
   readonly runId: string;
   readonly step: number;
   readonly epoch: number;
+  /** Milliseconds since the Unix epoch (column `time`), the mask update's. */
+  readonly wallTimeMs: number;
 }
 
 /** One bin of a reliability diagram. */
@@ -78,19 +87,19 @@ export interface ReliabilityRow {
 }
 
 /** The columns that place a row in a run: which run, at which step and epoch. */
-const runStepColumns: TableSpec<{ runId: string; step: number; epoch: number }>['columns'] = [
-  { column: 'run_id', field: 'runId', type: 'utf8' },
-  { column: 'step', field: 'step', type: 'int32' },
+const runStepColumns: TableSpec<{ runId: string; step: number; epoch: number; wallTimeMs: number }>['columns'] = [
+  { column: 'run_id', field: 'runId', type: 'dictionary' },
+  { column: 'step', field: 'step', type: 'int64' },
   { column: 'epoch', field: 'epoch', type: 'int32' },
+  { column: 'time', field: 'wallTimeMs', type: 'timestamp' },
 ];
 
 export const metricsSpec: TableSpec<MetricRow> = {
   table: 'metrics',
   columns: [
     ...runStepColumns,
-    { column: 'wall_time_ms', field: 'wallTimeMs', type: 'float64' },
-    { column: 'phase', field: 'phase', type: 'utf8' },
-    { column: 'metric', field: 'metric', type: 'utf8' },
+    { column: 'phase', field: 'phase', type: 'dictionary' },
+    { column: 'metric', field: 'metric', type: 'dictionary' },
     { column: 'value', field: 'value', type: 'float64' },
   ],
   key: ['runId', 'step', 'epoch', 'phase', 'metric'],
@@ -100,7 +109,7 @@ export const maskStatsSpec: TableSpec<MaskStatRow> = {
   table: 'mask-stats',
   columns: [
     ...runStepColumns,
-    { column: 'layer', field: 'layer', type: 'utf8' },
+    { column: 'layer', field: 'layer', type: 'dictionary' },
     { column: 'pruned', field: 'pruned', type: 'int32' },
     { column: 'grown', field: 'grown', type: 'int32' },
     { column: 'reselected', field: 'reselected', type: 'int32' },
@@ -114,9 +123,9 @@ export const maskStatsSpec: TableSpec<MaskStatRow> = {
 export const reliabilitySpec: TableSpec<ReliabilityRow> = {
   table: 'reliability',
   columns: [
-    { column: 'run_id', field: 'runId', type: 'utf8' },
-    { column: 'split', field: 'split', type: 'utf8' },
-    { column: 'stage', field: 'stage', type: 'utf8' },
+    { column: 'run_id', field: 'runId', type: 'dictionary' },
+    { column: 'split', field: 'split', type: 'dictionary' },
+    { column: 'stage', field: 'stage', type: 'dictionary' },
     { column: 'calibrated', field: 'calibrated', type: 'bool' },
     { column: 'bins', field: 'bins', type: 'int32' },
     { column: 'bin', field: 'bin', type: 'int32' },
@@ -225,7 +234,7 @@ export interface MetricInput {
   readonly phase: string;
   readonly metric: string;
   readonly value: number;
-  /** Defaults to the time since the log was opened. */
+  /** Milliseconds since the Unix epoch; defaults to now. */
   readonly wallTimeMs?: number;
 }
 
@@ -237,7 +246,6 @@ export class ArrowRunLog {
   readonly metrics: ArrowStreamAppender<MetricRow>;
   readonly maskStats: ArrowStreamAppender<MaskStatRow>;
   private readonly logEverySteps: number;
-  private readonly openedAt = Date.now();
   private snapshots = 0;
   private closed = false;
 
@@ -285,7 +293,7 @@ export class ArrowRunLog {
         if (event.testEce !== undefined) this.metric({ ...at, phase: 'test', metric: 'ece15', value: event.testEce });
         return;
       case 'maskUpdate':
-        this.maskUpdate(event.step, event.epoch, event.layers);
+        this.maskUpdate(event.step, event.epoch, event.layers, event.wallTimeMs);
         this.metric({ ...at, phase: 'mask', metric: 'pruned', value: sum(event.layers, 'pruned') });
         this.metric({ ...at, phase: 'mask', metric: 'grown', value: sum(event.layers, 'grown') });
         this.metric({ ...at, phase: 'mask', metric: 'regrown_pruned', value: sum(event.layers, 'regrownPruned') });
@@ -302,15 +310,15 @@ export class ArrowRunLog {
       runId: this.runId,
       step: input.step,
       epoch: input.epoch,
-      wallTimeMs: input.wallTimeMs ?? Date.now() - this.openedAt,
+      wallTimeMs: input.wallTimeMs ?? Date.now(),
       phase: input.phase,
       metric: input.metric,
       value: input.value,
     });
   }
 
-  maskUpdate(step: number, epoch: number, layers: readonly LayerMaskUpdate[]): void {
-    for (const layer of layers) this.maskStats.append({ ...layer, runId: this.runId, step, epoch });
+  maskUpdate(step: number, epoch: number, layers: readonly LayerMaskUpdate[], wallTimeMs = Date.now()): void {
+    for (const layer of layers) this.maskStats.append({ ...layer, runId: this.runId, step, epoch, wallTimeMs });
   }
 
   flush(): void {

@@ -2,11 +2,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   Bool,
+  Dictionary,
   Field,
   Float64,
   Int32,
+  Int64,
   makeData,
   Message,
+  MessageHeader,
   RecordBatch,
   RecordBatchFileWriter,
   RecordBatchReader,
@@ -14,9 +17,11 @@ import {
   Schema,
   Struct,
   Table,
+  TimestampMillisecond,
   Utf8,
   vectorFromArray,
   type DataType,
+  type Vector,
 } from 'apache-arrow';
 import { writeFileAtomic } from './atomic-file';
 
@@ -25,7 +30,19 @@ import { writeFileAtomic } from './atomic-file';
  * and the helpers here turn rows into record batches, IPC stream messages and IPC files, and read them
  * back, also from a stream whose writer was killed mid-write.
  */
-export type ColumnType = 'utf8' | 'int32' | 'float64' | 'bool';
+export type ColumnType = 'utf8' | 'dictionary' | 'int32' | 'int64' | 'float64' | 'bool' | 'timestamp';
+
+/*
+ * How each column type is stored, and what the row field holds:
+ * - utf8: Utf8; a string.
+ * - dictionary: Dictionary<Int32, Utf8> (the few distinct labels of a column, e.g. phase, metric, run_id,
+ *   stored once per record batch; readers see strings: polars a Categorical); a string.
+ * - int32 / int64: Int32 / Int64; a JS number (an integer; int64 for counts that may outgrow 2^31, such as
+ *   steps).
+ * - float64: Float64; a number.
+ * - bool: Bool; a boolean.
+ * - timestamp: Timestamp<MILLISECOND, "UTC">; a number of milliseconds since the Unix epoch (Date.now()).
+ */
 
 export interface ColumnSpec<Row> {
   /** Arrow column name (snake_case). */
@@ -46,7 +63,9 @@ export interface TableSpec<Row> {
 
 export function arrowSchema<Row>(spec: TableSpec<Row>): Schema {
   return new Schema(
-    spec.columns.map((c) => new Field(c.column, arrowType(c.type), c.nullable === true)),
+    // A dictionary column's id is its position, so that every record batch of a growing stream (and the
+    // schema message a reader starts from) agrees on it.
+    spec.columns.map((c, i) => new Field(c.column, arrowType(c.type, i), c.nullable === true)),
     new Map([
       ['cigl.table', spec.table],
       ['cigl.format', '1'],
@@ -56,7 +75,7 @@ export function arrowSchema<Row>(spec: TableSpec<Row>): Schema {
 
 export function recordBatchFromRows<Row>(spec: TableSpec<Row>, rows: readonly Row[]): RecordBatch {
   const schema = arrowSchema(spec);
-  const children = spec.columns.map((c) => columnData(c, rows));
+  const children = spec.columns.map((c, i) => columnData(c, rows, schema.fields[i].type));
   return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: rows.length, nullCount: 0, children }));
 }
 
@@ -69,11 +88,10 @@ export function rowsFromTable<Row>(spec: TableSpec<Row>, table: Table, source: s
   const columns = spec.columns.map((c) => {
     const vector = table.getChild(c.column);
     if (!vector) throw new Error(`${source}: column "${c.column}" is missing (has ${table.schema.fields.map((f) => f.name).join(', ')})`);
-    if (String(vector.type) !== String(arrowType(c.type))) {
-      throw new Error(`${source}: column "${c.column}" has type ${vector.type}, expected ${arrowType(c.type)}`);
+    if (String(vector.type) !== String(arrowType(c.type, 0))) {
+      throw new Error(`${source}: column "${c.column}" has type ${vector.type}, expected ${arrowType(c.type, 0)}`);
     }
-    // toArray() is fastest but shows nulls as 0; the iterator keeps them.
-    return (c.nullable ? [...vector] : vector.toArray()) as ArrayLike<unknown>;
+    return rowValues(c, vector);
   });
   const rows: Row[] = new Array(table.numRows);
   for (let i = 0; i < table.numRows; i++) {
@@ -115,8 +133,9 @@ export interface StreamMessageSpan {
 /**
  * The complete messages at the start of IPC stream bytes, in order, and where they end (including an
  * end-of-stream marker if one is reached). `bytes` must start at a message boundary; a last message cut
- * short (a writer appending, or killed mid-write) is left out. Tailers use the spans to pass messages on
- * whole.
+ * short (a writer appending, or killed mid-write) is left out, and so are dictionary messages whose record
+ * batch is not complete yet: a tailer that passed them on alone would hand the batch over later without
+ * the dictionaries it is decoded with. Tailers use the spans to pass messages on whole.
  */
 export function streamMessageSpans(bytes: Uint8Array, source: string): { spans: StreamMessageSpan[]; end: number } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -141,6 +160,7 @@ export function streamMessageSpans(bytes: Uint8Array, source: string): { spans: 
     spans.push({ offset, length, headerType: message.headerType });
     offset += length;
   }
+  while (spans.length > 0 && spans[spans.length - 1].headerType === MessageHeader.DictionaryBatch) offset = spans.pop()!.offset;
   return { spans, end: offset };
 }
 
@@ -170,31 +190,59 @@ export function writeArrowFileAtomic(file: string, table: Table): void {
   writeFileAtomic(file, RecordBatchFileWriter.writeAll(table).toUint8Array(true));
 }
 
-function arrowType(type: ColumnType): DataType {
+function arrowType(type: ColumnType, dictionaryId: number): DataType {
   switch (type) {
     case 'utf8':
       return new Utf8();
+    case 'dictionary':
+      return new Dictionary(new Utf8(), new Int32(), dictionaryId);
     case 'int32':
       return new Int32();
+    case 'int64':
+      return new Int64();
     case 'float64':
       return new Float64();
     case 'bool':
       return new Bool();
+    case 'timestamp':
+      return new TimestampMillisecond('UTC');
   }
 }
 
-function columnData<Row>(c: ColumnSpec<Row>, rows: readonly Row[]) {
+function columnData<Row>(c: ColumnSpec<Row>, rows: readonly Row[], type: DataType) {
   const values = rows.map((r) => r[c.field]);
-  // The builder path writes a validity bitmap; the typed-array path below is faster for dense columns.
-  if (c.nullable) return vectorFromArray(values as unknown[], arrowType(c.type)).data[0];
+  const wide = c.type === 'int64' || c.type === 'timestamp';
+  // The builder path writes a validity bitmap; the typed-array paths below are faster for dense columns.
+  if (c.nullable) return vectorFromArray((wide ? values.map((v) => (v === null ? null : toBigInt(c, v))) : values) as unknown[], type).data[0];
   switch (c.type) {
     case 'int32':
       return makeData({ type: new Int32(), data: Int32Array.from(values as number[]) });
+    case 'int64':
+    case 'timestamp':
+      return makeData({ type: type as Int64, data: BigInt64Array.from(values, (v) => toBigInt(c, v)) });
     case 'float64':
       return makeData({ type: new Float64(), data: Float64Array.from(values as number[]) });
     case 'utf8':
-      return vectorFromArray(values as string[], new Utf8()).data[0];
+    case 'dictionary':
+      return vectorFromArray(values as string[], type as Utf8).data[0];
     case 'bool':
       return vectorFromArray(values as boolean[], new Bool()).data[0];
   }
+}
+
+/** A row's number as an Int64 / timestamp value; a timestamp's fraction of a millisecond is rounded off. */
+function toBigInt<Row>(c: ColumnSpec<Row>, value: unknown): bigint {
+  const n = c.type === 'timestamp' ? Math.round(value as number) : (value as number);
+  if (!Number.isSafeInteger(n)) throw new Error(`column "${c.column}": ${String(value)} is not an integer (${c.type})`);
+  return BigInt(n);
+}
+
+/** A column's values as the row fields hold them: 64-bit integers and timestamps as numbers. */
+function rowValues<Row>(c: ColumnSpec<Row>, vector: Vector): ArrayLike<unknown> {
+  if (c.type === 'int64' || c.type === 'timestamp') {
+    // Int64 reads as bigint; a timestamp's get() already gives milliseconds as a number.
+    return Array.from(vector, (v: unknown) => (v === null ? null : Number(v)));
+  }
+  // toArray() is fastest but shows nulls as 0; the iterator keeps them.
+  return (c.nullable ? [...vector] : vector.toArray()) as ArrayLike<unknown>;
 }

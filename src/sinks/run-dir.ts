@@ -24,9 +24,10 @@ export interface RunPaths {
   readonly reliabilitySvg: string;
   readonly reliabilityPng: string;
   readonly checkpoints: string;
-  /** The final model: tfjs Layers `model.json` + weights, and the compact sparse file. */
+  /** The final model: tfjs Layers `model.json` + weights, the compact sparse file and safetensors. */
   readonly model: string;
   readonly sparseModel: string;
+  readonly safetensors: string;
   readonly summary: string;
 }
 
@@ -61,6 +62,7 @@ export function runPaths(dir: string): RunPaths {
     checkpoints: at('checkpoints'),
     model: at('model'),
     sparseModel: path.join(dir, 'model', 'weights.cigl-sparse'),
+    safetensors: path.join(dir, 'model', 'model.safetensors'),
     summary: at('summary.json'),
   };
 }

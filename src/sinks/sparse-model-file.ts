@@ -6,7 +6,9 @@ import { CorruptFileError, decodeFramed, encodeFramed, float32Bytes, pad8, readF
 /**
  * The compact sparse weights file (`model/weights.cigl-sparse`): per tensor a bitmask of the non-zero
  * entries and the float32 values of those entries only, inside the checksummed envelope of
- * framed-file.ts. At 90% sparsity it is about 1/8 + 1/10 of the dense float32 size.
+ * framed-file.ts. At 90% sparsity a tensor takes about 1/32 + 1/10 of its dense float32 size. The format,
+ * for readers outside cigl (with a Python reader and the tensor names' mapping to the Layers model's):
+ * docs/model-formats.md.
  *
  * "Non-zero" means any bit pattern other than +0, so -0 and NaN survive the round trip bit-exactly.
  * Header JSON: `{ metadata, tensors: [{ name, shape, nonZeros, maskOffset, valuesOffset }] }`; the mask

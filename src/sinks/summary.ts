@@ -1,4 +1,7 @@
+import type { LayerDensity, ModelDensity } from '../sparse/model-density';
 import { writeJsonAtomic } from './atomic-file';
+
+export type { LayerDensity, ModelDensity };
 
 /**
  * `summary.json`: the run's headline numbers and where its outputs are, written at the end of a run
@@ -16,14 +19,6 @@ export interface StageResult {
   readonly brier?: number;
   /** The temperature applied, for a temperature-scaled stage. */
   readonly temperature?: number;
-}
-
-export interface LayerDensity {
-  readonly layer: string;
-  /** Number of weights in the layer. */
-  readonly size: number;
-  /** Non-zero (unmasked) weights. */
-  readonly active: number;
 }
 
 /** What the weight & mask averaging did (runs with averaging only). */
@@ -45,13 +40,16 @@ export interface RunSummary {
   readonly configHash: string;
   readonly method: string;
   readonly model: string;
-  /** The configured overall density of maskable layers. */
+  /** The configured overall density of the masked layers (sparse.density; 1 for dense). */
   readonly targetDensity: number;
   readonly seed: number;
   /** The split the results were measured on (normally "test"). */
   readonly split: string;
   readonly results: readonly StageResult[];
+  /** The masked layers. */
   readonly layers: readonly LayerDensity[];
+  /** The final model's density over the masked layers and over all parameters (see sparse/model-density.ts). */
+  readonly density?: ModelDensity;
   /** Label → path of each output (metrics, model, reliability diagram, ...). */
   readonly outputs: Readonly<Record<string, string>>;
   /** The compact sparse model file against dense float32. */

@@ -11,6 +11,8 @@ export interface SparsityConfig extends Partial<MaskUpdateScheduleConfig> {
   readonly distribution?: DensityDistribution;
   /** Leave the first maskable layer dense (default false). */
   readonly keepFirstDense?: boolean;
+  /** Mask the classifier (the last dense layer) too (default false, as the PyTorch peer). */
+  readonly maskClassifier?: boolean;
   /** CigL's p (default 0.01, the released code's value). */
   readonly randomMaskRate?: number;
 }

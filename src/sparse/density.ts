@@ -2,9 +2,10 @@ import type { ParamSpec } from '../models/model';
 import { sizeOf } from '../util/named-arrays';
 
 /**
- * How many weights each masked layer keeps alive. Only maskable parameters (conv and dense weights, not
- * the classifier, never biases or BatchNorm) are masked; with `keepFirstDense` the first of them is left
- * dense and unmasked, and the target density applies to the remaining masked layers (as google rigl's
+ * How many weights each masked layer keeps alive. Conv and dense weights are masked, biases and BatchNorm
+ * never; the classifier (the last dense layer, ParamSpec.maskable false) only with `maskClassifier`, as
+ * the authors' sparselearning code does. With `keepFirstDense` the first masked layer is left dense and
+ * unmasked, and the target density applies to the remaining masked layers (as google rigl's
  * custom-sparsity layers, which ERK ignores).
  */
 export type DensityDistribution = 'uniform' | 'erk';
@@ -16,6 +17,8 @@ export interface LayerDensityOptions {
   readonly distribution: DensityDistribution;
   /** Leave the first maskable layer dense and unmasked (default false). */
   readonly keepFirstDense?: boolean;
+  /** Mask the classifier too (default false, as the PyTorch peer). */
+  readonly maskClassifier?: boolean;
 }
 
 export interface LayerAllocation {
@@ -30,9 +33,9 @@ export interface LayerAllocation {
 }
 
 /** The parameters a sparse method masks, in forward order. */
-export function maskedSpecs(specs: readonly ParamSpec[], keepFirstDense = false): ParamSpec[] {
-  const maskable = specs.filter((s) => s.maskable);
-  return keepFirstDense ? maskable.slice(1) : maskable;
+export function maskedSpecs(specs: readonly ParamSpec[], options: Pick<LayerDensityOptions, 'keepFirstDense' | 'maskClassifier'> = {}): ParamSpec[] {
+  const maskable = specs.filter((s) => s.maskable || (options.maskClassifier === true && s.kind === 'dense'));
+  return options.keepFirstDense ? maskable.slice(1) : maskable;
 }
 
 /**
@@ -48,7 +51,7 @@ export function allocateLayers(specs: readonly ParamSpec[], options: LayerDensit
   if (!DENSITY_DISTRIBUTIONS.includes(distribution)) {
     throw new Error(`sparsity.distribution must be one of ${DENSITY_DISTRIBUTIONS.join(', ')}, got '${String(distribution)}'`);
   }
-  const layers = maskedSpecs(specs, options.keepFirstDense);
+  const layers = maskedSpecs(specs, options);
   const shapes = layers.map((s) => s.shape);
   const densities = distribution === 'erk' ? erkDensities(shapes, density) : shapes.map(() => density);
   const sizes = shapes.map(sizeOf);

@@ -94,7 +94,7 @@ export class Trainer {
     this.schedule = maskUpdateSchedule(scheduleConfigOf(config.sparsity), this.totalSteps);
     this.lr = lrSchedule(config.lr, stepsPerEpoch, this.totalSteps);
     this.layers = this.method.sparse
-      ? allocateLayers(model.specs, { density: config.sparsity.density as number, distribution: config.sparsity.distribution ?? 'erk', keepFirstDense: config.sparsity.keepFirstDense })
+      ? allocateLayers(model.specs, { density: config.sparsity.density as number, distribution: config.sparsity.distribution ?? 'erk', keepFirstDense: config.sparsity.keepFirstDense, maskClassifier: config.sparsity.maskClassifier })
       : [];
     this.masks = initialMasks(this.layers, seed);
     this.optimizer = new SgdMomentum(model.specs, model.params, config.optimizer);

@@ -3,7 +3,9 @@ import * as path from 'node:path';
 import t from 'tap';
 import { from, lastValueFrom } from 'rxjs';
 import { buildCommands, runCommandLine } from '../../src/cli/main';
-import { defaultWiring, notWired, type CliWiring, type FetchDatasetRequest, type SweepJob, type TrainJob, type EvalRequest } from '../../src/cli/wiring';
+import { defaultWiring, notWired, type CliWiring, type FetchDatasetRequest, type SweepJob, type TrainJob, type EvalRequest, type PredictRequest } from '../../src/cli/wiring';
+import type { Prediction } from '../../src/predict/predictor';
+import { tableFromIPC } from 'apache-arrow';
 import type { GracefulStop } from '../../src/cli/signals';
 import type { RunSummary } from '../../src/sinks/summary';
 import { NEVER } from 'rxjs';
@@ -70,7 +72,7 @@ t.test('train resolves the config, creates the run directory, runs the job and p
   t.equal(job.runDir.dir, path.join(cwd, 'runs', 'r1'));
   t.equal(job.resume, false);
   t.ok(fs.existsSync(job.runDir.paths.config));
-  t.match(r.out, /Run r1: cigl, cnn, density 0\.1, seed 0/);
+  t.match(r.out, /Run r1: cigl, cnn, density 0\.1 of masked layers, seed 0/);
   t.match(r.out, /after averaging +60\.00% +0\.0200 +0\.0180/);
   // The progress stage handed to the job writes plain lines to the command's (non-TTY) stdout.
   const before = r.io.stdout.text.length;
@@ -179,8 +181,59 @@ t.test('eval: argument checks, then the report as a table', async (t) => {
   t.equal(calls.evaluate.length, 0);
   const r = await cigl(wiring, cwd, 'eval', '-m', 'model', '--data', 'd', '--bins', '20');
   t.equal(r.code, 0, r.err);
-  t.same(calls.evaluate[0], { modelDir: path.join(cwd, 'model'), dataPath: path.join(cwd, 'd'), dataFormat: 'auto', split: 'test', bins: [20], batchSize: 256 });
+  t.same(calls.evaluate[0], { modelDir: path.join(cwd, 'model'), dataPath: path.join(cwd, 'd'), dataFormat: 'auto', split: 'test', bins: [20], batchSize: 256, backend: 'auto' });
+  t.match((await cigl(wiring, cwd, 'eval', '-m', 'model', '--backend', 'gpu')).err, /--backend must be one of auto, tensorflow, native, wasm, cpu; got "gpu"/);
   t.match(r.out, /Results on the test split\nStage +Accuracy +ECE \(15 bins\)\n-+ +-+ +-+\nsaved model +50\.00% +0\.1000\n/);
+});
+
+t.test('predict: argument checks, then the predictions as a table, JSON lines or Arrow', async (t) => {
+  const cwd = t.testdir({ model: { 'model.json': '{}' }, 'a.png': 'x', 'b.jpg': 'x' });
+  const requests: PredictRequest[] = [];
+  const prediction = (input: string, label?: number): Prediction => ({
+    input, classIndex: 1, className: 'dog', confidence: 0.7, abstained: false,
+    top: [{ classIndex: 1, className: 'dog', probability: 0.7 }, { classIndex: 0, className: 'cat', probability: 0.3 }],
+    probabilities: Float64Array.from([0.3, 0.7]), logits: Float32Array.from([0, 0.85]), ...(label === undefined ? {} : { label }),
+  });
+  const { wiring } = fakeWiring({
+    predict: async (request) => {
+      requests.push(request);
+      const inputs = request.files.length > 0 ? request.files : ['d#0', 'd#1'];
+      return { classNames: ['cat', 'dog'], temperature: 1.5, total: inputs.length, backend: 'fake', batches: from([inputs.map((f, i) => prediction(f, request.files.length > 0 ? undefined : i))]) };
+    },
+  });
+  t.match((await cigl(wiring, cwd, 'predict', 'a.png')).err, /--model DIR is required/);
+  t.match((await cigl(wiring, cwd, 'predict', '-m', 'model')).err, /give image FILEs or --data PATH/);
+  t.match((await cigl(wiring, cwd, 'predict', '-m', 'model', 'a.png', '--data', 'd')).err, /not both/);
+  t.match((await cigl(wiring, cwd, 'predict', '-m', 'model', 'missing.png')).err, /missing\.png: no such file/);
+  t.match((await cigl(wiring, cwd, 'predict', '-m', 'model', 'a.png', '--abstain-below', '1.5')).err, /--abstain-below must be a number in \[0, 1\]; got "1\.5"/);
+  t.match((await cigl(wiring, cwd, 'predict', '-m', 'model', 'a.png', '--top-k', '0')).err, /--top-k must be a positive integer/);
+  t.match((await cigl(wiring, cwd, 'predict', '-m', 'model', 'a.png', '--format', 'csv')).err, /--format must be one of table, markdown, jsonl, arrow; got "csv"/);
+  t.match((await cigl(wiring, cwd, 'predict', '-m', 'model', 'a.png', '--format', 'arrow')).err, /--format arrow needs --output FILE/);
+  t.equal(requests.length, 0, 'nothing runs on a bad command line');
+
+  const table = await cigl(wiring, cwd, 'predict', '-m', 'model', 'a.png', 'b.jpg', '--top-k', '2', '--abstain-below', '0.5');
+  t.equal(table.code, 0, table.err);
+  t.same(requests[0], {
+    modelDir: path.join(cwd, 'model'), files: ['a.png', 'b.jpg'], dataPath: undefined, dataFormat: 'auto', split: 'test', topK: 2, abstainBelow: 0.5, batchSize: 256, backend: 'auto',
+  });
+  t.match(table.out, /^Input +Class +Confidence +Top classes\n[- ]+\na\.png +dog +0\.7000 +dog 0\.700, cat 0\.300\nb\.jpg/);
+  t.match(table.err, /2 inputs, probabilities softmax\(logits \/ 1\.5000\)/);
+
+  const jsonl = await cigl(wiring, cwd, 'predict', '-m', 'model', '--data', 'd', '--split', 'validation', '--format', 'jsonl');
+  t.equal(jsonl.code, 0, jsonl.err);
+  t.equal(requests[1].dataPath, path.join(cwd, 'd'));
+  t.equal(requests[1].split, 'validation');
+  const lines = jsonl.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.same(lines[1], { input: 'd#1', class: 'dog', confidence: 0.7, abstained: false, top: [{ class: 'dog', probability: 0.7 }, { class: 'cat', probability: 0.3 }], probabilities: { cat: 0.3, dog: 0.7 }, label: 'dog' });
+
+  const arrow = await cigl(wiring, cwd, 'predict', '-m', 'model', '--data', 'd', '--format', 'arrow', '-o', 'p.arrow');
+  t.equal(arrow.code, 0, arrow.err);
+  const read = tableFromIPC(fs.readFileSync(path.join(cwd, 'p.arrow')));
+  t.same(read.schema.fields.map((f) => f.name), ['input', 'class', 'class_index', 'confidence', 'abstained', 'label', 'p_cat', 'p_dog']);
+  t.same(read.toArray().map((r) => r.toJSON()), [
+    { input: 'd#0', class: 'dog', class_index: 1, confidence: 0.7, abstained: false, label: 0, p_cat: 0.3, p_dog: 0.7 },
+    { input: 'd#1', class: 'dog', class_index: 1, confidence: 0.7, abstained: false, label: 1, p_cat: 0.3, p_dog: 0.7 },
+  ]);
 });
 
 t.test('sweep: expands methods × densities × seeds into validated run configs', async (t) => {

@@ -18,7 +18,7 @@ t.test('top-level help lists every command', async (t) => {
     const { code, out } = await run(...argv);
     t.equal(code, 0, argv.join(' '));
     t.match(out, /^Usage: cigl <command> \[options\]$/m);
-    for (const name of ['train', 'eval', 'data', 'sweep']) t.match(out, new RegExp(`^  ${name} +\\S`, 'm'), `${name} listed`);
+    for (const name of ['train', 'eval', 'predict', 'data', 'sweep']) t.match(out, new RegExp(`^  ${name} +\\S`, 'm'), `${name} listed`);
   }
   const bare = await run();
   t.equal(bare.code, 2, 'no command is a usage error');
@@ -29,7 +29,8 @@ t.test('top-level help lists every command', async (t) => {
 t.test('every command has --help with its usage and options', async (t) => {
   const expected: Record<string, RegExp[]> = {
     train: [/^Usage: cigl train \[--config FILE\]/m, /--resume/, /--print-config/, /^  sparse\.density +fraction of weights kept/m, /^  train\.epochs +/m],
-    eval: [/^Usage: cigl eval --model DIR/m, /-m, --model DIR/, /--split SPLIT/, /--bins N,N/],
+    eval: [/^Usage: cigl eval --model DIR/m, /-m, --model DIR/, /--split SPLIT/, /--bins N,N/, /--backend NAME/],
+    predict: [/^Usage: cigl predict --model DIR FILE\.\.\./m, /--data PATH/, /--top-k N/, /--abstain-below P/, /--format FORMAT/, /-o, --output FILE/, /softmax\(z \/ T\)/],
     data: [/^Usage: cigl data fetch DATASET/m, /--dest DIR/, /--url URL/, /cifar10, cifar100/],
     sweep: [/^Usage: cigl sweep/m, /--methods LIST/, /--densities LIST/, /--seeds LIST/, /--dry-run/, /^  sparse\.method +/m],
   };

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { from, lastValueFrom, toArray } from 'rxjs';
-import { formatDuration, reportProgress } from '../../src/cli/progress';
+import { formatDuration, imageProgress, reportProgress } from '../../src/cli/progress';
 import { captureOutput } from '../helpers/cli-io';
 import { syntheticEvents } from '../sinks/children/synthetic-events';
 
@@ -40,4 +40,32 @@ t.test('durations', async (t) => {
   t.equal(formatDuration(59_400), '59s');
   t.equal(formatDuration(61_000), '1m01s');
   t.equal(formatDuration(3 * 3600_000 + 5 * 60_000), '3h05m');
+});
+
+t.test('image progress: quiet for short passes, log lines or one redrawn line, then a final count', async (t) => {
+  let clock = 0;
+  const quick = captureOutput(false);
+  const q = imageProgress(quick, 100, 'cigl eval', { now: () => (clock += 10) });
+  for (let n = 25; n <= 100; n += 25) q.done(n);
+  q.finish();
+  t.equal(quick.text, '', 'a pass shorter than a second prints nothing');
+
+  clock = 0;
+  const log = captureOutput(false);
+  const l = imageProgress(log, 1000, 'cigl eval', { now: () => (clock += 1000), logEveryMs: 2000 });
+  for (let n = 250; n <= 1000; n += 250) l.done(n);
+  l.finish();
+  // Clock: start 1000; done at 2000 (250), 3000 (500), 4000 (750), 5000 (1000).
+  t.same(log.text.trimEnd().split('\n'), [
+    'cigl eval: 500/1000 images (50%)  250 img/s  ETA 2s',
+    'cigl eval: 1000/1000 images (100%)  250 img/s',
+  ]);
+
+  clock = 0;
+  const tty = captureOutput(true);
+  const b = imageProgress(tty, 1000, 'cigl predict', { now: () => (clock += 1000) });
+  for (let n = 250; n <= 1000; n += 250) b.done(n);
+  b.finish();
+  t.equal(tty.text.split('\r').filter(Boolean).length, 4, 'one redraw per batch on a terminal');
+  t.match(tty.text, /\rcigl predict: 1000\/1000 images \(100%\)  250 img\/s\x1b\[K\n$/, 'the line is ended at the finish');
 });

@@ -24,13 +24,14 @@ const summary: RunSummary = {
     { layer: 'conv1', size: 864, active: 432 },
     { layer: 'fc', size: 10000, active: 655 },
   ],
+  density: { masked: { weights: 10864, active: 1087, density: 1087 / 10864 }, all: { weights: 11000, active: 1223, density: 1223 / 11000 } },
   outputs: { metrics: '/runs/cigl-cnn/metrics.arrow' },
   modelSize: { fileBytes: 20_000, denseBytes: 200_000 },
 };
 
 t.test('plain-text summary: results, per-layer densities, outputs', async (t) => {
   const text = formatSummary(summary, 'text');
-  t.match(text, /^Run cigl-cnn: cigl, cnn, density 0\.1, seed 0, 390 steps, 2m05s\n/);
+  t.match(text, /^Run cigl-cnn: cigl, cnn, density 0\.1 of masked layers, 0\.1112 of all parameters, seed 0, 390 steps, 2m05s\n/);
   const expectedResults = [
     'Stage                                Accuracy  ECE (15 bins)  ECE (10 bins)     NLL',
     '-----------------------------------  --------  -------------  -------------  ------',
@@ -40,8 +41,15 @@ t.test('plain-text summary: results, per-layer densities, outputs', async (t) =>
   ].join('\n');
   t.ok(text.includes(expectedResults), 'results table');
   t.ok(
-    text.includes(['Layer  Weights  Active  Density', '-----  -------  ------  -------', 'conv1      864     432   0.5000', 'fc       10000     655   0.0655', 'total    10864    1087   0.1001'].join('\n')),
-    'layer table with a total',
+    text.includes([
+      'Layer                  Weights  Active  Density',
+      '---------------------  -------  ------  -------',
+      'conv1                      864     432   0.5000',
+      'fc                       10000     655   0.0655',
+      'total, masked layers     10864    1087   0.1001',
+      'total, all parameters    11000    1223   0.1112',
+    ].join('\n')),
+    'layer table with both totals, labelled',
   );
   t.match(text, /sparse model size +19\.5 KiB \(10\.0% of dense 195\.3 KiB\)/);
   t.match(text, /config hash +0123456789abcdef\n/);
@@ -51,7 +59,8 @@ t.test('Markdown summary renders as pipe tables', async (t) => {
   const md = formatSummary(summary, 'markdown');
   t.match(md, /^## Run cigl-cnn\n/);
   t.match(md, /### Results on the test split\n\| Stage +\| Accuracy \| ECE \(15 bins\) \| ECE \(10 bins\) \| +NLL \|\n\|-+\|-+:\|-+:\|-+:\|-+:\|\n/);
-  t.match(md, /\| total +\| +10864 \| +1087 \| +0\.1001 \|/);
+  t.match(md, /\| total, masked layers +\| +10864 \| +1087 \| +0\.1001 \|/);
+  t.match(md, /\| total, all parameters +\| +11000 \| +1223 \| +0\.1112 \|/);
 });
 
 t.test('formatTable aligns columns; summary.json round-trips', async (t) => {

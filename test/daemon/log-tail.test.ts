@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
+import { MessageHeader } from 'apache-arrow';
 import { ArrowRunLog, metricsSpec, type MetricRow } from '../../src/sinks/arrow-log';
+import { streamMessageSpans } from '../../src/sinks/arrow-table';
 import { ArrowLogTail } from '../../src/daemon/log-tail';
 import { SharedLogRows } from '../../src/daemon/shared-log-rows';
 import { tempDir } from './client';
@@ -35,6 +37,20 @@ t.test('the tail returns each complete row once, in order, across partial writes
   t.same(tail.readRows(metricsSpec), [], 'a half-written batch is not returned');
   fs.appendFileSync(file, kept);
   t.same(tail.readRows<MetricRow>(metricsSpec).map((r) => r.step), [2, 2, 2, 2], 'and comes once it is complete');
+
+  // Cut after a flush's dictionary messages, before its record batch: the dictionaries wait for their
+  // batch (a batch read without them could not be decoded).
+  const before = fs.statSync(file).size;
+  step(log, 3);
+  log.flush();
+  const grown = fs.readFileSync(file);
+  const spans = streamMessageSpans(grown.subarray(before), 'new messages').spans;
+  t.same(spans.map((s) => s.headerType), [MessageHeader.DictionaryBatch, MessageHeader.DictionaryBatch, MessageHeader.DictionaryBatch, MessageHeader.RecordBatch]);
+  const batchStart = before + spans[3].offset;
+  fs.truncateSync(file, batchStart);
+  t.same(tail.readRows(metricsSpec), [], 'dictionaries alone give no rows');
+  fs.appendFileSync(file, grown.subarray(batchStart));
+  t.same(tail.readRows<MetricRow>(metricsSpec).map((r) => [r.step, r.metric]), ['loss', 'accuracy', 'lr', 'images_per_second'].map((m) => [3, m]), 'and the batch decodes with them once complete');
   log.close();
 
   // A resumed run writes metrics-1.arrows; the tail continues into it.
@@ -44,7 +60,7 @@ t.test('the tail returns each complete row once, in order, across partial writes
   resumed.close();
   t.same(tail.readRows<MetricRow>(metricsSpec).map((r) => r.step), [2, 2, 2, 2, 3, 3, 3, 3]);
   const messages = new ArrowLogTail(dir, 'metrics').readMessages();
-  t.equal(messages.length, 3, 'one record batch per flush (two, then one in the resumed segment), schemas left out');
+  t.equal(messages.length, 4 * 4, 'per flush (three, then one in the resumed segment) the dictionaries of run_id, phase and metric and one record batch; schemas left out');
 });
 
 t.test('shared rows: one decoded list per log while any stream holds it', async (t) => {

@@ -21,7 +21,8 @@ import { lossAt, syntheticEvents } from './children/synthetic-events';
 const writerScript = path.join(__dirname, 'children', 'arrow-log-writer.js');
 
 function column(table: Table, name: string): unknown[] {
-  return [...table.getChild(name)!]; // the iterator, unlike toArray(), yields nulls
+  // The iterator, unlike toArray(), yields nulls; Int64 values come as bigint.
+  return [...table.getChild(name)!].map((v) => (typeof v === 'bigint' ? Number(v) : v));
 }
 
 /** Checks that the train/loss rows are exactly steps 0..n-1 with the synthetic values; returns n. */
@@ -65,10 +66,13 @@ t.test('metrics are readable while the writer runs and after kill -9, by apache-
   const bytes = fs.readFileSync(path.join(dir, 'metrics.arrows'));
   const df = pl.readIPCStream(Buffer.from(completeStreamPrefix(bytes, 'metrics.arrows')));
   t.equal(df.height, table.numRows, 'polars reads as many rows');
-  t.same(df.columns, ['run_id', 'step', 'epoch', 'wall_time_ms', 'phase', 'metric', 'value']);
+  t.same(df.columns, ['run_id', 'step', 'epoch', 'time', 'phase', 'metric', 'value']);
+  t.same(df.dtypes.map(String), ['DataType(Categorical)', 'DataType(Int64)', 'DataType(Int32)', 'DataType(Datetime(ms,UTC))', 'DataType(Categorical)', 'DataType(Categorical)', 'DataType(Float64)'],
+    'polars sees the dictionary columns as categorical, the timestamp as UTC milliseconds, even across flushes that replace dictionaries');
   t.same(Array.from(df.getColumn('value').toArray()), column(table, 'value'), 'polars reads the same values');
-  t.same(Array.from(df.getColumn('step').toArray()), column(table, 'step'));
+  t.same(Array.from(df.getColumn('step').toArray(), Number), column(table, 'step'));
   t.same(Array.from(df.getColumn('metric').toArray()), column(table, 'metric'));
+  t.same(Array.from(df.getColumn('time').toArray(), (d) => (d as unknown as Date).getTime()), column(table, 'time'), 'the same timestamps');
 
   const mask = readArrowLog(dir, 'mask-stats');
   t.ok(mask.numRows >= 2, 'mask statistics readable too');
@@ -87,23 +91,24 @@ t.test('writeArrowLog passes events through and, on completion, writes IPC files
   // 40 steps x 4 metrics + 4 epoch ends x 5 metrics + 2 mask updates x 3 metrics.
   t.equal(file.numRows, 40 * 4 + 4 * 5 + 2 * 3);
   t.same(file.schema.fields.map((f) => `${f.name}:${f.type}`), [
-    'run_id:Utf8',
-    'step:Int32',
+    'run_id:Dictionary<Int32, Utf8>',
+    'step:Int64',
     'epoch:Int32',
-    'wall_time_ms:Float64',
-    'phase:Utf8',
-    'metric:Utf8',
+    'time:Timestamp<MILLISECOND, UTC>',
+    'phase:Dictionary<Int32, Utf8>',
+    'metric:Dictionary<Int32, Utf8>',
     'value:Float64',
   ]);
+  t.same(column(file, 'time'), column(file, 'step').map((s) => 10 * (s as number)), 'every row has its event\'s time (synthetic: step × 10 ms after the Unix epoch)');
   const df = pl.readIPC(fs.readFileSync(path.join(dir, 'metrics.arrow')));
   t.equal(df.height, file.numRows, 'polars opens the IPC file');
   const val = df.filter(pl.col('phase').eq(pl.lit('val')).and(pl.col('metric').eq(pl.lit('loss'))));
-  t.same(Array.from(val.getColumn('step').toArray()), [9, 19, 29, 39]);
+  t.same(Array.from(val.getColumn('step').toArray(), Number), [9, 19, 29, 39]);
   t.same(Array.from(val.getColumn('value').toArray()), [9, 19, 29, 39].map((s) => 2 * lossAt(s)));
 
   const mask = pl.readIPC(fs.readFileSync(path.join(dir, 'mask-stats.arrow')));
-  t.same(mask.columns, ['run_id', 'step', 'epoch', 'layer', 'pruned', 'grown', 'reselected', 'density', 'drop_fraction', 'regrown_pruned']);
-  t.same(mask.toRecords().map((r) => [r.step, r.layer, r.pruned, r.reselected, r.regrown_pruned]), [
+  t.same(mask.columns, ['run_id', 'step', 'epoch', 'time', 'layer', 'pruned', 'grown', 'reselected', 'density', 'drop_fraction', 'regrown_pruned']);
+  t.same(mask.toRecords().map((r) => [Number(r.step), r.layer, r.pruned, r.reselected, r.regrown_pruned]), [
     [0, 'conv1', 0, 0, 0],
     [0, 'fc1', 1, 2, 1],
     [20, 'conv1', 20, 0, 0],
@@ -143,7 +148,7 @@ t.test('resume continues in a new segment; re-produced rows replace the old ones
   const merged = readArrowLog(dir, 'metrics');
   const n = checkLossRows(t, column(merged, 'step'), column(merged, 'metric'), column(merged, 'value'), column(merged, 'phase'));
   t.equal(n, 40, 'steps 0..39 once each');
-  const wall = column(merged, 'wall_time_ms') as number[];
+  const wall = column(merged, 'time') as number[];
   const steps = column(merged, 'step') as number[];
   t.ok(steps.every((s, i) => (s >= 20 ? wall[i] >= 100_000 : wall[i] < 100_000)), 'rows from step 20 on come from the resumed segment');
   const epochEnds = column(merged, 'metric').filter((m) => m === 'epoch_loss').length;

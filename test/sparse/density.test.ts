@@ -55,11 +55,14 @@ t.test('uniform: every layer at the target density up to one weight, exact total
   t.equal(sum(layers.map((l) => l.active)), Math.round(0.1 * sum(layers.map((l) => l.size))));
 });
 
-t.test('only conv/dense weights are masked, never biases, BatchNorm or the classifier; keepFirstDense drops the first', async (t) => {
+t.test('only conv/dense weights are masked, never biases or BatchNorm; the classifier on request; keepFirstDense drops the first', async (t) => {
   const model = createModel('cnn', { seed: 0, inputShape: [8, 8, 3] });
   const masked = maskedSpecs(model.specs).map((s) => s.name);
   t.same(masked, ['conv1.w', 'conv2.w', 'conv3.w', 'conv4.w']);
-  t.same(maskedSpecs(model.specs, true).map((s) => s.name), ['conv2.w', 'conv3.w', 'conv4.w']);
+  t.same(maskedSpecs(model.specs, { keepFirstDense: true }).map((s) => s.name), ['conv2.w', 'conv3.w', 'conv4.w']);
+  t.same(maskedSpecs(model.specs, { maskClassifier: true }).map((s) => s.name), ['conv1.w', 'conv2.w', 'conv3.w', 'conv4.w', 'fc.w']);
+  const withClassifier = allocateLayers(model.specs, { density: 0.1, distribution: 'erk', maskClassifier: true });
+  t.equal(sum(withClassifier.map((l) => l.active)), Math.round(0.1 * sum(withClassifier.map((l) => l.size))), 'the target then covers the classifier too');
   const layers = allocateLayers(model.specs, { density: 0.2, distribution: 'erk', keepFirstDense: true });
   t.same(layers.map((l) => l.name), ['conv2.w', 'conv3.w', 'conv4.w']);
   t.equal(sum(layers.map((l) => l.active)), Math.round(0.2 * sum(layers.map((l) => l.size))), 'target applies to the remaining masked layers');

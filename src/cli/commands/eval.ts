@@ -1,13 +1,9 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CommandSpec } from '../command';
-import { UsageError } from '../usage-error';
 import { formatLayerTable, formatResultsTable } from '../summary-table';
 import type { CliWiring, EvalRequest } from '../wiring';
-import { parseIntList, parsePositiveInt } from './values';
-
-const FORMATS = ['auto', 'image-folder', 'cifar-binary', 'idx'] as const;
-const SPLITS = ['train', 'validation', 'test'] as const;
+import { BACKEND_PREFERENCES } from '../../compute/backend';
+import { DATA_FORMATS, parseBackend, parseChoice, parseIntList, parseModelDir, parsePositiveInt, SPLITS } from './values';
 
 /** `cigl eval`: evaluate a saved model and print its calibration table. */
 export function evalCommand(wiring: CliWiring): CommandSpec {
@@ -18,35 +14,30 @@ export function evalCommand(wiring: CliWiring): CommandSpec {
     options: {
       model: { type: 'string', short: 'm', value: 'DIR', description: 'model directory (model.json + weights), e.g. runs/NAME/model' },
       data: { type: 'string', value: 'PATH', description: 'data set to evaluate on (default: the one the model was trained on)' },
-      format: { type: 'string', value: 'FORMAT', description: `data format: ${FORMATS.join('|')} (default auto)` },
+      format: { type: 'string', value: 'FORMAT', description: `data format: ${DATA_FORMATS.join('|')} (default auto)` },
       split: { type: 'string', value: 'SPLIT', description: `${SPLITS.join('|')} (default test)` },
       bins: { type: 'string', value: 'N,N', description: 'ECE bin counts (default 15,10)' },
       'batch-size': { type: 'string', value: 'N', description: 'images per forward pass (default 256)' },
+      backend: { type: 'string', value: 'NAME', description: `compute path: ${BACKEND_PREFERENCES.join('|')} (default auto: tfjs-node, else the native addon, else stock tfjs)` },
       markdown: { type: 'boolean', description: 'print the tables as Markdown' },
     },
     epilog: 'Example:\n  cigl eval --model runs/my-run/model --split test',
     async run(args, io) {
-      const model = args.values.model as string | undefined;
-      if (!model) throw new UsageError('--model DIR is required');
-      const modelDir = path.resolve(io.cwd, model);
-      if (!fs.existsSync(path.join(modelDir, 'model.json'))) throw new UsageError(`--model ${model}: no model.json in ${modelDir}`);
-      const format = (args.values.format as string | undefined) ?? 'auto';
-      if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}; got ${JSON.stringify(format)}`);
-      const split = (args.values.split as string | undefined) ?? 'test';
-      if (!(SPLITS as readonly string[]).includes(split)) throw new UsageError(`--split must be one of ${SPLITS.join(', ')}; got ${JSON.stringify(split)}`);
+      const modelDir = parseModelDir(args.values.model, io.cwd);
       const data = args.values.data as string | undefined;
       const request: EvalRequest = {
         modelDir,
         dataPath: data === undefined ? undefined : path.resolve(io.cwd, data),
-        dataFormat: format as EvalRequest['dataFormat'],
-        split: split as EvalRequest['split'],
+        dataFormat: parseChoice(args.values.format, '--format', DATA_FORMATS, 'auto'),
+        split: parseChoice(args.values.split, '--split', SPLITS, 'test'),
         bins: parseIntList(args.values.bins as string | undefined, '--bins', 2) ?? [15, 10],
         batchSize: parsePositiveInt(args.values['batch-size'] as string | undefined, '--batch-size') ?? 256,
+        backend: parseBackend(args.values.backend),
       };
       const report = await wiring.evaluate(request, io);
       const format_ = args.values.markdown ? 'markdown' : 'text';
       io.stdout.write(`Results on the ${report.split} split\n` + formatResultsTable(report.results, format_));
-      if (report.layers) io.stdout.write('\nPer-layer density\n' + formatLayerTable(report.layers, format_));
+      if (report.layers || report.density) io.stdout.write('\nPer-layer density\n' + formatLayerTable(report.layers ?? [], format_, report.density));
       return 0;
     },
   };

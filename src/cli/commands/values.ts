@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../../compute/backend';
 import { redisOptionsFromUrl } from '../../daemon/redis-connection';
 import { UsageError } from '../usage-error';
 
@@ -36,3 +39,31 @@ export function parseQueueUrl(text: string, option: string): string {
   }
   return text;
 }
+
+/** --backend: one of the compute paths (default auto). */
+export function parseBackend(value: unknown): BackendPreference {
+  if (value === undefined) return 'auto';
+  if (!(BACKEND_PREFERENCES as readonly unknown[]).includes(value)) {
+    throw new UsageError(`--backend must be one of ${BACKEND_PREFERENCES.join(', ')}; got ${JSON.stringify(value)}`);
+  }
+  return value as BackendPreference;
+}
+
+/** One of `allowed`; `fallback` when the option is absent. */
+export function parseChoice<T extends string>(value: unknown, option: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly unknown[]).includes(value)) throw new UsageError(`${option} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`);
+  return value as T;
+}
+
+/** --model DIR of eval and predict: a directory holding a saved model.json, resolved against `cwd`. */
+export function parseModelDir(value: unknown, cwd: string): string {
+  if (typeof value !== 'string' || value === '') throw new UsageError('--model DIR is required');
+  const modelDir = path.resolve(cwd, value);
+  if (!fs.existsSync(path.join(modelDir, 'model.json'))) throw new UsageError(`--model ${value}: no model.json in ${modelDir}`);
+  return modelDir;
+}
+
+/** Data formats and splits a saved model can be run on (eval, predict --data). */
+export const DATA_FORMATS = ['auto', 'image-folder', 'cifar-binary', 'idx'] as const;
+export const SPLITS = ['train', 'validation', 'test'] as const;
