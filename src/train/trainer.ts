@@ -150,8 +150,9 @@ export class Trainer {
       const loss = result.loss.dataSync()[0];
       const correct = result.correct.dataSync()[0];
       this.assertFinite(step, loss, lr, result.effectiveGrads);
+      let update: Omit<MaskUpdateEvent, 'wallTimeMs'> | undefined;
       if (updating) {
-        events.push(this.updateMasks(step, result.effectiveGrads));
+        update = this.updateMasks(step, result.effectiveGrads);
       } else {
         tf.tidy(() => this.optimizer.step(result.effectiveGrads, lr, this.maskTensors, multipliers));
       }
@@ -160,11 +161,13 @@ export class Trainer {
       this.epochCorrect += correct;
       this.epochSeen += batch.size;
       const seconds = (performance.now() - started) / 1000;
-      const stepEvent: StepEvent = {
+      // One time for the step's events, so that a log's rows never go back in time.
+      const wallTimeMs = Date.now();
+      events.push({
         type: 'step', step, epoch: batch.epoch, loss, accuracy: correct / batch.size, lr,
-        imagesPerSecond: seconds > 0 ? batch.size / seconds : 0, wallTimeMs: Date.now(),
-      };
-      events.unshift(stepEvent);
+        imagesPerSecond: seconds > 0 ? batch.size / seconds : 0, wallTimeMs,
+      } satisfies StepEvent);
+      if (update) events.push({ ...update, wallTimeMs });
     } finally {
       tf.dispose([x, labels, result.loss, result.correct, ...Object.values(result.effectiveGrads)]);
       if (this.method.randomMaskRate > 0) tf.dispose([...multipliers.values()]);
@@ -328,7 +331,7 @@ export class Trainer {
    * Prune and grow every masked layer; pruned weights and newly grown ones (inactive before the update)
    * and their momentum become 0, as in the RigL reference.
    */
-  private updateMasks(step: number, effectiveGrads: Readonly<Record<string, tf.Tensor>>): MaskUpdateEvent {
+  private updateMasks(step: number, effectiveGrads: Readonly<Record<string, tf.Tensor>>): Omit<MaskUpdateEvent, 'wallTimeMs'> {
     const dropFraction = this.schedule.dropFractionAt(step);
     const layers: LayerMaskUpdate[] = [];
     for (const layer of this.layers) {
@@ -358,7 +361,7 @@ export class Trainer {
       this.lastGrown.set(layer.name, grown);
       layers.push({ layer: layer.name, pruned: pruned.length, grown: grown.length, reselected: reselected.length, density: active / layer.size, dropFraction, regrownPruned });
     }
-    return { type: 'maskUpdate', step, epoch: Math.floor(step / this.stepsPerEpoch), layers, wallTimeMs: Date.now() };
+    return { type: 'maskUpdate', step, epoch: Math.floor(step / this.stepsPerEpoch), layers };
   }
 
   /** A non-finite loss or gradient stops training before the step changes anything (see TrainingDiverged). */
