@@ -24,7 +24,7 @@ import {
   temperatureSummary,
   type Setting,
 } from './report-setting';
-import { isMissing, TRAINING_CURVES, type Study, type StudyPart, type StudySweep } from './study';
+import { artefactsOf, missingReason, TRAINING_CURVES, type Study, type StudyPart, type StudySweep } from './study';
 
 /**
  * docs/REPRODUCTION.md, written only from the study's artefacts (see study.ts: the pilot, the p sweep, the
@@ -55,7 +55,7 @@ const PART_TITLES: Readonly<Record<StudyPart, string>> = {
 
 export function reproductionReport(study: Study, options: ReportOptions): string {
   const link = (file: string) => path.relative(options.outDir, file).split(path.sep).join('/');
-  const present = (part: StudyPart): SweepArtefacts | undefined => (isMissing(study[part]) ? undefined : (study[part] as SweepArtefacts));
+  const present = (part: StudyPart) => artefactsOf(study[part]);
   const main = present('main');
   const second = present('second');
   const mainSetting = main && main.summaries.length > 0 ? setting(main, link) : undefined;
@@ -102,16 +102,17 @@ const escapeCell = (text: string) => text.replace(/\|/g, '\\|');
 
 function studyTable(study: Study, link: (file: string) => string): string[] {
   const rows = (Object.keys(PART_TITLES) as StudyPart[]).flatMap((part) => {
-    const sweep = study[part];
-    if (sweep === undefined) return [[PART_TITLES[part], '–', '–', 'not part of this report', '–', '']];
-    if (isMissing(sweep)) return [[PART_TITLES[part], `\`${link(sweep!.dir)}\``, '–', sweep!.missing, '0', '']];
-    const { record } = sweep as SweepArtefacts;
-    const finished = (sweep as SweepArtefacts).summaries.length;
-    const unfinished = record.runs.filter((r) => !(sweep as SweepArtefacts).summaries.some((s) => s.runName === r.runName)).map((r) => `${r.runName} (${r.state})`);
+    const entry = study[part];
+    if (entry === undefined) return [[PART_TITLES[part], '–', '–', 'not part of this report', '–', '']];
+    const sweep = artefactsOf(entry);
+    if (!sweep) return [[PART_TITLES[part], `\`${link(entry.dir)}\``, '–', missingReason(entry)!, '0', '']];
+    const { record } = sweep;
+    const finished = sweep.summaries.length;
+    const unfinished = record.runs.filter((r) => !sweep.summaries.some((s) => s.runName === r.runName)).map((r) => `${r.runName} (${r.state})`);
     return [
       [
         PART_TITLES[part],
-        `\`${link((sweep as SweepArtefacts).dir)}\``,
+        `\`${link(sweep.dir)}\``,
         record.command ? `\`${escapeCell(record.command)}\`` : '_not recorded_',
         record.status,
         `${finished} of ${record.runs.length}`,
@@ -193,7 +194,7 @@ function describeSchedule(c: RunConfig): string {
 
 function pilotSection(pilot: SweepArtefacts | undefined, runs: readonly PilotRun[], entry: StudySweep | undefined, link: (file: string) => string): string[] {
   const out = ['## Pilot: finding the over-fitting regime', ''];
-  if (!pilot) return [...out, `_${entry ? `The pilot has not run yet (${(entry as { missing: string }).missing})` : 'No pilot sweep was given to this report'}._`, ''];
+  if (!pilot) return [...out, `_${entry ? `The pilot has not run yet (${missingReason(entry)})` : 'No pilot sweep was given to this report'}._`, ''];
   if (runs.length === 0) return [...out, '_The pilot has no finished run yet._', ''];
   out.push(`Rule: the regime is reached when ${OVERFIT_RULE_TEXT}.`, '');
   for (const run of runs) {
@@ -259,7 +260,7 @@ function pSection(pSweep: SweepArtefacts | undefined, entry: StudySweep | undefi
   const used = main ? [...new Set(main.record.runs.filter((r) => r.label === 'cigl').map((r) => r.config.sparse.randomMaskRate))] : [];
   const out = ["## CigL's random-mask rate p", ''];
   if (!pSweep) {
-    out.push(`CigL ran with p = ${used.join(', ') || '(no CigL run)'}; ${entry ? `the validation sweep over p has not run yet (${(entry as { missing: string }).missing})` : 'no validation sweep over p was given to this report'}.`, '');
+    out.push(`CigL ran with p = ${used.join(', ') || '(no CigL run)'}; ${entry ? `the validation sweep over p has not run yet (${missingReason(entry)})` : 'no validation sweep over p was given to this report'}.`, '');
     return out;
   }
   const bins = headlineBins(pSweep.summaries) ?? '15';
@@ -295,7 +296,7 @@ function settingSection(
   link: (file: string) => string,
 ): string[] {
   const out = [`## ${title}`, ''];
-  if (!sweep) return [...out, `_${entry ? `Not run yet (${(entry as { missing: string }).missing})` : 'Not part of this report'}._`, ''];
+  if (!sweep) return [...out, `_${entry ? `Not run yet (${missingReason(entry)})` : 'Not part of this report'}._`, ''];
   if (!s) return [...out, '_No finished run yet._', ''];
   const configs = sweep.record.runs.map((r) => r.config);
   const models = [...new Set(s.sweep.summaries.map((x) => x.model))].join(', ');
@@ -440,9 +441,8 @@ function setupSection(study: Study, link: (file: string) => string): string[] {
   let runs = 0;
   const details: string[] = [];
   for (const part of Object.keys(PART_TITLES) as StudyPart[]) {
-    const entry = study[part];
-    if (isMissing(entry)) continue;
-    const sweep = entry as SweepArtefacts;
+    const sweep = artefactsOf(study[part]);
+    if (!sweep) continue;
     const { record } = sweep;
     out.push(`### ${PART_TITLES[part]}: \`${link(sweep.dir)}\``, '');
     out.push(`- Command: ${record.command ? `\`${record.command}\`` : '_not recorded (the sweep was not started by `cigl sweep`)_'}`);

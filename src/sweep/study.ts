@@ -37,8 +37,14 @@ export type Study = Readonly<Partial<Record<StudyPart, StudySweep>>>;
 
 export const TRAINING_CURVES = { svg: 'training-curves.svg', png: 'training-curves.png' } as const;
 
-export function isMissing(sweep: StudySweep | undefined): sweep is MissingSweep | undefined {
-  return sweep === undefined || 'missing' in sweep;
+/** The sweep's artefacts, or undefined when it is missing or not part of the study. */
+export function artefactsOf(sweep: StudySweep | undefined): SweepArtefacts | undefined {
+  return sweep === undefined || 'missing' in sweep ? undefined : sweep;
+}
+
+/** Why a named sweep is missing; undefined when it is present or not part of the study. */
+export function missingReason(sweep: StudySweep | undefined): string | undefined {
+  return sweep !== undefined && 'missing' in sweep ? sweep.missing : undefined;
 }
 
 /** The sweeps `sources` names, copied to `assets` when given; `note` hears which copies stand in for missing sweeps. */
