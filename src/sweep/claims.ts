@@ -34,13 +34,14 @@ export const CLAIMS = {
 } as const;
 
 /** Difference a − b with its standard error, when both sides have a spread. */
-function difference(a: MetricStats, b: MetricStats): { delta: number; se?: number } {
+export function difference(a: MetricStats, b: MetricStats): { delta: number; se?: number } {
   const delta = a.mean - b.mean;
   if (a.std === undefined || b.std === undefined) return { delta };
   return { delta, se: Math.sqrt(a.std ** 2 / a.n + b.std ** 2 / b.n) };
 }
 
-function describeDifference(a: MetricStats, b: MetricStats, digits: number, scale = 1, unit = ''): string {
+/** "Δ = +0.0150, more than two standard errors (0.0028)", or that one seed gives no spread. */
+export function describeDifference(a: MetricStats, b: MetricStats, digits: number, scale = 1, unit = ''): string {
   const { delta, se } = difference(a, b);
   const sign = delta >= 0 ? '+' : '−';
   const text = `Δ = ${sign}${Math.abs(delta * scale).toFixed(digits)}${unit}`;

@@ -2,285 +2,271 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { canonicalJson, configDiff, type RunConfig } from '../cli/config';
 import { formatDuration } from '../cli/progress';
-import { formatTable } from '../cli/summary-table';
+import { formatResultsTable, formatTable } from '../cli/summary-table';
 import type { RunSummary } from '../sinks/summary';
-import { repoRoot } from '../util/paths';
-import { checkClaims, type ClaimVerdict } from './claims';
+import type { SweepArtefacts } from './artefacts';
+import type { ClaimVerdict } from './claims';
+import { binCountsOf, COMPARISON_FILES, compareRuns, formatSparsity, formatStats, headlineBins, runLabel } from './comparison';
+import { DOUBLE_DESCENT_RULE, doubleDescent, type DoubleDescent } from './double-descent';
+import type { EpochRow } from './epochs';
+import { PLOT_FILES } from './outputs';
+import { OVERFIT_RULE, OVERFIT_RULE_TEXT, overfitEvidence, type OverfitEvidence, type TrendCheck } from './overfitting';
+import { compareWithPaper, PAPER_RULE, PAPER_TABLE3, paperTable, type PaperComparison } from './paper';
+import { chooseRandomMaskRate } from './random-mask-rate';
 import {
-  binCountsOf,
-  COMPARISON_FILES,
-  compareRuns,
-  formatComparisonTable,
-  formatSparsity,
-  formatStats,
-  headlineBins,
-  headlineResult,
-  meanStd,
-  type ComparisonGroup,
-  type MetricStats,
-} from './comparison';
-import { PLOT_FILES, writeSweepOutputs } from './outputs';
-import { readRunSummary, readSweepRecord, SUMMARY_FILE, SWEEP_RECORD, type SweepRecord } from './record';
+  ablationBlock,
+  claimsBlock,
+  insideCiglBlock,
+  INSIDE_CIGL_NOTE,
+  reliabilityBlock,
+  resultsTable,
+  temperatureComparisons,
+  temperatureSummary,
+  type Setting,
+} from './report-setting';
+import { artefactsOf, missingReason, TRAINING_CURVES, type Study, type StudyPart, type StudySweep } from './study';
 
 /**
- * docs/REPRODUCTION.md, written only from a sweep directory's artefacts (sweep.json, the runs'
- * summary.json, the plot and the runs' reliability diagrams): the mean ± std table per method ×
- * sparsity, the ECE-vs-sparsity plot, reliability diagrams at the highest sparsity, the command and
- * configuration, the wall-clock cost, the claims' verdicts (computed by claims.ts), the ablations, the
- * validation choice of CigL's p (from a second sweep), and the paper's numbers beside ours.
+ * docs/REPRODUCTION.md, written only from the study's artefacts (see study.ts: the pilot, the p sweep, the
+ * main study and the second setting, each a sweep directory or its committed copy): what ran, the verdicts,
+ * the pilot's curves and its over-fitting evidence, the choice of p, the main results with every method
+ * also after temperature scaling, the claims at 90% and 95%, CigL against temperature scaling, inside CigL
+ * (recompute vs averaging), the ablations, the reliability diagrams side by side, ECE and accuracy vs
+ * sparsity with the double-descent verdict, the paper's numbers beside ours, the second setting, and the
+ * setup, commands and cost. Every number is computed from the artefacts; the text has no machine paths,
+ * so regenerating from the committed copies gives the same bytes.
  */
+export { PAPER_TABLE3 };
 
-/** The paper's CIFAR-10 numbers (mean of 3 runs), per sparsity. */
-export const PAPER_TABLE3 = {
-  citation:
-    'Lei et al., "Calibrating the Rigged Lottery: Making All Tickets Reliable", ICLR 2023, Table 3 (CIFAR-10, mean of 3 runs), ' +
-    'as transcribed in ../shared/docs/cigl-algorithm.md',
-  sparsities: [0.8, 0.9, 0.95, 0.99],
-  resnet50: {
-    rigl: { accuracy: [94.02, 93.84, 93.19, 91.31], ece: [0.0423, 0.0441, 0.0504, 0.0571] },
-    cigl: { accuracy: [94.75, 94.56, 94.2, 92.42], ece: [0.0356, 0.0361, 0.0385, 0.0298] },
-  },
-  wrn22x2: {
-    rigl: { ece: [0.0319, 0.0272, 0.0235, 0.015] },
-    cigl: { ece: [0.0178, 0.0159, 0.0131, 0.0101] },
-  },
-  /** The released code computes ECE with 10 equal-width bins. */
-  eceBins: '10',
-} as const;
-
-/** Per-run files copied next to the report (all small); the run's other outputs stay in the run directory. */
-const RUN_FILES = [SUMMARY_FILE, 'config.json', 'reliability.png', 'reliability.svg', 'reliability.arrow'];
-
-export interface SweepArtefacts {
-  readonly dir: string;
-  readonly record: SweepRecord;
-  /** Summaries of the finished runs, in sweep order. */
-  readonly summaries: readonly RunSummary[];
-}
-
-/** The record and the summaries of every finished run (a summary.json whose hash matches the record). */
-export function readSweepArtefacts(dir: string): SweepArtefacts {
-  const record = readSweepRecord(dir);
-  const summaries = record.runs.flatMap((run) => {
-    const file = path.join(dir, run.runName, SUMMARY_FILE);
-    if (!fs.existsSync(file)) {
-      if (run.state === 'completed') throw new Error(`${path.join(dir, SWEEP_RECORD)} says ${run.runName} completed, but ${file} is missing`);
-      return [];
-    }
-    const summary = readRunSummary(file);
-    return summary.configHash === run.configHash ? [summary] : [];
-  });
-  return { dir, record, summaries };
-}
-
-/**
- * Copies a sweep's small artefacts (sweep.json, and per run summary.json, config.json and the reliability
- * diagram) to `to`, and writes the comparison and the plot there afresh from them, so that the copy is a
- * sweep directory of its own from which the report can be regenerated.
- */
-export async function copySweepArtefacts(from: string, to: string): Promise<SweepArtefacts> {
-  const source = readSweepArtefacts(from);
-  if (path.resolve(from) === path.resolve(to)) return source;
-  for (const run of source.record.runs) {
-    for (const name of RUN_FILES) {
-      const file = path.join(from, run.runName, name);
-      if (!fs.existsSync(file)) continue;
-      fs.mkdirSync(path.join(to, run.runName), { recursive: true });
-      fs.copyFileSync(file, path.join(to, run.runName, name));
-    }
-  }
-  await writeSweepOutputs(to, source.record, source.summaries);
-  return readSweepArtefacts(to);
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Choice of p
-
-export interface RateResult {
-  readonly p: number;
-  readonly label: string;
-  readonly accuracy: MetricStats;
-  readonly ece: MetricStats;
-}
-
-export interface RateChoice {
-  readonly rates: readonly RateResult[];
-  readonly chosen?: number;
-  readonly split: string;
-  readonly rule: string;
-}
-
-/**
- * CigL's p from a sweep over it: among the rates whose mean accuracy is within `tolerance` (0.005, half a
- * point) of the best rate's, the one with the lowest mean ECE (headline stage, `bins` bins).
- */
-export function chooseRandomMaskRate(sweep: SweepArtefacts, bins: string, tolerance = 0.005): RateChoice {
-  const rateOf = new Map(sweep.record.runs.map((r) => [r.runName, r.config.sparse.randomMaskRate]));
-  const byRate = new Map<number, RunSummary[]>();
-  for (const s of sweep.summaries.filter((x) => x.method === 'cigl')) {
-    const p = rateOf.get(s.runName);
-    if (p !== undefined) byRate.set(p, [...(byRate.get(p) ?? []), s]);
-  }
-  const rates = [...byRate.entries()]
-    .sort(([a], [b]) => a - b)
-    .flatMap(([p, runs]) => {
-      const results = runs.map((r) => headlineResult(r)!);
-      const eces = results.map((r) => r.ece[bins]).filter((v): v is number => v !== undefined);
-      if (eces.length === 0) return [];
-      return [{ p, label: `p = ${p}`, accuracy: meanStd(results.map((r) => r.accuracy)), ece: meanStd(eces) }];
-    });
-  const split = [...new Set(sweep.summaries.map((s) => s.split))].join('/');
-  const rule = `lowest mean ECE (${bins} bins, before temperature scaling) among the rates whose mean accuracy is within ${(tolerance * 100).toFixed(1)} points of the best rate's`;
-  if (rates.length === 0) return { rates, split, rule };
-  const best = Math.max(...rates.map((r) => r.accuracy.mean));
-  const eligible = rates.filter((r) => r.accuracy.mean >= best - tolerance - 1e-12);
-  const chosen = eligible.reduce((a, b) => (b.ece.mean < a.ece.mean ? b : a)).p;
-  return { rates, chosen, split, rule };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The report
+/** The sparsities the paper's claims are checked at, with 3 seeds: 90% and 95%. */
+export const CLAIM_DENSITIES = [0.1, 0.05] as const;
 
 export interface ReportOptions {
-  /** Directory of the Markdown file: links to the plot and the diagrams are relative to it. */
+  /** Folder of the Markdown file: links to the figures are relative to it. */
   readonly outDir: string;
-  /** The validation sweep over CigL's p. */
-  readonly pSweep?: SweepArtefacts;
-  /** How this report was generated, shown in it. */
-  readonly reportCommand?: string;
 }
 
-export function reproductionReport(main: SweepArtefacts, options: ReportOptions): string {
-  const { record, summaries } = main;
-  if (summaries.length === 0) throw new Error(`${main.dir}: no finished runs to report on`);
-  const groups = compareRuns(summaries);
-  const bins = headlineBins(summaries)!;
-  const allBins = binCountsOf(summaries);
+const PART_TITLES: Readonly<Record<StudyPart, string>> = {
+  pilot: 'Pilot (over-fitting regime)',
+  pSweep: "CigL's p on validation",
+  main: 'Main study',
+  second: 'Second setting',
+};
+
+export function reproductionReport(study: Study, options: ReportOptions): string {
   const link = (file: string) => path.relative(options.outDir, file).split(path.sep).join('/');
-  const models = [...new Set(summaries.map((s) => s.model))].join(', ');
-  const splits = [...new Set(summaries.map((s) => s.split))].join('/');
-  const verdicts = allBins.flatMap((b) => checkClaims(groups, b));
-  const primary = verdicts.filter((v) => v.bins === bins);
-  const counts = countStates(record);
+  const present = (part: StudyPart) => artefactsOf(study[part]);
+  const main = present('main');
+  const second = present('second');
+  const mainSetting = main && main.summaries.length > 0 ? setting(main, link) : undefined;
+  const secondSetting = second && second.summaries.length > 0 ? setting(second, link) : undefined;
+  const pilot = present('pilot');
+  const pilotEvidence = pilot ? pilotRuns(pilot) : [];
+  const claims = mainSetting ? claimsBlock(mainSetting, CLAIM_DENSITIES) : undefined;
+  const dd = mainSetting ? sparsityCurves(mainSetting) : [];
+  const temperature = mainSetting ? temperatureComparisons(mainSetting) : [];
+  const paper = mainSetting ? compareWithPaper(mainSetting.groups, paperBins(mainSetting)) : [];
+
   const out: string[] = [];
-
-  out.push('# Reproducing CigL on CIFAR-10', '');
+  out.push('# Reproducing CigL on CIFAR-10 in the over-fitting regime', '');
   out.push(
-    `_Generated from the outputs of the sweep in \`${link(main.dir)}\`${options.reportCommand ? ` by \`${options.reportCommand}\`` : ''}; ` +
-      'every number below is computed from those files. Do not edit by hand: re-run the generator._',
+    '_Generated by `npm run repro:report` (src/sweep/report-cli.ts) from the artefacts of the sweeps listed below, copied next to this file; ' +
+      'every number in it is computed from those files. Do not edit by hand: re-run the generator._',
     '',
   );
-  out.push(
-    `Sweep status: **${record.status}**, ${counts.completed} of ${record.runs.length} runs finished` +
-      `${counts.failed ? `, ${counts.failed} failed` : ''}${counts.pending ? `, ${counts.pending} not run yet` : ''}${counts.stopped ? `, ${counts.stopped} stopped` : ''}. ` +
-      `Model ${models}; results on the ${splits} split; mean ± sample standard deviation over seeds.`,
-    '',
-  );
-
-  out.push('## Do the paper\'s claims hold here?', '');
-  for (const v of primary) out.push(`- ${v.statement}`, ...v.checks.map((c) => `  - ${c.holds ? 'holds' : 'does not hold'} ${c.detail}`));
-  const others = verdicts.filter((v) => v.bins !== bins);
-  for (const v of others) {
-    const same = primary.find((p) => p.claim === v.claim)?.verdict === v.verdict;
-    out.push(`- With ${v.bins} bins: claim (${v.claim}) ${same ? `gives the same verdict (${v.verdict})` : `**${v.verdict}** (differs from the ${bins}-bin verdict)`}.`);
-  }
-  out.push('', regimeNote(record), '');
-
-  out.push('## Results', '');
-  out.push('Headline stage: the last model before temperature scaling (CigL: after weight and mask averaging), as the paper compares.', '');
-  out.push(formatComparisonTable(groups.map((g) => ({ group: g, stage: g.headline })), false));
-  const scaled = groups.flatMap((g) => g.stages.filter((s) => s.calibrated).map((s) => ({ group: g, stage: s })));
-  if (scaled.length > 0) out.push('After temperature scaling (fitted on the validation split):', '', formatComparisonTable(scaled, true));
-  out.push(`All stages of every run: [${COMPARISON_FILES.markdown}](${link(path.join(main.dir, COMPARISON_FILES.markdown))}); as Arrow: \`${COMPARISON_FILES.arrow}\` (per group), \`${COMPARISON_FILES.runs}\` (per run).`, '');
-
-  out.push('## ECE vs sparsity', '');
-  const plot = path.join(main.dir, PLOT_FILES.png);
-  out.push(fs.existsSync(plot) ? `![ECE vs sparsity](${link(plot)})` : `_No plot: ${PLOT_FILES.png} is missing from ${link(main.dir)}._`, '');
-
-  out.push(...reliabilitySection(main, groups, link));
-  out.push(...ablationSection(groups, bins));
-  out.push(...pSection(main, options.pSweep, bins, link));
-  out.push(...paperSection(groups, allBins.includes(PAPER_TABLE3.eceBins) ? PAPER_TABLE3.eceBins : bins, models));
-  out.push(...setupSection(main, options.pSweep));
+  out.push(...studyTable(study, link));
+  out.push(...verdictsSection(pilotEvidence, claims?.primary, dd, temperature, paper, secondSetting));
+  out.push(...pilotSection(pilot, pilotEvidence, study.pilot, link));
+  out.push(...pSection(present('pSweep'), study.pSweep, main, link));
+  out.push(...settingSection('Main study', main, study.main, mainSetting, claims, temperature, CLAIM_DENSITIES, link));
+  out.push(...sparsitySection(main, mainSetting, dd, link));
+  out.push(...paperSection(mainSetting, paper));
+  out.push(...settingSection('Second setting', second, study.second, secondSetting, undefined, undefined, undefined, link));
+  out.push(...setupSection(study, link));
   return out.join('\n').replace(/\n{3,}/g, '\n\n');
 }
 
-function countStates(record: SweepRecord): Record<'completed' | 'failed' | 'pending' | 'stopped', number> {
-  const n = { completed: 0, failed: 0, pending: 0, stopped: 0 };
-  for (const r of record.runs) n[r.state]++;
-  return n;
+function setting(sweep: SweepArtefacts, link: (file: string) => string): Setting {
+  return { sweep, groups: compareRuns(sweep.summaries), bins: headlineBins(sweep.summaries) ?? '15', allBins: binCountsOf(sweep.summaries), link };
 }
 
-/** Whether the dense model reached the over-confident regime the paper's claims are about. */
-function regimeNote(record: SweepRecord): string {
-  const epochs = [...new Set(record.runs.map((r) => r.config.train.epochs))].join('/');
-  return (
-    'The paper measures after 250 epochs, when the models over-fit (training accuracy near 100%) and become over-confident. ' +
-    `This sweep trained for ${epochs} epochs; a shorter budget can leave the dense model under-fit and not yet over-confident, ` +
-    'where claim (1) is not expected to show.'
-  );
+/** The paper's ECE uses 10 bins: compare with our 10-bin ECE when the runs report it. */
+function paperBins(s: Setting): string {
+  return s.allBins.includes(PAPER_TABLE3.eceBins) ? PAPER_TABLE3.eceBins : s.bins;
 }
 
-function reliabilitySection(main: SweepArtefacts, groups: readonly ComparisonGroup[], link: (f: string) => string): string[] {
-  const sparse = groups.filter((g) => (g.label === 'rigl' || g.label === 'cigl') && g.density < 1);
-  if (sparse.length === 0) return [];
-  const density = Math.min(...sparse.map((g) => g.density));
-  const picks = [groups.find((g) => g.label === 'dense'), ...['rigl', 'cigl'].map((l) => groups.find((g) => g.label === l && g.density === density))].filter(
-    (g): g is ComparisonGroup => g !== undefined,
-  );
-  const out = [`## Reliability diagrams (dense, and RigL and CigL at ${formatSparsity(density)} sparsity)`, ''];
-  out.push("First seed of each: the run's own reliability diagram (its summary's outputs say which model it shows).", '');
-  for (const g of picks) {
-    const runName = g.runNames[g.seeds.indexOf(Math.min(...g.seeds))];
-    const summary = main.summaries.find((s) => s.runName === runName)!;
-    const fromOutputs = Object.entries(summary.outputs).find(([label, p]) => /reliab/i.test(label) && p.endsWith('.png'))?.[1];
-    const file = path.join(main.dir, runName, path.basename(fromOutputs ?? 'reliability.png'));
-    const title = `${g.label}, ${formatSparsity(g.density)} sparse, seed ${summary.seed}`;
-    out.push(fs.existsSync(file) ? `![${title}](${link(file)})` : `- ${title}: _no reliability diagram in ${link(path.dirname(file))}_`, '');
-  }
-  return out;
+const escapeCell = (text: string) => text.replace(/\|/g, '\\|');
+
+// ---------------------------------------------------------------------------------------------------
+// What ran, and the verdicts
+
+function studyTable(study: Study, link: (file: string) => string): string[] {
+  const rows = (Object.keys(PART_TITLES) as StudyPart[]).flatMap((part) => {
+    const entry = study[part];
+    if (entry === undefined) return [[PART_TITLES[part], '–', '–', 'not part of this report', '–', '']];
+    const sweep = artefactsOf(entry);
+    if (!sweep) return [[PART_TITLES[part], `\`${link(entry.dir)}\``, '–', missingReason(entry)!, '0', '']];
+    const { record } = sweep;
+    const finished = sweep.summaries.length;
+    const unfinished = record.runs.filter((r) => !sweep.summaries.some((s) => s.runName === r.runName)).map((r) => `${r.runName} (${r.state})`);
+    return [
+      [
+        PART_TITLES[part],
+        `\`${link(sweep.dir)}\``,
+        record.command ? `\`${escapeCell(record.command)}\`` : '_not recorded_',
+        record.status,
+        `${finished} of ${record.runs.length}`,
+        escapeCell(unfinished.join(', ')),
+      ],
+    ];
+  });
+  return ['## The study', '', formatTable(['Part', 'Artefacts', 'Command', 'Sweep status', 'Runs finished', 'Not finished'], rows, 'markdown')];
 }
 
-function ablationSection(groups: readonly ComparisonGroup[], bins: string): string[] {
-  const ablations: [string, string][] = [
-    ['cigl-no-random-mask', 'without the random mask (p = 0)'],
-    ['cigl-no-averaging', 'without weight and mask averaging'],
-  ];
-  const rows = ablations.flatMap(([label, what]) =>
-    groups
-      .filter((g) => g.label === label)
-      .flatMap((g) => {
-        const full = groups.find((c) => c.label === 'cigl' && c.density === g.density);
-        return full ? [{ g, full, what }] : [];
-      }),
+function verdictsSection(
+  pilots: readonly PilotRun[],
+  claims: readonly ClaimVerdict[] | undefined,
+  dd: readonly { label: string; result: DoubleDescent }[],
+  temperature: ReturnType<typeof temperatureComparisons>,
+  paper: readonly PaperComparison[],
+  second: Setting | undefined,
+): string[] {
+  const out = ['## Verdicts', ''];
+  const regime = pilots.find((p) => p.evidence);
+  out.push(
+    `- Over-fitting regime (pilot): ${
+      regime ? `${regime.evidence!.reached ? '**reached**' : '**not reached**'} by ${regime.summary.runName} after ${regime.evidence!.epochs} epochs (see the pilot section).` : 'no pilot run with per-epoch curves.'
+    }`,
   );
-  if (rows.length === 0) return [];
-  const out = ['## Ablations', ''];
-  out.push(formatComparisonTable([...new Set(rows.flatMap((r) => [r.full, r.g]))].map((g) => ({ group: g, stage: g.headline })), true));
-  for (const { g, full, what } of rows) {
-    const a = g.headline.ece[bins];
-    const c = full.headline.ece[bins];
-    if (!a || !c) continue;
-    const dAcc = (g.headline.accuracy.mean - full.headline.accuracy.mean) * 100;
+  if (claims) for (const v of claims) out.push(`- Main study, at ${CLAIM_DENSITIES.map(formatSparsity).join(' and ')}: ${v.statement}`);
+  else out.push('- Claims (1) and (2): cannot be tested yet (the main study has no finished run).');
+  const rigl = dd.find((d) => d.label === 'rigl');
+  out.push(`- Double descent of RigL's ECE over sparsity: ${rigl ? `**${rigl.result.verdict}**.` : 'cannot be tested (no RigL runs).'}`);
+  out.push(`- ${temperatureSummary(temperature)}`);
+  if (paper.length > 0) {
+    const list = (pick: (p: PaperComparison) => boolean | undefined) => paper.filter((p) => pick(p)).map((p) => `${Number((p.sparsity * 100).toFixed(2))}%`);
+    const at = (xs: string[]) => (xs.length === 0 ? 'none' : xs.join(', '));
     out.push(
-      `- CigL ${what} at ${formatSparsity(g.density)}: ECE ${formatStats(a, 4)} against ${formatStats(c, 4)} for full CigL ` +
-        `(${a.mean > c.mean ? 'higher' : a.mean < c.mean ? 'lower' : 'equal'}), accuracy ${dAcc >= 0 ? '+' : '−'}${Math.abs(dAcc).toFixed(2)} points.`,
+      `- Against the paper (CigL − RigL): ECE change in the paper's direction at ${at(list((p) => p.eceSameDirection))} of ${paper.length} sparsities compared, of the paper's size at ${at(list((p) => p.eceSameSize))}; ` +
+        `accuracy change in the paper's direction at ${at(list((p) => p.accuracySameDirection))}.`,
     );
+  }
+  if (second) {
+    for (const v of claimsBlock(second).primary) out.push(`- Second setting (${[...new Set(second.sweep.summaries.map((s) => s.model))].join(', ')}): ${v.statement}`);
   }
   out.push('');
   return out;
 }
 
-function pSection(main: SweepArtefacts, pSweep: SweepArtefacts | undefined, bins: string, link: (f: string) => string): string[] {
-  const used = [...new Set(main.record.runs.filter((r) => r.label === 'cigl').map((r) => r.config.sparse.randomMaskRate))];
+// ---------------------------------------------------------------------------------------------------
+// Pilot
+
+interface PilotRun {
+  readonly summary: RunSummary;
+  readonly config?: RunConfig;
+  readonly rows: readonly EpochRow[];
+  readonly evidence?: OverfitEvidence;
+}
+
+function pilotRuns(pilot: SweepArtefacts): PilotRun[] {
+  return pilot.summaries.map((summary) => {
+    const rows = pilot.epochs.get(summary.runName)?.epochs ?? [];
+    const config = pilot.record.runs.find((r) => r.runName === summary.runName)?.config;
+    return { summary, config, rows, ...(rows.length > 0 ? { evidence: overfitEvidence(rows) } : {}) };
+  });
+}
+
+function trendLine(t: TrendCheck | undefined, what: string, digits: number): string {
+  if (!t) return `${what}: not logged at enough epochs to judge (it needs train.testEveryEpoch and at least ${OVERFIT_RULE.minWindow} epochs): **not rising**`;
+  const rise = t.last - t.minimum;
+  return (
+    `${t.what}: minimum ${t.minimum.toFixed(digits)} at epoch ${t.minimumEpoch}, last ${t.last.toFixed(digits)} at epoch ${t.lastEpoch} ` +
+    `(${rise >= 0 ? '+' : '−'}${Math.abs(rise).toFixed(digits)}, ${t.minimum > 0 ? `${rise >= 0 ? '+' : '−'}${Math.abs((100 * rise) / t.minimum).toFixed(1)}%` : 'n/a'} over the minimum); ` +
+    `slope over the last ${t.window} epochs ${t.slope >= 0 ? '+' : '−'}${Math.abs(t.slope).toExponential(2)} per epoch: **${t.rising ? 'rising' : 'not rising'}**`
+  );
+}
+
+function describeSchedule(c: RunConfig): string {
+  const o = c.optimiser;
+  const decay = o.schedule === 'cosine' ? 'cosine decay' : o.milestones.length > 0 ? `×${o.gamma} at epochs ${o.milestones.join(', ')}` : 'constant';
+  return `lr ${o.lr}${o.warmupEpochs > 0 ? ` after ${o.warmupEpochs} warm-up epochs` : ''}, ${decay}, momentum ${o.momentum}${o.nesterov ? ' (Nesterov)' : ''}, weight decay ${o.weightDecay}`;
+}
+
+function pilotSection(pilot: SweepArtefacts | undefined, runs: readonly PilotRun[], entry: StudySweep | undefined, link: (file: string) => string): string[] {
+  const out = ['## Pilot: finding the over-fitting regime', ''];
+  if (!pilot) return [...out, `_${entry ? `The pilot has not run yet (${missingReason(entry)})` : 'No pilot sweep was given to this report'}._`, ''];
+  if (runs.length === 0) return [...out, '_The pilot has no finished run yet._', ''];
+  out.push(`Rule: the regime is reached when ${OVERFIT_RULE_TEXT}.`, '');
+  for (const run of runs) {
+    const c = run.config;
+    out.push(`### ${run.summary.runName}`, '');
+    if (c) {
+      out.push(
+        `${run.summary.method} ${run.summary.model}, ${c.train.epochs} epochs, batch ${c.data.batchSize}, augmentation ${c.data.augment ? 'on' : 'off'}, ${describeSchedule(c)}; ` +
+          `${c.train.testEveryEpoch ? 'the test split evaluated at every epoch end (train.testEveryEpoch)' : '**train.testEveryEpoch was off: no per-epoch test curve**'}.`,
+        '',
+      );
+    }
+    const figure = path.join(pilot.dir, run.summary.runName, TRAINING_CURVES.png);
+    out.push(fs.existsSync(figure) ? `![Training curves of ${run.summary.runName}](${link(figure)})` : `_No figure: ${TRAINING_CURVES.png} is drawn when the artefacts are copied (--assets)._`, '');
+    const e = run.evidence;
+    if (!e) {
+      out.push('_No per-epoch curves (no epochs.json or metrics.arrow in the run folder)._', '');
+      continue;
+    }
+    const lr = run.rows.at(-1)?.lr;
+    out.push(
+      `- Training accuracy at the last epoch (${run.rows.at(-1)!.epoch}): ${e.trainAccuracy === undefined ? 'not logged' : `${(100 * e.trainAccuracy).toFixed(2)}%`} — ` +
+        `**${e.trainAccuracyReached ? `at least ${OVERFIT_RULE.trainAccuracy * 100}%` : `below ${OVERFIT_RULE.trainAccuracy * 100}%`}**${lr !== undefined ? `; lr in the last epoch ${lr.toPrecision(3)}` : ''}.`,
+    );
+    out.push(`- ${trendLine(e.nll, 'Test NLL', 4)}.`);
+    out.push(`- ${trendLine(e.ece, 'Test ECE', 4)}.`);
+    const peak = run.rows.filter((r) => r.testAccuracy !== undefined).reduce<EpochRow | undefined>((a, b) => (a === undefined || b.testAccuracy! > a.testAccuracy! ? b : a), undefined);
+    const lastTest = run.rows.at(-1)!.testAccuracy;
+    if (peak) out.push(`- Test accuracy peaks at ${(100 * peak.testAccuracy!).toFixed(2)}% at epoch ${peak.epoch}${lastTest === undefined ? '' : `; the last epoch has ${(100 * lastTest).toFixed(2)}%`}.`);
+    const failed = [!e.trainAccuracyReached && 'training accuracy', e.nll?.rising !== true && 'test NLL', e.ece?.rising !== true && 'test ECE'].filter(Boolean);
+    out.push(`- **The over-fitting regime was ${e.reached ? 'reached' : `not reached`}**${e.reached ? '' : ` (fails on: ${failed.join(', ')})`}.`, '');
+    out.push('Final evaluation of this run:', '', formatResultsTable(run.summary.results, 'markdown'));
+    out.push('<details><summary>Per-epoch values</summary>', '', epochTable(run.rows), '</details>', '');
+  }
+  return out;
+}
+
+function epochTable(rows: readonly EpochRow[]): string {
+  const columns: [keyof EpochRow, string, (v: number) => string][] = [
+    ['lr', 'lr', (v) => v.toPrecision(3)],
+    ['trainLoss', 'Train NLL', (v) => v.toFixed(4)],
+    ['trainAccuracy', 'Train acc. (%)', (v) => (100 * v).toFixed(2)],
+    ['valLoss', 'Val NLL', (v) => v.toFixed(4)],
+    ['valAccuracy', 'Val acc. (%)', (v) => (100 * v).toFixed(2)],
+    ['valEce15', 'Val ECE', (v) => v.toFixed(4)],
+    ['testLoss', 'Test NLL', (v) => v.toFixed(4)],
+    ['testAccuracy', 'Test acc. (%)', (v) => (100 * v).toFixed(2)],
+    ['testEce15', 'Test ECE', (v) => v.toFixed(4)],
+  ];
+  const used = columns.filter(([field]) => rows.some((r) => r[field] !== undefined));
+  return formatTable(
+    ['Epoch', ...used.map(([, h]) => h)],
+    rows.map((r) => [String(r.epoch), ...used.map(([field, , f]) => (r[field] === undefined ? '' : f(r[field] as number)))]),
+    'markdown',
+    ['r', ...used.map(() => 'r' as const)],
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The choice of p
+
+function pSection(pSweep: SweepArtefacts | undefined, entry: StudySweep | undefined, main: SweepArtefacts | undefined, link: (file: string) => string): string[] {
+  const used = main ? [...new Set(main.record.runs.filter((r) => r.label === 'cigl').map((r) => r.config.sparse.randomMaskRate))] : [];
   const out = ["## CigL's random-mask rate p", ''];
   if (!pSweep) {
-    out.push(`CigL ran with p = ${used.join(', ') || '(no CigL run)'}; no validation sweep over p was given to this report.`, '');
+    out.push(`CigL ran with p = ${used.join(', ') || '(no CigL run)'}; ${entry ? `the validation sweep over p has not run yet (${missingReason(entry)})` : 'no validation sweep over p was given to this report'}.`, '');
     return out;
   }
+  const bins = headlineBins(pSweep.summaries) ?? '15';
   const choice = chooseRandomMaskRate(pSweep, bins);
-  out.push(`Chosen on the **${choice.split}** split (sweep \`${link(pSweep.dir)}\`), by the rule: ${choice.rule}.`, '');
-  if (choice.split !== 'validation') out.push(`**Warning:** the p sweep's results are on the ${choice.split} split, so p was not chosen on held-out validation data.`, '');
+  out.push(`Chosen on the **${choice.split || '(none yet)'}** split (sweep \`${link(pSweep.dir)}\`), by the rule: ${choice.rule}.`, '');
+  if (choice.split && choice.split !== 'validation') out.push(`**Warning:** the p sweep's results are on the ${choice.split} split, so p was not chosen on held-out validation data.`, '');
   out.push(
     formatTable(
       ['p', 'Seeds', 'Accuracy (%)', `ECE (${bins} bins)`, 'Chosen'],
@@ -290,94 +276,217 @@ function pSection(main: SweepArtefacts, pSweep: SweepArtefacts | undefined, bins
     ),
   );
   if (choice.chosen === undefined) out.push('The p sweep has no finished CigL run: no choice yet.', '');
-  else if (used.length === 1 && used[0] === choice.chosen) out.push(`The CigL runs above used the chosen p = ${choice.chosen}.`, '');
-  else out.push(`**The CigL runs above used p = ${used.join(', ')}, not the chosen p = ${choice.chosen}**: set sparse.randomMaskRate in the preset and re-run them.`, '');
-  const wall = totalWallTime(pSweep.summaries);
-  out.push(`Cost of the p sweep: ${wall.text}.`, '');
+  else if (used.length === 0) out.push(`The main study has no CigL run yet to check against the chosen p = ${choice.chosen}.`, '');
+  else if (used.length === 1 && used[0] === choice.chosen) out.push(`The main study's CigL runs used the chosen p = ${choice.chosen}.`, '');
+  else out.push(`**The main study's CigL runs used p = ${used.join(', ')}, not the chosen p = ${choice.chosen}**: set sparse.randomMaskRate in the preset and re-run them.`, '');
   return out;
 }
 
-function paperSection(groups: readonly ComparisonGroup[], bins: string, models: string): string[] {
-  const out = ['## Comparison with the paper', ''];
+// ---------------------------------------------------------------------------------------------------
+// A training setting: the main study or the second setting
+
+function settingSection(
+  title: string,
+  sweep: SweepArtefacts | undefined,
+  entry: StudySweep | undefined,
+  s: Setting | undefined,
+  claims: ReturnType<typeof claimsBlock> | undefined,
+  temperature: ReturnType<typeof temperatureComparisons> | undefined,
+  claimDensities: readonly number[] | undefined,
+  link: (file: string) => string,
+): string[] {
+  const out = [`## ${title}`, ''];
+  if (!sweep) return [...out, `_${entry ? `Not run yet (${missingReason(entry)})` : 'Not part of this report'}._`, ''];
+  if (!s) return [...out, '_No finished run yet._', ''];
+  const configs = sweep.record.runs.map((r) => r.config);
+  const models = [...new Set(s.sweep.summaries.map((x) => x.model))].join(', ');
+  const epochs = [...new Set(configs.map((c) => c.train.epochs))].join('/');
+  const augment = [...new Set(configs.map((c) => (c.data.augment ? 'with' : 'without')))].join('/');
+  const splits = [...new Set(s.sweep.summaries.map((x) => x.split))].join('/');
+  out.push(`${models}, ${epochs} epochs ${augment} augmentation; results on the ${splits} split.`, '');
+  out.push(...resultsTable(s));
+  out.push(`Every stage of every run: [${COMPARISON_FILES.markdown}](${link(path.join(sweep.dir, COMPARISON_FILES.markdown))}).`, '');
+
+  const densities = claimDensities ?? [...new Set(s.groups.filter((g) => g.density < 1 && (g.label === 'rigl' || g.label === 'cigl')).map((g) => g.density))];
+  const block = claims ?? claimsBlock(s, densities);
+  out.push(`### The paper's claims${claimDensities ? ` at ${claimDensities.map(formatSparsity).join(' and ')}` : ''}`, '');
+  out.push('Verdicts compare means over seeds, as the paper does; each check also says whether the difference exceeds two standard errors of the difference of the means.', '');
+  out.push(...block.lines);
+  if (claimDensities) {
+    const other = s.groups.filter((g) => g.density < 1 && !claimDensities.some((d) => Math.abs(d - g.density) < 1e-9) && (g.label === 'rigl' || g.label === 'cigl'));
+    if (other.length > 0) {
+      const otherDensities = [...new Set(other.map((g) => g.density))];
+      out.push(`At the other sparsities swept (${otherDensities.map(formatSparsity).join(', ')}):`, '');
+      out.push(...claimsBlock({ ...s, allBins: [s.bins] }, otherDensities).lines);
+    }
+  }
+
+  const comparisons = temperature ?? temperatureComparisons(s);
+  out.push('### CigL against temperature scaling', '');
+  out.push(`${temperatureSummary(comparisons)}`, '');
+  for (const c of comparisons) out.push(`- ${c.statement}`);
+  out.push('');
+
+  const inside = insideCiglBlock(s);
+  if (inside.length > 0) out.push('### Inside CigL: the BatchNorm recompute and the averaging', '', INSIDE_CIGL_NOTE, '', ...inside);
+  const ablations = ablationBlock(s);
+  if (ablations.length > 0) out.push('### Ablations', '', ...ablations);
+  // At the claims' sparsities when the sweep has them, else at every sparsity it has.
+  const sparse = [...new Set(s.groups.filter((g) => g.density < 1 && (g.label === 'rigl' || g.label === 'cigl')).map((g) => g.density))];
+  const shown = densities.filter((d) => sparse.some((x) => Math.abs(x - d) < 1e-9));
+  const reliability = reliabilityBlock(s, shown.length > 0 ? shown : sparse);
+  if (reliability.length > 0) out.push('### Reliability diagrams', '', ...reliability);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ECE and accuracy vs sparsity
+
+function sparsityCurves(s: Setting): { label: string; result: DoubleDescent }[] {
+  const dense = s.groups.find((g) => g.label === 'dense' && g.density === 1);
+  return ['rigl', 'cigl'].flatMap((label) => {
+    const own = s.groups.filter((g) => g.label === label && g.density < 1 && g.headline.ece[s.bins]);
+    if (own.length === 0) return [];
+    const points = [...(dense?.headline.ece[s.bins] ? [dense] : []), ...own].map((g) => ({ density: g.density, ece: g.headline.ece[s.bins] }));
+    return [{ label, result: doubleDescent(points) }];
+  });
+}
+
+function sparsitySection(main: SweepArtefacts | undefined, s: Setting | undefined, curves: readonly { label: string; result: DoubleDescent }[], link: (file: string) => string): string[] {
+  const out = ['## ECE and accuracy vs sparsity', ''];
+  if (!main || !s) return [...out, '_No finished main-study run yet._', ''];
+  const figure = path.join(main.dir, PLOT_FILES.png);
+  out.push(fs.existsSync(figure) ? `![ECE and accuracy vs sparsity](${link(figure)})` : `_No figure: ${PLOT_FILES.png} is missing from ${link(main.dir)}._`, '');
+  const labels = ['rigl', 'cigl'].filter((l) => s.groups.some((g) => g.label === l));
+  const densities = [...new Set(s.groups.filter((g) => labels.includes(g.label)).map((g) => g.density))].sort((a, b) => b - a);
+  const dense = s.groups.find((g) => g.label === 'dense');
+  const rows = [
+    ...(dense ? [['0% (dense)', String(dense.headline.accuracy.n), formatStats(dense.headline.ece[s.bins], 4), formatStats(dense.headline.accuracy, 2, 100), ...labels.flatMap(() => ['', ''])]] : []),
+    ...densities.map((d) => {
+      const cells = labels.flatMap((l) => {
+        const g = s.groups.find((x) => x.label === l && x.density === d);
+        return g ? [`${formatStats(g.headline.ece[s.bins], 4)} (${g.headline.accuracy.n})`, formatStats(g.headline.accuracy, 2, 100)] : ['–', '–'];
+      });
+      return [formatSparsity(d), '', '', '', ...cells];
+    }),
+  ];
   out.push(
-    `Paper: ${PAPER_TABLE3.citation}; ResNet-50 trained for 250 epochs. Here: ${models}, the budget in the setup below. ` +
+    formatTable(
+      ['Sparsity', 'Dense seeds', `Dense ECE (${s.bins} bins)`, 'Dense acc. (%)', ...labels.flatMap((l) => [`${l} ECE (seeds)`, `${l} acc. (%)`])],
+      rows,
+      'markdown',
+      ['l', 'r', 'r', 'r', ...labels.flatMap(() => ['r', 'r'] as const)],
+    ),
+  );
+  out.push(`Double descent (the paper's Figure 1c: ECE rises with sparsity up to about 95%, then dips and rises again). Rule: ${DOUBLE_DESCENT_RULE}.`, '');
+  for (const c of curves) out.push(`- ${c.label}: **${c.result.verdict}**: ${c.result.detail}.`);
+  out.push('');
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The paper
+
+function paperSection(s: Setting | undefined, comparisons: readonly PaperComparison[]): string[] {
+  const out = ['## Comparison with the paper', ''];
+  const models = s ? [...new Set(s.sweep.summaries.map((x) => x.model))].join(', ') : '';
+  const bins = s ? paperBins(s) : PAPER_TABLE3.eceBins;
+  out.push(
+    `Paper: ${PAPER_TABLE3.citation}; ResNet-50 and WRN-22-2 trained for 250 epochs. Here: the main study${models ? ` (${models})` : ''}. ` +
       `Our ECE column uses ${bins} bins (the released code's ECE uses ${PAPER_TABLE3.eceBins}). ` +
-      'Absolute numbers are not comparable across architectures and budgets; the direction and size of the CigL − RigL change is.',
+      'Absolute numbers are not comparable across architectures and budgets; the direction and size of the CigL − RigL change are.',
     '',
   );
-  const rows: string[][] = [];
-  const change = (c: number, r: number) => `${c < r ? '−' : '+'}${Math.abs((100 * (c - r)) / r).toFixed(1)}%`;
-  PAPER_TABLE3.sparsities.forEach((sparsity, i) => {
-    const p = PAPER_TABLE3.resnet50;
-    rows.push([`${sparsity * 100}%`, 'paper, ResNet-50', p.rigl.accuracy[i].toFixed(2), p.cigl.accuracy[i].toFixed(2), p.rigl.ece[i].toFixed(4), p.cigl.ece[i].toFixed(4), change(p.cigl.ece[i], p.rigl.ece[i])]);
-    const w = PAPER_TABLE3.wrn22x2;
-    rows.push(['', 'paper, WRN-22-2', '', '', w.rigl.ece[i].toFixed(4), w.cigl.ece[i].toFixed(4), change(w.cigl.ece[i], w.rigl.ece[i])]);
-    const density = Number((1 - sparsity).toFixed(6));
-    const rigl = groups.find((g) => g.label === 'rigl' && Math.abs(g.density - density) < 1e-9);
-    const cigl = groups.find((g) => g.label === 'cigl' && Math.abs(g.density - density) < 1e-9);
-    if (rigl || cigl) {
-      const r = rigl?.headline;
-      const c = cigl?.headline;
-      rows.push([
-        '',
-        `this sweep, ${models}`,
-        r ? formatStats(r.accuracy, 2, 100) : '–',
-        c ? formatStats(c.accuracy, 2, 100) : '–',
-        r?.ece[bins] ? formatStats(r.ece[bins], 4) : '–',
-        c?.ece[bins] ? formatStats(c.ece[bins], 4) : '–',
-        r?.ece[bins] && c?.ece[bins] ? change(c.ece[bins].mean, r.ece[bins].mean) : '–',
-      ]);
-    }
-  });
-  out.push(formatTable(['Sparsity', 'Source', 'RigL acc. (%)', 'CigL acc. (%)', 'RigL ECE', 'CigL ECE', 'CigL vs RigL ECE'], rows, 'markdown', ['l', 'l', 'r', 'r', 'r', 'r', 'r']));
+  out.push(paperTable(s?.groups ?? [], bins, `this study${models ? `, ${models}` : ''}`));
+  if (comparisons.length === 0) {
+    out.push('No sparsity of the paper\'s table has both RigL and CigL runs here yet.', '');
+    return out;
+  }
+  out.push(`Same direction, same size? Rule: ${PAPER_RULE}.`, '');
+  for (const c of comparisons) out.push(`- ${c.statement}`);
+  out.push('');
   return out;
 }
 
-function totalWallTime(summaries: readonly RunSummary[]): { ms: number; text: string } {
+// ---------------------------------------------------------------------------------------------------
+// Setup, commands and cost
+
+function totalWallTime(summaries: readonly RunSummary[]): { ms: number; runs: number; text: string } {
   const timed = summaries.filter((s) => s.wallTimeMs !== undefined);
   const ms = timed.reduce((t, s) => t + s.wallTimeMs!, 0);
   const missing = summaries.length - timed.length;
   return {
     ms,
+    runs: timed.length,
     text:
       `${formatDuration(ms)} of training wall time over ${timed.length} run${timed.length === 1 ? '' : 's'}` +
       `${timed.length > 0 ? ` (${formatDuration(ms / timed.length)} per run)` : ''}${missing > 0 ? `; ${missing} run${missing === 1 ? '' : 's'} did not record it` : ''}`,
   };
 }
 
-function setupSection(main: SweepArtefacts, pSweep: SweepArtefacts | undefined): string[] {
-  const { record } = main;
-  const first = record.runs[0].config;
-  const out = ['## Setup, command and cost', ''];
-  out.push(`- Command: ${record.command ? `\`${record.command}\`` : '_not recorded (the sweep was not started by `cigl sweep`)_'}`);
-  if (pSweep?.record.command) out.push(`- The p sweep: \`${pSweep.record.command}\``);
-  out.push(`- Data: \`${displayPath(first.data.path)}\` (${first.data.format}), ${first.data.validationFraction * 100}% of the training split held out for validation`);
-  out.push(
-    `- Training: ${first.train.epochs} epochs, batch ${first.data.batchSize}, lr ${first.optimiser.lr} (${first.optimiser.schedule}, ×${first.optimiser.gamma} at epochs ${first.optimiser.milestones.join(', ')}), ` +
-      `mask updates every ${first.sparse.updateInterval} steps until ${first.sparse.endFraction * 100}% of training, averaging from epoch ${first.average.startEpoch} (CigL)`,
-  );
-  out.push(`- Cost: ${totalWallTime(main.summaries).text}.`);
-  const varying = [...new Set(record.runs.flatMap((r) => configDiff(first, r.config).map((d) => d.path)))];
-  out.push(`- Runs differ only in: ${varying.join(', ') || '(nothing)'}.`, '');
-  out.push(
-    formatTable(
-      ['Run', 'State', 'Config hash'],
-      record.runs.map((r) => [r.runName, r.state + (r.error ? `: ${r.error.replace(/\|/g, '\\|').slice(0, 120)}` : ''), r.configHash.slice(0, 16)]),
-      'markdown',
-    ),
-  );
-  out.push('<details><summary>Resolved configuration of the first run</summary>', '', '```json', JSON.stringify(JSON.parse(canonicalJson(withDisplayPaths(first))), null, 2), '```', '', '</details>', '');
+/** Mean wall time per run of each label, e.g. "dense 4m10s, rigl 5m02s". */
+function costPerLabel(summaries: readonly RunSummary[]): string {
+  const labels = [...new Set(summaries.map(runLabel))];
+  return labels
+    .flatMap((l) => {
+      const times = summaries.filter((s) => runLabel(s) === l && s.wallTimeMs !== undefined).map((s) => s.wallTimeMs!);
+      return times.length === 0 ? [] : [`${l} ${formatDuration(times.reduce((a, b) => a + b, 0) / times.length)}`];
+    })
+    .join(', ');
+}
+
+function setupSection(study: Study, link: (file: string) => string): string[] {
+  const out = ['## Setup, commands and cost', ''];
+  let total = 0;
+  let runs = 0;
+  const details: string[] = [];
+  for (const part of Object.keys(PART_TITLES) as StudyPart[]) {
+    const sweep = artefactsOf(study[part]);
+    if (!sweep) continue;
+    const { record } = sweep;
+    out.push(`### ${PART_TITLES[part]}: \`${link(sweep.dir)}\``, '');
+    out.push(`- Command: ${record.command ? `\`${record.command}\`` : '_not recorded (the sweep was not started by `cigl sweep`)_'}`);
+    if (record.runs.length === 0) {
+      out.push('- The record lists no runs.', '');
+      continue;
+    }
+    const first = record.runs[0].config;
+    out.push(`- Data: \`${first.data.path}\` (${first.data.format}), ${first.data.validationFraction * 100}% of the training split held out for validation, augmentation ${first.data.augment ? 'on' : 'off'}`);
+    const sparse = record.runs.find((r) => r.config.sparse.method !== 'dense')?.config;
+    const averaged = record.runs.find((r) => r.config.average.enabled)?.config;
+    out.push(
+      `- Training: ${first.model.name}, ${first.train.epochs} epochs, batch ${first.data.batchSize}, ${describeSchedule(first)}` +
+        (sparse ? `; mask updates every ${sparse.sparse.updateInterval} steps until ${sparse.sparse.endFraction * 100}% of training (${sparse.sparse.distribution} layer densities)` : '') +
+        (averaged
+          ? `; averaging over epochs ${averaged.average.startEpoch + 1}–${averaged.train.epochs}` +
+            // Records made before average.snapshotsPerEpoch existed do not have it.
+            (averaged.average.snapshotsPerEpoch === undefined ? '' : `, ${averaged.average.snapshotsPerEpoch} snapshot${averaged.average.snapshotsPerEpoch === 1 ? '' : 's'} per epoch`)
+          : '') +
+        `; ECE with ${first.calibrate.bins.join(' and ')} bins; results on the ${first.calibrate.split} split`,
+    );
+    const varying = [...new Set(record.runs.flatMap((r) => configDiff(first, r.config).map((d) => d.path)))];
+    out.push(`- Runs differ only in: ${varying.join(', ') || '(nothing)'}.`);
+    const wall = totalWallTime(sweep.summaries);
+    total += wall.ms;
+    runs += wall.runs;
+    const perLabel = costPerLabel(sweep.summaries);
+    out.push(`- Cost: ${wall.text}${perLabel ? `; per run: ${perLabel}` : ''}.`, '');
+    details.push(
+      `<details><summary>${PART_TITLES[part]}: runs and the resolved configuration of the first</summary>`,
+      '',
+      formatTable(
+        ['Run', 'State', 'Config hash'],
+        record.runs.map((r) => [r.runName, r.state + (r.error ? `: ${escapeCell(r.error).slice(0, 120)}` : ''), r.configHash.slice(0, 16)]),
+        'markdown',
+      ),
+      '```json',
+      JSON.stringify(JSON.parse(canonicalJson(first)), null, 2),
+      '```',
+      '',
+      '</details>',
+      '',
+    );
+  }
+  out.push(`Total: ${formatDuration(total)} of training wall time over ${runs} run${runs === 1 ? '' : 's'}.`, '', ...details);
   return out;
 }
-
-/** Inside or beside the repository (../shared/...): relative to its root, so the report reads the same on any machine. */
-function displayPath(p: string): string {
-  const relative = path.relative(repoRoot, p);
-  return path.isAbsolute(relative) || relative.startsWith(`..${path.sep}..`) ? p : relative;
-}
-
-function withDisplayPaths(config: RunConfig): RunConfig {
-  return { ...config, data: { ...config.data, path: displayPath(config.data.path) }, output: { ...config.output, runsDir: displayPath(config.output.runsDir) } };
-}
-
-export type { ClaimVerdict };

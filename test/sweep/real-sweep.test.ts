@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import t from 'tap';
 import { buildCommands, runCommandLine } from '../../src/cli/main';
 import { defaultWiring, type CliWiring } from '../../src/cli/wiring';
-import { readSweepArtefacts, reproductionReport } from '../../src/sweep/report';
+import { readSweepArtefacts } from '../../src/sweep/artefacts';
+import { reproductionReport } from '../../src/sweep/report';
 import { runSweep, trainRunOne } from '../../src/sweep/run-sweep';
 import { captureIo } from '../helpers/cli-io';
 import { tinyRunWorkspace } from '../helpers/tiny-run';
@@ -28,12 +29,15 @@ t.test('cigl sweep trains dense, RigL and CigL with the real job, and the report
     ['cigl-d0.2-s0', 'cigl', 0.2, 'test'],
   ]);
   for (const f of ['comparison.md', 'comparison.arrow', 'runs.arrow', 'ece-vs-sparsity.png']) t.ok(fs.existsSync(path.join(dir, f)), f);
-  const md = reproductionReport(sweep, { outDir: ws.dir });
+  const md = reproductionReport({ main: sweep }, { outDir: ws.dir });
   if (process.env.CIGL_KEEP_REPORT) fs.writeFileSync(process.env.CIGL_KEEP_REPORT, md);
   t.match(md, /Claim \(1\), RigL's ECE is above the dense model's \(ECE with 15 bins\): \*\*(holds|does not hold)\*\*/);
   t.match(md, /Claim \(2\), .*: \*\*(holds|does not hold)\*\*/);
-  t.ok(md.includes('](runs/tiny/cigl-d0.2-s0/reliability.png)'), 'the real run\'s reliability diagram is linked');
-  t.match(md, /\| cigl +\| +80% \| +1 \|/);
+  t.ok(md.includes('<img src="runs/tiny/cigl-d0.2-s0/reliability.png"'), 'the real run\'s reliability diagram is linked');
+  t.match(md, /\| cigl +\| +80% \| +1 \| +\d+\.\d\d \|/, 'with the last epoch\'s training accuracy from the real metric log');
+  const curve = sweep.epochs.get('cigl-d0.2-s0')?.epochs ?? [];
+  t.same(curve.map((r) => r.epoch), [1, 2], 'one row per epoch of the real log');
+  t.ok(curve.every((r) => r.trainAccuracy !== undefined && r.valLoss !== undefined && r.lr !== undefined && r.testLoss === undefined), 'training, validation and lr values; no test curve without train.testEveryEpoch');
 
   // Invoked again, the sweep trains nothing and reports the same runs.
   const again = captureIo(ws.dir);
