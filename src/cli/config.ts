@@ -78,17 +78,17 @@ export interface SparseConfig {
 }
 
 export interface OptimiserConfig {
-  /** Peak learning rate (after warm-up); default 0.1 (the reference), 0.01 for cnn and mlp. */
+  /** Peak learning rate (after warm-up); default 0.1 (the reference), 0.02 for mlp. */
   readonly lr: number;
   /** SGD momentum, [0, 1). */
   readonly momentum: number;
   /** Use Nesterov momentum. */
   readonly nesterov: boolean;
-  /** L2 weight decay on conv/dense weights (never biases or BatchNorm). Default 5e-4 for wrn-16-4, else 1e-4. */
+  /** L2 weight decay on conv/dense weights (never biases or BatchNorm). Default 5e-4, 1e-4 for mlp. */
   readonly weightDecay: number;
-  /** Epochs of linear learning-rate warm-up from 0. */
+  /** Epochs of linear learning-rate warm-up from 0; default 1 (a tenth of training when that is shorter). */
   readonly warmupEpochs: number;
-  /** After warm-up: `step` (multiply by gamma at each milestone) or `cosine` (to 0 at the end). */
+  /** After warm-up: `cosine` (to 0 at the end; the default) or `step` (multiply by gamma at each milestone). */
   readonly schedule: 'step' | 'cosine';
   /** Epochs at which the step schedule multiplies the rate by gamma. Default: half and three quarters of training. */
   readonly milestones: readonly number[];
@@ -262,21 +262,28 @@ const SCHEMA: Readonly<Record<string, Leaf | Readonly<Record<string, Leaf>>>> = 
     lr: {
       kind: 'number',
       interval: interval('(0, Infinity)'),
-      // The ResNets' global pooling feeds the classifier 64–256 features; cnn's and mlp's classifiers see
-      // thousands of normalised activations, and at 0.1 the first step alone pushes the logits to ~100.
-      derive: (c) => (['cnn', 'mlp'].includes((c.model as ModelConfig).name) ? 0.01 : 0.1),
-      doc: 'peak learning rate (default 0.01 for cnn and mlp, else 0.1)',
+      // Measured (10 epochs of full CIFAR-10 with augmentation, cosine after one warm-up epoch, seed 0):
+      // cnn 79.8% at 0.1 (78.8% at 0.05); mlp 48.0% at 0.02 (47.6% at 0.01, 46.6% at 0.05). The warm-up is
+      // what lets cnn's 4096-wide classifier start at 0.1.
+      derive: (c) => ((c.model as ModelConfig).name === 'mlp' ? 0.02 : 0.1),
+      doc: 'peak learning rate (default 0.02 for mlp, else 0.1)',
     },
     momentum: { kind: 'number', interval: interval('[0, 1)'), default: 0.9, doc: 'SGD momentum' },
     nesterov: { kind: 'boolean', default: true, doc: 'Nesterov momentum' },
     weightDecay: {
       kind: 'number',
       interval: interval('[0, Infinity)'),
-      derive: (c) => ((c.model as ModelConfig).name === 'wrn-16-4' ? 5e-4 : 1e-4),
-      doc: 'weight decay (default 5e-4 for wrn-16-4, else 1e-4)',
+      // cnn: 78.8% with 5e-4 against 78.3% with 1e-4 (lr 0.05, same budget).
+      derive: (c) => ((c.model as ModelConfig).name === 'mlp' ? 1e-4 : 5e-4),
+      doc: 'weight decay (default 1e-4 for mlp, else 5e-4)',
     },
-    warmupEpochs: { kind: 'number', interval: interval('[0, Infinity)'), default: 0, doc: 'linear warm-up epochs' },
-    schedule: { kind: 'enum', values: ['step', 'cosine'], default: 'step', doc: 'decay after warm-up' },
+    warmupEpochs: {
+      kind: 'number',
+      interval: interval('[0, Infinity)'),
+      derive: (c) => Math.min(1, epochsOf(c) / 10),
+      doc: 'linear warm-up epochs (default 1, or a tenth of training when shorter)',
+    },
+    schedule: { kind: 'enum', values: ['step', 'cosine'], default: 'cosine', doc: 'decay after warm-up' },
     milestones: {
       kind: 'intList',
       min: 1,

@@ -189,7 +189,7 @@ function trendLine(t: TrendCheck | undefined, what: string, digits: number): str
 function describeSchedule(c: RunConfig): string {
   const o = c.optimiser;
   const decay = o.schedule === 'cosine' ? 'cosine decay' : o.milestones.length > 0 ? `×${o.gamma} at epochs ${o.milestones.join(', ')}` : 'constant';
-  return `lr ${o.lr}${o.warmupEpochs > 0 ? ` after ${o.warmupEpochs} warm-up epochs` : ''}, ${decay}, momentum ${o.momentum}${o.nesterov ? ' (Nesterov)' : ''}, weight decay ${o.weightDecay}`;
+  return `lr ${o.lr}${o.warmupEpochs > 0 ? ` after ${o.warmupEpochs} warm-up epoch${o.warmupEpochs === 1 ? '' : 's'}` : ''}, ${decay}, momentum ${o.momentum}${o.nesterov ? ' (Nesterov)' : ''}, weight decay ${o.weightDecay}`;
 }
 
 function pilotSection(pilot: SweepArtefacts | undefined, runs: readonly PilotRun[], entry: StudySweep | undefined, link: (file: string) => string): string[] {

@@ -18,9 +18,10 @@ t.test('defaults are complete, derived where documented, paths absolute', async 
   const c = resolveConfig({ cwd });
   t.equal(c.seed, 0);
   t.match(c.sparse, { method: 'cigl', density: 0.1, distribution: 'erk', updateInterval: 100, dropFraction: 0.3, endFraction: 0.75, randomMaskRate: 0.01 });
-  t.match(c.optimiser, { lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 1e-4, schedule: 'step', gamma: 0.1 });
-  t.same(c.optimiser.milestones, [5, 7], 'half and three quarters of 10 epochs');
-  t.equal(resolveConfig({ cwd, overrides: [flag('model.name', 'resnet20')] }).optimiser.lr, 0.1, 'the reference lr for ResNets');
+  t.match(c.optimiser, { lr: 0.1, momentum: 0.9, nesterov: true, weightDecay: 5e-4, warmupEpochs: 1, schedule: 'cosine', gamma: 0.1 });
+  t.same(c.optimiser.milestones, [5, 7], 'half and three quarters of 10 epochs (for schedule: step)');
+  t.match(resolveConfig({ cwd, overrides: [flag('model.name', 'mlp')] }).optimiser, { lr: 0.02, weightDecay: 1e-4 }, 'mlp: its measured lr and decay');
+  t.equal(resolveConfig({ cwd, overrides: [flag('train.epochs', '5')] }).optimiser.warmupEpochs, 0.5, 'a short run warms up over a tenth of it');
   t.equal(resolveConfig({ cwd, overrides: [flag('model.name', 'resnet20'), flag('optimiser.lr', '0.05')] }).optimiser.lr, 0.05, 'an explicit lr wins');
   t.same(c.calibrate, { bins: [15, 10], temperatureScaling: true, split: 'test' });
   t.match(c.average, { enabled: true, startEpoch: 8, startFraction: 0.8 });

@@ -16,9 +16,13 @@ t.test('cigl train --model.name mlp --train.epochs 5 --optimiser.lr 1e6: diverge
   const runsDir = t.testdir();
   const r = await cigl(['train', '--model.name', 'mlp', '--train.epochs', '5', '--optimiser.lr', '1e6', '--output.runsDir', runsDir, '--output.runName', 'wild', '--train.checkpointEverySteps', '1']).exited;
   t.equal(r.code, 1, r.stderr);
-  const m = /cigl train: diverged: training diverged at step (\d+): the loss is not finite \(loss NaN, learning rate 1000000\); lower optimiser\.lr \(e\.g\. 100000\) or warm it up \(optimiser\.warmupEpochs\)\n/.exec(r.stderr);
+  const m = /cigl train: diverged: training diverged at step (\d+): the loss is not finite \(loss NaN, learning rate ([\d.e+]+)\); lower optimiser\.lr \(e\.g\. ([\d.e+]+)\) or warm it up \(optimiser\.warmupEpochs\)\n/.exec(r.stderr);
   t.ok(m, `the message names the step, the loss and the learning rate, and what to change:\n${r.stderr}`);
   const step = Number(m?.[1]);
+  // The default one-epoch warm-up ramps the rate linearly: at step s it is 1e6 · (s + 1) / stepsPerEpoch.
+  const lr = Number(m?.[2]);
+  t.ok(lr > 0 && lr <= 1e6, `the learning rate in force (${lr}) is the warmed-up part of 1e6`);
+  t.ok(Math.abs(Number(m?.[3]) - lr / 10) <= 1e-9 * lr, 'the suggestion is a tenth of it');
   const stepsPerEpoch = Number(/step \d+\/(\d+)/.exec(r.stdout)?.[1]) / 5;
   t.ok(step < stepsPerEpoch, `within the first epoch (step ${step} of ${stepsPerEpoch} per epoch)`);
   const runDir = path.join(runsDir, 'wild');

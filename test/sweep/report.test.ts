@@ -186,7 +186,7 @@ t.test('the report of a study in which the claims hold: every section, with numb
 
   // The pilot: evidence in words, with the numbers and the rule.
   t.match(md, /Rule: the regime is reached when the last epoch's training accuracy is at least 99%, and test NLL and test ECE are rising: a positive least-squares slope over the last K epochs \(K = max\(3, ⌈E\/5⌉\)/);
-  t.match(md, /dense cnn, 20 epochs, batch 128, augmentation off, lr 0\.01, ×0\.1 at epochs 10, 15, momentum 0\.9 \(Nesterov\), weight decay 0\.0001; the test split evaluated at every epoch end/);
+  t.match(md, /dense cnn, 20 epochs, batch 128, augmentation off, lr 0\.1 after 1 warm-up epoch, cosine decay, momentum 0\.9 \(Nesterov\), weight decay 0\.0005; the test split evaluated at every epoch end/);
   t.match(md, /- Training accuracy at the last epoch \(20\): 99\.80% — \*\*at least 99%\*\*; lr in the last epoch 0\.00500\./);
   t.match(md, /- Test NLL: minimum 0\.8000 at epoch 8, last 2\.2400 at epoch 20 \(\+1\.4400, \+180\.0% over the minimum\); slope over the last 4 epochs \+2\.10e-1 per epoch: \*\*rising\*\*\./);
   t.match(md, /- Test ECE \(15 bins\): minimum 0\.0220 at epoch 1, last 0\.0600 at epoch 20 \(\+0\.0380, \+172\.7% over the minimum\); slope over the last 4 epochs \+2\.00e-3 per epoch: \*\*rising\*\*\./);
@@ -222,8 +222,8 @@ t.test('the report of a study in which the claims hold: every section, with numb
   // Setup and cost of every sweep.
   t.match(md, /### Main study: `runs\/repro-overfit`\n\n- Command: `cigl sweep --preset repro-overfit`/);
   t.match(md, /- Data: `fixtures\/cifar10-subset` \(auto\)/, 'the data path relative to the checkout');
-  t.match(md, /- Training: cnn, 20 epochs, batch 128, lr 0\.01, ×0\.1 at epochs 10, 15, momentum 0\.9 \(Nesterov\), weight decay 0\.0001; ECE with 15 and 10 bins; results on the test split\n/, 'the dense pilot: no masks, no averaging');
-  t.match(md, /weight decay 0\.0001; mask updates every 100 steps until 75% of training \(erk layer densities\); averaging over epochs 4–4, 1 snapshot per epoch; ECE with 15 and 10 bins/);
+  t.match(md, /- Training: cnn, 20 epochs, batch 128, lr 0\.1 after 1 warm-up epoch, cosine decay, momentum 0\.9 \(Nesterov\), weight decay 0\.0005; ECE with 15 and 10 bins; results on the test split\n/, 'the dense pilot: no masks, no averaging');
+  t.match(md, /weight decay 0\.0005; mask updates every 100 steps until 75% of training \(erk layer densities\); averaging over epochs 4–4, 1 snapshot per epoch; ECE with 15 and 10 bins/);
   t.match(md, /- Cost: 22m00s of training wall time over 22 runs \(1m00s per run\); per run: dense 1m00s, rigl 1m00s, cigl 1m00s, cigl-no-random-mask 1m00s, cigl-no-averaging 1m00s\./);
   t.match(md, /- Cost: 3m00s of training wall time over 6 runs \(30s per run\)/, 'the p sweep');
   t.match(md, /Total: 29m00s of training wall time over 32 runs\./);

@@ -12,27 +12,31 @@ import { syntheticBatches, tinyConfig, useCpuBackend } from '../helpers/tiny-tra
 t.before(useCpuBackend);
 
 const skip = nativeUnavailable;
-// Two epochs of four steps, mask updates at steps 2 and 4 (ΔT 2, T_end 6). The two paths round
-// differently (~1e-7 relative); longer runs let that drift grow until a near-tie in |w| or |∂L/∂w|
-// flips one prune or grow decision, which is chaos, not a wrong gradient.
 const batches = syntheticBatches({ epochs: 2, stepsPerEpoch: 4, size: 20, numClasses: 10 });
 
-interface RunResult {
-  masks: Map<string, Float32Array>;
-  losses: number[];
-  /** Sparse forward calls per step. */
-  sparseCalls: number[];
-  updateSteps: number[];
-  /** tf.memory().numTensors after every step. */
-  tensors: number[];
+/**
+ * The two compute paths in lockstep. Independent runs of resnet20 at density 0.1 on 8×8 images are
+ * chaotic: the paths round differently (~1e-7), a ReLU input within rounding of 0 then switches on one
+ * path only, near-constant channels (few active weights, some dropped by Z) amplify that through
+ * BatchNorm, and for most seeds the trajectories part within a few steps. So each step starts both
+ * trainers from the same state (the dense path's, exported and imported), and compares what one step
+ * does: the losses, the masks a mask update chooses (exactly: update steps run the dense kernels on both
+ * paths), and the step's update of the parameters.
+ */
+interface StepComparison {
+  readonly step: number;
+  readonly lossGap: number;
+  /** ‖Δw_sparse − Δw_dense‖ / ‖Δw_dense‖ over all parameters: how differently the step moved them. */
+  readonly updateGap: number;
+  readonly masksEqual: boolean;
+  readonly update: boolean;
+  /** Sparse forward calls on the sparse path. */
+  readonly sparseCalls: number;
 }
 
-/** A short run of resnet20 on 8×8 images (stride-2 and 1×1 shortcut convolutions included) under a sparse compute mode. */
-async function run(method: 'rigl' | 'cigl', mode: SparseComputeMode): Promise<RunResult> {
+async function lockstep(method: 'rigl' | 'cigl'): Promise<{ steps: StepComparison[]; tensors: number[]; layers: number }> {
   const addon = (loadNativeAddon() as { addon: NativeAddon }).addon;
   const previous = sparseComputeMode();
-  setSparseComputeMode(mode);
-  // Sparse forward passes, plain or fused with BatchNorm.
   const forward = addon.sparseConvForward;
   const fusedForward = addon.sparseConvBnForward;
   let calls = 0;
@@ -44,60 +48,87 @@ async function run(method: 'rigl' | 'cigl', mode: SparseComputeMode): Promise<Ru
     calls++;
     fusedForward(...args);
   };
-  const model = createModel('resnet20', { seed: 5, inputShape: [8, 8, 3] });
-  const trainer = new Trainer(tinyConfig(model, {
+  // ERK, as in training runs; CigL at p = 0.01, the rate the reproduction chose.
+  const config = (model: ReturnType<typeof createModel>) => tinyConfig(model, {
     ops: nativeOps, epochs: 2,
-    // ERK, as in training runs: with uniform 0.1 the 3-channel stem keeps ~3 weights per output channel, and
-    // once Z drops them (or they are freshly grown zeros) a channel's output is constant, its BatchNorm
-    // variance 0 and its gradients amplified by 1/√ε: rounding noise then decides prune/grow ties. For the same
-    // reason CigL runs at p = 0.01 (the rate the reproduction chose): at p = 0.1, Z empties whole channels of
-    // these tiny layers often enough that even stock tfjs and the native dense path part ways within 3 steps
-    // (parameters 60% apart, measured 2026-11-29), so equality there would test luck, not the kernels.
     sparsity: { method, density: 0.1, distribution: 'erk', updateEvery: 2, randomMaskRate: method === 'cigl' ? 0.01 : undefined },
-  }));
-  const result: RunResult = { masks: new Map(), losses: [], sparseCalls: [], updateSteps: [], tensors: [] };
+  });
+  const sparseModel = createModel('resnet20', { seed: 5, inputShape: [8, 8, 3] });
+  const denseModel = createModel('resnet20', { seed: 5, inputShape: [8, 8, 3] });
+  const sparse = new Trainer(config(sparseModel));
+  const dense = new Trainer(config(denseModel));
+  const steps: StepComparison[] = [];
+  const tensors: number[] = [];
   try {
     for (const batch of batches) {
+      const before = dense.exportState().arrays;
+      sparse.importState(dense.exportState());
+      setSparseComputeMode('on');
       calls = 0;
-      const events = await trainer.process(batch);
-      result.sparseCalls.push(calls);
-      for (const e of events) {
-        if (e.type === 'step') result.losses.push(e.loss);
-        if (e.type === 'maskUpdate') result.updateSteps.push((e as MaskUpdateEvent).step);
+      const sparseEvents = await sparse.process(batch);
+      const sparseCalls = calls;
+      setSparseComputeMode('off');
+      const denseEvents = await dense.process(batch);
+      const loss = (events: typeof sparseEvents) => events.find((e) => e.type === 'step')!.loss;
+      const a = sparse.exportState().arrays;
+      const b = dense.exportState().arrays;
+      // The step's update of all parameters on each path, compared as one vector.
+      let diff = 0;
+      let norm = 0;
+      for (const spec of denseModel.specs) {
+        const start = before[`param/${spec.name}`].values;
+        const x = a[`param/${spec.name}`].values;
+        const y = b[`param/${spec.name}`].values;
+        for (let i = 0; i < y.length; i++) {
+          diff += (x[i] - y[i]) ** 2;
+          norm += (y[i] - start[i]) ** 2;
+        }
       }
-      result.tensors.push(tf.memory().numTensors);
+      const updateGap = norm > 0 ? Math.sqrt(diff / norm) : Math.sqrt(diff);
+      steps.push({
+        step: dense.step - 1,
+        lossGap: Math.abs(loss(sparseEvents) - loss(denseEvents)) / Math.abs(loss(denseEvents)),
+        updateGap,
+        masksEqual: dense.layers.every((l) => Buffer.from(sparse.maskOf(l.name)).equals(Buffer.from(dense.maskOf(l.name)))),
+        update: denseEvents.some((e) => e.type === 'maskUpdate'),
+        sparseCalls,
+      });
+      tensors.push(tf.memory().numTensors);
     }
-    for (const layer of trainer.layers) result.masks.set(layer.name, Float32Array.from(trainer.maskOf(layer.name)));
+    return { steps, tensors, layers: dense.layers.length };
   } finally {
     addon.sparseConvForward = forward;
     addon.sparseConvBnForward = fusedForward;
     setSparseComputeMode(previous);
-    trainer.dispose();
-    model.dispose();
+    sparse.dispose();
+    dense.dispose();
+    sparseModel.dispose();
+    denseModel.dispose();
   }
-  return result;
 }
 
 for (const method of ['rigl', 'cigl'] as const) {
-  t.test(`${method}: the same seed gives the same masks with the sparse kernels forced on and off`, { skip }, async (t) => {
-    const on = await run(method, 'on');
-    const off = await run(method, 'off');
-    t.same(on.updateSteps, [2, 4], 'mask updates happened');
-    t.ok(on.masks.size > 0, `${on.masks.size} masked layers`);
-    for (const [name, mask] of off.masks) {
-      t.ok(Buffer.from(on.masks.get(name)!.buffer).equals(Buffer.from(mask.buffer)), `${name}: identical masks`);
+  t.test(`${method}: from the same state, a step on the sparse kernels does what it does on the dense ones`, { skip }, async (t) => {
+    const { steps, tensors, layers } = await lockstep(method);
+    t.same(steps.filter((s) => s.update).map((s) => s.step), [2, 4], 'mask updates at steps 2 and 4');
+    t.ok(layers > 0, `${layers} masked layers`);
+    for (const s of steps) {
+      if (!s.masksEqual) t.fail(`step ${s.step}: the paths chose different masks`);
+      if (!(s.lossGap < 1e-4)) t.fail(`step ${s.step}: losses differ by ${s.lossGap.toExponential(2)} relative`);
+      // Sparse kernels ran on every step except mask-update steps, which need the exact dense gradient.
+      if (s.update && s.sparseCalls !== 0) t.fail(`step ${s.step} (mask update): ${s.sparseCalls} sparse convolutions ran`);
+      if (!s.update && s.sparseCalls === 0) t.fail(`step ${s.step}: no sparse convolution ran`);
     }
-    const lossGap = Math.max(...on.losses.map((l, i) => Math.abs(l - off.losses[i]) / Math.abs(off.losses[i])));
-    t.ok(lossGap < 1e-4, `losses agree step by step (largest relative gap ${lossGap.toExponential(2)})`);
-
-    // Sparse kernels ran on every step except mask-update steps, which need the exact dense gradient.
-    on.sparseCalls.forEach((calls, step) => {
-      if (on.updateSteps.includes(step)) t.equal(calls, 0, `step ${step} (mask update): dense kernels only`);
-      else if (calls === 0) t.fail(`step ${step}: no sparse convolution ran`);
-    });
-    t.ok(off.sparseCalls.every((c) => c === 0), 'mode off: no sparse convolution');
-
+    t.ok(steps.every((s) => s.masksEqual), 'identical masks after every step');
+    const worst = (key: 'lossGap' | 'updateGap') => Math.max(...steps.map((s) => s[key])).toExponential(2);
+    t.ok(steps.every((s) => s.lossGap < 1e-4), `losses agree within 1e-4 (largest gap ${worst('lossGap')})`);
+    // A ReLU whose input lies within rounding of 0 (1e-7 against −5e-7 was seen) may switch on one path
+    // and not the other: that one activation's gradient then differs, which in layers of 2×2 pixels moves
+    // the whole update by ~2%. A wrong kernel would move every step that runs it (6 of these 8).
+    const exact = steps.filter((s) => s.updateGap < 1e-4).length;
+    t.ok(exact >= steps.length - 1, `${exact} of ${steps.length} steps update the parameters alike within 1e-4 (at most one ReLU tie allowed)`);
+    t.ok(steps.every((s) => s.updateGap < 5e-2), `every step within 5e-2 (largest gap ${worst('updateGap')})`);
     // Memory discipline: every step leaves the number of tensors unchanged.
-    t.ok(on.tensors.every((n) => n === on.tensors[0]), `numTensors constant across steps (${on.tensors[0]})`);
+    t.ok(tensors.every((n) => n === tensors[0]), `numTensors constant across steps (${tensors[0]})`);
   });
 }
