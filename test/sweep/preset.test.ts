@@ -25,32 +25,33 @@ async function cigl(wiring: CliWiring, cwd: string, ...argv: string[]) {
 }
 
 t.test('the repository presets load and expand to the reproduction runs', async (t) => {
-  t.same(listPresets(), ['repro-cifar10', 'repro-p-sweep']);
+  t.same(listPresets(), ['overfit-pilot', 'repro-overfit', 'repro-overfit-p', 'repro-resnet20']);
   const cwd = t.testdir();
   const { wiring, jobs } = fakeWiring();
-  const r = await cigl(wiring, cwd, 'sweep', '--preset', 'repro-cifar10');
+  const r = await cigl(wiring, cwd, 'sweep', '--preset', 'repro-overfit');
   t.equal(r.code, 0, r.err);
   const job = jobs[0];
-  t.equal(job.dir, path.join(cwd, 'runs', 'repro-cifar10'), 'runs under the working directory, in a fixed sweep name');
-  t.equal(job.command, 'cigl sweep --preset repro-cifar10');
+  t.equal(job.dir, path.join(cwd, 'runs', 'repro-overfit'), 'runs under the working directory, in a fixed sweep name');
+  t.equal(job.command, 'cigl sweep --preset repro-overfit');
   const names = job.runs.map((c) => c.output.runName);
-  t.equal(names.length, 17);
+  t.equal(names.length, 29, '15 main + 8 sparsity + 6 ablation runs');
   t.same(names.slice(0, 4), ['dense-d1-s0', 'dense-d1-s1', 'dense-d1-s2', 'rigl-d0.1-s0']);
-  t.same(names.slice(-2), ['cigl-no-random-mask-d0.1-s0', 'cigl-no-averaging-d0.1-s0'], 'the ablations on seed 0');
+  t.same(names.slice(15, 17), ['rigl-d0.5-s0', 'rigl-d0.2-s0'], 'then the sparsity series');
+  t.same(names.slice(-2), ['cigl-no-averaging-d0.1-s1', 'cigl-no-averaging-d0.1-s2'], 'the ablations last, 3 seeds');
   const byName = new Map(job.runs.map((c) => [c.output.runName, c]));
   const c = byName.get('cigl-d0.05-s2')!;
   t.equal(c.data.path, path.resolve(repoRoot, '..', 'shared', 'datasets', 'cifar10'), 'data path: ../shared/datasets/cifar10 from the repository root');
   t.equal(c.data.format, 'image-folder');
-  t.same([c.model.name, c.sparse.method, c.sparse.density, c.seed, c.train.epochs, c.data.augment], ['cnn', 'cigl', 0.05, 2, 8, false]);
-  t.same(c.optimiser.milestones, [4, 6], 'lr milestones at 1/2 and 3/4 of the budget, as 125 and 187 of 250');
-  t.equal(c.average.startEpoch, 6, 'averaging from 0.8 of the budget (snapshots after epochs 7 and 8), as epoch 200 of 250');
+  t.same([c.model.name, c.sparse.method, c.sparse.density, c.sparse.maskClassifier, c.seed, c.train.epochs, c.data.augment], ['cnn', 'cigl', 0.05, true, 2, 30, false]);
+  t.same([c.optimiser.lr, c.optimiser.schedule, c.optimiser.warmupEpochs], [0.1, 'cosine', 1]);
+  t.same([c.average.startEpoch, c.average.snapshotsPerEpoch], [24, 4], 'averaging over the last 20%: epochs 25–30, 4 snapshots each');
   t.equal(c.sparse.endFraction, 0.75);
   t.same([c.calibrate.split, c.calibrate.temperatureScaling], ['test', true]);
   t.same([byName.get('cigl-no-random-mask-d0.1-s0')!.sparse.randomMaskRate, byName.get('cigl-no-random-mask-d0.1-s0')!.average.enabled], [0, true]);
   t.same([byName.get('cigl-no-averaging-d0.1-s0')!.sparse.randomMaskRate, byName.get('cigl-no-averaging-d0.1-s0')!.average.enabled], [0.01, false]);
   t.equal(byName.get('dense-d1-s0')!.sparse.density, 1);
 
-  const p = await cigl(wiring, cwd, 'sweep', '--preset', 'repro-p-sweep', '--seeds', '0');
+  const p = await cigl(wiring, cwd, 'sweep', '--preset', 'repro-overfit-p', '--seeds', '0');
   t.equal(p.code, 0, p.err);
   const pJob = jobs[1];
   t.same(pJob.runs.map((x) => [x.output.runName, x.sparse.randomMaskRate, x.sparse.density, x.calibrate.split, x.calibrate.temperatureScaling]), [
@@ -58,33 +59,39 @@ t.test('the repository presets load and expand to the reproduction runs', async 
     ['cigl-p0.05-d0.1-s0', 0.05, 0.1, 'validation', false],
     ['cigl-p0.1-d0.1-s0', 0.1, 0.1, 'validation', false],
   ]);
-  t.equal(pJob.command, 'cigl sweep --preset repro-p-sweep --seeds 0');
+  t.equal(pJob.command, 'cigl sweep --preset repro-overfit-p --seeds 0');
+  const { train, sparse: _s, average: _a, calibrate: _c, output: _o, ...pRest } = pJob.runs[0];
+  const { train: mainTrain, sparse: _ms, average: _ma, calibrate: _mc, output: _mo, ...mainRest } = byName.get('cigl-d0.1-s0')!;
+  t.same([pRest, train.epochs], [mainRest, mainTrain.epochs], 'the p sweep trains with the main study\'s budget');
+
+  t.equal((await cigl(wiring, cwd, 'sweep', '--preset', 'overfit-pilot')).code, 0);
+  t.same(jobs[2].runs.map((x) => [x.output.runName, x.train.testEveryEpoch, x.data.augment, x.train.epochs]), [['dense-d1-s0', true, false, 30]], 'the pilot follows the test split');
 });
 
 t.test('flags with a preset: --methods filters by method or label, --densities and --seeds replace, overrides apply', async (t) => {
   const cwd = t.testdir();
   const { wiring, jobs } = fakeWiring();
-  const r = await cigl(wiring, cwd, 'sweep', '-p', 'repro-cifar10', '--methods', 'rigl,cigl-no-averaging', '--densities', '0.2', '--seeds', '3', '--train.epochs', '2', '--output.runName', 'smoke');
+  const r = await cigl(wiring, cwd, 'sweep', '-p', 'repro-overfit', '--methods', 'dense,cigl-no-averaging', '--densities', '0.2', '--seeds', '3', '--train.epochs', '2', '--output.runName', 'smoke');
   t.equal(r.code, 0, r.err);
   const job = jobs[0];
   t.same(job.runs.map((c) => [c.output.runName, c.train.epochs, c.output.runsDir]), [
-    ['rigl-d0.2-s3', 2, path.join(cwd, 'runs', 'smoke')],
+    ['dense-d1-s3', 2, path.join(cwd, 'runs', 'smoke')],
     ['cigl-no-averaging-d0.2-s3', 2, path.join(cwd, 'runs', 'smoke')],
   ]);
-  t.same(job.runs[0].optimiser.milestones, [1], 'derived schedule follows the budget');
-  t.equal(job.command, 'cigl sweep --preset repro-cifar10 --methods rigl,cigl-no-averaging --densities 0.2 --seeds 3 --train.epochs 2 --output.runName smoke');
+  t.same(job.runs[1].average.startEpoch, 1, 'derived averaging start follows the budget');
+  t.equal(job.command, 'cigl sweep --preset repro-overfit --methods dense,cigl-no-averaging --densities 0.2 --seeds 3 --train.epochs 2 --output.runName smoke');
 
-  const unknown = await cigl(wiring, cwd, 'sweep', '--preset', 'repro-cifar10', '--methods', 'set');
+  const unknown = await cigl(wiring, cwd, 'sweep', '--preset', 'repro-overfit', '--methods', 'set');
   t.equal(unknown.code, 2);
   t.match(unknown.err, /--methods: the preset has no set \(it has dense, rigl, cigl, cigl-no-random-mask, cigl-no-averaging\)/);
-  const both = await cigl(wiring, cwd, 'sweep', '--preset', 'repro-cifar10', '--config', 'x.yaml');
+  const both = await cigl(wiring, cwd, 'sweep', '--preset', 'repro-overfit', '--config', 'x.yaml');
   t.match(both.err, /--config and --preset cannot be combined/);
   const missing = await cigl(wiring, cwd, 'sweep', '--preset', 'no-such-preset');
   t.equal(missing.code, 2);
-  t.match(missing.err, /no preset "no-such-preset": not in .*presets \(repro-cifar10, repro-p-sweep\) and no such file/);
+  t.match(missing.err, /no preset "no-such-preset": not in .*presets \(overfit-pilot, repro-overfit, repro-overfit-p, repro-resnet20\) and no such file/);
   const help = await cigl(wiring, cwd, 'sweep', '--help');
   t.match(help.out, /--preset NAME/);
-  t.match(help.out, /Presets: repro-cifar10, repro-p-sweep\./);
+  t.match(help.out, /Presets: overfit-pilot, repro-overfit, repro-overfit-p, repro-resnet20\./);
 });
 
 t.test('a preset file given by path; its mistakes are named with their place', async (t) => {

@@ -67,7 +67,7 @@ export function daemonCommand(wiring: CliWiring): CommandSpec {
       '       -d \'{"pipeline":"cigl","config":{"train":{"epochs":2}}}\' http://127.0.0.1:8080/runs\n' +
       'Scaling out (one daemon per machine, a sweep queued from anywhere):\n' +
       '  cigl daemon --queue redis://queue-host:6379 --runs-dir /mnt/shared/runs\n' +
-      '  cigl sweep --preset repro-cifar10 --queue redis://queue-host:6379 --wait',
+      '  cigl sweep --preset repro-overfit --queue redis://queue-host:6379 --wait',
     async run(args, io) {
       const host = (args.values.host as string | undefined) ?? LOOPBACK;
       const port = integerFlag(args.values.port, 'port', 0, 0, 65535);

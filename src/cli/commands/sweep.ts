@@ -45,8 +45,8 @@ export function sweepCommand(wiring: CliWiring): CommandSpec {
     },
     epilog:
       'Examples:\n  cigl sweep --methods rigl,cigl --densities 0.1,0.05 --seeds 0,1 --train.epochs 5\n' +
-      '  cigl sweep --preset repro-cifar10 --dry-run\n' +
-      '  cigl sweep --preset repro-cifar10 --queue redis://queue-host:6379 --wait   (daemons: cigl daemon --queue ...)',
+      '  cigl sweep --preset repro-overfit --dry-run\n' +
+      '  cigl sweep --preset repro-overfit --queue redis://queue-host:6379 --wait   (daemons: cigl daemon --queue ...)',
     async run(args, io) {
       const { dir, runs, command } = expandSweep(args, io, new Date());
       if (args.values['dry-run']) {
