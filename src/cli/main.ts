@@ -75,6 +75,12 @@ export function main(argv: readonly string[] = process.argv.slice(2), wiring: Cl
 
 /** For bin/cigl.js: run and set the exit status (letting open handles finish, e.g. flushing logs). */
 export function runCli(): void {
+  // A reader that closes early (`cigl predict ... | head`) is not an error: drop the rest of the output
+  // and carry on (a training run must not die for it).
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.stdout.write = () => true;
+  });
   main().then(
     (code) => (process.exitCode = code),
     (err: Error) => {

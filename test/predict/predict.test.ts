@@ -186,6 +186,15 @@ t.test('cigl predict (a child process, as users run it): JSON lines, a table and
   t.match(bad.stderr, /--format arrow needs --output FILE/);
 });
 
+t.test('a reader that closes early (cigl predict ... | head -1) ends the output quietly, exit 0', async (t) => {
+  const child = spawnNode(ciglBin, ['predict', '--model', modelDir, '--data', fixtures, '--format', 'jsonl']);
+  await child.waitForLine((line) => line.startsWith('{'));
+  child.process.stdout!.destroy();
+  const r = await child.exited;
+  t.equal(r.code, 0, r.stderr);
+  t.notMatch(r.stderr, /EPIPE|Error/, 'no stack trace');
+});
+
 t.test('cigl eval runs the saved model on the fast path: the run\'s own test numbers, no banner, both densities', async (t) => {
   const r = await spawnNode(ciglBin, ['eval', '--model', modelDir]).exited;
   t.equal(r.code, 0, r.stderr);
