@@ -30,11 +30,12 @@ export interface SelectBackendOptions {
 }
 
 /**
- * Activates a compute backend. 'auto' prefers @tensorflow/tfjs-node-gpu, then @tensorflow/tfjs-node
- * (optional dependencies; absent on most machines), then the native addon on the 'cpu' backend, then
- * stock tfjs on wasm, then on cpu (both with the portable convolution gradient). When 'auto' cannot use
- * the native addon it prints one warning line saying why and what runs instead. An explicit preference
- * that cannot be met throws an error saying why.
+ * Activates a compute backend. 'auto' chooses by what is fastest where it runs: tfjs-node-gpu when it
+ * reports a usable GPU; on a CPU the native addon (its sparse kernels skip the pruned weights, which
+ * libtensorflow's dense convolutions cannot); else tfjs-node (libtensorflow on the CPU); else stock tfjs
+ * on wasm, then on cpu (both with the portable convolution gradient). The chosen backend's description
+ * ends with the reason for the choice, so one log line says both; when 'auto' falls back to stock tfjs it
+ * also warns once. An explicit preference that cannot be met throws an error saying why.
  */
 export async function selectBackend(preference: BackendPreference = 'auto', options: SelectBackendOptions = {}): Promise<ComputeBackend> {
   const warn = options.warn ?? ((line: string) => console.warn(line));
@@ -57,13 +58,26 @@ export async function selectBackend(preference: BackendPreference = 'auto', opti
       return activateCpu();
     case 'auto': {
       const node = loadTfjsNode(requireModule);
-      if (!('error' in node)) return activate('tensorflow', stockOps, `tensorflow: ${node.name} (libtensorflow)`);
+      const passedOver: string[] = [];
+      if (!('error' in node)) {
+        if (node.name === '@tensorflow/tfjs-node-gpu') {
+          const tensorflow = await activate('tensorflow', stockOps, `tensorflow: ${node.name} (libtensorflow)`);
+          if (usingGpu()) return because(tensorflow, `${node.name} reports a usable GPU`);
+          passedOver.push(`${node.name} found no usable GPU`);
+        } else {
+          passedOver.push(`${node.name} is installed, but on a CPU the native sparse kernels are faster`);
+        }
+      } else if (node.installedButBroken) {
+        passedOver.push(node.error);
+      }
       const loaded = loadNative();
       if (!('error' in loaded)) {
         const native = await activateNative(loaded.addon, options.threads);
-        // An installed but broken tfjs-node is worth one line too (e.g. CUDA libraries missing).
-        if (node.installedButBroken) warn(`cigl: ${node.error}; using ${native.description} instead`);
-        return native;
+        return because(native, passedOver.length ? passedOver.join('; ') : 'no tfjs-node installed; the native addon is the fast CPU path');
+      }
+      if (!('error' in node)) {
+        const tensorflow = await activate('tensorflow', stockOps, `tensorflow: ${node.name} (libtensorflow)`);
+        return because(tensorflow, `${loaded.error}; ${node.name} is the fastest path left`);
       }
       let fallback: ComputeBackend;
       try {
@@ -71,12 +85,27 @@ export async function selectBackend(preference: BackendPreference = 'auto', opti
       } catch {
         fallback = await activateCpu();
       }
-      warn(`cigl: ${loaded.error}; using ${fallback.description} instead (much slower)`);
-      return fallback;
+      const reason = [...passedOver, loaded.error].join('; ');
+      warn(`cigl: ${reason}; using ${fallback.description} instead (much slower)`);
+      return because(fallback, reason);
     }
     default:
       throw new Error(`unknown backend '${String(preference)}'; expected one of ${BACKEND_PREFERENCES.join(', ')}`);
   }
+}
+
+/** The backend with the reason it was chosen appended to its description (one log line says both). */
+function because(chosen: ComputeBackend, reason: string): ComputeBackend {
+  return { ...chosen, description: `${chosen.description} (auto: ${reason})` };
+}
+
+/**
+ * Whether the active 'tensorflow' backend runs on a GPU: tfjs-node(-gpu)'s backend object carries
+ * isUsingGpuDevice, set from libtensorflow's device list when the backend was created.
+ */
+function usingGpu(): boolean {
+  const backend = tf.findBackend('tensorflow') as unknown as { isUsingGpuDevice?: boolean } | null;
+  return backend?.isUsingGpuDevice === true;
 }
 
 async function activate(backend: string, ops: Ops, description: string): Promise<ComputeBackend> {
