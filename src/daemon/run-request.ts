@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, configHash, describeConfigFields, resolveConfig, type RunConfig } from '../cli/config';
+import { ConfigError, configHash, describeConfigFields, resolveConfig, type RunConfig } from '../config/config';
 import { dataPathMissing } from '../pipeline/run-data';
 import { HttpError } from './http-error';
 import { newRunId } from './run-id';

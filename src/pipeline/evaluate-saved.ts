@@ -1,9 +1,9 @@
 import { lastValueFrom } from 'rxjs';
 import { gatherLogits } from '../calibrate/evaluate';
 import { calibrationMetrics, type CalibrationReport } from '../calibrate/metrics';
-import type { CliIo } from '../cli/command';
-import { imageProgress } from '../cli/progress';
-import type { EvalReport, EvalRequest } from '../cli/wiring';
+import type { RunIo } from '../job/io';
+import { imageProgress } from '../report/progress';
+import type { EvalReport, EvalRequest } from '../job/jobs';
 import { readModelSplit } from '../predict/model-data';
 import { Predictor } from '../predict/predictor';
 import type { StageResult } from '../sinks/summary';
@@ -13,7 +13,7 @@ import type { StageResult } from '../sinks/summary';
  * path (the model rebuilt from its architecture and saved weights, see predict/saved-model.ts); metrics
  * at T = 1 and at the temperature stored with the model.
  */
-export async function evaluateSavedModel(request: EvalRequest, io: CliIo): Promise<EvalReport> {
+export async function evaluateSavedModel(request: EvalRequest, io: RunIo): Promise<EvalReport> {
   const predictor = await Predictor.load(request.modelDir, { backend: request.backend, warn: (line) => io.stderr.write(`${line}\n`) });
   try {
     const { metadata } = predictor;

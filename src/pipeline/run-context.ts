@@ -1,9 +1,9 @@
 import { lastValueFrom, Subject } from 'rxjs';
 import { SnapshotMean, type SnapshotMeanState } from '../average/snapshot-mean';
 import { predictLogits, measureCalibration } from '../calibrate/evaluate';
-import type { CliIo } from '../cli/command';
-import type { RunConfig } from '../cli/config';
-import type { TrainJob } from '../cli/wiring';
+import type { RunIo } from '../job/io';
+import type { RunConfig } from '../config/config';
+import type { TrainJob } from '../job/jobs';
 import { selectBackend } from '../compute/backend';
 import type { Ops } from '../compute/ops';
 import { createModel } from '../models/build';
@@ -135,7 +135,7 @@ function trainerConfig(config: RunConfig, model: Model, ops: Ops, stepsPerEpoch:
  * The epoch-end validation hook: loss, accuracy and 15-bin ECE on the held-out validation part, and on
  * the test split too with train.testEveryEpoch.
  */
-function validateOn(data: RunData, config: RunConfig, _io: CliIo): Validate {
+function validateOn(data: RunData, config: RunConfig, _io: RunIo): Validate {
   if (config.train.testEveryEpoch && !data.test) throw new Error(`train.testEveryEpoch is on, but ${config.data.path} has no test split`);
   return async ({ model, ops, params }) => {
     const measure = async (dataset: RunData['validation']): Promise<SplitMetrics> => {

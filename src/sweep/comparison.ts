@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { formatTable } from '../cli/summary-table';
+import { formatTable } from '../report/summary-table';
 import { tableFromRows, writeArrowFileAtomic, type ColumnSpec, type TableSpec } from '../sinks/arrow-table';
 import { writeFileAtomic } from '../sinks/atomic-file';
 import type { RunSummary, StageResult } from '../sinks/summary';

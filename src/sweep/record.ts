@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { RunConfig } from '../cli/config';
+import type { RunConfig } from '../config/config';
 import type { RunSummary } from '../sinks/summary';
 
 /**

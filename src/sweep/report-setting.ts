@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import { formatTable } from '../cli/summary-table';
+import { formatTable } from '../report/summary-table';
 import type { RunSummary, StageResult } from '../sinks/summary';
 import type { SweepArtefacts } from './artefacts';
 import { checkClaims, describeDifference, type ClaimVerdict } from './claims';

@@ -8,7 +8,7 @@ import {
   describeConfigFields,
   resolveConfig,
   type ConfigOverride,
-} from '../../src/cli/config';
+} from '../../src/config/config';
 import { fixturesDir } from '../../src/util/paths';
 
 const flag = (p: string, raw: string): ConfigOverride => ({ path: p, raw, origin: `--${p}` });

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
-import { formatSummary, formatTable } from '../../src/cli/summary-table';
+import { formatSummary, formatTable } from '../../src/report/summary-table';
 import { writeSummary, type RunSummary } from '../../src/sinks/summary';
 
 const summary: RunSummary = {

@@ -2,7 +2,7 @@ import * as path from 'node:path';
 import t from 'tap';
 import { expandSweep, sweepCommand } from '../../src/cli/commands/sweep';
 import { parseCommandArgs } from '../../src/cli/command';
-import { configHash, resolveConfig } from '../../src/cli/config';
+import { configHash, resolveConfig } from '../../src/config/config';
 import { defaultWiring } from '../../src/cli/wiring';
 import { PRESETS_DIR } from '../../src/sweep/preset';
 import { fixturesDir } from '../../src/util/paths';

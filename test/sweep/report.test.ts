@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import type { RunConfig } from '../../src/cli/config';
+import type { RunConfig } from '../../src/config/config';
 import { checkoutRoot, readSweepArtefacts, relativePaths } from '../../src/sweep/artefacts';
 import { checkClaims } from '../../src/sweep/claims';
 import { compareRuns, type ComparisonGroup, type StageStats } from '../../src/sweep/comparison';

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
-import { configHash, type RunConfig } from '../../src/cli/config';
+import { configHash, type RunConfig } from '../../src/config/config';
 import type { TrainJob } from '../../src/cli/wiring';
 import { prepareRunDir } from '../../src/sinks/run-dir';
 import { writeSummary } from '../../src/sinks/summary';

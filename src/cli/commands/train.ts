@@ -3,10 +3,10 @@ import { dataPathMissing } from '../../pipeline/run-data';
 import { listCheckpoints } from '../../sinks/checkpoint';
 import { formatConfig, prepareRunDir, readSavedConfig, removeUnstartedRunDir, type RunDir } from '../../sinks/run-dir';
 import { TrainingDiverged } from '../../train/divergence';
-import { ConfigError, configHash, resolveConfig, type ConfigOverride, type RunConfig } from '../config';
+import { ConfigError, configHash, resolveConfig, type ConfigOverride, type RunConfig } from '../../config/config';
 import type { CliIo, CommandSpec, ParsedArgs } from '../command';
-import { reportProgress } from '../progress';
-import { formatSummary } from '../summary-table';
+import { reportProgress } from '../../report/progress';
+import { formatSummary } from '../../report/summary-table';
 import { EXIT_FAILED, EXIT_FINISHED, exitCodeOfStop } from '../exit-codes';
 import type { CliWiring, TrainOutcome } from '../wiring';
 
