@@ -2,7 +2,9 @@ import * as path from 'node:path';
 import { formatTable } from '../report/summary-table';
 import { tableFromRows, writeArrowFileAtomic, type ColumnSpec, type TableSpec } from '../sinks/arrow-table';
 import { writeFileAtomic } from '../sinks/atomic-file';
-import type { RunSummary, StageResult } from '../sinks/summary';
+import { headlineResult, type RunSummary, type StageResult } from '../sinks/summary';
+
+export { headlineResult };
 
 /**
  * The comparison of a sweep's runs: runs grouped by label × density, every metric of every result stage
@@ -74,11 +76,6 @@ export function labelOf(runName: string, method: string): string {
 
 export function runLabel(summary: Pick<RunSummary, 'runName' | 'method'>): string {
   return labelOf(summary.runName, summary.method);
-}
-
-/** The result the paper's comparisons use: the last stage without a temperature. */
-export function headlineResult(summary: Pick<RunSummary, 'results'>): StageResult | undefined {
-  return summary.results.filter((r) => r.temperature === undefined).at(-1) ?? summary.results.at(-1);
 }
 
 /** Mean and sample standard deviation; throws on no values (a group always has a run). */
