@@ -3,6 +3,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { BACKEND_PREFERENCES } from '../compute/backend-names';
+import { DATA_FORMATS } from '../data/types';
+import { MODEL_NAMES } from '../models/zoo';
+import { DENSITY_DISTRIBUTIONS } from '../sparse/density';
+import { SPARSE_METHOD_NAMES } from '../sparse/method';
 import { fixturesDir } from '../util/paths';
 
 /**
@@ -142,7 +147,7 @@ export const CONFIG_FIELDS = {
      * How to read `path`: `image-folder` (SPLIT/CLASS/*.jpg|png), `cifar-binary` (official CIFAR-10/100
      * binary release, folder or .tar.gz), `idx` (MNIST-style IDX files), or `auto` to tell from the path.
      */
-    format: oneOf(['auto', 'image-folder', 'cifar-binary', 'idx'], { default: 'auto', doc: 'how to read data.path' }),
+    format: oneOf(DATA_FORMATS, { default: 'auto', doc: 'how to read data.path' }),
     /**
      * The data set location; relative paths are resolved against the config file's directory (or the
      * working directory for command-line values). Default: the CIFAR-10 subset under the package's `fixtures/`.
@@ -161,17 +166,17 @@ export const CONFIG_FIELDS = {
   },
   model: {
     /** Architecture: `mlp` (LeNet-300-100), `cnn`, `resnet20`, `wrn-16-4`. */
-    name: oneOf(['mlp', 'cnn', 'resnet20', 'wrn-16-4'], { default: 'cnn', doc: 'architecture' }),
+    name: oneOf(MODEL_NAMES, { default: 'cnn', doc: 'architecture' }),
     /** Keep the first layer dense (not masked), as some sparse-training setups do. */
     firstLayerDense: boolean({ default: false, doc: 'never mask the first layer' }),
   },
   sparse: {
     /** Sparse training method; `cigl` is RigL plus the random weight mask and weight/mask averaging. */
-    method: oneOf(['dense', 'static', 'set', 'rigl', 'cigl'], { default: 'cigl', doc: 'sparse training method' }),
+    method: oneOf(SPARSE_METHOD_NAMES, { default: 'cigl', doc: 'sparse training method' }),
     /** Fraction of maskable weights kept, in (0, 1] (1 − sparsity). Forced to 1 for `dense`. */
     density: number('(0, 1]', { default: 0.1, doc: 'fraction of weights kept (1 for dense)' }),
     /** How the overall density is spread over layers: `erk` (Erdős–Rényi–Kernel) or `uniform`. */
-    distribution: oneOf(['uniform', 'erk'], { default: 'erk', doc: 'per-layer density rule' }),
+    distribution: oneOf(DENSITY_DISTRIBUTIONS, { default: 'erk', doc: 'per-layer density rule' }),
     /** ΔT: steps between mask updates. */
     updateInterval: int(1, undefined, { default: 100, doc: 'ΔT, steps between mask updates' }),
     /** f₀: fraction of active weights dropped (and regrown) at the first update; decays with a cosine. */
@@ -224,7 +229,7 @@ export const CONFIG_FIELDS = {
     /** Passes over the training split. */
     epochs: int(1, undefined, { default: 10, doc: 'passes over the training split' }),
     /** Compute backend: `auto` picks the fastest available (tfjs-node-gpu, tfjs-node, native, wasm, cpu). */
-    backend: oneOf(['auto', 'tensorflow', 'native', 'wasm', 'cpu'], { default: 'auto', doc: 'compute backend' }),
+    backend: oneOf(BACKEND_PREFERENCES, { default: 'auto', doc: 'compute backend' }),
     /** Checkpoint after every n steps; 0 turns this trigger off. */
     checkpointEverySteps: int(0, undefined, { default: 0, doc: 'checkpoint every n steps (0: off)' }),
     /** Checkpoint when this many minutes have passed since the last one; 0 turns this trigger off. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { CONFIG_FIELDS } from '../config/config';
-import { MODEL_NAMES, type ModelName } from '../models/zoo';
+import { MODEL_NAMES } from '../models/zoo';
 import { LayerDensitySchema, ModelDensitySchema } from '../sparse/model-density';
 
 /**
@@ -15,7 +15,7 @@ import { LayerDensitySchema, ModelDensitySchema } from '../sparse/model-density'
  */
 export const ModelMetadataSchema = z.object({
   /** The zoo architecture: mlp, cnn, resnet20, wrn-16-4. */
-  model: z.enum(MODEL_NAMES as unknown as [ModelName, ...ModelName[]]),
+  model: z.enum(MODEL_NAMES),
   /** [height, width, channels] of the input images. */
   inputShape: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]),
   /** Class names in label order (one logit each). */
