@@ -7,7 +7,7 @@ import { portableOps } from './portable-ops';
 import { stockOps } from './stock-ops';
 
 export { BACKEND_PREFERENCES, type BackendPreference } from './backend-names';
-import type { BackendPreference } from './backend-names';
+import { BACKEND_PREFERENCES, type BackendPreference } from './backend-names';
 
 /** The compute path in use: the tfjs backend, the Ops the models run on, and a line for logs. */
 export interface ComputeBackend {
