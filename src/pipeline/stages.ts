@@ -353,7 +353,7 @@ export function writeOutputs(run: RunContext): OperatorFunction<CalibratedModels
 
     // The diagram shows the headline model (before temperature scaling) and says so.
     const diagram: EqualWidthCalibration = report(final).before.equalWidth[0];
-    const title = `${config.sparse.method} ${config.model.name}, density ${config.sparse.method === 'dense' ? 1 : config.sparse.density}, ${reportSplit} split: ${final.stage}, T = 1`;
+    const title = `${config.sparse.method} ${config.model.name}, density ${config.sparse.method === 'dense' ? 1 : config.sparse.density}, ${reportSplit} split: ${final.stage} (headline), T = 1`;
     fs.writeFileSync(paths.reliabilitySvg, reliabilityDiagramSvg(diagram, { title }));
     fs.writeFileSync(paths.reliabilityPng, await reliabilityDiagramPng(diagram, { title }));
 
