@@ -1,6 +1,7 @@
 import t from 'tap';
 import type { RunContext } from '../../src/pipeline/run-context';
 import * as stage from '../../src/pipeline/stages';
+import { cigl } from '../../pipelines';
 
 /**
  * Where the order of stages matters, the types say so: these compositions are checked by the compiler
@@ -8,17 +9,7 @@ import * as stage from '../../src/pipeline/stages';
  * never run.
  */
 export function compositions(run: RunContext) {
-  const fine = stage.trainingBatches(run).pipe(
-    stage.trainStage(run),
-    stage.logMetrics(run),
-    stage.showProgress(run),
-    stage.averageSnapshots(run),
-    stage.checkpoints(run),
-    stage.finishTraining(run),
-    stage.averageWeights(run),
-    stage.recomputeBatchNorm(run),
-    stage.calibrate(run),
-  );
+  const fine = cigl.build(run); // the full order, as pipelines/cigl.ts composes it
   // logMetrics and showProgress read training events: not after averageSnapshots, whose stream also carries the average.
   // @ts-expect-error
   const logAfterAverage = stage.trainingBatches(run).pipe(stage.trainStage(run), stage.averageSnapshots(run), stage.logMetrics(run));
