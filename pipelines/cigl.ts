@@ -9,19 +9,19 @@ export const cigl: Pipeline = {
   name: 'cigl',
   description: 'CigL: RigL + random weight mask + weight & mask averaging, then calibration',
   defaults: { sparse: { method: 'cigl' }, average: { enabled: true } },
-  build: (ctx) =>
-    stage.trainingBatches(ctx).pipe(
-      stage.trainStage(ctx),
-      stage.foldSnapshots(ctx),
-      stage.logMetrics(ctx),
-      stage.showProgress(ctx),
-      stage.checkpoints(ctx),
+  build: (run) =>
+    stage.trainingBatches(run).pipe(
+      stage.trainStage(run),
+      stage.logMetrics(run),
+      stage.showProgress(run),
+      stage.averageSnapshots(run),
+      stage.checkpoints(run),
+      stage.finishTraining(run),
+      stage.averageWeights(run),
+      stage.recomputeBatchNorm(run),
+      stage.calibrate(run),
     ).pipe(
       // (two pipe() calls only because RxJS types at most nine operators per call)
-      stage.finishTraining(ctx),
-      stage.averageWeights(ctx),
-      stage.recomputeBatchNorm(ctx),
-      stage.calibrate(ctx),
-      stage.writeOutputs(ctx),
+      stage.writeOutputs(run),
     ),
 };

@@ -1,5 +1,5 @@
-import type { RunConfig } from '../src/cli/config';
-import type { TrainJob, TrainOutcome } from '../src/cli/wiring';
+import type { RunConfig } from '../src/config/config';
+import type { TrainJob, TrainOutcome } from '../src/job/jobs';
 import { runTrainJob, type Pipeline } from '../src/pipeline/run-job';
 import { cigl } from './cigl';
 import { dense } from './dense';

@@ -6,15 +6,15 @@ export const rigl: Pipeline = {
   name: 'rigl',
   description: 'RigL: prune by magnitude, grow by dense gradient; the final weights, then calibration',
   defaults: { sparse: { method: 'rigl' }, average: { enabled: false } },
-  build: (ctx) =>
-    stage.trainingBatches(ctx).pipe(
-      stage.trainStage(ctx),
-      stage.logMetrics(ctx),
-      stage.showProgress(ctx),
-      stage.checkpoints(ctx),
-      stage.finishTraining(ctx),
-      stage.recomputeBatchNorm(ctx),
-      stage.calibrate(ctx),
-      stage.writeOutputs(ctx),
+  build: (run) =>
+    stage.trainingBatches(run).pipe(
+      stage.trainStage(run),
+      stage.logMetrics(run),
+      stage.showProgress(run),
+      stage.checkpoints(run),
+      stage.finishTraining(run),
+      stage.recomputeBatchNorm(run),
+      stage.calibrate(run),
+      stage.writeOutputs(run),
     ),
 };

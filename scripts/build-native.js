@@ -11,6 +11,19 @@ const nativeDir = path.join(root, 'native');
 const verbose = process.argv.includes('--verbose');
 
 if (!fs.existsSync(path.join(nativeDir, 'binding.gyp'))) process.exit(0);
+// A build made elsewhere for this same platform and Node (e.g. the checkout's, when a test installs the
+// packed package next to it): copied instead of compiled, which takes minutes on a small machine.
+const prebuilt = process.env.CIGL_NATIVE_PREBUILT;
+if (prebuilt) {
+  const target = path.join(nativeDir, 'build', 'Release', 'cigl_native.node');
+  if (fs.existsSync(prebuilt)) {
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.copyFileSync(prebuilt, target);
+    console.log(`cigl: native compute addon copied from ${prebuilt}`);
+    process.exit(0);
+  }
+  console.warn(`cigl: CIGL_NATIVE_PREBUILT=${prebuilt} does not exist; building the addon instead`);
+}
 if (process.env.CIGL_SKIP_NATIVE === '1') {
   console.log('cigl: CIGL_SKIP_NATIVE=1, native compute addon not built');
   process.exit(0);

@@ -163,18 +163,3 @@ export function batchNormPass(options: BatchNormPassOptions): Observable<Batch> 
   const { seed, augment, ...stream } = options;
   return batchStream({ ...stream, seed: Rng.derive(seed, 'batchNormRecompute').nextU32(), epochs: 1, augment: augment ? undefined : false });
 }
-
-/**
- * The recompute as a stage: for every averaged model that arrives, recompute the BatchNorm statistics
- * of `model` with its weights over a fresh pass of `trainBatches` (subscribed once per model, so give a
- * cold observable) and pass it on with the new statistics attached.
- */
-export function withRecomputedBatchNorm<T extends { readonly weights: NamedArrays }>(
-  model: Model,
-  ops: Ops,
-  trainBatches: ObservableInput<Batch>,
-): OperatorFunction<T, T & { readonly batchNorm: BatchNormRecompute }> {
-  return concatMap((averaged: T) =>
-    defer(() => recomputeBatchNorm(model, averaged.weights, trainBatches, ops)).pipe(map((batchNorm) => ({ ...averaged, batchNorm }))),
-  );
-}

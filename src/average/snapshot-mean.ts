@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { SnapshotEvent } from '../train/events';
 import { sizeOf, type NamedArray, type NamedArrays } from '../util/named-arrays';
 import { keepTopMagnitudes } from './top-k-mask';
@@ -31,13 +32,17 @@ export interface AveragedWeights {
 /** Checkpoint form of a SnapshotMean (see exportState). */
 export interface SnapshotMeanState {
   readonly arrays: NamedArrays;
-  readonly json: {
-    readonly epochs: readonly number[];
-    readonly steps: readonly number[];
-    readonly shapes: Readonly<Record<string, readonly number[]>>;
-    readonly masks: Readonly<Record<string, { readonly activeCount: number; readonly differs: boolean }>>;
-  };
+  readonly json: SnapshotMeanStateJson;
 }
+
+/** The JSON part of a SnapshotMean's checkpoint form. */
+export const SnapshotMeanStateJsonSchema = z.object({
+  epochs: z.array(z.number().int()),
+  steps: z.array(z.number().int()),
+  shapes: z.record(z.string(), z.array(z.number().int())),
+  masks: z.record(z.string(), z.object({ activeCount: z.number().int(), differs: z.boolean() })),
+});
+export type SnapshotMeanStateJson = z.infer<typeof SnapshotMeanStateJsonSchema>;
 
 interface LayerMask {
   readonly first: Uint8Array;
@@ -51,6 +56,11 @@ export class SnapshotMean {
   private readonly masks = new Map<string, LayerMask>();
   private readonly epochList: number[] = [];
   private readonly stepList: number[] = [];
+
+  /** The training step of the latest snapshot added (-1 before the first). */
+  get lastStep(): number {
+    return this.stepList.length === 0 ? -1 : this.stepList[this.stepList.length - 1];
+  }
 
   get count(): number {
     return this.epochList.length;
@@ -141,10 +151,10 @@ export class SnapshotMean {
    */
   exportState(): SnapshotMeanState {
     const arrays: Record<string, NamedArray> = {};
-    const shapes: Record<string, readonly number[]> = {};
+    const shapes: Record<string, number[]> = {};
     for (const [name, { shape, sum }] of this.sums) {
       arrays[`sum/${name}`] = { shape: [sum.length * 2], values: new Float32Array(sum.slice().buffer) };
-      shapes[name] = shape;
+      shapes[name] = [...shape];
     }
     const masks: Record<string, { activeCount: number; differs: boolean }> = {};
     for (const [name, layer] of this.masks) {

@@ -68,21 +68,6 @@ export function calibrateModel(
   });
 }
 
-/**
- * The calibration stage: for every model that arrives (typically the averaged model after the
- * BatchNorm recompute), calibrate it and pass it on with the outcome attached.
- */
-export function calibrate<T extends { readonly weights: NamedArrays }>(
-  model: Model,
-  ops: Ops,
-  splits: CalibrationSplits,
-  options: CalibrateOptions = {},
-): OperatorFunction<T, T & { readonly calibration: CalibrationOutcome }> {
-  return concatMap((item: T) =>
-    calibrateModel(model, item.weights, ops, splits, options).pipe(map((calibration) => ({ ...item, calibration }))),
-  );
-}
-
 /** Metrics of a split at T = 1 straight from the batch stream, without keeping the logits. */
 export function measureSplit(
   model: Model,

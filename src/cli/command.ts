@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
-import type { ConfigOverride } from './config';
+import type { ConfigOverride } from '../config/config';
 import { splitConfigFlags } from './config-flags';
+import type { RunIo, TextOutput } from '../job/io';
 import { UsageError } from './usage-error';
 
 export { UsageError };
@@ -19,19 +20,9 @@ export interface OptionSpec {
   readonly description: string;
 }
 
-/** Where a command writes. `isTTY` and `columns` decide between a progress bar and log lines. */
-export interface CliOutput {
-  write(text: string): unknown;
-  readonly isTTY?: boolean;
-  readonly columns?: number;
-}
-
-export interface CliIo {
-  readonly stdout: CliOutput;
-  readonly stderr: CliOutput;
-  /** Base for relative paths given on the command line. */
-  readonly cwd: string;
-}
+/** The CLI's io is a job's io (see job/io.ts). */
+export type CliOutput = TextOutput;
+export type CliIo = RunIo;
 
 export interface ParsedArgs {
   readonly values: Readonly<Record<string, string | boolean | string[] | undefined>>;

@@ -1,4 +1,4 @@
-import { isBooleanField, isConfigField, suggestField, type ConfigOverride } from './config';
+import { isBooleanField, isConfigField, suggestField, type ConfigOverride } from '../config/config';
 import { UsageError } from './usage-error';
 
 /**

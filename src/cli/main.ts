@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { RunDirError } from '../sinks/run-dir';
 import { repoRoot } from '../util/paths';
 import { formatCommandHelp, formatTopHelp, parseCommandArgs, type CliIo, type CommandSpec } from './command';
-import { ConfigError, describeConfigFields } from './config';
+import { ConfigError, describeConfigFields } from '../config/config';
 import { EXIT_FAILED, EXIT_FINISHED, EXIT_USAGE } from './exit-codes';
 import { daemonCommand } from './commands/daemon';
 import { dataCommand } from './commands/data';

@@ -6,8 +6,8 @@ import type { Ops } from './ops';
 import { portableOps } from './portable-ops';
 import { stockOps } from './stock-ops';
 
-export type BackendPreference = 'auto' | 'tensorflow' | 'native' | 'wasm' | 'cpu';
-export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'native', 'wasm', 'cpu'];
+export { BACKEND_PREFERENCES, type BackendPreference } from './backend-names';
+import { BACKEND_PREFERENCES, type BackendPreference } from './backend-names';
 
 /** The compute path in use: the tfjs backend, the Ops the models run on, and a line for logs. */
 export interface ComputeBackend {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Queue, QueueEvents, QueueEventsProducer, UnrecoverableError, Worker, type Job } from 'bullmq';
 import Redis from 'ioredis';
 import { Subject, type Observable } from 'rxjs';
-import type { RunSummary } from '../sinks/summary';
+import { parseRunSummary, type RunSummary } from '../sinks/summary';
 import { LockKeeper } from './lock-keeper';
 import { assertRedisReachable, redactedUrl, redisOptionsFromUrl } from './redis-connection';
 import { RunQueueError, type RunQueue, type RunRecord, type RunRequest, type RunResult, type RunState } from './run-queue';
@@ -239,7 +239,9 @@ export class RedisRunQueue implements RunQueue {
   /** The summary a completed run returned, if it did. */
   async summaryOf(id: string): Promise<RunSummary | undefined> {
     const job = (await this.queue.getJob(id)) as RunJob | undefined;
-    return job?.returnvalue?.summary;
+    const summary: unknown = job?.returnvalue?.summary;
+    // A daemon of another version may have returned it: checked (and upgraded) like a summary.json.
+    return summary === undefined ? undefined : parseRunSummary(summary, `the summary queued run ${id} returned`);
   }
 
   async close(): Promise<void> {

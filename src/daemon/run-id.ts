@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { RUN_NAME_HINT, RUN_NAME_PATTERN, type RunConfig } from '../cli/config';
+import { RUN_NAME_HINT, RUN_NAME_PATTERN, type RunConfig } from '../config/config';
 import { generateRunName } from '../sinks/run-dir';
 
 /**

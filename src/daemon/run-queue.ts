@@ -1,5 +1,5 @@
 import type { Observable } from 'rxjs';
-import type { RunConfig } from '../cli/config';
+import type { RunConfig } from '../config/config';
 import type { RunSummary } from '../sinks/summary';
 
 /**

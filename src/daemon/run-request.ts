@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, configHash, describeConfigFields, resolveConfig, type RunConfig } from '../cli/config';
+import { z } from 'zod';
+import { ConfigError, configHash, describeConfigFields, resolveConfig, type RunConfig } from '../config/config';
 import { dataPathMissing } from '../pipeline/run-data';
 import { HttpError } from './http-error';
 import { newRunId } from './run-id';
@@ -30,26 +31,37 @@ export interface RunRequestContext {
   readonly now?: () => Date;
 }
 
-const BODY_FIELDS = ['pipeline', 'config'];
+/**
+ * The body of `POST /runs`: a pipeline's name and a config as a config file would hold it (checked
+ * field by field by resolveConfig, see config.ts). Unknown keys, Object.prototype names included, are errors.
+ */
+export const RunRequestBodySchema = z
+  .object({
+    pipeline: z.string().describe('a pipeline of the daemon (cigl, rigl, dense)'),
+    config: z.unknown().optional().describe('the run configuration, as in a config file (without output.runsDir)'),
+  })
+  .strict();
+export type RunRequestBody = z.infer<typeof RunRequestBodySchema>;
 
 export function parseRunRequest(body: unknown, context: RunRequestContext): RunRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     throw new HttpError(400, 'the request body must be a JSON object with "pipeline" and "config"');
   }
-  const fields = body as Record<string, unknown>;
-  const unknown = Object.keys(fields).filter((k) => !BODY_FIELDS.includes(k));
+  const expected = Object.keys(RunRequestBodySchema.shape);
+  const unknown = Object.keys(body).filter((k) => !Object.hasOwn(RunRequestBodySchema.shape, k));
   if (unknown.length > 0) {
-    throw new HttpError(400, `unknown field ${unknown[0]} in the request body (expected ${BODY_FIELDS.join(', ')})`, [{ field: unknown[0], message: 'unknown field' }]);
+    throw new HttpError(400, `unknown field ${unknown[0]} in the request body (expected ${expected.join(', ')})`, [{ field: unknown[0], message: 'unknown field' }]);
   }
-  const pipeline = fields.pipeline;
+  const parsed = RunRequestBodySchema.safeParse(body);
+  const pipeline = parsed.success ? parsed.data.pipeline : (body as { pipeline?: unknown }).pipeline;
   const names = Object.keys(context.pipelines);
-  if (typeof pipeline !== 'string' || !Object.hasOwn(context.pipelines, pipeline)) {
+  if (!parsed.success || typeof pipeline !== 'string' || !Object.hasOwn(context.pipelines, pipeline)) {
     const message = `must be one of ${names.join(', ')}; got ${JSON.stringify(pipeline ?? null)}`;
     throw new HttpError(400, `invalid request: pipeline ${message}`, [{ field: 'pipeline', message }]);
   }
-  const raw = fields.config ?? {};
+  const raw = parsed.data.config ?? {};
   const output = (raw as { output?: unknown }).output;
-  if (typeof output === 'object' && output !== null && 'runsDir' in output) {
+  if (typeof output === 'object' && output !== null && Object.hasOwn(output, 'runsDir')) {
     const message = 'is set by the daemon (runs are written under its runs folder); leave it out';
     throw new HttpError(400, `invalid config: output.runsDir ${message}`, [{ field: 'output.runsDir', message }]);
   }

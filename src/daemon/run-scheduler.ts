@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pipe, type Subscription } from 'rxjs';
-import type { CliIo, CliOutput } from '../cli/command';
-import type { RunConfig } from '../cli/config';
-import { reportProgress } from '../cli/progress';
-import type { TrainJob } from '../cli/wiring';
+import type { RunIo, TextOutput } from '../job/io';
+import type { RunConfig } from '../config/config';
+import { reportProgress } from '../report/progress';
+import type { TrainJob } from '../job/jobs';
 import { listCheckpoints } from '../sinks/checkpoint';
 import { prepareRunDir, runPaths } from '../sinks/run-dir';
 import type { RunSummary } from '../sinks/summary';
@@ -192,10 +192,10 @@ function finishedSummary(dir: string, configHash: string): { summary: RunSummary
 }
 
 /**
- * A CliIo whose stdout and stderr append to one file (created on the first write). The file is a
+ * A RunIo whose stdout and stderr append to one file (created on the first write). The file is a
  * convenience: when it cannot be written (a full disk), the run goes on, and the daemon log says so once.
  */
-function runOutput(file: string, cwd: string, log: (line: string) => void): CliIo {
+function runOutput(file: string, cwd: string, log: (line: string) => void): RunIo {
   let failed = false;
   const write = (text: string) => {
     if (failed) return;
@@ -206,6 +206,6 @@ function runOutput(file: string, cwd: string, log: (line: string) => void): CliI
       log(`cannot write ${file} (${(err as Error).message}); the run's output goes unrecorded`);
     }
   };
-  const out: CliOutput = { write, isTTY: false };
+  const out: TextOutput = { write, isTTY: false };
   return { stdout: out, stderr: out, cwd };
 }

@@ -1,8 +1,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { defer, finalize, tap, type MonoTypeOperatorFunction } from 'rxjs';
-import type { CliOutput } from '../cli/command';
-import type { ProgressOptions } from '../cli/progress';
-import type { TrainJob, TrainOutcome } from '../cli/wiring';
+import type { TextOutput } from '../job/io';
+import type { ProgressOptions } from '../report/progress';
+import type { TrainJob, TrainOutcome } from '../job/jobs';
 import type { TrainEvent } from '../train/events';
 import { threadError, type ThreadMemory, type TrainerCommand, type TrainerReport, type TrainerThreadData } from './run-trainer';
 
@@ -16,7 +16,7 @@ port.on('message', (command: TrainerCommand) => {
   if ('stop' in command && !controller.signal.aborted) controller.abort(command.stop);
 });
 
-const output = (stream: 'stdout' | 'stderr'): CliOutput => ({
+const output = (stream: 'stdout' | 'stderr'): TextOutput => ({
   write: (text: string) => report({ write: { stream, text: String(text) } }),
   isTTY: data.io[stream].isTTY,
   columns: data.io[stream].columns,

@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 import { Worker as Thread } from 'node:worker_threads';
 import { Subject } from 'rxjs';
-import type { ProgressOptions } from '../cli/progress';
-import type { TrainJob, TrainOutcome } from '../cli/wiring';
+import type { ProgressOptions } from '../report/progress';
+import type { TrainJob, TrainOutcome } from '../job/jobs';
 import { TrainingDiverged } from '../train/divergence';
 import type { TrainEvent } from '../train/events';
 

@@ -27,3 +27,11 @@ export interface ChannelStats {
   readonly mean: readonly number[];
   readonly std: readonly number[];
 }
+
+/** How a data set's files are read (`auto`: told from the path). */
+export const DATA_FORMATS = ['auto', 'image-folder', 'cifar-binary', 'idx'] as const;
+export type DataFormat = (typeof DATA_FORMATS)[number];
+
+/** The splits of a run's data: the training part, the held-out validation part, the test split. */
+export const SPLITS = ['train', 'validation', 'test'] as const;
+export type Split = (typeof SPLITS)[number];

@@ -4,8 +4,8 @@ import { type Architecture, type ArchNode, convBn, dense } from './architecture'
  * The model zoo. mlp, cnn and resnet20 match ../shared/peers/torch_peer.py layer for layer (NHWC here,
  * NCHW there; the arithmetic is the same) so that throughput comparisons are like for like.
  */
-export type ModelName = 'mlp' | 'cnn' | 'resnet20' | 'wrn-16-4';
-export const MODEL_NAMES: readonly ModelName[] = ['mlp', 'cnn', 'resnet20', 'wrn-16-4'];
+export const MODEL_NAMES = ['mlp', 'cnn', 'resnet20', 'wrn-16-4'] as const;
+export type ModelName = (typeof MODEL_NAMES)[number];
 
 export interface ArchOptions {
   /** [height, width, channels] for conv nets (default CIFAR 32×32×3); mlp takes the flattened size. */

@@ -1,19 +1,19 @@
 import { lastValueFrom } from 'rxjs';
 import { gatherLogits } from '../calibrate/evaluate';
 import { calibrationMetrics, type CalibrationReport } from '../calibrate/metrics';
-import type { CliIo } from '../cli/command';
-import { imageProgress } from '../cli/progress';
-import type { EvalReport, EvalRequest } from '../cli/wiring';
+import type { RunIo } from '../job/io';
+import { imageProgress } from '../report/progress';
+import type { EvalReport, EvalRequest } from '../job/jobs';
 import { readModelSplit } from '../predict/model-data';
 import { Predictor } from '../predict/predictor';
-import type { StageResult } from '../sinks/summary';
+import { STAGES, type StageResult } from '../sinks/summary';
 
 /**
  * `cigl eval`: a saved model (runs/NAME/model) on a data split, its forward pass on the fast compute
  * path (the model rebuilt from its architecture and saved weights, see predict/saved-model.ts); metrics
  * at T = 1 and at the temperature stored with the model.
  */
-export async function evaluateSavedModel(request: EvalRequest, io: CliIo): Promise<EvalReport> {
+export async function evaluateSavedModel(request: EvalRequest, io: RunIo): Promise<EvalReport> {
   const predictor = await Predictor.load(request.modelDir, { backend: request.backend, warn: (line) => io.stderr.write(`${line}\n`) });
   try {
     const { metadata } = predictor;
@@ -27,8 +27,10 @@ export async function evaluateSavedModel(request: EvalRequest, io: CliIo): Promi
     const result = (stage: string, r: CalibrationReport, temperature?: number): StageResult => ({
       stage, accuracy: r.accuracy, ece: Object.fromEntries(r.equalWidth.map((b) => [String(b.bins), b.ece])), nll: r.nll, brier: r.brier, temperature,
     });
-    const results = [result('saved model', at(1))];
-    if (predictor.temperature !== 1) results.push(result('with its stored temperature', at(predictor.temperature), predictor.temperature));
+    // The saved model is its run's headline model (metadata.stage names it); its stored temperature in columns of its own.
+    const stage = metadata.stage ? `saved model (${metadata.stage})` : 'saved model';
+    const results = [result(stage, at(1))];
+    if (predictor.temperature !== 1) results.push({ ...result(STAGES.temperatureScaled, at(predictor.temperature), predictor.temperature), scaled: stage });
     io.stderr.write(`cigl: evaluated ${dataset.count} images of ${dataset.source} (${predictor.backend})\n`);
     return { split: request.split, results, layers: metadata.layers, density: metadata.density };
   } finally {

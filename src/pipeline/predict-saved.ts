@@ -1,8 +1,8 @@
 import * as path from 'node:path';
 import { finalize, type Observable } from 'rxjs';
-import type { CliIo } from '../cli/command';
-import { imageProgress } from '../cli/progress';
-import type { PredictRequest } from '../cli/wiring';
+import type { RunIo } from '../job/io';
+import { imageProgress } from '../report/progress';
+import type { PredictRequest } from '../job/jobs';
 import { readModelSplit } from '../predict/model-data';
 import { Predictor, type Prediction } from '../predict/predictor';
 
@@ -22,7 +22,7 @@ export interface PredictionRun {
  * `cigl predict`: loads the saved model on the fast compute path and predicts image files or a data set
  * split, with a progress line on stderr for long inputs. Subscribe to `batches` exactly once.
  */
-export async function predictSaved(request: PredictRequest, io: CliIo): Promise<PredictionRun> {
+export async function predictSaved(request: PredictRequest, io: RunIo): Promise<PredictionRun> {
   const predictor = await Predictor.load(request.modelDir, { backend: request.backend, warn: (line) => io.stderr.write(`${line}\n`) });
   try {
     const files = request.files.map((f) => path.resolve(io.cwd, f));

@@ -1,9 +1,9 @@
 import { lastValueFrom, Subject } from 'rxjs';
-import { SnapshotMean, type SnapshotMeanState } from '../average/snapshot-mean';
-import { predictLogits, measureCalibration } from '../calibrate/evaluate';
-import type { CliIo } from '../cli/command';
-import type { RunConfig } from '../cli/config';
-import type { TrainJob } from '../cli/wiring';
+import type { SnapshotMeanState } from '../average/snapshot-mean';
+import { measureSplit } from '../calibrate/stage';
+import type { RunIo } from '../job/io';
+import type { RunConfig } from '../config/config';
+import type { TrainJob } from '../job/jobs';
 import { selectBackend } from '../compute/backend';
 import type { Ops } from '../compute/ops';
 import { createModel } from '../models/build';
@@ -15,14 +15,15 @@ import { evalStream } from '../stream/batch-stream';
 import type { BatchPosition } from '../stream/epoch-plan';
 import { batchesPerEpoch } from '../stream/epoch-plan';
 import { Trainer, type TrainerConfig } from '../train/trainer';
-import type { TrainerState } from '../train/trainer-state';
 import type { SplitMetrics, Validate } from '../train/validation';
+import { parseRunCheckpointState } from './checkpoint-state';
 import { prepareRunData, type RunData } from './run-data';
 
 /**
- * Everything the stages of one run share: config, data, compute path, model, trainer, averaging
- * accumulator, the metric log and where training (re)starts. Built once per run by createRunContext;
- * the stages in stages.ts read it, the pipelines in pipelines/ compose the stages.
+ * A run's environment, what its stages are given: config, data, compute path, model, trainer, the metric
+ * log, where training (re)starts and what a resumed run restored. Built once per run by
+ * createRunContext (and released by dispose); the stages in stages.ts read it, and none sets anything on
+ * it for a later stage to find: what passes between stages travels in the stream.
  */
 export interface RunContext {
   readonly config: RunConfig;
@@ -34,8 +35,8 @@ export interface RunContext {
   readonly backend: string;
   readonly model: Model;
   readonly trainer: Trainer;
-  /** The snapshot accumulator when averaging is on (restored from the checkpoint on resume). */
-  readonly mean?: SnapshotMean;
+  /** The snapshot average the checkpoint of a resumed run held (averageSnapshots starts from it). */
+  readonly resumedAverage?: SnapshotMeanState;
   readonly log: ArrowRunLog;
   /** The first batch to train: (0, 0), or the one after the checkpoint a resumed run loaded. */
   readonly start: BatchPosition;
@@ -47,16 +48,6 @@ export interface RunContext {
   readonly earlierWallTimeMs: number;
   readonly startedAt: number;
   dispose(): void;
-}
-
-/** What a checkpoint's JSON part holds (its arrays: `trainer` and, when averaging, `average`). */
-export interface RunCheckpointState {
-  readonly configHash: string;
-  readonly trainer: TrainerState['json'];
-  readonly average: SnapshotMeanState['json'] | null;
-  /** The next batch to train. */
-  readonly next: BatchPosition;
-  readonly wallTimeMs: number;
 }
 
 export async function createRunContext(job: TrainJob): Promise<RunContext> {
@@ -71,12 +62,12 @@ export async function createRunContext(job: TrainJob): Promise<RunContext> {
   let log: ArrowRunLog | undefined;
   try {
     trainer = new Trainer(trainerConfig(config, model, ops, stepsPerEpoch, validateOn(data, config, io)));
-    let mean = config.average.enabled ? new SnapshotMean() : undefined;
+    let resumedAverage: SnapshotMeanState | undefined;
     let earlierWallTimeMs = 0;
     if (job.resume) {
       const restored = restoreCheckpoint(job, trainer);
       if (restored) {
-        if (restored.average && restored.averageArrays) mean = SnapshotMean.fromState({ arrays: restored.averageArrays, json: restored.average });
+        if (restored.average && restored.averageArrays) resumedAverage = { arrays: restored.averageArrays, json: restored.average };
         earlierWallTimeMs = restored.wallTimeMs;
       }
     }
@@ -86,7 +77,7 @@ export async function createRunContext(job: TrainJob): Promise<RunContext> {
     log = ArrowRunLog.open(runDir.dir, runDir.name, { resume: job.resume, flushIntervalMs: 500 });
     const owned = { trainer, log };
     return {
-      config, configHash: job.configHash, runDir, data, ops, backend: description, model, trainer, mean, log,
+      config, configHash: job.configHash, runDir, data, ops, backend: description, model, trainer, resumedAverage, log,
       start, stepsPerEpoch, consumed: new Subject<void>(), job, earlierWallTimeMs, startedAt: Date.now(),
       dispose() {
         try {
@@ -135,12 +126,12 @@ function trainerConfig(config: RunConfig, model: Model, ops: Ops, stepsPerEpoch:
  * The epoch-end validation hook: loss, accuracy and 15-bin ECE on the held-out validation part, and on
  * the test split too with train.testEveryEpoch.
  */
-function validateOn(data: RunData, config: RunConfig, _io: CliIo): Validate {
+function validateOn(data: RunData, config: RunConfig, _io: RunIo): Validate {
   if (config.train.testEveryEpoch && !data.test) throw new Error(`train.testEveryEpoch is on, but ${config.data.path} has no test split`);
   return async ({ model, ops, params }) => {
     const measure = async (dataset: RunData['validation']): Promise<SplitMetrics> => {
       const batches = evalStream({ dataset, stats: data.stats, batchSize: config.data.batchSize, workers: 0 });
-      const report = await lastValueFrom(batches.pipe(predictLogits(model, params, ops), measureCalibration(model.numClasses, { binCounts: [15] })));
+      const report = await lastValueFrom(measureSplit(model, params, ops, batches, { binCounts: [15] }));
       return { loss: report.nll, accuracy: report.accuracy, ece: report.equalWidth[0].ece };
     };
     const validation = await measure(data.validation);
@@ -156,13 +147,14 @@ interface Restored {
 }
 
 function restoreCheckpoint(job: TrainJob, trainer: Trainer): Restored | undefined {
-  const loaded = loadLatestCheckpoint<RunCheckpointState>(job.runDir.paths.checkpoints);
+  const loaded = loadLatestCheckpoint(job.runDir.paths.checkpoints);
   for (const skipped of loaded?.skipped ?? []) job.io.stderr.write(`cigl: skipped damaged checkpoint ${skipped.dir}: ${skipped.reason}\n`);
   if (!loaded) {
     job.io.stderr.write('cigl: no checkpoint yet; the run starts from the beginning\n');
     return undefined;
   }
-  const { state, arrays } = loaded;
+  const { arrays } = loaded;
+  const state = parseRunCheckpointState(loaded.state, loaded.dir);
   if (state.configHash !== job.configHash) {
     throw new Error(`checkpoint ${loaded.dir} was written by config ${state.configHash}, this run has ${job.configHash}`);
   }

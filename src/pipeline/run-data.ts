@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import type { RunConfig } from '../cli/config';
+import type { RunConfig } from '../config/config';
 import { loadDataset } from '../data/load';
 import { channelStats, splitValidation } from '../data/split';
 import type { ChannelStats, ImageDataset } from '../data/types';

@@ -1,6 +1,6 @@
 import type { Observable } from 'rxjs';
 import { lastValueFrom } from 'rxjs';
-import type { TrainJob, TrainOutcome } from '../cli/wiring';
+import type { TrainJob, TrainOutcome } from '../job/jobs';
 import type { RunSummary } from '../sinks/summary';
 import { createRunContext, type RunContext } from './run-context';
 import { RunStopped } from './stages';

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
-import { concatMap, defer, EMPTY, last, lastValueFrom, map, tap, type MonoTypeOperatorFunction, type Observable, type OperatorFunction } from 'rxjs';
+import { concatMap, defer, EMPTY, last, lastValueFrom, map, Observable, tap, type MonoTypeOperatorFunction, type OperatorFunction } from 'rxjs';
 import { batchNormPass, recomputeBatchNorm as recomputeStatistics } from '../average/batch-norm-recompute';
+import { SnapshotMean } from '../average/snapshot-mean';
 import type { EqualWidthCalibration } from '../calibrate/metrics';
 import { reliabilityDiagramPng, reliabilityDiagramSvg } from '../calibrate/reliability';
 import { calibrateModel, type BeforeAfter, type CalibrationOutcome } from '../calibrate/stage';
@@ -11,28 +12,48 @@ import { saveLayersModel } from '../sinks/layers-model-files';
 import { safetensorsMetadata, writeSafetensorsFile } from '../sinks/safetensors-file';
 import { writeSparseModelFile } from '../sinks/sparse-model-file';
 import { layerDensities, modelDensity } from '../sparse/model-density';
-import { writeSummary, type AveragingSummary, type RunSummary, type StageResult } from '../sinks/summary';
+import { STAGES, writeSummary, type AveragingSummary, type ModelStage, type RunSummary, type StageResult } from '../sinks/summary';
 import { batchStream, evalStream } from '../stream/batch-stream';
 import type { Batch } from '../stream/batch';
 import type { TrainEvent } from '../train/events';
 import { train } from '../train/train-operator';
 import type { NamedArray, NamedArrays } from '../util/named-arrays';
 import { loadBatchNorm, readBatchNorm } from './batch-norm-state';
-import type { RunCheckpointState, RunContext } from './run-context';
+import type { RunCheckpointState } from './checkpoint-state';
+import type { RunContext } from './run-context';
+import { savedModelMetadata } from './saved-model-metadata';
 
 /**
- * The named stages of a training run, each an RxJS operator (or source) bound to a RunContext. The
- * pipelines in pipelines/ compose them with pipe():
- *   trainingBatches → trainStage → foldSnapshots → logMetrics → showProgress → checkpoints
- *   → finishTraining → averageWeights → recomputeBatchNorm → calibrate → writeOutputs
+ * The stages of a training run, each an RxJS operator (or source) given the run it belongs to (see
+ * RunContext: the run's config, data, model, trainer and sinks, none of which a stage changes for a later
+ * stage to find). What a later stage needs travels in the stream: the averaging stage emits the running
+ * average as an `average` event, the end of training emits the trained models, and each finishing stage
+ * adds to them. The types fix the order where it matters (logMetrics and showProgress read TrainEvents,
+ * so they come before averageSnapshots; calibrate needs models with BatchNorm statistics, so it comes
+ * after recomputeBatchNorm). The pipelines in pipelines/ compose them with pipe(), and so can you:
+ *
+ *   trainingBatches → trainStage → logMetrics → showProgress → [averageSnapshots] → checkpoints
+ *   → finishTraining → [averageWeights] → recomputeBatchNorm → calibrate → writeOutputs
  */
+
+/** The running weight & mask average, emitted by averageSnapshots after every snapshot it folds in. */
+export interface AverageEvent {
+  readonly type: 'average';
+  /** The step of the latest snapshot in the average. */
+  readonly step: number;
+  /** The accumulator (read it, do not add to it): checkpoints save it, finishTraining passes it on. */
+  readonly average: SnapshotMean;
+}
+
+/** What flows after the averaging stage: the training events and the running average. */
+export type RunEvent = TrainEvent | AverageEvent;
 
 /** A model to evaluate: its parameters (masks baked in as zeros) and the BatchNorm statistics to use. */
 export interface ModelCandidate {
+  /** Which model this is, in the vocabulary of summary.ts: live, live with recomputed BN, after averaging. */
+  readonly stage: ModelStage;
   /** For the averaged model: what the averaging did. */
   readonly averaging?: AveragingSummary;
-  /** 'final' (no averaging), or 'before averaging', 'live + recomputed BN' and 'after averaging'. */
-  readonly label: string;
   readonly weights: NamedArrays;
   /** Masks of the masked layers (1 = active). */
   readonly masks: NamedArrays;
@@ -40,17 +61,29 @@ export interface ModelCandidate {
   readonly batchNorm?: NamedArrays;
 }
 
-/** What training hands to the finishing stages; the last candidate is the run's model. */
+/** What the end of training hands to the finishing stages; the last candidate is the run's model. */
 export interface TrainedModels {
+  /** Optimisation steps done. */
+  readonly step: number;
   readonly candidates: readonly ModelCandidate[];
+  /** The snapshot average, when an averaging stage ran and took a snapshot. */
+  readonly average?: SnapshotMean;
 }
 
-export interface CalibratedCandidate extends ModelCandidate {
+export interface ModelWithBatchNorm extends ModelCandidate {
   readonly batchNorm: NamedArrays;
+}
+
+/** After recomputeBatchNorm: every candidate has the statistics it is evaluated with. */
+export interface ModelsWithBatchNorm extends Omit<TrainedModels, 'candidates'> {
+  readonly candidates: readonly ModelWithBatchNorm[];
+}
+
+export interface CalibratedCandidate extends ModelWithBatchNorm {
   readonly calibration: CalibrationOutcome;
 }
 
-export interface CalibratedModels {
+export interface CalibratedModels extends Omit<TrainedModels, 'candidates'> {
   readonly candidates: readonly CalibratedCandidate[];
 }
 
@@ -64,9 +97,9 @@ export class RunStopped extends Error {
 
 // ---- training -------------------------------------------------------------------------------------
 
-/** Source + augment: shuffled, augmented training batches from the worker pool, from ctx.start on. */
-export function trainingBatches(ctx: RunContext): Observable<Batch> {
-  const { config, data, start, trainer } = ctx;
+/** Source + augment: shuffled, augmented training batches from the worker pool, from run.start on. */
+export function trainingBatches(run: Pick<RunContext, 'config' | 'data' | 'start' | 'trainer' | 'consumed'>): Observable<Batch> {
+  const { config, data, start, trainer } = run;
   if (trainer.step >= trainer.totalSteps) return EMPTY; // resumed after the last step: nothing left to train
   return batchStream({
     dataset: data.train,
@@ -78,47 +111,74 @@ export function trainingBatches(ctx: RunContext): Observable<Batch> {
     augment: config.data.augment ? undefined : false,
     workers: config.data.workers,
     prefetch: config.data.prefetch,
-    consumed: ctx.consumed,
+    consumed: run.consumed,
   });
 }
 
-/** The training step per batch (see Trainer), acknowledging each batch to the source when done. */
-export function trainStage(ctx: RunContext): OperatorFunction<Batch, TrainEvent> {
-  return train(ctx.trainer, { consumed: ctx.consumed });
+/** The training step per batch (see Trainer and train()), acknowledging each batch to the source when done. */
+export function trainStage(run: Pick<RunContext, 'trainer' | 'consumed'>): OperatorFunction<Batch, TrainEvent> {
+  return train(run.trainer, { consumed: run.consumed });
 }
 
-/** Folds every `snapshot` into the run's averaging accumulator (which checkpoints carry). */
-export function foldSnapshots(ctx: RunContext): MonoTypeOperatorFunction<TrainEvent> {
-  return tap((event) => {
-    if (event.type === 'snapshot' && ctx.mean) ctx.mean.add(event);
-  });
+/** Streams every event into the run's Arrow metric log. */
+export function logMetrics(run: Pick<RunContext, 'log'>): MonoTypeOperatorFunction<TrainEvent> {
+  return logTrainEvents(run.log);
 }
 
-/** Streams every event into the Arrow metric log. */
-export function logMetrics(ctx: RunContext): MonoTypeOperatorFunction<TrainEvent> {
-  return logTrainEvents(ctx.log);
+/** The job's progress display (a bar or log lines in the CLI; the dashboard's live view in the daemon). */
+export function showProgress(run: Pick<RunContext, 'job' | 'trainer' | 'config'>): MonoTypeOperatorFunction<TrainEvent> {
+  return run.job.progress({ totalSteps: run.trainer.totalSteps, epochs: run.config.train.epochs });
 }
 
-export function showProgress(ctx: RunContext): MonoTypeOperatorFunction<TrainEvent> {
-  return ctx.job.progress({ totalSteps: ctx.trainer.totalSteps, epochs: ctx.config.train.epochs });
+/**
+ * Weight & mask averaging (CigL): folds every `snapshot` into a running average in O(one model) memory
+ * (see SnapshotMean) and emits it as an `average` event right after the snapshot. A resumed run starts
+ * from the average its checkpoint held, emitted first.
+ */
+export function averageSnapshots(run: Pick<RunContext, 'resumedAverage'>): OperatorFunction<TrainEvent, RunEvent> {
+  return (events) =>
+    defer(() => {
+      const average = run.resumedAverage ? SnapshotMean.fromState(run.resumedAverage) : new SnapshotMean();
+      const restored: RunEvent[] = average.count > 0 ? [{ type: 'average', step: average.lastStep, average }] : [];
+      return new Observable<RunEvent>((subscriber) => {
+        for (const event of restored) subscriber.next(event);
+        return events.subscribe({
+          next: (event) => {
+            subscriber.next(event);
+            if (event.type !== 'snapshot') return;
+            try {
+              average.add(event);
+            } catch (err) {
+              subscriber.error(err);
+              return;
+            }
+            subscriber.next({ type: 'average', step: event.step, average });
+          },
+          error: (err) => subscriber.error(err),
+          complete: () => subscriber.complete(),
+        });
+      });
+    });
 }
 
 /**
  * Atomic checkpoints at batch ends: every N steps / epochs / minutes as configured, after the last step,
- * and on a graceful stop, which then ends the run with RunStopped. Placed after foldSnapshots, so the
- * averaging accumulator already holds the batch's snapshot.
+ * and on a graceful stop, which then ends the run with RunStopped. The checkpoint holds the trainer's
+ * state and the latest `average` event's accumulator (so it comes after averageSnapshots).
  */
-export function checkpoints(ctx: RunContext): MonoTypeOperatorFunction<TrainEvent> {
-  const every = ctx.config.train;
+export function checkpoints(run: RunContext): MonoTypeOperatorFunction<RunEvent> {
+  const every = run.config.train;
   return (source) =>
     defer(() => {
       let lastWrite = Date.now();
+      let average: SnapshotMean | undefined;
       return source.pipe(
         tap((event) => {
+          if (event.type === 'average') average = event.average;
           if (event.type !== 'batchEnd') return;
           const done = event.step + 1;
-          const finished = done === ctx.trainer.totalSteps;
-          const stopping = ctx.job.stop.aborted && !finished;
+          const finished = done === run.trainer.totalSteps;
+          const stopping = run.job.stop.aborted && !finished;
           const due =
             finished ||
             stopping ||
@@ -126,7 +186,7 @@ export function checkpoints(ctx: RunContext): MonoTypeOperatorFunction<TrainEven
             (event.epochEnded && every.checkpointEveryEpochs > 0 && (event.epoch + 1) % every.checkpointEveryEpochs === 0) ||
             (every.checkpointEveryMinutes > 0 && Date.now() - lastWrite >= every.checkpointEveryMinutes * 60_000);
           if (due) {
-            writeRunCheckpoint(ctx);
+            writeRunCheckpoint(run, average);
             lastWrite = Date.now();
           }
           if (stopping) throw new RunStopped(done);
@@ -135,68 +195,74 @@ export function checkpoints(ctx: RunContext): MonoTypeOperatorFunction<TrainEven
     });
 }
 
-export function writeRunCheckpoint(ctx: RunContext): string {
+function writeRunCheckpoint(run: RunContext, mean: SnapshotMean | undefined): string {
   // The log then holds every row up to the checkpoint, whatever happens to the process next.
-  ctx.log.flush();
-  const trainerState = ctx.trainer.exportState();
-  const average = ctx.mean && ctx.mean.count > 0 ? ctx.mean.exportState() : undefined;
-  const step = ctx.trainer.step;
+  run.log.flush();
+  const trainerState = run.trainer.exportState();
+  const average = mean && mean.count > 0 ? mean.exportState() : undefined;
+  const step = run.trainer.step;
   const state: RunCheckpointState = {
-    configHash: ctx.configHash,
+    configHash: run.configHash,
     trainer: trainerState.json,
     average: average?.json ?? null,
-    next: { epoch: Math.floor(step / ctx.stepsPerEpoch), index: step % ctx.stepsPerEpoch },
-    wallTimeMs: trainingWallTime(ctx),
+    next: { epoch: Math.floor(step / run.stepsPerEpoch), index: step % run.stepsPerEpoch },
+    wallTimeMs: trainingWallTime(run),
   };
   const arrays: Record<string, NamedArrays> = { trainer: trainerState.arrays };
   if (average) arrays.average = average.arrays;
-  return writeCheckpoint(ctx.runDir.paths.checkpoints, { step, arrays, state }, { keep: ctx.config.train.keepCheckpoints });
+  return writeCheckpoint(run.runDir.paths.checkpoints, { step, arrays, state }, { keep: run.config.train.keepCheckpoints });
 }
 
-function trainingWallTime(ctx: RunContext): number {
-  return ctx.earlierWallTimeMs + (Date.now() - ctx.startedAt);
+function trainingWallTime(run: Pick<RunContext, 'earlierWallTimeMs' | 'startedAt'>): number {
+  return run.earlierWallTimeMs + (Date.now() - run.startedAt);
 }
 
 // ---- finishing ------------------------------------------------------------------------------------
 
 /**
  * Waits for training to end, then emits the trained model M ⊙ W with the trainer's BatchNorm statistics
- * ('final', or 'before averaging' when an averaging stage follows).
+ * (stage `live`), and the snapshot average of the last `average` event, if any.
  */
-export function finishTraining(ctx: RunContext): OperatorFunction<TrainEvent, TrainedModels> {
+export function finishTraining(run: Pick<RunContext, 'trainer' | 'model'>): OperatorFunction<RunEvent, TrainedModels> {
   return (events) =>
-    events.pipe(
-      last(null, null),
-      map(() => {
-        const params = ctx.trainer.evaluationParams();
-        const weights: Record<string, NamedArray> = {};
-        for (const [name, tensor] of Object.entries(params)) weights[name] = { shape: tensor.shape, values: Float32Array.from(tensor.dataSync()) };
-        const masks: Record<string, NamedArray> = {};
-        for (const layer of ctx.trainer.layers) masks[layer.name] = { shape: layer.shape, values: Float32Array.from(ctx.trainer.maskOf(layer.name)) };
-        const label = ctx.mean ? 'before averaging' : 'final';
-        return { candidates: [{ label, weights, masks, batchNorm: readBatchNorm(ctx.model) }] };
-      }),
-    );
+    defer(() => {
+      let average: SnapshotMean | undefined;
+      return events.pipe(
+        tap((event) => {
+          if (event.type === 'average') average = event.average;
+        }),
+        last(null, null),
+        map((): TrainedModels => {
+          const params = run.trainer.evaluationParams();
+          const weights: Record<string, NamedArray> = {};
+          for (const [name, tensor] of Object.entries(params)) weights[name] = { shape: tensor.shape, values: Float32Array.from(tensor.dataSync()) };
+          const masks: Record<string, NamedArray> = {};
+          for (const layer of run.trainer.layers) masks[layer.name] = { shape: layer.shape, values: Float32Array.from(run.trainer.maskOf(layer.name)) };
+          const live: ModelCandidate = { stage: STAGES.live, weights, masks, batchNorm: readBatchNorm(run.model) };
+          return { step: run.trainer.step, candidates: [live], ...(average && average.count > 0 ? { average } : {}) };
+        }),
+      );
+    });
 }
 
 /**
- * Adds the weight & mask average of the snapshots (BatchNorm statistics to be recomputed) and, when the
- * recompute is on, the diagnostic "live + recomputed BN": the live weights with recomputed statistics, so
- * that a reader can tell the recompute's effect from the averaging's.
+ * Adds the weight & mask average of the snapshots (`after averaging`, BatchNorm statistics to be
+ * recomputed) and, when the recompute is on, the diagnostic `live, recomputed BN`: the live weights with
+ * recomputed statistics, so that a reader can tell the recompute's effect from the averaging's.
  */
-export function averageWeights(ctx: RunContext): OperatorFunction<TrainedModels, TrainedModels> {
+export function averageWeights(run: Pick<RunContext, 'config'>): OperatorFunction<TrainedModels, TrainedModels> {
   return map((trained) => {
-    if (!ctx.mean || ctx.mean.count === 0) {
-      throw new Error(`averaging is on but no snapshot was taken (average.startEpoch ${ctx.config.average.startEpoch}, train.epochs ${ctx.config.train.epochs})`);
+    if (!trained.average) {
+      throw new Error(`averaging is on but no snapshot was taken (average.startEpoch ${run.config.average.startEpoch}, train.epochs ${run.config.train.epochs}; is averageSnapshots in the pipeline?)`);
     }
-    const averaged = ctx.mean.result();
+    const averaged = trained.average.result();
     const live = trained.candidates[trained.candidates.length - 1];
-    const diagnostic: ModelCandidate[] = ctx.config.average.recomputeBatchNorm ? [{ label: 'live + recomputed BN', weights: live.weights, masks: live.masks }] : [];
+    const diagnostic: ModelCandidate[] = run.config.average.recomputeBatchNorm ? [{ stage: STAGES.liveRecomputedBatchNorm, weights: live.weights, masks: live.masks }] : [];
     const averaging: AveragingSummary = {
       snapshots: averaged.snapshots, firstStep: averaged.firstStep, lastStep: averaged.lastStep,
       relativeChange: relativeDistance(averaged.weights, live.weights),
     };
-    return { candidates: [...trained.candidates, ...diagnostic, { label: 'after averaging', weights: averaged.weights, masks: averaged.masks, averaging }] };
+    return { ...trained, candidates: [...trained.candidates, ...diagnostic, { stage: STAGES.averaged, weights: averaged.weights, masks: averaged.masks, averaging }] };
   });
 }
 
@@ -206,48 +272,43 @@ export function averageWeights(ctx: RunContext): OperatorFunction<TrainedModels,
  * is switched off. Deterministic by seed, so a run killed here resumes from its last checkpoint to the
  * same bits.
  */
-export function recomputeBatchNorm(ctx: RunContext): OperatorFunction<TrainedModels, TrainedModels> {
+export function recomputeBatchNorm(run: Pick<RunContext, 'config' | 'data' | 'model' | 'ops' | 'job'>): OperatorFunction<TrainedModels, ModelsWithBatchNorm> {
   return concatMap(async (trained) => {
-    const candidates: ModelCandidate[] = [];
+    const candidates: ModelWithBatchNorm[] = [];
     for (const candidate of trained.candidates) {
       if (candidate.batchNorm) {
-        candidates.push(candidate);
-      } else if (!ctx.config.average.recomputeBatchNorm) {
-        candidates.push({ ...candidate, batchNorm: readBatchNorm(ctx.model) });
+        candidates.push({ ...candidate, batchNorm: candidate.batchNorm });
+      } else if (!run.config.average.recomputeBatchNorm) {
+        candidates.push({ ...candidate, batchNorm: readBatchNorm(run.model) });
       } else {
-        ctx.job.io.stderr.write(`cigl: recomputing BatchNorm statistics for '${candidate.label}' (one pass over ${ctx.data.train.count} training images)\n`);
-        await recomputeStatistics(ctx.model, candidate.weights, recomputeBatches(ctx), ctx.ops);
-        candidates.push({ ...candidate, batchNorm: readBatchNorm(ctx.model) });
+        run.job.io.stderr.write(`cigl: recomputing BatchNorm statistics for '${candidate.stage}' (one pass over ${run.data.train.count} training images)\n`);
+        await recomputeStatistics(run.model, candidate.weights, recomputeBatches(run), run.ops);
+        candidates.push({ ...candidate, batchNorm: readBatchNorm(run.model) });
       }
     }
-    return { candidates };
+    return { ...trained, candidates };
   });
 }
 
 /** The recompute's batches: the run's training split as training saw it (see batchNormPass). */
-function recomputeBatches(ctx: RunContext): Observable<Batch> {
-  const { config, data } = ctx;
-  return batchNormPass({
-    dataset: data.train, stats: data.stats, batchSize: config.data.batchSize, seed: config.seed,
-    augment: config.data.augment, workers: config.data.workers, prefetch: config.data.prefetch,
-  });
+function recomputeBatches(run: Pick<RunContext, 'config' | 'data'>): Observable<Batch> {
+  const { config, data } = run;
+  return batchNormPass({ dataset: data.train, stats: data.stats, batchSize: config.data.batchSize, seed: config.seed, augment: config.data.augment, workers: config.data.workers, prefetch: config.data.prefetch });
 }
 
-/** Validation and test metrics of every candidate, and a temperature fitted on validation. */
-export function calibrate(ctx: RunContext): OperatorFunction<TrainedModels, CalibratedModels> {
-  return concatMap(async (trained) => {
+/** Validation and test metrics of every candidate, and a temperature fitted on validation for each. */
+export function calibrate(run: Pick<RunContext, 'config' | 'data' | 'model' | 'ops'>): OperatorFunction<ModelsWithBatchNorm, CalibratedModels> {
+  return concatMap(async (models) => {
     const candidates: CalibratedCandidate[] = [];
-    for (const candidate of trained.candidates) {
-      const batchNorm = candidate.batchNorm;
-      if (!batchNorm) throw new Error(`calibrate: model '${candidate.label}' has no BatchNorm statistics; recomputeBatchNorm must run first`);
-      loadBatchNorm(ctx.model, batchNorm);
-      const split = (dataset: typeof ctx.data.train) => evalStream({ dataset, stats: ctx.data.stats, batchSize: ctx.config.data.batchSize, workers: 0 });
+    for (const candidate of models.candidates) {
+      loadBatchNorm(run.model, candidate.batchNorm);
+      const split = (dataset: typeof run.data.train) => evalStream({ dataset, stats: run.data.stats, batchSize: run.config.data.batchSize, workers: 0 });
       const calibration = await lastValueFrom(
-        calibrateModel(ctx.model, candidate.weights, ctx.ops, { validation: split(ctx.data.validation), test: ctx.data.test ? split(ctx.data.test) : undefined }, { binCounts: ctx.config.calibrate.bins }),
+        calibrateModel(run.model, candidate.weights, run.ops, { validation: split(run.data.validation), test: run.data.test ? split(run.data.test) : undefined }, { binCounts: run.config.calibrate.bins }),
       );
-      candidates.push({ ...candidate, batchNorm, calibration });
+      candidates.push({ ...candidate, calibration });
     }
-    return { candidates };
+    return { ...models, candidates };
   });
 }
 
@@ -255,21 +316,21 @@ export function calibrate(ctx: RunContext): OperatorFunction<TrainedModels, Cali
  * Writes the run's outputs: the final model (tfjs Layers format with metadata, and the compact sparse
  * file), the reliability diagram and bins, calibration rows in the metric log, summary.json.
  */
-export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels, RunSummary> {
-  return concatMap(async ({ candidates }) => {
-    const { config, runDir, model, log } = ctx;
+export function writeOutputs(run: RunContext): OperatorFunction<CalibratedModels, RunSummary> {
+  return concatMap(async ({ candidates, step }) => {
+    const { config, runDir, model, log } = run;
     const paths = runDir.paths;
     const final = candidates[candidates.length - 1];
-    const reportSplit = config.calibrate.split === 'validation' || !ctx.data.test ? 'validation' : 'test';
+    const reportSplit = config.calibrate.split === 'validation' || !run.data.test ? 'validation' : 'test';
     const report = (c: CalibratedCandidate): BeforeAfter => (reportSplit === 'test' && c.calibration.test) || c.calibration.validation;
     const temperature = final.calibration.temperature.temperature;
-    const results: StageResult[] = candidates.map((c) => stageResult(c.label, report(c).before));
-    if (config.calibrate.temperatureScaling) results.push({ ...stageResult('after temperature scaling', report(final).after), temperature });
+    // One row per model at T = 1; the run's model (the headline) also at its fitted temperature, in a row that names it.
+    const results: StageResult[] = candidates.map((c) => stageResult(c.stage, report(c).before));
+    if (config.calibrate.temperatureScaling) results.push({ ...stageResult(STAGES.temperatureScaled, report(final).after), temperature, scaled: final.stage });
     const layers = layerDensities(final.masks);
     const density = modelDensity(Object.fromEntries(Object.entries(final.weights).map(([name, w]) => [name, w.values.length])), layers);
 
     // One walk over model × split × (T = 1, fitted T): metric rows for the log, bins for the table.
-    const step = ctx.trainer.step;
     const epoch = config.train.epochs;
     const rows: ReliabilityRow[] = [];
     for (const c of candidates) {
@@ -277,41 +338,37 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
         if (!outcome) continue;
         const phase = split === 'validation' ? 'val' : 'test';
         for (const [calibrated, r] of [[false, outcome.before], [true, outcome.after]] as const) {
-          const prefix = `${c.label.replace(/ /g, '_')}${calibrated ? '.temperature_scaled' : ''}`;
+          const prefix = `${metricName(c.stage)}${calibrated ? '.temperature_scaled' : ''}`;
           log.metric({ step, epoch, phase, metric: `${prefix}.accuracy`, value: r.accuracy });
           log.metric({ step, epoch, phase, metric: `${prefix}.nll`, value: r.nll });
           log.metric({ step, epoch, phase, metric: `${prefix}.brier`, value: r.brier });
           for (const bins of r.equalWidth) {
             log.metric({ step, epoch, phase, metric: `${prefix}.ece${bins.bins}`, value: bins.ece });
-            rows.push(...reliabilityRows({ runId: runDir.name, split, stage: c.label, calibrated }, bins));
+            rows.push(...reliabilityRows({ runId: runDir.name, split, stage: c.stage, calibrated }, bins));
           }
         }
       }
     }
     writeReliabilityTable(paths.reliability, rows);
 
+    // The diagram shows the headline model (before temperature scaling) and says so.
     const diagram: EqualWidthCalibration = report(final).before.equalWidth[0];
-    const title = `${config.sparse.method} ${config.model.name}, density ${config.sparse.method === 'dense' ? 1 : config.sparse.density}, ${reportSplit} split (${final.label})`;
+    const title = `${config.sparse.method} ${config.model.name}, density ${config.sparse.method === 'dense' ? 1 : config.sparse.density}, ${reportSplit} split: ${final.stage} (headline), T = 1`;
     fs.writeFileSync(paths.reliabilitySvg, reliabilityDiagramSvg(diagram, { title }));
     fs.writeFileSync(paths.reliabilityPng, await reliabilityDiagramPng(diagram, { title }));
 
-    const metadata = {
-      generatedBy: 'cigl',
-      method: config.sparse.method,
-      model: config.model.name,
-      configHash: ctx.configHash,
-      seed: config.seed,
-      data: { format: config.data.format, path: config.data.path, validationFraction: config.data.validationFraction },
-      classNames: ctx.data.classNames,
-      inputShape: [ctx.data.train.height, ctx.data.train.width, ctx.data.train.channels],
-      normalisation: ctx.data.stats,
+    const metadata = savedModelMetadata({
+      config,
+      configHash: run.configHash,
+      data: run.data,
+      stage: final.stage,
       temperature,
-      accuracy: report(final).before.accuracy,
-      ece: Object.fromEntries(report(final).before.equalWidth.map((b) => [String(b.bins), b.ece])),
       evaluatedOn: reportSplit,
-      layers: layers.map((l) => ({ ...l, sparsity: 1 - l.active / l.size })),
+      report: report(final),
+      layers,
       density,
-    };
+      temperatureScaling: config.calibrate.temperatureScaling,
+    });
     loadBatchNorm(model, final.batchNorm);
     const layersModel = toLayersModel(model, Object.fromEntries(Object.entries(final.weights).map(([k, v]) => [k, v.values])));
     try {
@@ -328,12 +385,13 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
     const summary: RunSummary = {
       runName: runDir.name,
       runDir: runDir.dir,
-      configHash: ctx.configHash,
+      configHash: run.configHash,
       method: config.sparse.method,
       model: config.model.name,
       targetDensity: config.sparse.method === 'dense' ? 1 : config.sparse.density,
       seed: config.seed,
       split: reportSplit,
+      headline: final.stage,
       results,
       layers,
       density,
@@ -351,8 +409,8 @@ export function writeOutputs(ctx: RunContext): OperatorFunction<CalibratedModels
       modelSize: { fileBytes, denseBytes },
       ...(final.averaging && { averaging: final.averaging }),
       steps: step,
-      wallTimeMs: trainingWallTime(ctx),
-      backend: ctx.backend,
+      wallTimeMs: trainingWallTime(run),
+      backend: run.backend,
     };
     writeSummary(paths.summary, summary);
     log.close({ final: true });
@@ -372,6 +430,11 @@ function relativeDistance(a: NamedArrays, b: NamedArrays): number {
     }
   }
   return Math.sqrt(diff / norm);
+}
+
+/** A stage's name as a metric-name prefix, e.g. `after_averaging` (metrics.arrow rows `after_averaging.ece15`). */
+function metricName(stage: string): string {
+  return stage.replace(/[^A-Za-z0-9]+/g, '_');
 }
 
 function stageResult(stage: string, r: BeforeAfter['before']): StageResult {

@@ -7,7 +7,7 @@ import { layersTensors } from '../models/export-layers';
 import type { Model } from '../models/model';
 import { MODEL_NAMES, type ModelName } from '../models/zoo';
 import { layersModelFiles, MODEL_JSON } from '../sinks/layers-model-files';
-import type { LayerDensity, ModelDensity } from '../sparse/model-density';
+import { ModelMetadataSchema, type ModelMetadata } from '../sinks/model-metadata';
 
 /**
  * A model a run saved (`runs/NAME/model`: tfjs Layers model.json + weights.bin with cigl's metadata),
@@ -17,23 +17,8 @@ import type { LayerDensity, ModelDensity } from '../sparse/model-density';
  * suffices) and matched to the model's tensors by the Layers names (see layersTensors).
  */
 
-/** What writeOutputs stores in model.json's userDefinedMetadata, as far as loading and using it goes. */
-export interface SavedModelMetadata {
-  /** The zoo architecture: mlp, cnn, resnet20, wrn-16-4. */
-  readonly model: ModelName;
-  /** [height, width, channels] of the input images. */
-  readonly inputShape: readonly number[];
-  /** Class names in label order (one logit each). */
-  readonly classNames: readonly string[];
-  /** Input normalisation, per channel: (pixel / 255 − mean) / std. */
-  readonly normalisation: ChannelStats;
-  /** Calibrated probabilities are softmax(logits / temperature); absent: 1. */
-  readonly temperature?: number;
-  readonly seed?: number;
-  readonly data?: { readonly format: 'auto' | 'image-folder' | 'cifar-binary' | 'idx'; readonly path: string; readonly validationFraction: number };
-  readonly layers?: readonly LayerDensity[];
-  readonly density?: ModelDensity;
-}
+/** What writeOutputs stores in model.json's userDefinedMetadata (see sinks/model-metadata.ts). */
+export type SavedModelMetadata = ModelMetadata;
 
 export interface SavedModel {
   readonly dir: string;
@@ -59,19 +44,27 @@ export function readSavedModelMetadata(dir: string): SavedModelMetadata {
   const bad = (field: string, expected: string): never => {
     throw new Error(`${file}: metadata field ${field} is ${JSON.stringify(m[field])}; expected ${expected}`);
   };
-  if (!MODEL_NAMES.includes(m.model as ModelName)) bad('model', `one of ${MODEL_NAMES.join(', ')}`);
-  const isPositiveInts = (v: unknown, n: number) => Array.isArray(v) && v.length === n && v.every((d) => Number.isInteger(d) && d > 0);
-  if (!isPositiveInts(m.inputShape, 3)) bad('inputShape', '[height, width, channels]');
-  const classNames = m.classNames;
-  if (!Array.isArray(classNames) || classNames.length < 2 || !classNames.every((c) => typeof c === 'string')) bad('classNames', 'a list of at least two class names');
-  const channels = (m.inputShape as number[])[2];
-  const stats = m.normalisation as ChannelStats | undefined;
-  const perChannel = (v: unknown, positive: boolean) =>
-    Array.isArray(v) && v.length === channels && v.every((x) => Number.isFinite(x) && (!positive || (x as number) > 0));
-  if (!stats || !perChannel(stats.mean, false) || !perChannel(stats.std, true)) bad('normalisation', `{ mean, std } with ${channels} values each (std > 0)`);
-  if (m.temperature !== undefined && !(Number.isFinite(m.temperature) && (m.temperature as number) > 0)) bad('temperature', 'a positive number');
-  return m as unknown as SavedModelMetadata;
+  const parsed = ModelMetadataSchema.safeParse(m);
+  if (!parsed.success) {
+    const field = String(parsed.error.issues[0].path[0] ?? '(top level)');
+    const channels = Array.isArray(m.inputShape) ? String(m.inputShape[2]) : 'N';
+    bad(field, (EXPECTED[field] ?? parsed.error.issues[0].message).replace('N values', `${channels} values`));
+  }
+  const metadata = parsed.data!;
+  const channels = metadata.inputShape[2];
+  const { mean, std } = metadata.normalisation;
+  if (mean.length !== channels || std.length !== channels) bad('normalisation', EXPECTED.normalisation.replace('N', String(channels)));
+  return metadata;
 }
+
+/** What the checked fields must be, in error messages. */
+const EXPECTED: Readonly<Record<string, string>> = {
+  model: `one of ${MODEL_NAMES.join(', ')}`,
+  inputShape: '[height, width, channels]',
+  classNames: 'a list of at least two class names',
+  normalisation: '{ mean, std } with N values each (std > 0)',
+  temperature: 'a positive number',
+};
 
 /**
  * Loads a saved model onto the current tfjs backend (select the compute path first). Throws naming the

@@ -366,38 +366,6 @@ export function logTrainEvents(log: ArrowRunLog): MonoTypeOperatorFunction<Train
 }
 
 /**
- * A pass-through stage that owns a run log in `dir`: opened on subscribe, finalised on complete (the
- * streams plus the `.arrow` files), flushed and closed without the final files on error or unsubscribe
- * (a stopped run is resumed later, not finished).
- */
-export function writeArrowLog(dir: string, runId: string, options: ArrowLogOptions = {}): MonoTypeOperatorFunction<TrainEvent> {
-  return (source) =>
-    new Observable<TrainEvent>((subscriber) => {
-      const log = ArrowRunLog.open(dir, runId, options);
-      const inner = source.pipe(logTrainEvents(log)).subscribe({
-        next: (event) => subscriber.next(event),
-        error: (err) => {
-          log.close();
-          subscriber.error(err);
-        },
-        complete: () => {
-          try {
-            log.close({ final: true });
-          } catch (err) {
-            subscriber.error(err);
-            return;
-          }
-          subscriber.complete();
-        },
-      });
-      return () => {
-        inner.unsubscribe();
-        log.close();
-      };
-    });
-}
-
-/**
  * All segments of a streamed log (`metrics` or `mask-stats`) merged into one table, with later segments'
  * rows replacing earlier rows of the same key. Tolerates a half-written last message in any segment.
  */

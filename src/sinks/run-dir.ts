@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { canonicalJson, configDiff, configHash, type RunConfig } from '../cli/config';
+import { canonicalJson, configDiff, configHash, type RunConfig } from '../config/config';
 import { MASK_STATS_LOG, METRICS_LOG, RELIABILITY_FILE } from './arrow-log';
 import { writeFileAtomic } from './atomic-file';
 import { removeCheckpointLeftovers } from './checkpoint';

@@ -1,5 +1,6 @@
 import * as os from 'node:os';
 import { writeFileAtomic } from './atomic-file';
+import type { ModelMetadata } from './model-metadata';
 
 /**
  * The safetensors format (https://github.com/huggingface/safetensors), for readers outside cigl (PyTorch,
@@ -53,16 +54,10 @@ export function writeSafetensorsFile(file: string, tensors: readonly Safetensors
  * only): what a reader needs to turn the tensors into calibrated probabilities without cigl, each under
  * its own key, plus the whole record as JSON under `cigl`.
  */
-export function safetensorsMetadata(metadata: {
-  readonly model: string;
-  readonly temperature: number;
-  readonly normalisation: { readonly mean: readonly number[]; readonly std: readonly number[] };
-  readonly classNames: readonly string[];
-  readonly inputShape: readonly number[];
-}): Record<string, string> {
+export function safetensorsMetadata(metadata: Pick<ModelMetadata, 'model' | 'temperature' | 'normalisation' | 'classNames' | 'inputShape'>): Record<string, string> {
   return {
     model: metadata.model,
-    temperature: String(metadata.temperature),
+    temperature: String(metadata.temperature ?? 1),
     normalisation: JSON.stringify(metadata.normalisation),
     class_names: JSON.stringify(metadata.classNames),
     input_shape: JSON.stringify(metadata.inputShape),

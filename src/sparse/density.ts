@@ -8,8 +8,8 @@ import { sizeOf } from '../util/named-arrays';
  * unmasked, and the target density applies to the remaining masked layers (as google rigl's
  * custom-sparsity layers, which ERK ignores).
  */
-export type DensityDistribution = 'uniform' | 'erk';
-export const DENSITY_DISTRIBUTIONS: readonly DensityDistribution[] = ['uniform', 'erk'];
+export const DENSITY_DISTRIBUTIONS = ['uniform', 'erk'] as const;
+export type DensityDistribution = (typeof DENSITY_DISTRIBUTIONS)[number];
 
 export interface LayerDensityOptions {
   /** Fraction of the masked layers' weights that stay active, in (0, 1]. */

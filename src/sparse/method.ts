@@ -6,8 +6,8 @@ import type { Rng } from '../util/rng';
  * CigL random weight mask, and the grow score. The drop rule (smallest |w| among active weights), the
  * schedule and the bookkeeping are shared (prune-grow.ts, schedule.ts, train/trainer.ts).
  */
-export type SparseMethodName = 'dense' | 'static' | 'set' | 'rigl' | 'cigl';
-export const SPARSE_METHOD_NAMES: readonly SparseMethodName[] = ['dense', 'static', 'set', 'rigl', 'cigl'];
+export const SPARSE_METHOD_NAMES = ['dense', 'static', 'set', 'rigl', 'cigl'] as const;
+export type SparseMethodName = (typeof SPARSE_METHOD_NAMES)[number];
 
 export interface GrowContext {
   readonly layer: string;

@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * How dense a trained model is, told two ways that are easy to confuse, so every report labels both:
  *
@@ -9,25 +11,25 @@
  */
 
 /** One masked layer: its weights and how many of them are active (unmasked). */
-export interface LayerDensity {
-  readonly layer: string;
+export const LayerDensitySchema = z.object({
+  layer: z.string(),
   /** Number of weights in the layer. */
-  readonly size: number;
+  size: z.number().int().nonnegative(),
   /** Non-zero (unmasked) weights. */
-  readonly active: number;
-}
+  active: z.number().int().nonnegative(),
+});
+export type LayerDensity = Readonly<z.infer<typeof LayerDensitySchema>>;
 
-export interface DensityCount {
-  readonly weights: number;
-  readonly active: number;
+export const DensityCountSchema = z.object({
+  weights: z.number().int().nonnegative(),
+  active: z.number().int().nonnegative(),
   /** active / weights; 1 when there are no weights. */
-  readonly density: number;
-}
+  density: z.number(),
+});
+export type DensityCount = Readonly<z.infer<typeof DensityCountSchema>>;
 
-export interface ModelDensity {
-  readonly masked: DensityCount;
-  readonly all: DensityCount;
-}
+export const ModelDensitySchema = z.object({ masked: DensityCountSchema, all: DensityCountSchema });
+export type ModelDensity = { readonly masked: DensityCount; readonly all: DensityCount };
 
 /** The two densities of a model, from every parameter's size (by name) and the masked layers. */
 export function modelDensity(parameterSizes: Readonly<Record<string, number>>, masked: readonly LayerDensity[]): ModelDensity {

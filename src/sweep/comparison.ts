@@ -1,8 +1,10 @@
 import * as path from 'node:path';
-import { formatTable } from '../cli/summary-table';
+import { formatTable } from '../report/summary-table';
 import { tableFromRows, writeArrowFileAtomic, type ColumnSpec, type TableSpec } from '../sinks/arrow-table';
 import { writeFileAtomic } from '../sinks/atomic-file';
-import type { RunSummary, StageResult } from '../sinks/summary';
+import { headlineResult, type RunSummary, type StageResult } from '../sinks/summary';
+
+export { headlineResult };
 
 /**
  * The comparison of a sweep's runs: runs grouped by label × density, every metric of every result stage
@@ -74,11 +76,6 @@ export function labelOf(runName: string, method: string): string {
 
 export function runLabel(summary: Pick<RunSummary, 'runName' | 'method'>): string {
   return labelOf(summary.runName, summary.method);
-}
-
-/** The result the paper's comparisons use: the last stage without a temperature. */
-export function headlineResult(summary: Pick<RunSummary, 'results'>): StageResult | undefined {
-  return summary.results.filter((r) => r.temperature === undefined).at(-1) ?? summary.results.at(-1);
 }
 
 /** Mean and sample standard deviation; throws on no values (a group always has a run). */
@@ -172,8 +169,11 @@ export function formatStats(stats: MetricStats | undefined, digits: number, scal
   return stats.std === undefined ? mean : `${mean} ± ${(stats.std * scale).toFixed(digits)}`;
 }
 
-/** Table rows per (group, stage): method, sparsity, stage, seeds, accuracy %, ECE per bin count, NLL, Brier. */
-export function formatComparisonTable(rows: readonly { group: ComparisonGroup; stage: StageStats }[], withStage: boolean): string {
+/**
+ * Table rows per (group, stage): method, sparsity, stage, seeds, accuracy %, ECE per bin count, NLL,
+ * Brier; with `scaledColumns`, the group's temperature-scaled ECE (first bin count) in a column of its own.
+ */
+export function formatComparisonTable(rows: readonly { group: ComparisonGroup; stage: StageStats }[], withStage: boolean, scaledColumns = false): string {
   const bins = [...new Set(rows.flatMap((r) => Object.keys(r.stage.ece)))].sort((a, b) => Number(b) - Number(a));
   const hasNll = rows.some((r) => r.stage.nll);
   const hasBrier = rows.some((r) => r.stage.brier);
@@ -186,6 +186,7 @@ export function formatComparisonTable(rows: readonly { group: ComparisonGroup; s
     ...bins.map((b) => `ECE (${b} bins)`),
     ...(hasNll ? ['NLL'] : []),
     ...(hasBrier ? ['Brier'] : []),
+    ...(scaledColumns ? [`ECE (${bins[0]} bins) at T`] : []),
   ];
   const cells = rows.map(({ group: g, stage: s }) => [
     g.label,
@@ -196,6 +197,7 @@ export function formatComparisonTable(rows: readonly { group: ComparisonGroup; s
     ...bins.map((b) => formatStats(s.ece[b], 4)),
     ...(hasNll ? [formatStats(s.nll, 4)] : []),
     ...(hasBrier ? [formatStats(s.brier, 4)] : []),
+    ...(scaledColumns ? [formatStats(g.stages.find((x) => x.calibrated)?.ece[bins[0]], 4)] : []),
   ]);
   const align = headers.map((h) => (h === 'Method' || h === 'Stage' ? 'l' : 'r') as 'l' | 'r');
   return formatTable(headers, cells, 'markdown', align);
@@ -209,9 +211,9 @@ export function comparisonMarkdown(groups: readonly ComparisonGroup[]): string {
     '',
     `Model ${first.model}, results on the ${first.split} split; mean ± sample standard deviation over seeds.`,
     '',
-    '## Headline (last stage before temperature scaling)',
+    '## Headline (each run\'s model before temperature scaling; after temperature scaling in the last column)',
     '',
-    formatComparisonTable(groups.map((g) => ({ group: g, stage: g.headline })), false),
+    formatComparisonTable(groups.map((g) => ({ group: g, stage: g.headline })), true, true),
     '## All stages',
     '',
     formatComparisonTable(groups.flatMap((g) => g.stages.map((s) => ({ group: g, stage: s }))), true),

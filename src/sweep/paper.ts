@@ -1,4 +1,4 @@
-import { formatTable } from '../cli/summary-table';
+import { formatTable } from '../report/summary-table';
 import { describeDifference } from './claims';
 import { formatStats, type ComparisonGroup } from './comparison';
 

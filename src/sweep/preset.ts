@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, isConfigField, loadConfigFile, suggestField, type ConfigIssue, type ConfigOverride } from '../cli/config';
+import { ConfigError, isConfigField, loadConfigFile, suggestField, type ConfigIssue, type ConfigOverride } from '../config/config';
 import { repoRoot } from '../util/paths';
 
 /**

@@ -1,6 +1,6 @@
 import * as path from 'node:path';
-import { configHash, type RunConfig } from '../cli/config';
-import type { CliIo } from '../cli/command';
+import { configHash, type RunConfig } from '../config/config';
+import type { RunIo } from '../job/io';
 import { RUN_ID_PATTERN } from '../daemon/run-id';
 import { isTerminal, RunQueueError, type RunQueue, type RunRecord } from '../daemon/run-queue';
 import type { RunSummary } from '../sinks/summary';
@@ -30,7 +30,7 @@ export function queuedRunId(sweepDir: string, runName: string): string {
 }
 
 /** Queues every run not queued yet; returns the ids in sweep order. A run id queued with another config is an error. */
-export async function enqueueSweep(queue: RunQueue, sweep: QueuedSweep, io: CliIo): Promise<string[]> {
+export async function enqueueSweep(queue: RunQueue, sweep: QueuedSweep, io: RunIo): Promise<string[]> {
   const ids: string[] = [];
   for (const config of sweep.runs) {
     const id = queuedRunId(sweep.dir, config.output.runName!);
@@ -57,7 +57,7 @@ export interface SweepWait {
 }
 
 /** Polls until every run has ended (or `stop` aborts), reporting state changes on stderr. */
-export async function waitForSweep(queue: RunQueue, ids: readonly string[], io: CliIo, stop: AbortSignal, pollMs = 1000): Promise<SweepWait> {
+export async function waitForSweep(queue: RunQueue, ids: readonly string[], io: RunIo, stop: AbortSignal, pollMs = 1000): Promise<SweepWait> {
   const seen = new Map<string, string>();
   for (;;) {
     let records: RunRecord[];

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { RunConfig } from '../cli/config';
-import type { RunSummary } from '../sinks/summary';
+import type { RunConfig } from '../config/config';
+export { readRunSummary } from '../sinks/summary';
 
 /**
  * `sweep.json`: what a sweep directory holds — the command that made it, and per run its name, label,
@@ -50,25 +50,6 @@ export function readSweepRecord(dir: string): SweepRecord {
     }
   });
   return record;
-}
-
-/** A run's summary.json, checked for the fields comparisons use; errors name the file and field. */
-export function readRunSummary(file: string): RunSummary {
-  const s = readJson(file, 'cannot read run summary') as Record<string, unknown>;
-  const fail = (field: string, expected: string, value: unknown) => {
-    throw new Error(`${file}: ${field} must be ${expected}, got ${JSON.stringify(value)}`);
-  };
-  if (typeof s !== 'object' || s === null) fail('(top level)', 'an object', s);
-  for (const field of ['runName', 'configHash', 'method', 'model', 'split']) if (typeof s[field] !== 'string') fail(field, 'a string', s[field]);
-  if (typeof s.targetDensity !== 'number' || !(s.targetDensity > 0 && s.targetDensity <= 1)) fail('targetDensity', 'a number in (0, 1]', s.targetDensity);
-  if (!Number.isInteger(s.seed)) fail('seed', 'an integer', s.seed);
-  if (!Array.isArray(s.results) || s.results.length === 0) fail('results', 'a non-empty list', s.results);
-  (s.results as Record<string, unknown>[]).forEach((r, i) => {
-    if (typeof r.stage !== 'string') fail(`results[${i}].stage`, 'a string', r.stage);
-    if (typeof r.accuracy !== 'number') fail(`results[${i}].accuracy`, 'a number', r.accuracy);
-    if (typeof r.ece !== 'object' || r.ece === null || Object.values(r.ece).some((v) => typeof v !== 'number')) fail(`results[${i}].ece`, 'a map of bin count to number', r.ece);
-  });
-  return s as unknown as RunSummary;
 }
 
 function readJson(file: string, context: string): unknown {

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import * as fs from 'node:fs';
-import { formatTable } from '../cli/summary-table';
-import type { RunSummary, StageResult } from '../sinks/summary';
+import { formatTable } from '../report/summary-table';
+import { STAGES as STAGE_NAMES, type RunSummary, type StageResult } from '../sinks/summary';
 import type { SweepArtefacts } from './artefacts';
 import { checkClaims, describeDifference, type ClaimVerdict } from './claims';
 import { formatComparisonTable, formatSparsity, formatStats, meanStd, type ComparisonGroup, type MetricStats, type StageStats } from './comparison';
@@ -23,11 +23,12 @@ export interface Setting {
   readonly link: (file: string) => string;
 }
 
+/** The stages the report compares (the vocabulary of sinks/summary.ts; older summaries are read with it). */
 export const STAGES = {
-  scaled: 'after temperature scaling',
-  before: 'before averaging',
-  live: 'live + recomputed BN',
-  averaged: 'after averaging',
+  scaled: STAGE_NAMES.temperatureScaled,
+  before: STAGE_NAMES.live,
+  live: STAGE_NAMES.liveRecomputedBatchNorm,
+  averaged: STAGE_NAMES.averaged,
 } as const;
 
 function summariesOf(setting: Setting, g: ComparisonGroup): RunSummary[] {

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { canonicalJson, configDiff, type RunConfig } from '../cli/config';
-import { formatDuration } from '../cli/progress';
-import { formatResultsTable, formatTable } from '../cli/summary-table';
+import { canonicalJson, configDiff, type RunConfig } from '../config/config';
+import { formatDuration } from '../report/progress';
+import { formatResultsTable, formatTable } from '../report/summary-table';
 import type { RunSummary } from '../sinks/summary';
 import type { SweepArtefacts } from './artefacts';
 import type { ClaimVerdict } from './claims';

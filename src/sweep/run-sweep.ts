@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { configHash, type RunConfig } from '../cli/config';
-import type { CliWiring, SweepFailure, SweepJob, SweepOutcome, TrainOutcome } from '../cli/wiring';
+import { configHash, type RunConfig } from '../config/config';
+import type { SweepFailure, SweepJob, SweepOutcome, TrainFunction, TrainOutcome } from '../job/jobs';
 import { prepareRunDir, removeUnstartedRunDir, type RunDir } from '../sinks/run-dir';
 import type { RunSummary } from '../sinks/summary';
 import { labelOf } from './comparison';
@@ -103,7 +103,7 @@ export async function runSweep(job: SweepJob, runOne: RunOne): Promise<SweepOutc
  * The runOne of a real sweep: each run is a TrainJob of the CLI's train seam, with the sweep's stop
  * signal, progress and io. Wire as `sweep: (job) => runSweep(job, trainRunOne(train))`.
  */
-export function trainRunOne(train: CliWiring['train']): RunOne {
+export function trainRunOne(train: TrainFunction): RunOne {
   return (config, job, run) =>
     train({
       config,

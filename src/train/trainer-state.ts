@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { NamedArrays } from '../util/named-arrays';
 
 /**
@@ -15,22 +16,23 @@ export interface TrainerState {
   readonly json: TrainerStateJson;
 }
 
-export interface TrainerStateJson {
-  readonly format: 'cigl-trainer-state';
-  readonly version: 1;
-  readonly model: string;
-  readonly method: string;
-  readonly seed: number;
-  readonly stepsPerEpoch: number;
-  readonly totalSteps: number;
+export const TrainerStateJsonSchema = z.object({
+  format: z.literal('cigl-trainer-state'),
+  version: z.literal(1),
+  model: z.string(),
+  method: z.string(),
+  seed: z.number().int(),
+  stepsPerEpoch: z.number().int(),
+  totalSteps: z.number().int(),
   /** Steps completed so far (the next step's index). */
-  readonly step: number;
+  step: z.number().int(),
   /** Running sums of the current epoch, for its epochEnd event. */
-  readonly epochLossSum: number;
-  readonly epochCorrect: number;
-  readonly epochSeen: number;
+  epochLossSum: z.number(),
+  epochCorrect: z.number(),
+  epochSeen: z.number(),
   /** Exact active count of every masked layer. */
-  readonly layers: readonly { readonly name: string; readonly active: number }[];
-}
+  layers: z.array(z.object({ name: z.string(), active: z.number().int() })),
+});
+export type TrainerStateJson = z.infer<typeof TrainerStateJsonSchema>;
 
 export const TRAINER_STATE_FORMAT = 'cigl-trainer-state';

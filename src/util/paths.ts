@@ -11,5 +11,7 @@ export const repoRoot: string = (() => {
 })();
 
 export const fixturesDir = path.join(repoRoot, 'fixtures');
+/** The demo data: a 6,000-image CIFAR-10 subset (image-folder format) shipped with the package. */
+export const demoDataPath = path.join(fixturesDir, 'cifar10-subset');
 /** The shared real CIFAR-10 image folder next to the checkout (benchmarks and real runs only). */
 export const sharedCifar10Dir = path.join(repoRoot, '..', 'shared', 'datasets', 'cifar10');

@@ -1,11 +1,11 @@
-import { Subject, from, lastValueFrom, toArray } from 'rxjs';
+import { from, lastValueFrom, toArray } from 'rxjs';
 import t from 'tap';
-import { averageSnapshots } from '../../src/average/average-snapshots';
 import { SnapshotMean } from '../../src/average/snapshot-mean';
 import { keepTopMagnitudes } from '../../src/average/top-k-mask';
 import type { SnapshotEvent, TrainEvent } from '../../src/train/events';
 import type { NamedArrays } from '../../src/util/named-arrays';
 import { Rng } from '../../src/util/rng';
+import { averageSnapshots, type AverageEvent } from '../../src/pipeline/stages';
 
 const arr = (values: number[], shape = [values.length]) => ({ shape, values: Float32Array.from(values) });
 
@@ -124,29 +124,28 @@ t.test('bad snapshots are rejected, naming epoch and parameter, and leave the me
   t.throws(() => new SnapshotMean().result(), /no snapshot/);
 });
 
-t.test('the operator: reads only snapshots, emits at completion and on demand, honours fromEpoch', async (t) => {
+t.test('the averageSnapshots stage: passes every event on, emits the running average after each snapshot, starts from a resumed average', async (t) => {
   const masks = { w: arr([1, 1]) };
-  const events: TrainEvent[] = [step(0), snapshot(0, { w: arr([9, 9]) }, masks), step(1), snapshot(1, { w: arr([1, 2]) }, masks), snapshot(2, { w: arr([3, 4]) }, masks), step(3)];
-  const [only] = await lastValueFrom(from(events).pipe(averageSnapshots({ fromEpoch: 1 }), toArray()));
-  t.same(only.weights.w.values, Float32Array.from([2, 3]));
-  t.same([only.final, only.snapshots, only.epochs], [true, 2, [1, 2]]);
+  const events: TrainEvent[] = [step(0), snapshot(1, { w: arr([1, 2]) }, masks), step(1), snapshot(2, { w: arr([3, 4]) }, masks), step(3)];
+  const out = await lastValueFrom(from(events).pipe(averageSnapshots({}), toArray()));
+  t.same(out.map((e) => e.type), ['step', 'snapshot', 'average', 'step', 'snapshot', 'average', 'step'], 'the average right after its snapshot, nothing dropped');
+  const averages = out.filter((e): e is AverageEvent => e.type === 'average');
+  t.same(averages.map((e) => e.step), [10, 20], 'each names its latest snapshot');
+  t.equal(averages[0].average, averages[1].average, 'one accumulator per subscription');
+  const mean = averages[1].average.result();
+  t.same(mean.weights.w.values, Float32Array.from([2, 3]));
+  t.same([mean.snapshots, mean.epochs], [2, [1, 2]]);
 
-  const source = new Subject<TrainEvent>();
-  const demand = new Subject<void>();
-  const seen: { final: boolean; w: number[] }[] = [];
-  const done = lastValueFrom(source.pipe(averageSnapshots({ emitOn: demand }), toArray()));
-  done.then((all) => all.forEach((a) => seen.push({ final: a.final, w: Array.from(a.weights.w.values) })));
-  demand.next(); // nothing yet: no snapshot
-  source.next(snapshot(0, { w: arr([2, 2]) }, masks));
-  demand.next();
-  source.next(snapshot(1, { w: arr([4, 6]) }, masks));
-  source.complete();
-  await done;
-  t.same(seen, [{ final: false, w: [2, 2] }, { final: true, w: [3, 4] }]);
+  // A resumed run starts from its checkpoint's average, announced before any event.
+  const before = new SnapshotMean();
+  before.add(snapshot(0, { w: arr([2, 2]) }, masks));
+  const resumed = await lastValueFrom(from([snapshot(1, { w: arr([4, 6]) }, masks)]).pipe(averageSnapshots({ resumedAverage: before.exportState() }), toArray()));
+  t.same(resumed.map((e) => e.type), ['average', 'snapshot', 'average']);
+  t.same((resumed[2] as AverageEvent).average.result().weights.w.values, Float32Array.from([3, 4]));
+  t.equal(before.count, 1, 'the restored state is copied, not added to');
 
-  await t.rejects(lastValueFrom(from([step(0)]).pipe(averageSnapshots())), /ended without a snapshot from epoch 0/);
   await t.rejects(
-    lastValueFrom(from([snapshot(0, { w: arr([1, 1]) }, masks), snapshot(1, { w: arr([1]) }, { w: arr([1]) })]).pipe(averageSnapshots())),
+    lastValueFrom(from([snapshot(0, { w: arr([1, 1]) }, masks), snapshot(1, { w: arr([1]) }, { w: arr([1]) })]).pipe(averageSnapshots({}))),
     /snapshot of epoch 1/,
   );
 });

@@ -1,11 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { firstValueFrom, from, lastValueFrom, of, toArray } from 'rxjs';
 import t from 'tap';
-import { averageSnapshots } from '../../src/average/average-snapshots';
-import { withRecomputedBatchNorm } from '../../src/average/batch-norm-recompute';
 import { gatherLogits, predictLogits } from '../../src/calibrate/evaluate';
 import { calibrationMetrics } from '../../src/calibrate/metrics';
-import { calibrate, calibrateModel, measureSplit } from '../../src/calibrate/stage';
+import { calibrateModel, measureSplit } from '../../src/calibrate/stage';
 import { fitTemperature } from '../../src/calibrate/temperature';
 import { stockOps } from '../../src/compute/stock-ops';
 import { inputTensor, paramTensors } from '../../src/models/param-tensors';
@@ -62,18 +60,6 @@ t.test('calibrateModel: temperature fitted on validation, test before/after, equ
   model.dispose();
 });
 
-t.test('the calibrate operator attaches the outcome to every model that passes', async (t) => {
-  const model = tinyModel(9);
-  const params = paramsOf(model);
-  const before = tf.memory().numTensors;
-  const out = await lastValueFrom(of({ weights: params, id: 'a' }, { weights: params, id: 'b' }).pipe(calibrate(model, stockOps, { validation, test }), toArray()));
-  t.equal(tf.memory().numTensors, before);
-  t.same(out.map((o) => o.id), ['a', 'b']);
-  t.same(out[0].calibration, out[1].calibration, 'deterministic');
-  t.ok(out[0].calibration.temperature.temperature > 0);
-  model.dispose();
-});
-
 t.test('NaN logits are rejected naming the batch; tensors are released on the error path', async (t) => {
   const model = tinyModel(10);
   const params = { ...paramsOf(model), 'fc.b': { shape: [3], values: Float32Array.from([0, NaN, 0]) } };
@@ -81,32 +67,5 @@ t.test('NaN logits are rejected naming the batch; tensors are released on the er
   await t.rejects(firstValueFrom(measureSplit(model, params, stockOps, test)), /batch \(epoch 0, index 0\): logit of example 0, class 1 is NaN/);
   await t.rejects(firstValueFrom(calibrateModel(model, params, stockOps, { validation })), /logit of example 0, class 1 is NaN/);
   t.equal(tf.memory().numTensors, before);
-  model.dispose();
-});
-
-t.test('the stages compose: snapshots → averageSnapshots → withRecomputedBatchNorm → calibrate', async (t) => {
-  const model = tinyModel(12);
-  const base = paramsOf(model);
-  const conv1Mask = { shape: base['c1.w'].shape, values: base['c1.w'].values.map((_, i) => (i % 3 === 0 ? 1 : 0)) };
-  const snapshotOf = (epoch: number, scale: number): TrainEvent => ({
-    type: 'snapshot',
-    step: epoch,
-    epoch,
-    weights: Object.fromEntries(
-      Object.entries(base).map(([name, a]) => [name, { shape: a.shape, values: a.values.map((v, i) => (name === 'c1.w' ? conv1Mask.values[i] : 1) * v * scale) }]),
-    ),
-    masks: { 'c1.w': conv1Mask },
-    wallTimeMs: 0,
-  });
-  const train = syntheticBatches(13, [10, 10]);
-  const before = tf.memory().numTensors;
-  const [final] = await lastValueFrom(
-    from([snapshotOf(0, 0.5), snapshotOf(1, 1.5)]).pipe(averageSnapshots(), withRecomputedBatchNorm(model, stockOps, train), calibrate(model, stockOps, { validation, test }), toArray()),
-  );
-  t.equal(tf.memory().numTensors, before);
-  t.same(final.weights['c1.w'].values, base['c1.w'].values.map((v, i) => conv1Mask.values[i] * v), 'mean of 0.5·W and 1.5·W on the mask');
-  t.same(final.masks['c1.w'].values, conv1Mask.values);
-  t.same(Object.keys(final.batchNorm.mean), ['c1']);
-  t.equal(final.calibration.test!.before.count, 33);
   model.dispose();
 });

@@ -8,7 +8,7 @@ import {
   describeConfigFields,
   resolveConfig,
   type ConfigOverride,
-} from '../../src/cli/config';
+} from '../../src/config/config';
 import { fixturesDir } from '../../src/util/paths';
 
 const flag = (p: string, raw: string): ConfigOverride => ({ path: p, raw, origin: `--${p}` });
@@ -83,6 +83,20 @@ t.test('bad values are rejected with the field path, the value and its origin', 
   t.match(err.message, /data must be a mapping of fields, got 3/);
   t.throws(() => resolveConfig({ file: path.join(dir, 'broken.json') }), /config file .*broken\.json is not valid YAML\/JSON/);
   t.throws(() => resolveConfig({ file: path.join(dir, 'missing.yaml') }), /cannot read config file .*missing\.yaml \(ENOENT\)/);
+});
+
+t.test('keys named like Object.prototype members are unknown fields, in a file and on the command line', async (t) => {
+  const dir = t.testdir({
+    'proto.yaml': 'toString: {}\ndata:\n  constructor: 1\nsparse:\n  hasOwnProperty: 2\n',
+    'proto.json': '{"__proto__": {"toString": 1}, "model": {"__proto__": {"name": "mlp"}}}',
+  });
+  const yaml = t.throws(() => resolveConfig({ file: path.join(dir, 'proto.yaml') })) as ConfigError;
+  t.same(yaml.issues.map((i) => [i.path, i.message]), [['toString', 'unknown field'], ['data.constructor', 'unknown field'], ['sparse.hasOwnProperty', 'unknown field']]);
+  const json = t.throws(() => resolveConfig({ file: path.join(dir, 'proto.json') })) as ConfigError;
+  t.same(json.issues.map((i) => i.path), ['__proto__', 'model.__proto__']);
+  for (const field of ['toString', 'constructor', '__proto__', 'data.constructor', 'sparse.valueOf']) {
+    t.throws(() => resolveConfig({ overrides: [flag(field, '1')] }), new RegExp(`${field.replace('.', '\\.')} unknown field`), `--${field}`);
+  }
 });
 
 t.test('the hash is canonical: same config, same hash; any computing field changes it; output does not', async (t) => {

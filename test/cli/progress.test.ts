@@ -1,6 +1,6 @@
 import t from 'tap';
 import { from, lastValueFrom, toArray } from 'rxjs';
-import { formatDuration, imageProgress, reportProgress } from '../../src/cli/progress';
+import { formatDuration, imageProgress, reportProgress } from '../../src/report/progress';
 import { captureOutput } from '../helpers/cli-io';
 import { syntheticEvents } from '../sinks/children/synthetic-events';
 

@@ -62,6 +62,12 @@ t.test('invalid requests are answered 400 naming the field, and queue nothing', 
     { body: { pipeline: 'dance', config: {} }, field: 'pipeline', message: /one of train/ },
     { body: { config: {} }, field: 'pipeline', message: /one of train/ },
     { body: { pipeline: 'train', config: {}, priority: 1 }, field: 'priority', message: /unknown field/ },
+    // Keys named like Object.prototype members are no fields either (they were let through before issue 18).
+    { body: JSON.parse('{"pipeline":"train","config":{},"constructor":1}'), field: 'constructor', message: /unknown field/ },
+    { body: { pipeline: 'train', config: { toString: {} } }, field: 'toString', message: /unknown field/ },
+    { body: { pipeline: 'train', config: { data: { constructor: 1 } } }, field: 'data.constructor', message: /unknown field/ },
+    { body: { pipeline: 'train', config: JSON.parse('{"__proto__":{"toString":1}}') }, field: '__proto__', message: /unknown field/ },
+    { body: { pipeline: 'train', config: { sparse: JSON.parse('{"__proto__":1}') } }, field: 'sparse.__proto__', message: /unknown field/ },
   ];
   for (const c of cases) {
     const res = await postJson(d.url, '/runs', c.body, d.token);

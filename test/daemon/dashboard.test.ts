@@ -73,6 +73,11 @@ t.test('a real cigl run, submitted and watched live: curves grow while it trains
     })()`);
     t.ok(await page.locator('#reliability h2', { hasText: 'Reliability diagram' }).isVisible(), 'the reliability diagram is shown');
     t.ok(await page.locator('#results table').isVisible(), 'with the results table');
+    const headers = await page.locator('#results th').allTextContents();
+    t.same(headers.slice(-2), ['T', 'ECE15 at T'], 'temperature scaling in columns of its own');
+    const rows = await page.locator('#results tbody tr').allTextContents();
+    t.ok(rows.some((r) => r.startsWith('after averaging (headline)')), `the headline named: ${rows.join(' | ')}`);
+    t.notOk(rows.some((r) => r.startsWith('after temperature scaling')), 'no row of its own for the scaled model');
     for (const chart of ['accuracy', 'ece', 'density']) {
       t.ok(await page.locator(`[data-chart=${chart}] path`).count() > 0, `the ${chart} chart has curves`);
     }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
-import { resolveConfig, configHash } from '../../src/cli/config';
+import { resolveConfig, configHash } from '../../src/config/config';
 import { EmbeddedRunQueue } from '../../src/daemon/embedded-run-queue';
 import { RunQueueError, type RunRecord, type RunRequest } from '../../src/daemon/run-queue';
 import { tempDir } from './client';

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
-import { resolveConfig } from '../../src/cli/config';
+import { resolveConfig } from '../../src/config/config';
 import { buildCommands, runCommandLine } from '../../src/cli/main';
 import { defaultWiring } from '../../src/cli/wiring';
 import { parseEventCursor } from '../../src/daemon/event-stream';

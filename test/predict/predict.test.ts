@@ -204,9 +204,8 @@ t.test('cigl eval runs the saved model on the fast path: the run\'s own test num
   t.equal(summary.split, 'test');
   const final = summary.results.find((s) => s.stage === 'after averaging')!;
   const row = `${(100 * final.accuracy).toFixed(2)}% +${final.ece['15'].toFixed(4)} +${final.ece['10'].toFixed(4)} +${final.nll.toFixed(4)}`;
-  t.match(r.stdout, new RegExp(`saved model +${row}\\n`), `accuracy, ECE and NLL at T = 1 are the run's (${row})`);
   const T = savedJson().userDefinedMetadata.temperature;
-  t.match(r.stdout, new RegExp(`with its stored temperature \\(T=${T.toFixed(3)}\\)`));
+  t.match(r.stdout, new RegExp(`saved model \\(after averaging\\) +${row} +${T.toFixed(3)} +\\d`), `the saved model names its stage; accuracy, ECE and NLL at T = 1 are the run's (${row}); its stored temperature in a column of its own`);
   t.match(r.stdout, /total, masked layers +\d+ +\d+ +0\.2\d*\n/, 'density over the masked layers (the target 0.2)');
   const all = savedJson().userDefinedMetadata.density.all;
   t.match(r.stdout, new RegExp(`total, all parameters +${all.weights} +${all.active} +${all.density.toFixed(4)}\\n`), 'and over all parameters');

@@ -9,7 +9,7 @@ import {
   ArrowRunLog,
   readArrowLog,
   segmentFiles,
-  writeArrowLog,
+  logTrainEvents,
   writeReliabilityTable,
   reliabilityRows,
 } from '../../src/sinks/arrow-log';
@@ -81,10 +81,12 @@ t.test('metrics are readable while the writer runs and after kill -9, by apache-
   t.same(Array.from(maskDf.getColumn('layer').toArray()), column(mask, 'layer'));
 });
 
-t.test('writeArrowLog passes events through and, on completion, writes IPC files both readers open', async (t) => {
+t.test('logTrainEvents passes events through; the final close writes IPC files both readers open', async (t) => {
   const dir = t.testdir();
   const events = syntheticEvents(0, 40);
-  const out = await lastValueFrom(from(events).pipe(writeArrowLog(dir, 'run-a'), toArray()));
+  const log = ArrowRunLog.open(dir, 'run-a');
+  const out = await lastValueFrom(from(events).pipe(logTrainEvents(log), toArray()));
+  log.close({ final: true });
   t.same(out, events, 'events pass through unchanged');
 
   const file = tableFromIPC(fs.readFileSync(path.join(dir, 'metrics.arrow')));
@@ -117,18 +119,23 @@ t.test('writeArrowLog passes events through and, on completion, writes IPC files
 });
 
 t.test('on error or unsubscribe the streams are flushed but no final file is written', async (t) => {
+  // As a run ends that fails or stops: its log is closed without the final files (runTrainJob's dispose).
   const dir = t.testdir();
   const failing = concat(from(syntheticEvents(0, 5)), throwError(() => new Error('boom')));
-  await t.rejects(lastValueFrom(failing.pipe(writeArrowLog(dir, 'r'))), /boom/);
+  const log = ArrowRunLog.open(dir, 'r');
+  await t.rejects(lastValueFrom(failing.pipe(logTrainEvents(log))), /boom/);
+  log.close();
   t.notOk(fs.existsSync(path.join(dir, 'metrics.arrow')));
   t.equal(readArrowLog(dir, 'metrics').numRows, 5 * 4 + 3, 'rows before the error are on disk (5 steps, 1 mask update)');
 
   const dir2 = t.testdir();
   const subject = new Subject<ReturnType<typeof syntheticEvents>[number]>();
-  const sub = subject.pipe(writeArrowLog(dir2, 'r', { flushIntervalMs: 60_000 })).subscribe();
+  const log2 = ArrowRunLog.open(dir2, 'r', { flushIntervalMs: 60_000 });
+  const sub = subject.pipe(logTrainEvents(log2)).subscribe();
   for (const e of syntheticEvents(0, 3)) subject.next(e);
   sub.unsubscribe();
-  t.equal(readArrowLog(dir2, 'metrics').numRows, 3 * 4 + 3, 'unsubscribe flushes buffered rows');
+  log2.close();
+  t.equal(readArrowLog(dir2, 'metrics').numRows, 3 * 4 + 3, 'closing flushes buffered rows');
   t.notOk(fs.existsSync(path.join(dir2, 'metrics.arrow')));
 });
 
@@ -141,7 +148,9 @@ t.test('resume continues in a new segment; re-produced rows replace the old ones
   t.throws(() => ArrowRunLog.open(dir, 'r'), /already exists.*resume/);
 
   // The resumed run restarts from a checkpoint at step 20 and re-produces steps 20..24 (other wall times).
-  await lastValueFrom(from(syntheticEvents(20, 20, 100_000)).pipe(writeArrowLog(dir, 'r', { resume: true })));
+  const resumed = ArrowRunLog.open(dir, 'r', { resume: true });
+  await lastValueFrom(from(syntheticEvents(20, 20, 100_000)).pipe(logTrainEvents(resumed)));
+  resumed.close({ final: true });
   t.same(segmentFiles(dir, 'metrics').map((f) => path.basename(f)), ['metrics.arrows', 'metrics-1.arrows']);
   t.same(segmentFiles(dir, 'mask-stats').map((f) => path.basename(f)), ['mask-stats.arrows', 'mask-stats-1.arrows']);
 

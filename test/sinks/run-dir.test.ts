@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import t from 'tap';
-import { resolveConfig, type ConfigOverride } from '../../src/cli/config';
+import { resolveConfig, type ConfigOverride } from '../../src/config/config';
 import { formatConfig, prepareRunDir, readSavedConfig, RunDirError } from '../../src/sinks/run-dir';
 
 const flag = (p: string, raw: string): ConfigOverride => ({ path: p, raw, origin: `--${p}` });

@@ -102,10 +102,10 @@ t.test('groups by label × density, dense first, with mean ± std per stage and 
 
 t.test('comparison.md holds the headline table and every stage', async (t) => {
   const md = comparisonMarkdown(compareRuns(all));
-  t.match(md, /\| Method +\| Sparsity \| Seeds \| Accuracy \(%\) \| +ECE \(15 bins\) \| +ECE \(10 bins\) \| +NLL \| +Brier \|\n\|-+\|-+:\|/);
-  t.match(md, /\| rigl +\| +90% \| +3 \| +82\.00 ± 2\.00 \| +0\.0400 ± 0\.0100 \| +0\.0300 ± 0\.0173 \| +0\.6000 ± 0\.1000 \| +0\.3000 ± 0\.1000 \|/);
-  t.match(md, /\| cigl +\| +90% \| +2 \| +84\.00 ± 1\.41 \| +0\.0250 ± 0\.0071 \|/);
-  t.match(md, /\| dense +\| +0% \| +1 \| +90\.00 \| +0\.0250 \|/);
+  t.match(md, /\| Method +\| Sparsity \| Stage +\| Seeds \| Accuracy \(%\) \| +ECE \(15 bins\) \| +ECE \(10 bins\) \| +NLL \| +Brier \| ECE \(15 bins\) at T \|\n\|-+\|-+:\|/);
+  t.match(md, /\| rigl +\| +90% \| final +\| +3 \| +82\.00 ± 2\.00 \| +0\.0400 ± 0\.0100 \| +0\.0300 ± 0\.0173 \| +0\.6000 ± 0\.1000 \| +0\.3000 ± 0\.1000 \| +0\.0100 ± 0\.0000 \|/);
+  t.match(md, /\| cigl +\| +90% \| after averaging +\| +2 \| +84\.00 ± 1\.41 \| +0\.0250 ± 0\.0071 \|/);
+  t.match(md, /\| dense +\| +0% \| final +\| +1 \| +90\.00 \| +0\.0250 \|/);
   t.match(md, /\| cigl-no-averaging \| +90% \|/);
   t.match(md, /\| cigl +\| +90% \| after temperature scaling \| +2 \| +84\.00 ± 0\.00 \|/);
   t.equal(comparisonMarkdown([]), '# Sweep comparison\n\nNo finished runs yet.\n');

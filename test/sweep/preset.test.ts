@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NEVER } from 'rxjs';
 import t from 'tap';
-import { resolveConfig } from '../../src/cli/config';
+import { resolveConfig } from '../../src/config/config';
 import { buildCommands, runCommandLine } from '../../src/cli/main';
 import type { GracefulStop } from '../../src/cli/signals';
 import { defaultWiring, type CliWiring, type SweepJob } from '../../src/cli/wiring';

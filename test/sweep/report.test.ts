@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import type { RunConfig } from '../../src/cli/config';
+import type { RunConfig } from '../../src/config/config';
 import { checkoutRoot, readSweepArtefacts, relativePaths } from '../../src/sweep/artefacts';
 import { checkClaims } from '../../src/sweep/claims';
 import { compareRuns, type ComparisonGroup, type StageStats } from '../../src/sweep/comparison';
@@ -167,11 +167,11 @@ t.test('the report of a study in which the claims hold: every section, with numb
 
   // Inside CigL: recompute vs averaging, paired over seeds, and the averaging record.
   t.match(md, /### Inside CigL: the BatchNorm recompute and the averaging/);
-  t.match(md, /\| cigl +\| +90% \| live \+ recomputed BN +\| +2 \| 85\.70 ± 0\.14 \|/);
-  t.match(md, /- cigl at 90%:\n  - the BatchNorm recompute alone \("live \+ recomputed BN" − "before averaging"\): ECE −0\.0040 ± 0\.0000 over 2 seeds \(more than two standard errors\), accuracy \+0\.60 ± 0\.00 points over 2 seeds \(more than two standard errors\);/);
-  t.match(md, /  - the averaging \("after averaging" − "live \+ recomputed BN"\): ECE −0\.0060 ± 0\.0000 over 2 seeds .*, accuracy \+0\.40 ± 0\.00 points/);
+  t.match(md, /\| cigl +\| +90% \| live, recomputed BN +\| +2 \| 85\.70 ± 0\.14 \|/);
+  t.match(md, /- cigl at 90%:\n  - the BatchNorm recompute alone \("live, recomputed BN" − "live"\): ECE −0\.0040 ± 0\.0000 over 2 seeds \(more than two standard errors\), accuracy \+0\.60 ± 0\.00 points over 2 seeds \(more than two standard errors\);/);
+  t.match(md, /  - the averaging \("after averaging" − "live, recomputed BN"\): ECE −0\.0060 ± 0\.0000 over 2 seeds .*, accuracy \+0\.40 ± 0\.00 points/);
   t.match(md, /  - averaging record \(2 of 2 runs\): 4 snapshots, steps 30–39; relative change of the average from the live weights ‖W̄ − W‖ \/ ‖W‖ = 0\.1050 ± 0\.0071\./);
-  t.match(md, /- cigl at 99%:\n(.*\n){2}  - both together \("after averaging" − "before averaging"\): ECE −0\.0100 \(one seed\), accuracy \+1\.00 points \(one seed\)\./);
+  t.match(md, /- cigl at 99%:\n(.*\n){2}  - both together \("after averaging" − "live"\): ECE −0\.0100 \(one seed\), accuracy \+1\.00 points \(one seed\)\./);
   t.notMatch(md, /cigl-no-averaging at 90%:\n  - the BatchNorm/, 'the run without averaging has no averaging stages');
 
   // Ablations.

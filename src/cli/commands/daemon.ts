@@ -3,29 +3,14 @@ import { defaultDaemonHome } from '../../daemon/daemon-home';
 import { redactedUrl } from '../../daemon/redis-connection';
 import { DEFAULT_ATTEMPTS, DEFAULT_LOCK_MS, DEFAULT_QUEUE_NAME, RedisRunQueue, type RedisRunQueueOptions } from '../../daemon/redis-run-queue';
 import { isLoopback, LOOPBACK, startDaemon } from '../../daemon/daemon';
-import type { DaemonPipeline } from '../../daemon/run-scheduler';
-import type { JobRunnerRef } from '../../daemon/run-trainer';
-import { PIPELINES } from '../../../pipelines';
+import { daemonPipelines } from '../../daemon/pipelines';
 import { fixturesDir } from '../../util/paths';
 import type { CommandSpec } from '../command';
 import { UsageError } from '../usage-error';
 import type { CliWiring } from '../wiring';
 import { parseQueueUrl } from './values';
 
-/** The job runner of `cigl train` (pipelines/index.ts), as the daemon's trainer threads load it. */
-export const SELECTED_PIPELINE_RUNNER: JobRunnerRef = { module: require.resolve('../../../pipelines'), export: 'selectedPipelineJob' };
-
-/**
- * The pipelines a daemon offers, by the name `POST /runs` gives: `train` runs what the config selects
- * (exactly as `cigl train`), and each of pipelines/ (cigl, rigl, dense) the same with its defaults
- * merged under the submitted config, so that it selects that composition.
- */
-export function daemonPipelines(runner: JobRunnerRef = SELECTED_PIPELINE_RUNNER): Record<string, DaemonPipeline> {
-  return {
-    train: { runner, description: 'the composition the config selects, as cigl train runs it' },
-    ...Object.fromEntries(Object.values(PIPELINES).map((p) => [p.name, { runner, defaults: p.defaults, description: p.description }])),
-  };
-}
+export { daemonPipelines, SELECTED_PIPELINE_RUNNER } from '../../daemon/pipelines';
 
 /** `cigl daemon`: serve the HTTP API and dashboard, training queued runs until SIGINT/SIGTERM. */
 export function daemonCommand(wiring: CliWiring): CommandSpec {

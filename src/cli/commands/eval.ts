@@ -1,6 +1,6 @@
 import * as path from 'node:path';
 import type { CommandSpec } from '../command';
-import { formatLayerTable, formatResultsTable } from '../summary-table';
+import { formatLayerTable, formatResultsTable } from '../../report/summary-table';
 import type { CliWiring, EvalRequest } from '../wiring';
 import { BACKEND_PREFERENCES } from '../../compute/backend';
 import { DATA_FORMATS, parseBackend, parseChoice, parseIntList, parseModelDir, parsePositiveInt, SPLITS } from './values';

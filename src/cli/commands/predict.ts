@@ -6,7 +6,7 @@ import type { Prediction } from '../../predict/predictor';
 import { predictionJsonLine, predictionsArrow } from '../../predict/prediction-formats';
 import { writeFileAtomic } from '../../sinks/atomic-file';
 import type { CommandSpec, CliOutput } from '../command';
-import { formatTable, type TableFormat } from '../summary-table';
+import { formatTable, type TableFormat } from '../../report/summary-table';
 import { UsageError } from '../usage-error';
 import type { CliWiring, PredictRequest } from '../wiring';
 import { DATA_FORMATS, parseBackend, parseChoice, parseModelDir, parsePositiveInt, SPLITS } from './values';

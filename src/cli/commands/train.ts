@@ -1,14 +1,13 @@
 import * as path from 'node:path';
-import { dataPathMissing } from '../../pipeline/run-data';
+import { createTrainJob } from '../../job/train-run';
 import { listCheckpoints } from '../../sinks/checkpoint';
-import { formatConfig, prepareRunDir, readSavedConfig, removeUnstartedRunDir, type RunDir } from '../../sinks/run-dir';
+import { formatConfig, readSavedConfig, removeUnstartedRunDir, type RunDir } from '../../sinks/run-dir';
 import { TrainingDiverged } from '../../train/divergence';
-import { ConfigError, configHash, resolveConfig, type ConfigOverride, type RunConfig } from '../config';
+import { configHash, resolveConfig, type ConfigOverride, type RunConfig } from '../../config/config';
 import type { CliIo, CommandSpec, ParsedArgs } from '../command';
-import { reportProgress } from '../progress';
-import { formatSummary } from '../summary-table';
+import { formatSummary } from '../../report/summary-table';
 import { EXIT_FAILED, EXIT_FINISHED, exitCodeOfStop } from '../exit-codes';
-import type { CliWiring, TrainOutcome } from '../wiring';
+import type { CliWiring, TrainJob, TrainOutcome } from '../wiring';
 
 /** `cigl train`: resolve the config, prepare the run directory, run the training job with graceful stop. */
 export function trainCommand(wiring: CliWiring): CommandSpec {
@@ -38,22 +37,19 @@ export function trainCommand(wiring: CliWiring): CommandSpec {
         return EXIT_FINISHED;
       }
       const resume = args.values.resume === true;
-      const missing = dataPathMissing(config);
-      if (missing) throw new ConfigError([{ path: 'data.path', message: missing }]);
-      const runDir = prepareRunDir(config, { resume });
-      io.stderr.write(`${resume ? 'resuming' : 'run directory'} ${runDir.dir}\n`);
       const stop = wiring.gracefulStop();
       let outcome: TrainOutcome;
+      let job: TrainJob;
       try {
-        outcome = await wiring.train({
-          config,
-          configHash: hash,
-          runDir,
-          resume,
-          stop: stop.signal,
-          progress: (options) => reportProgress(io.stdout, { epochs: config.train.epochs, ...options }),
-          io,
-        });
+        job = createTrainJob(config, { resume, stop: stop.signal, io });
+      } catch (err) {
+        stop.dispose();
+        throw err;
+      }
+      const runDir = job.runDir;
+      io.stderr.write(`${resume ? 'resuming' : 'run directory'} ${runDir.dir}\n`);
+      try {
+        outcome = await wiring.train(job);
       } catch (err) {
         io.stderr.write(describeFailure(err as Error, runDir, resume));
         return EXIT_FAILED;

@@ -65,5 +65,4 @@ export function parseModelDir(value: unknown, cwd: string): string {
 }
 
 /** Data formats and splits a saved model can be run on (eval, predict --data). */
-export const DATA_FORMATS = ['auto', 'image-folder', 'cifar-binary', 'idx'] as const;
-export const SPLITS = ['train', 'validation', 'test'] as const;
+export { DATA_FORMATS, SPLITS } from '../../data/types';

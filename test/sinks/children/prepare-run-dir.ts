@@ -5,7 +5,7 @@
  * "created".
  * Usage: node prepare-run-dir.js RUNS_DIR
  */
-import { resolveConfig } from '../../../src/cli/config';
+import { resolveConfig } from '../../../src/config/config';
 import { prepareRunDir } from '../../../src/sinks/run-dir';
 
 const NOBODY = 65534;

@@ -1,10 +1,11 @@
 import * as path from 'node:path';
-import type { LayerDensity, ModelDensity, RunSummary, StageResult } from '../sinks/summary';
+import { headlineResult, temperatureScaledResult, type LayerDensity, type ModelDensity, type RunSummary, type StageResult } from '../sinks/summary';
 import { formatDuration } from './progress';
 
 /**
  * The end-of-run summary as plain text (aligned columns, for a terminal) or Markdown (for reports):
- * accuracy and ECE per stage (before/after averaging, after temperature scaling), per-layer densities,
+ * accuracy and ECE per model stage (see STAGES in sinks/summary.ts) with the temperature-scaled numbers in
+ * columns of their own, per-layer densities,
  * and the output paths.
  */
 export type TableFormat = 'text' | 'markdown';
@@ -23,17 +24,42 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n') + '\n';
 }
 
-/** Accuracy / ECE (per bin count) / NLL per stage. */
-export function formatResultsTable(results: readonly StageResult[], format: TableFormat): string {
+/**
+ * Accuracy / ECE (per bin count) / NLL per model stage at T = 1, the headline stage marked; the
+ * temperature-scaled numbers of the scaled model in columns of their own (T, ECE and NLL at T; accuracy
+ * does not change with T), on that model's row.
+ */
+export function formatResultsTable(results: readonly StageResult[], format: TableFormat, headline?: string): string {
   const binCounts = [...new Set(results.flatMap((r) => Object.keys(r.ece)))].sort((x, y) => Number(y) - Number(x));
   const hasNll = results.some((r) => r.nll !== undefined);
-  const headers = ['Stage', 'Accuracy', ...binCounts.map((b) => `ECE (${b} bins)`), ...(hasNll ? ['NLL'] : [])];
-  const rows = results.map((r) => [
-    r.temperature === undefined ? r.stage : `${r.stage} (T=${r.temperature.toFixed(3)})`,
-    percent(r.accuracy),
-    ...binCounts.map((b) => (r.ece[b] === undefined ? '' : r.ece[b].toFixed(4))),
-    ...(hasNll ? [r.nll === undefined ? '' : r.nll.toFixed(4)] : []),
-  ]);
+  const scaled = temperatureScaledResult({ results });
+  const models = results.filter((r) => r.temperature === undefined);
+  const headlineStage = headlineResult({ results, headline })?.stage;
+  const scaledStage = scaled?.scaled ?? headlineStage;
+  const scaledBins = binCounts[0];
+  const headers = [
+    'Stage',
+    'Accuracy',
+    ...binCounts.map((b) => `ECE (${b} bins)`),
+    ...(hasNll ? ['NLL'] : []),
+    ...(scaled ? ['T', `ECE (${scaledBins} bins) at T`, ...(hasNll ? ['NLL at T'] : [])] : []),
+  ];
+  const rows = (models.length > 0 ? models : results).map((r) => {
+    const ts = scaled && r.stage === scaledStage ? scaled : undefined;
+    return [
+      r.stage === headlineStage && models.length > 1 ? `${r.stage} (headline)` : r.stage,
+      percent(r.accuracy),
+      ...binCounts.map((b) => (r.ece[b] === undefined ? '' : r.ece[b].toFixed(4))),
+      ...(hasNll ? [r.nll === undefined ? '' : r.nll.toFixed(4)] : []),
+      ...(scaled
+        ? [
+            ts?.temperature === undefined ? '' : ts.temperature.toFixed(3),
+            ts?.ece[scaledBins] === undefined ? '' : ts.ece[scaledBins].toFixed(4),
+            ...(hasNll ? [ts?.nll === undefined ? '' : ts.nll.toFixed(4)] : []),
+          ]
+        : []),
+    ];
+  });
   return formatTable(headers, rows, format, ['l', ...headers.slice(1).map(() => 'r' as const)]);
 }
 
@@ -65,7 +91,7 @@ export function formatSummary(summary: RunSummary, format: TableFormat = 'text')
   ];
   const parts = [
     format === 'markdown' ? `## Run ${summary.runName}\n\n${facts.join(', ')}\n` : `Run ${summary.runName}: ${facts.join(', ')}\n`,
-    heading(`Results on the ${summary.split} split`) + formatResultsTable(summary.results, format),
+    heading(`Results on the ${summary.split} split`) + formatResultsTable(summary.results, format, summary.headline) + headlineNote(summary),
     heading('Per-layer density') + formatLayerTable(summary.layers, format, summary.density),
   ];
   if (summary.averaging) {
@@ -93,20 +119,35 @@ function formatBytes(n: number): string {
   return `${(n / 1024 / 1024).toFixed(2)} MiB`;
 }
 
-/** One row per run of a sweep: method, density, seed, and accuracy/ECE of each run's last stage. */
+/** "Headline: ..." under a run's results: which model the headline is, and what T is. */
+function headlineNote(summary: RunSummary): string {
+  const headline = headlineResult(summary);
+  const scaled = temperatureScaledResult(summary);
+  const t = scaled ? '; T: the temperature fitted on the validation split, with the same model\'s numbers at T' : '';
+  return headline ? `Headline: ${headline.stage}, before temperature scaling${t}.\n` : '';
+}
+
+/**
+ * One row per run of a sweep: method, density, seed, the headline stage's accuracy and ECE (as in the
+ * sweep's comparison.md and plot), and in columns of their own the temperature and the ECE at it.
+ */
 export function formatSweepTable(summaries: readonly RunSummary[], format: TableFormat): string {
-  const binCounts = [...new Set(summaries.flatMap((s) => Object.keys(s.results.at(-1)?.ece ?? {})))].sort((x, y) => Number(y) - Number(x));
+  const binCounts = [...new Set(summaries.flatMap((s) => Object.keys(headlineResult(s)?.ece ?? {})))].sort((x, y) => Number(y) - Number(x));
+  const scaledBins = binCounts[0];
+  const anyScaled = summaries.some((s) => temperatureScaledResult(s));
   const rows = summaries.map((s) => {
-    const last = s.results.at(-1);
+    const headline = headlineResult(s);
+    const scaled = temperatureScaledResult(s);
     return [
       s.method,
       String(s.targetDensity),
       String(s.seed),
-      last?.stage ?? '',
-      last ? percent(last.accuracy) : '',
-      ...binCounts.map((b) => (last?.ece[b] === undefined ? '' : last.ece[b].toFixed(4))),
+      headline?.stage ?? '',
+      headline ? percent(headline.accuracy) : '',
+      ...binCounts.map((b) => (headline?.ece[b] === undefined ? '' : headline.ece[b].toFixed(4))),
+      ...(anyScaled ? [scaled?.temperature?.toFixed(3) ?? '', scaled?.ece[scaledBins] === undefined ? '' : scaled.ece[scaledBins].toFixed(4)] : []),
     ];
   });
-  const headers = ['Method', 'Density', 'Seed', 'Stage', 'Accuracy', ...binCounts.map((b) => `ECE (${b} bins)`)];
-  return formatTable(headers, rows, format, ['l', 'r', 'r', 'l', 'r', ...binCounts.map(() => 'r' as const)]);
+  const headers = ['Method', 'Density', 'Seed', 'Stage', 'Accuracy', ...binCounts.map((b) => `ECE (${b} bins)`), ...(anyScaled ? ['T', `ECE (${scaledBins} bins) at T`] : [])];
+  return formatTable(headers, rows, format, ['l', 'r', 'r', 'l', 'r', ...headers.slice(5).map(() => 'r' as const)]);
 }

@@ -1,6 +1,6 @@
 import { tap, type MonoTypeOperatorFunction } from 'rxjs';
 import type { EpochEndEvent, MaskUpdateEvent, StepEvent, TrainEvent } from '../train/events';
-import type { CliOutput } from './command';
+import type { TextOutput } from '../job/io';
 
 /**
  * A pass-through stage that shows training progress: on a terminal a one-line bar redrawn in place
@@ -19,7 +19,7 @@ export interface ProgressOptions {
   readonly now?: () => number;
 }
 
-export function reportProgress(out: CliOutput, options: ProgressOptions = {}): MonoTypeOperatorFunction<TrainEvent> {
+export function reportProgress(out: TextOutput, options: ProgressOptions = {}): MonoTypeOperatorFunction<TrainEvent> {
   return (source) => {
     const progress = new ProgressPrinter(out, options);
     return source.pipe(
@@ -43,7 +43,7 @@ class ProgressPrinter {
   private firstStep?: { step: number; at: number };
 
   constructor(
-    private readonly out: CliOutput,
+    private readonly out: TextOutput,
     private readonly options: ProgressOptions,
   ) {
     this.tty = out.isTTY === true;
@@ -157,7 +157,7 @@ export function formatDuration(ms: number): string {
  * the line.
  */
 export function imageProgress(
-  out: CliOutput,
+  out: TextOutput,
   total: number,
   what: string,
   options: { readonly redrawMs?: number; readonly logEveryMs?: number; readonly quietMs?: number; readonly now?: () => number } = {},
