@@ -155,6 +155,12 @@ export const CONFIG_FIELDS = {
     path: pathField({ default: path.join(fixturesDir, 'cifar10-subset'), doc: 'data set location' }),
     /** Fraction of the training split held out for validation (temperature fitting, early numbers), [0, 1). */
     validationFraction: number('[0, 1)', { default: 0.1, doc: 'training fraction held out' }),
+    /**
+     * Keep only this many images of the training part (after the validation hold-out), stratified by
+     * class and chosen by the seed; absent: all. A small training set lets a small model reach the
+     * over-fit regime (training accuracy near 100%) on a small compute budget.
+     */
+    trainImages: int(1, undefined, { optional: true, doc: 'training images kept, stratified (default: all)' }),
     /** Images per training step. */
     batchSize: int(1, undefined, { default: 128, doc: 'images per step' }),
     /** Augmentation worker threads; 0 augments on the main thread. */

@@ -44,6 +44,31 @@ export function splitValidation(dataset: ImageDataset, options: ValidationSplitO
   };
 }
 
+/**
+ * Keeps `count` images of a training part, stratified (every class keeps its share, the remainders going
+ * to the classes with the largest fractional parts) and chosen by `seed`, in the original image order.
+ * Studies use it to reach the over-fit regime with models small enough for their budget.
+ */
+export function keepTrainingImages(dataset: ImageDataset, count: number, seed: number): ImageDataset {
+  if (!Number.isInteger(count) || count < 1) throw new Error(`training image count must be a positive integer, got ${count}`);
+  if (count > dataset.count) throw new Error(`${dataset.source} holds ${dataset.count} training images; cannot keep ${count}`);
+  if (count === dataset.count) return dataset;
+  const groups = indicesByClass(dataset);
+  const shares = groups.map((g) => (count * g.length) / dataset.count);
+  const take = shares.map(Math.floor);
+  const byRemainder = shares.map((s, c) => ({ c, r: s - Math.floor(s) })).sort((a, b) => b.r - a.r || a.c - b.c);
+  for (let i = 0, left = count - take.reduce((a, b) => a + b, 0); i < left; i++) take[byRemainder[i].c]++;
+  const rng = Rng.derive(seed, 'training-images');
+  const kept = new Uint8Array(dataset.count);
+  groups.forEach((group, c) => {
+    rng.shuffle(group);
+    for (let i = 0; i < take[c]; i++) kept[group[i]] = 1;
+  });
+  const indices: number[] = [];
+  for (let i = 0; i < dataset.count; i++) if (kept[i]) indices.push(i);
+  return subsetDataset(dataset, indices, `${dataset.source} (${count} images kept)`);
+}
+
 /** The images at `indices`, in that order, as a new data set with shared-memory pixels. */
 export function subsetDataset(dataset: ImageDataset, indices: ArrayLike<number>, source = dataset.source): ImageDataset {
   const imageBytes = dataset.height * dataset.width * dataset.channels;

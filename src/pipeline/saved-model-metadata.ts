@@ -29,7 +29,7 @@ export function savedModelMetadata(f: SavedModelFacts): ModelMetadata {
     model: config.model.name,
     configHash: f.configHash,
     seed: config.seed,
-    data: { format: config.data.format, path: config.data.path, validationFraction: config.data.validationFraction },
+    data: { format: config.data.format, path: config.data.path, validationFraction: config.data.validationFraction, trainImages: config.data.trainImages },
     classNames: data.classNames,
     inputShape: [data.train.height, data.train.width, data.train.channels],
     normalisation: data.stats,

@@ -1,6 +1,6 @@
 import { detectFormat, loadDataset, type DatasetSpec } from '../data/load';
 import { readImageFolder } from '../data/image-folder';
-import { splitValidation } from '../data/split';
+import { keepTrainingImages, splitValidation } from '../data/split';
 import type { ImageDataset } from '../data/types';
 import type { SavedModelMetadata } from './saved-model';
 
@@ -39,5 +39,7 @@ async function readSplit(dataPath: string, format: DatasetSpec['format'], split:
     return splits.test;
   }
   const parts = splitValidation(splits.train, { fraction: metadata.data?.validationFraction ?? 0.1, seed: metadata.seed ?? 0 });
-  return split === 'validation' ? parts.validation : parts.train;
+  if (split === 'validation') return parts.validation;
+  const kept = metadata.data?.trainImages;
+  return kept === undefined ? parts.train : keepTrainingImages(parts.train, kept, metadata.seed ?? 0);
 }

@@ -29,7 +29,7 @@ export const ModelMetadataSchema = z.object({
   method: z.string().optional(),
   configHash: z.string().optional(),
   seed: z.number().int().optional(),
-  data: z.object({ format: CONFIG_FIELDS.data.format.schema, path: z.string(), validationFraction: z.number() }).optional(),
+  data: z.object({ format: CONFIG_FIELDS.data.format.schema, path: z.string(), validationFraction: z.number(), trainImages: z.number().int().positive().optional() }).optional(),
   /** Which model the numbers are for (see STAGES in summary.ts); absent in models of earlier versions (then: the run's headline). */
   stage: z.string().optional(),
   /** Top-1 accuracy at T = 1 on `evaluatedOn`. */

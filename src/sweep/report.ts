@@ -451,7 +451,7 @@ function setupSection(study: Study, link: (file: string) => string): string[] {
       continue;
     }
     const first = record.runs[0].config;
-    out.push(`- Data: \`${first.data.path}\` (${first.data.format}), ${first.data.validationFraction * 100}% of the training split held out for validation, augmentation ${first.data.augment ? 'on' : 'off'}`);
+    out.push(`- Data: \`${first.data.path}\` (${first.data.format}), ${first.data.validationFraction * 100}% of the training split held out for validation${first.data.trainImages === undefined ? '' : `, ${first.data.trainImages} of the other training images kept (stratified, by seed)`}, augmentation ${first.data.augment ? 'on' : 'off'}`);
     const sparse = record.runs.find((r) => r.config.sparse.method !== 'dense')?.config;
     const averaged = record.runs.find((r) => r.config.average.enabled)?.config;
     out.push(

@@ -28,7 +28,8 @@ t.test('defaults are complete, derived where documented, paths absolute', async 
   t.equal(c.data.path, path.join(fixturesDir, 'cifar10-subset'));
   t.equal(c.output.runsDir, path.join(cwd, 'runs'));
   t.notOk('runName' in c.output);
-  const named = resolveConfig({ overrides: [flag('output.runName', 'x')] }) as unknown as Record<string, unknown>;
+  t.notOk('trainImages' in c.data, 'optional fields are absent unless given');
+  const named = resolveConfig({ overrides: [flag('output.runName', 'x'), flag('data.trainImages', '10')] }) as unknown as Record<string, unknown>;
   const fieldPaths = Object.entries(named).flatMap(([k, v]) => (typeof v === 'object' ? Object.keys(v as object).map((f) => `${k}.${f}`) : [k]));
   t.same(describeConfigFields().map((f) => f.path).sort(), fieldPaths.sort(), 'one help line per resolved field');
 });

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { channelStats, splitValidation, subsetDataset } from '../../src/data/split';
+import { channelStats, keepTrainingImages, splitValidation, subsetDataset } from '../../src/data/split';
 import { isShared } from '../../src/data/shared-memory';
 import { randomDataset } from '../helpers/datasets';
 
@@ -33,6 +33,28 @@ t.test('validation split: deterministic by seed, stratified, disjoint, order kep
   t.equal(splitValidation(data, { seed: 1, fraction: 0 }).validation.count, 0);
   t.throws(() => splitValidation(data, { seed: 1, fraction: 1 }), { message: /fraction must be in \[0, 1\), got 1/ });
   t.throws(() => subsetDataset(data, [3, 500]), { message: /image index 500 out of range \[0, 500\)/ });
+});
+
+t.test('kept training images: stratified shares summing to the count, by seed, in the original order', async (t) => {
+  const data = randomDataset(503, { height: 2, width: 2, channels: 3 }, 7, 11);
+  const key = (ds: typeof data, i: number) => Buffer.from(ds.images.subarray(i * 12, i * 12 + 12)).toString('hex');
+  const where = new Map<string, number>();
+  for (let i = 0; i < data.count; i++) where.set(key(data, i), i);
+  const origins = (ds: typeof data) => Array.from({ length: ds.count }, (_, i) => where.get(key(ds, i))!);
+  const perClass = (labels: Int32Array) => labels.reduce((acc, l) => (acc[l]++, acc), new Array(7).fill(0));
+
+  const a = keepTrainingImages(data, 100, 3);
+  t.equal(a.count, 100);
+  const shares = perClass(data.labels).map((n: number) => (100 * n) / 503);
+  perClass(a.labels).forEach((n: number, c: number) => t.ok(n === Math.floor(shares[c]) || n === Math.ceil(shares[c]), `class ${c}: ${n} of share ${shares[c].toFixed(2)}`));
+  const kept = origins(a);
+  t.same(kept, [...kept].sort((x, y) => x - y), 'original order kept');
+  kept.forEach((o, i) => a.labels[i] !== data.labels[o] && t.fail(`label of kept image ${i}`));
+  t.same(origins(keepTrainingImages(data, 100, 3)), kept, 'same seed, same images');
+  t.not(origins(keepTrainingImages(data, 100, 4)).join(), kept.join(), 'another seed, other images');
+  t.equal(keepTrainingImages(data, 503, 3), data, 'all of them: the data set itself');
+  t.throws(() => keepTrainingImages(data, 504, 3), { message: /holds 503 training images; cannot keep 504/ });
+  t.throws(() => keepTrainingImages(data, 0, 3), { message: /positive integer, got 0/ });
 });
 
 t.test('channel statistics equal a plain two-pass computation', async (t) => {
