@@ -10,7 +10,9 @@ import { fixturesDir } from '../../src/util/paths';
 /**
  * The config hashes of existing runs must not change: `--resume` and a re-run sweep compare them, and a
  * study's runs were written by an earlier build. These hashes were computed by the code of main before
- * the config moved to a zod schema (issue 18). Paths are pinned to fixed absolute values so that the hash
+ * the config moved to a zod schema (issue 18); the study presets' hashes are those of the presets as
+ * committed (changing a preset is a new configuration whose runs start afresh: re-pin it deliberately,
+ * never to make a code change pass). Paths are pinned to fixed absolute values so that the hash
  * does not depend on where the checkout lies; where the default and preset paths point is checked apart.
  */
 const PINNED: Record<string, string | Record<string, string>> = {
@@ -20,43 +22,43 @@ const PINNED: Record<string, string | Record<string, string>> = {
   'step': '7b7007c44e07a9a02760fcf4d0a8440a556fe438db78c951b9416bfb9d74aa54',
   'dense': '13748a5c165fbab598ad4aec335748f8de0e8ce6f16fd0f36ce0e7671c155744',
   'overfit-pilot': {
-    'dense-d1-s0': '1110a645c172e9ae31c4c26de3db45cf288deb2f799142c066ec237ee7deb757'
+    'dense-d1-s0': '0f66043c4516adb5bf6f9fd1f2abadddb88bc539ae7899b395753cc34eaa106d'
   },
   'repro-overfit-p': {
-    'cigl-p0.01-d0.1-s0': 'bef195fa0f56f342584f6a059dfd6f0f1231d80abe7856103679ac5d5476d035',
-    'cigl-p0.05-d0.1-s0': 'bf15d59751da7b018f1aea56a3a202fff5f7b141353c04a251106f8804b2c9df',
-    'cigl-p0.1-d0.1-s0': '9793856793e39a5c5ccc00565ac5a5ce1562ee44e600e8c4422592dc64a94e5c'
+    'cigl-p0.01-d0.1-s0': '390f0d1b6d5719efda17543b2dfa76c135fd2f712a2bb93c5dfadabb9b690982',
+    'cigl-p0.05-d0.1-s0': 'd8e2837129c824aa0fb2b1394b223ee6937669ff717ac735669c5e091f711ca5',
+    'cigl-p0.1-d0.1-s0': '4237ba00cfcbc554a369d5ccc711e6a5ce28198d6e3cff9844dc58c2ab9982d2'
   },
   'repro-overfit': {
-    'dense-d1-s0': '9c99cec761552d1fd2bc0f3b9b07da11a75cfd6fc5c4e8ea9b239068631b21d4',
-    'dense-d1-s1': 'ecc3c0bb9ebe00a95b8aae90879dbb9e9bafdd998de8cd6b6443c02e03122624',
-    'dense-d1-s2': '59f62d57e65b7a9e9be67c32078e02f6338f0c8dbe1a6ec56d8137ac5c538f5b',
-    'rigl-d0.1-s0': '1489b5c5d9b68caff1070d2b3121674223cfefca23a032c98b417cc09355ba8c',
-    'rigl-d0.1-s1': '60180f89a674178d965ea96bc43676f92e06703a30d25d0dbf36b522fab71d87',
-    'rigl-d0.1-s2': '17642fd1f14107032bf1e6d6462c5eefb84aab4f0cd962c626ca8a11d093638c',
-    'rigl-d0.05-s0': 'd4a654804dddb48910e4831482b01518c5992cdc79f432b3edc674fbfbc63dc1',
-    'rigl-d0.05-s1': '34533cf708906e21294c27cbf45f1ee3b58fda70c74514b99bec08904f5c0f5c',
-    'rigl-d0.05-s2': 'fe83d635e09e6bad6c4571a501660541859cb5f5dfdc7d563fda035907c23f37',
-    'cigl-d0.1-s0': 'fc44359e4b494b705f767ef14e735ca3a563c81df9ef5b6ce97e88aae932d307',
-    'cigl-d0.1-s1': '74cc5077fdcbe573740c6718fdaf21fbf1e179a1c464979b6f24c20b0ec6fe9c',
-    'cigl-d0.1-s2': '928455d295c904aa43b1889eaba4528abb4af0ceb0e43fcd4d1e7d2c481545d5',
-    'cigl-d0.05-s0': 'a817fcd3342b6b07e5a4cf17d9d191cbe8e82bd2db202d9916c6a517b1a8ec2f',
-    'cigl-d0.05-s1': '62c3cbf961ceecc4628721f7ca2314ecb36ce80ac363ac92e63465e3b5b08fca',
-    'cigl-d0.05-s2': '70f8dc0313b9cc9278dec0bc19d584f518390c7a31779935feb9618c14954123',
-    'rigl-d0.5-s0': '0cdc87d083d1962b60e5b32d1209e45276754391e156e70e390b9f421e8002a9',
-    'rigl-d0.2-s0': '028c60eb0838a24a1f315def320dc2e9586b4af9554956a036cca6617ec187f5',
-    'rigl-d0.02-s0': '4093138185196eb6bd72d85fddef02ee21041a6a01243dc61700c5ae9fcf593e',
-    'rigl-d0.01-s0': '19fb94ac032bd3b60f75d443bde2c96f985586d003b64207d032da1a75095e39',
-    'cigl-d0.5-s0': '682a8ac63e2896e2c1d28953863ec7814bd1099ad8e8c412b11ca30e44a2aee8',
-    'cigl-d0.2-s0': 'efd6bb97e8838b49ad2e6f83b989f4424be76fec76844a861fd5d4641802fc0b',
-    'cigl-d0.02-s0': 'c66ecca4b7e318d726f412eccb94c1ffbfc179b6fd19d54aabc2613731a478ea',
-    'cigl-d0.01-s0': '470c517d328e449348db759ea56981d2fc04fe95de9cacd516821c9b19883eba',
-    'cigl-no-random-mask-d0.1-s0': '4e74cae0a4c1e717f9509c5d0694ea4ddd19c8c5119ed238bab72e7dc0274a06',
-    'cigl-no-random-mask-d0.1-s1': '05ca039e8a5da837661f025bceb53475e8fa223513e94f5a35914363c1f84f9c',
-    'cigl-no-random-mask-d0.1-s2': 'a035726462e65ba9b9928a6035d6109eeb8b34d339948880845429a0f6c2e47d',
-    'cigl-no-averaging-d0.1-s0': '15d392c3ed83251e10184744d529862b826243117b3e760b796333a33310f53f',
-    'cigl-no-averaging-d0.1-s1': 'e027932d9096861e7239e66ba6e3b472774bfdbabfb4e6d52464d081d441709c',
-    'cigl-no-averaging-d0.1-s2': 'b514fb476e92b741550600fa293f0c8718026f6072e4c01d6fb38464f7250807'
+    'dense-d1-s0': '549e06c0a88cfad76a73f74769d2e1ac7b85703e7dcbe455c06cc5aee96d39e3',
+    'dense-d1-s1': 'c5a49dd4bd8644f9ce28b43829237405c9aeaaf7e4882bf3c12564dbe6c9aa6a',
+    'dense-d1-s2': 'bb85ee7beac1c78c0a2df256123620cae274d353bc2bd6b38b8c994fb765b149',
+    'rigl-d0.1-s0': 'b95b6969f2c9095aef1119818d9d7002f83051ea5f894113cd28ba733c3281b1',
+    'rigl-d0.1-s1': '506f01a18a125318ef48dd79674f19480483acfab5a9bc2c84ad989555314f70',
+    'rigl-d0.1-s2': '1423362d6602884bffcb899a3ac3c70e427412a2e408dd8865c9d65fdf1bc86c',
+    'rigl-d0.05-s0': '9c94742289a6957b0fec887edd902696f0d7d6b33dab35d6c844b50882a798dc',
+    'rigl-d0.05-s1': 'c7b6d616375fb2ae46ca3b9b830439afa12b0d84716d840c199d1e2de4a57036',
+    'rigl-d0.05-s2': '570c993892734cbee7a3cb632f302c415a974782cd172098858d7155f4852305',
+    'cigl-d0.1-s0': '0418ab2fbf24bb3a5f0aec5884e4f63c35dbaa11ef9855b8ee830e8b6dfe7081',
+    'cigl-d0.1-s1': 'fc509f6c3757cdefecfe7552e21f6e646d57a2cd50e8bb69e68defa1928583a6',
+    'cigl-d0.1-s2': '66321c41d6ba94ae177601989c7c3b72b1f7723241df846123837743502bf0a0',
+    'cigl-d0.05-s0': '96ec0919154fe4032e10be85b0bfb1f495385f30c0736b4b5dc96572da4db692',
+    'cigl-d0.05-s1': '8495265ed02cd2a21be7945c20fa236fa14a69519253545ea1605f3a4e9598ca',
+    'cigl-d0.05-s2': 'e414a4bedb9a06c25ca26a0875c3980edb280dbfc7467bd05d5c8bf086635dde',
+    'rigl-d0.5-s0': '7989ffc88457e7a5d032f5ebad1ad00a06bff7aa7a1349e384690b55113a701e',
+    'rigl-d0.2-s0': '693fa791610c278f309d9efc208ce6946addb4f8e85927f9c4bab39062121d76',
+    'rigl-d0.02-s0': '88947632728e86590d0197cec20738c5f29bf4311e202bb8e014e230b9dfd755',
+    'rigl-d0.01-s0': '6213e4a9dc4612105fd400268746a9bdf875b6c41554abd9d04aefb54cddf525',
+    'cigl-d0.5-s0': '0f9d03c6354ab183af973a7426cb7aae9a43746c139cbb7b1a4d4748513d6a48',
+    'cigl-d0.2-s0': '65bd640480e7785876d12a6ee27d09534540712b518615badf3fb9d7ce35f8a4',
+    'cigl-d0.02-s0': 'd7c58880e496564e0ad3f8fa678911f3547d9dd600e9c53f345f96138d94bbad',
+    'cigl-d0.01-s0': '45035e68add74de4ed0ef29d5da33388e761329cc0f9a6e498936c6b2edf952b',
+    'cigl-no-random-mask-d0.1-s0': '88ebe6d3bd3859de10d3daaf95d1ee2cdf7993d365760e102ac1412b5de99313',
+    'cigl-no-random-mask-d0.1-s1': '6c85793c9a284389b225e313e5909c2d65f3891c4ee36a01364eb6e8fd6baf5d',
+    'cigl-no-random-mask-d0.1-s2': 'c36a946a952f9c52c76cf004e47709f7aadf12b15fee7c3bc2a75524634a2d08',
+    'cigl-no-averaging-d0.1-s0': '2c4556ad55694d15e0be3b59188fa9a5178aa9a2db6526c96fe3c8bab428725a',
+    'cigl-no-averaging-d0.1-s1': 'ccd3bd95e4b09fb1a21e6009cffd44563c9771b5d831a4b54fda485ba5b8e984',
+    'cigl-no-averaging-d0.1-s2': '56b7f48e49e266b3fe502292a3e29987d03f2270c222282b2b421089fda7d639'
   },
   'repro-resnet20': {
     'dense-d1-s0': 'ffceeed60056700c3bee8b3fe7c85f641d6d94515c9870261743111c631c5121',

@@ -42,9 +42,9 @@ t.test('the repository presets load and expand to the reproduction runs', async 
   const c = byName.get('cigl-d0.05-s2')!;
   t.equal(c.data.path, path.resolve(repoRoot, '..', 'shared', 'datasets', 'cifar10'), 'data path: ../shared/datasets/cifar10 from the repository root');
   t.equal(c.data.format, 'image-folder');
-  t.same([c.model.name, c.sparse.method, c.sparse.density, c.sparse.maskClassifier, c.seed, c.train.epochs, c.data.augment], ['cnn', 'cigl', 0.05, true, 2, 30, false]);
-  t.same([c.optimiser.lr, c.optimiser.schedule, c.optimiser.warmupEpochs], [0.1, 'cosine', 1]);
-  t.same([c.average.startEpoch, c.average.snapshotsPerEpoch], [24, 4], 'averaging over the last 20%: epochs 25–30, 4 snapshots each');
+  t.same([c.model.name, c.sparse.method, c.sparse.density, c.sparse.maskClassifier, c.seed, c.train.epochs, c.data.augment, c.data.trainImages], ['resnet20', 'cigl', 0.05, true, 2, 100, false, 5000]);
+  t.same([c.optimiser.lr, c.optimiser.schedule, c.optimiser.warmupEpochs], [0.1, 'cosine', 5]);
+  t.same([c.average.startEpoch, c.average.snapshotsPerEpoch], [80, 1], 'averaging over the last 20%: epochs 81–100, one snapshot each');
   t.equal(c.sparse.endFraction, 0.75);
   t.same([c.calibrate.split, c.calibrate.temperatureScaling], ['test', true]);
   t.same([byName.get('cigl-no-random-mask-d0.1-s0')!.sparse.randomMaskRate, byName.get('cigl-no-random-mask-d0.1-s0')!.average.enabled], [0, true]);
@@ -65,13 +65,14 @@ t.test('the repository presets load and expand to the reproduction runs', async 
   t.same([pRest, train.epochs], [mainRest, mainTrain.epochs], 'the p sweep trains with the main study\'s budget');
 
   t.equal((await cigl(wiring, cwd, 'sweep', '--preset', 'overfit-pilot')).code, 0);
-  t.same(jobs[2].runs.map((x) => [x.output.runName, x.train.testEveryEpoch, x.data.augment, x.train.epochs]), [['dense-d1-s0', true, false, 30]], 'the pilot follows the test split');
+  t.same(jobs[2].runs.map((x) => [x.output.runName, x.train.testEveryEpoch, x.data.augment, x.train.epochs]), [['dense-d1-s0', true, false, 100]], 'the pilot follows the test split');
+  t.same(jobs[2].runs[0].data.trainImages, c.data.trainImages, "the pilot trains on the study's images");
 });
 
 t.test('flags with a preset: --methods filters by method or label, --densities and --seeds replace, overrides apply', async (t) => {
   const cwd = t.testdir();
   const { wiring, jobs } = fakeWiring();
-  const r = await cigl(wiring, cwd, 'sweep', '-p', 'repro-overfit', '--methods', 'dense,cigl-no-averaging', '--densities', '0.2', '--seeds', '3', '--train.epochs', '2', '--output.runName', 'smoke');
+  const r = await cigl(wiring, cwd, 'sweep', '-p', 'repro-overfit', '--methods', 'dense,cigl-no-averaging', '--densities', '0.2', '--seeds', '3', '--train.epochs', '2', '--optimiser.warmupEpochs', '0', '--output.runName', 'smoke');
   t.equal(r.code, 0, r.err);
   const job = jobs[0];
   t.same(job.runs.map((c) => [c.output.runName, c.train.epochs, c.output.runsDir]), [
@@ -79,7 +80,7 @@ t.test('flags with a preset: --methods filters by method or label, --densities a
     ['cigl-no-averaging-d0.2-s3', 2, path.join(cwd, 'runs', 'smoke')],
   ]);
   t.same(job.runs[1].average.startEpoch, 1, 'derived averaging start follows the budget');
-  t.equal(job.command, 'cigl sweep --preset repro-overfit --methods dense,cigl-no-averaging --densities 0.2 --seeds 3 --train.epochs 2 --output.runName smoke');
+  t.equal(job.command, 'cigl sweep --preset repro-overfit --methods dense,cigl-no-averaging --densities 0.2 --seeds 3 --train.epochs 2 --optimiser.warmupEpochs 0 --output.runName smoke');
 
   const unknown = await cigl(wiring, cwd, 'sweep', '--preset', 'repro-overfit', '--methods', 'set');
   t.equal(unknown.code, 2);
