@@ -45,6 +45,20 @@ export function splitValidation(dataset: ImageDataset, options: ValidationSplitO
 }
 
 /**
+ * A run's two parts of the training split: the validation hold-out, then (when `trainImages` is given)
+ * the kept training images. One place, so that training and `cigl eval --split train` see the same images.
+ */
+export function runTrainingParts(dataset: ImageDataset, options: { validationFraction: number; trainImages?: number; seed: number }): ValidationSplit {
+  const parts = splitValidation(dataset, { fraction: options.validationFraction, seed: options.seed });
+  const kept = options.trainImages;
+  if (kept === undefined) return parts;
+  if (kept > parts.train.count) {
+    throw new Error(`data.trainImages ${kept} is more than the ${parts.train.count} training images of ${dataset.source} (after holding out ${parts.validation.count} for validation)`);
+  }
+  return { train: keepTrainingImages(parts.train, kept, options.seed), validation: parts.validation };
+}
+
+/**
  * Keeps `count` images of a training part, stratified (every class keeps its share, the remainders going
  * to the classes with the largest fractional parts) and chosen by `seed`, in the original image order.
  * Studies use it to reach the over-fit regime with models small enough for their budget.

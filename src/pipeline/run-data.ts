@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import type { RunConfig } from '../config/config';
 import { loadDataset } from '../data/load';
-import { channelStats, keepTrainingImages, splitValidation } from '../data/split';
+import { channelStats, runTrainingParts } from '../data/split';
 import type { ChannelStats, ImageDataset } from '../data/types';
 
 /** The data of one run: training part, held-out validation part, test split, normalisation. */
@@ -17,16 +17,10 @@ export interface RunData {
 /** Reads the configured data set and holds out the validation part (by seed). */
 export async function prepareRunData(config: RunConfig): Promise<RunData> {
   const splits = await loadDataset({ format: config.data.format, path: config.data.path });
-  const parts = splitValidation(splits.train, { fraction: config.data.validationFraction, seed: config.seed });
-  const validation = parts.validation;
+  const { train, validation } = runTrainingParts(splits.train, { validationFraction: config.data.validationFraction, trainImages: config.data.trainImages, seed: config.seed });
   if (validation.count === 0) {
     throw new Error(`data.validationFraction ${config.data.validationFraction} holds out no image of ${splits.train.count}; validation and temperature scaling need some`);
   }
-  const kept = config.data.trainImages;
-  if (kept !== undefined && kept > parts.train.count) {
-    throw new Error(`data.trainImages ${kept} is more than the ${parts.train.count} training images of ${config.data.path} (after holding out ${validation.count} for validation)`);
-  }
-  const train = kept === undefined ? parts.train : keepTrainingImages(parts.train, kept, config.seed);
   return { train, validation, test: splits.test, stats: channelStats(train), classNames: splits.train.classNames };
 }
 

@@ -1,6 +1,6 @@
 import { detectFormat, loadDataset, type DatasetSpec } from '../data/load';
 import { readImageFolder } from '../data/image-folder';
-import { keepTrainingImages, splitValidation } from '../data/split';
+import { runTrainingParts } from '../data/split';
 import type { ImageDataset } from '../data/types';
 import type { SavedModelMetadata } from './saved-model';
 
@@ -38,8 +38,6 @@ async function readSplit(dataPath: string, format: DatasetSpec['format'], split:
     if (!splits.test) throw new Error(`${dataPath} has no test split; use --split validation or train`);
     return splits.test;
   }
-  const parts = splitValidation(splits.train, { fraction: metadata.data?.validationFraction ?? 0.1, seed: metadata.seed ?? 0 });
-  if (split === 'validation') return parts.validation;
-  const kept = metadata.data?.trainImages;
-  return kept === undefined ? parts.train : keepTrainingImages(parts.train, kept, metadata.seed ?? 0);
+  const parts = runTrainingParts(splits.train, { validationFraction: metadata.data?.validationFraction ?? 0.1, trainImages: metadata.data?.trainImages, seed: metadata.seed ?? 0 });
+  return split === 'validation' ? parts.validation : parts.train;
 }
