@@ -6,15 +6,24 @@ import type { EpochRow } from './epochs';
  *
  * - **trained to fit:** the last epoch's training accuracy (the running accuracy over that epoch's
  *   batches) is at least `trainAccuracy` (0.99);
- * - **test NLL rising** and **test ECE rising:** over the last K epochs, K = max(3, ⌈E / 5⌉) of E (the last
- *   fifth of training), the least-squares slope of the value against the epoch is positive, and the last
- *   epoch's value is above the minimum over all epochs.
+ * - **test NLL rising** and **test ECE rising** after their minimum: the curve is smoothed by a trailing
+ *   median over `smoothing` epochs; its last value is at least `minRise` above its lowest value, and that
+ *   lowest value lies at least `smoothing` epochs before the end.
+ *
+ * Why smoothed: while the learning rate is high, single epochs of a small training set swing the test
+ * NLL by a factor of two, so a raw minimum is one lucky epoch; a median ignores such an epoch. Why not a
+ * slope over the last epochs: under cosine decay the learning rate there is near 0, so every curve is
+ * flat whether or not the model over-fitted; the slope is still reported, as context.
  *
  * The regime is reached when all three hold.
  */
 export const OVERFIT_RULE = {
   trainAccuracy: 0.99,
-  /** The trend window: the last fifth of the epochs, at least this many. */
+  /** Epochs in the trailing median that smooths a curve. */
+  smoothing: 5,
+  /** The smallest relative rise of the smoothed curve from its minimum to the end that counts as rising. */
+  minRise: 0.01,
+  /** The window of the reported (not judged) slope: the last fifth of the epochs, at least this many. */
   minWindow: 3,
   windowFraction: 0.2,
 } as const;
@@ -23,14 +32,20 @@ export interface TrendCheck {
   readonly what: string;
   /** Epochs the value was logged at. */
   readonly epochs: number;
-  /** K: the last epochs the slope is fitted over. */
-  readonly window: number;
-  /** Least-squares slope per epoch over the window. */
-  readonly slope: number;
+  /** The smoothed curve's minimum and the epoch that ends its window. */
   readonly minimum: number;
   readonly minimumEpoch: number;
+  /** The smoothed curve at the last epoch. */
   readonly last: number;
   readonly lastEpoch: number;
+  /** (last − minimum) / minimum. */
+  readonly rise: number;
+  /** The raw (unsmoothed) minimum, for context. */
+  readonly rawMinimum: number;
+  readonly rawMinimumEpoch: number;
+  /** K: the last epochs the context slope is fitted over, and that least-squares slope per epoch. */
+  readonly window: number;
+  readonly slope: number;
   readonly rising: boolean;
 }
 
@@ -38,7 +53,7 @@ export interface OverfitEvidence {
   readonly epochs: number;
   readonly trainAccuracy?: number;
   readonly trainAccuracyReached: boolean;
-  /** Undefined when the curve has too few epochs to judge (fewer than the window) or is missing. */
+  /** Undefined when the curve has too few epochs to judge (fewer than twice the smoothing) or is missing. */
   readonly nll?: TrendCheck;
   readonly ece?: TrendCheck;
   readonly reached: boolean;
@@ -46,24 +61,54 @@ export interface OverfitEvidence {
 
 /** The rule in words, for the report. */
 export const OVERFIT_RULE_TEXT =
-  `the last epoch's training accuracy is at least ${OVERFIT_RULE.trainAccuracy * 100}%, and test NLL and test ECE are rising: ` +
-  `a positive least-squares slope over the last K epochs (K = max(${OVERFIT_RULE.minWindow}, ⌈E/5⌉) of the E epochs logged) and the last epoch's value above the minimum over all epochs`;
+  `the last epoch's training accuracy is at least ${OVERFIT_RULE.trainAccuracy * 100}%, and test NLL and test ECE rise after their minimum: ` +
+  `smoothed by a trailing median over ${OVERFIT_RULE.smoothing} epochs, the curve ends at least ${OVERFIT_RULE.minRise * 100}% above its lowest value, ` +
+  `and that lowest value lies at least ${OVERFIT_RULE.smoothing} epochs before the end. ` +
+  `The median, because while the learning rate is high single epochs swing the test NLL by a factor of two; ` +
+  `not a slope over the last epochs, because under cosine decay the learning rate there is near 0 and every curve is flat ` +
+  `(that slope, over the last fifth of the epochs, is shown as context)`;
 
 export function trendWindow(epochs: number): number {
   return Math.max(OVERFIT_RULE.minWindow, Math.ceil(epochs * OVERFIT_RULE.windowFraction));
 }
 
-/** The rising-trend check of one curve (points in epoch order); undefined with fewer points than the window. */
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function leastSquaresSlope(points: readonly { epoch: number; value: number }[]): number {
+  const mx = points.reduce((s, p) => s + p.epoch, 0) / points.length;
+  const my = points.reduce((s, p) => s + p.value, 0) / points.length;
+  return points.reduce((s, p) => s + (p.epoch - mx) * (p.value - my), 0) / points.reduce((s, p) => s + (p.epoch - mx) ** 2, 0);
+}
+
+/** The rise-after-minimum check of one curve (points in epoch order); undefined with fewer than twice the smoothing. */
 export function risingTrend(what: string, points: readonly { epoch: number; value: number }[]): TrendCheck | undefined {
+  const s = OVERFIT_RULE.smoothing;
+  if (points.length < 2 * s) return undefined;
+  const smoothed = points.slice(s - 1).map((p, i) => ({ epoch: p.epoch, value: median(points.slice(i, i + s).map((q) => q.value)) }));
+  const min = smoothed.reduce((a, b) => (b.value < a.value ? b : a));
+  const last = smoothed[smoothed.length - 1];
+  const rawMin = points.reduce((a, b) => (b.value < a.value ? b : a));
   const window = trendWindow(points.length);
-  if (points.length < window || points.length < 2) return undefined;
-  const tail = points.slice(-window);
-  const mx = tail.reduce((s, p) => s + p.epoch, 0) / tail.length;
-  const my = tail.reduce((s, p) => s + p.value, 0) / tail.length;
-  const slope = tail.reduce((s, p) => s + (p.epoch - mx) * (p.value - my), 0) / tail.reduce((s, p) => s + (p.epoch - mx) ** 2, 0);
-  const min = points.reduce((a, b) => (b.value < a.value ? b : a));
-  const last = points[points.length - 1];
-  return { what, epochs: points.length, window, slope, minimum: min.value, minimumEpoch: min.epoch, last: last.value, lastEpoch: last.epoch, rising: slope > 0 && last.value > min.value };
+  const rise = min.value > 0 ? (last.value - min.value) / min.value : last.value > min.value ? Infinity : 0;
+  const minimumEarlyEnough = smoothed.length - 1 - smoothed.indexOf(min) >= s;
+  return {
+    what,
+    epochs: points.length,
+    minimum: min.value,
+    minimumEpoch: min.epoch,
+    last: last.value,
+    lastEpoch: last.epoch,
+    rise,
+    rawMinimum: rawMin.value,
+    rawMinimumEpoch: rawMin.epoch,
+    window,
+    slope: leastSquaresSlope(points.slice(-window)),
+    rising: rise >= OVERFIT_RULE.minRise && minimumEarlyEnough,
+  };
 }
 
 export function overfitEvidence(rows: readonly EpochRow[]): OverfitEvidence {

@@ -177,12 +177,12 @@ function pilotRuns(pilot: SweepArtefacts): PilotRun[] {
 }
 
 function trendLine(t: TrendCheck | undefined, what: string, digits: number): string {
-  if (!t) return `${what}: not logged at enough epochs to judge (it needs train.testEveryEpoch and at least ${OVERFIT_RULE.minWindow} epochs): **not rising**`;
-  const rise = t.last - t.minimum;
+  if (!t) return `${what}: not logged at enough epochs to judge (it needs train.testEveryEpoch and at least ${2 * OVERFIT_RULE.smoothing} epochs): **not rising**`;
+  const signed = (v: number, f: (x: number) => string) => `${v >= 0 ? '+' : '−'}${f(Math.abs(v))}`;
   return (
-    `${t.what}: minimum ${t.minimum.toFixed(digits)} at epoch ${t.minimumEpoch}, last ${t.last.toFixed(digits)} at epoch ${t.lastEpoch} ` +
-    `(${rise >= 0 ? '+' : '−'}${Math.abs(rise).toFixed(digits)}, ${t.minimum > 0 ? `${rise >= 0 ? '+' : '−'}${Math.abs((100 * rise) / t.minimum).toFixed(1)}%` : 'n/a'} over the minimum); ` +
-    `slope over the last ${t.window} epochs ${t.slope >= 0 ? '+' : '−'}${Math.abs(t.slope).toExponential(2)} per epoch: **${t.rising ? 'rising' : 'not rising'}**`
+    `${t.what}, ${OVERFIT_RULE.smoothing}-epoch median: lowest ${t.minimum.toFixed(digits)} (window ending at epoch ${t.minimumEpoch}), last ${t.last.toFixed(digits)} at epoch ${t.lastEpoch} ` +
+    `(${Number.isFinite(t.rise) ? signed(100 * t.rise, (x) => x.toFixed(1)) + '%' : 'n/a'}): **${t.rising ? 'rising' : 'not rising'}**. ` +
+    `Context: the raw minimum is ${t.rawMinimum.toFixed(digits)} at epoch ${t.rawMinimumEpoch}; the slope over the last ${t.window} epochs is ${signed(t.slope, (x) => x.toExponential(2))} per epoch`
   );
 }
 
