@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { repoRoot } from '../util/paths';
+import { defaultOpenMpSpinning } from './openmp-spinning';
 
 /**
  * The native compute addon (native/, built by node-gyp at `npm install`). All functions read and write
@@ -97,6 +98,7 @@ export function loadNativeAddon(): NativeLoadResult {
     return cached;
   }
   try {
+    defaultOpenMpSpinning();
     cached = { addon: require(nativeAddonPath) as NativeAddon };
   } catch (e) {
     cached = { error: `the native addon failed to load: ${(e as Error).message.split('\n')[0]}` };

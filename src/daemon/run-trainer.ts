@@ -3,6 +3,7 @@ import { Worker as Thread } from 'node:worker_threads';
 import { Subject } from 'rxjs';
 import type { ProgressOptions } from '../report/progress';
 import type { TrainJob, TrainOutcome } from '../job/jobs';
+import { defaultOpenMpSpinning } from '../compute/openmp-spinning';
 import { TrainingDiverged } from '../train/divergence';
 import type { TrainEvent } from '../train/events';
 
@@ -84,6 +85,8 @@ export function trainInThread(runner: JobRunnerRef, job: TrainJob, options: Trai
     job: { config: job.config, configHash: job.configHash, runDir: job.runDir, resume: job.resume },
     io: { cwd: job.io.cwd, stdout: { isTTY: stdout.isTTY, columns: stdout.columns }, stderr: { isTTY: stderr.isTTY, columns: stderr.columns } },
   };
+  // The thread loads the native addon; its OpenMP setting can only be made here, on the main thread.
+  defaultOpenMpSpinning();
   const thread = new Thread(path.join(__dirname, 'run-trainer-thread.js'), { workerData: data });
   const progress = new Map<number, Subject<TrainEvent>>();
   const endProgress = () => {
