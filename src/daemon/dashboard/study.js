@@ -222,15 +222,19 @@ function colourKey(run, keys) {
   return groupSeeds() ? seedGroupKey(run, keys) : run.id;
 }
 
-/** The settings (but the seed) whose values differ among `runs`: what names their groups. */
+/**
+ * The settings (but the seed) that name groups of `runs`: those whose values differ among runs of one
+ * method (a setting that follows from the method, such as averaging on for cigl, names nothing new).
+ */
 function varyingKeys(runs) {
   const keys = ['model', 'epochs', ...studyState.settings.map((k) => 'settings.' + k)];
-  return keys.filter((k) => k !== 'settings.seed' && new Set(runs.map((r) => JSON.stringify(cellValue(r, k) ?? null))).size > 1);
+  const methods = [...new Set(runs.map((r) => r.method))];
+  return keys.filter((k) => k !== 'settings.seed' && methods.some((m) => new Set(runs.filter((r) => r.method === m).map((r) => JSON.stringify(cellValue(r, k) ?? null))).size > 1));
 }
 
 /** A run's method, density and varying settings but the seed: runs that differ only in their seed form one group. */
 function seedGroupKey(run, keys, withDensity = true) {
-  const other = keys.map((k) => k.split('.').pop() + '=' + cellValue(run, k));
+  const other = keys.map((k) => k.replace(/^settings\./, '') + '=' + cellValue(run, k));
   return [run.method, ...(withDensity ? ['d' + run.density] : []), ...other].join(' ');
 }
 
