@@ -112,10 +112,19 @@ export class StudyIndex {
     return { runs, settings };
   }
 
-  /** The directory of a run of the last listing (lists again when the id is new). */
+  /**
+   * The directory of a run of the last listing (lists again when the id is new); undefined when it does
+   * not exist (yet) or resolves outside the runs folder (a symlink), whose files are never served.
+   */
   async dirOf(id: string): Promise<string | undefined> {
     if (!this.dirs.has(id)) await this.list();
-    return this.dirs.get(id);
+    const dir = this.dirs.get(id);
+    if (dir === undefined) return undefined;
+    try {
+      return isInside(fs.realpathSync(dir), fs.realpathSync(this.home.runsDir)) ? dir : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private row(c: Candidate, settings: Record<string, string | number | boolean | null>): StudyRun {

@@ -80,11 +80,20 @@ t.test('the study endpoints refuse bad requests and what lies outside the runs f
   const home = path.join(tempDir('cigl-study-bad-'), 'home');
   const outside = writeSyntheticRun(tempDir('cigl-outside-'), { id: 'secret', method: 'rigl', density: 0.1, seed: 0 }, { epochs: 1 });
   fs.mkdirSync(path.join(home, 'runs', 'linked'), { recursive: true });
+  fs.mkdirSync(path.join(home, 'runs', 'sw'), { recursive: true });
   fs.symlinkSync(path.join(outside, 'config.json'), path.join(home, 'runs', 'linked', 'config.json'));
   fs.symlinkSync(outside, path.join(home, 'runs', 'whole-link'));
+  // A local sweep whose run folder is a symlink out of the runs folder: listed (from sweep.json), its files not served.
+  const sweepDir = path.join(home, 'runs', 'sw');
+  fs.symlinkSync(outside, path.join(sweepDir, 'r0'));
+  const config = JSON.parse(fs.readFileSync(path.join(outside, 'config.json'), 'utf8'));
+  fs.writeFileSync(path.join(sweepDir, 'sweep.json'), JSON.stringify({ format: 1, status: 'completed', runs: [{ runName: 'r0', label: 'rigl', method: 'rigl', density: 0.1, seed: 0, configHash: 'x', state: 'completed', config }] }));
   const d = await startTestDaemon({ home });
   t.teardown(() => d.stop());
-  t.same((await request(d.url, '/study')).json().runs, [], 'config.json files resolving outside the runs folder are not read');
+  const listed = (await request(d.url, '/study')).json().runs;
+  t.same(listed.map((r: { id: string }) => r.id), ['sw.r0'], 'config.json files resolving outside the runs folder are not read');
+  t.equal(listed[0].final, undefined, 'nor the summary of a sweep run folder that leads out of it');
+  t.same((await request(d.url, '/study/curves?runs=sw.r0')).json().runs[0].metrics, {}, 'nor its logs');
 
   const bad = async (target: string, status: number, field: RegExp) => {
     const res = await request(d.url, target);
