@@ -11,6 +11,7 @@ import { RunScheduler, type DaemonPipeline } from './run-scheduler';
 import { createDaemonServer } from './server';
 import { SharedLogRows } from './shared-log-rows';
 import { StreamRegistry } from './stream-registry';
+import { StudyIndex } from './study';
 import { loadOrCreateToken } from './token';
 
 /**
@@ -111,6 +112,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       streams,
       activity,
       rows: new SharedLogRows(),
+      study: new StudyIndex(home, queue, (id) => activity.get(id)),
       pollMs: options.pollMs ?? 250,
       pipelines: options.pipelines,
       dataRoots: options.dataRoots ?? [fixturesDir],

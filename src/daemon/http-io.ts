@@ -6,8 +6,9 @@ import { HttpError } from './http-error';
 /** Request bodies larger than this are refused (413): a run request is a small config. */
 export const MAX_BODY_BYTES = 1 << 20;
 
-export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}): void {
-  const text = JSON.stringify(body, null, 2) + '\n';
+/** `compact`: no indentation, for the large answers the dashboard polls. */
+export function sendJson(res: http.ServerResponse, status: number, body: unknown, headers: http.OutgoingHttpHeaders = {}, options: { compact?: boolean } = {}): void {
+  const text = (options.compact ? JSON.stringify(body) : JSON.stringify(body, null, 2)) + '\n';
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
   res.end(text);
 }

@@ -16,6 +16,8 @@ import { isTerminal, RunQueueError, type RunRecord } from './run-queue';
 import type { DaemonPipeline } from './run-scheduler';
 import { isInside, parseRunRequest } from './run-request';
 import { runView } from './run-view';
+import type { StudyIndex } from './study';
+import { parseCurvesQuery, runCurves } from './study-curves';
 import { bearerMatches } from './token';
 
 /**
@@ -33,6 +35,8 @@ import { bearerMatches } from './token';
  * GET  /runs/:id/metrics         the metric log as a live Arrow IPC stream
  * GET  /runs/:id/events          metric and mask rows as live Server-Sent Events
  * GET  /runs/:id/reliability.svg the finished run's reliability diagram
+ * GET  /study                    every run of the queue and the runs folder, one compact row each (study.ts)
+ * GET  /study/curves?runs=a,b    the curves, mask updates and reliability bins of those runs (study-curves.ts)
  * ```
  *
  * Paths are matched segment by segment on the raw request path (no dot-segment normalisation), and a
@@ -49,6 +53,7 @@ export interface ServerContext extends RunStreamContext {
   readonly loopbackOnly: boolean;
   readonly metrics: DaemonMetrics;
   readonly queueStatus: () => Promise<QueueStatus>;
+  readonly study: StudyIndex;
   readonly log: (line: string) => void;
 }
 
@@ -86,6 +91,31 @@ const ROUTES: readonly Route[] = [
       sendJson(res, 200, {
         pipelines: Object.entries(c.pipelines).map(([name, p]) => ({ name, description: p.description ?? '', defaults: p.defaults ?? {} })),
       }),
+  },
+  {
+    method: 'GET',
+    path: ['study'],
+    handle: async ({ req, res }, c) => {
+      if (new URL(req.url ?? '/', 'http://localhost').search !== '') throw new HttpError(400, 'GET /study takes no query parameters', [{ field: 'query', message: 'unexpected' }]);
+      sendJson(res, 200, await c.study.list(), {}, { compact: true });
+    },
+  },
+  {
+    method: 'GET',
+    path: ['study', 'curves'],
+    handle: async ({ req, res }, c) => {
+      const query = parseCurvesQuery(req.url ?? '/');
+      const study = await c.study.list();
+      const rows = new Map(study.runs.map((r) => [r.id, r]));
+      const runs = [];
+      for (const id of new Set(query.runs)) {
+        const row = rows.get(id);
+        if (!row) throw new HttpError(404, `no run ${id} in the study`, [{ field: 'runs', message: `${id}: no such run` }]);
+        const dir = await c.study.dirOf(id);
+        runs.push(dir === undefined ? { id, metrics: {}, mask: { layers: [], steps: [], pruned: [], grown: [], density: [] } } : runCurves(id, dir, query.points, row.headline));
+      }
+      sendJson(res, 200, { runs }, {}, { compact: true });
+    },
   },
   {
     method: 'GET',

@@ -6,20 +6,14 @@ import { RecordBatchReader, Table } from 'apache-arrow';
 import { daemonPipelines } from '../../src/cli/commands/daemon';
 import { readArrowLog } from '../../src/sinks/arrow-log';
 import { runPaths } from '../../src/sinks/run-dir';
-import { repoRoot } from '../../src/util/paths';
-import { postJson, realJobWorkspace, request, startTestDaemon, tempDir, waitForRun } from './client';
+import { chromiumMissing, openBrowser, screenshot, waitUntil, watchFailures } from './browser';
+import { postJson, realJobWorkspace, request, startTestDaemon, waitForRun } from './client';
 
 /**
  * End to end with the real training job: a tiny cigl run submitted to a daemon, watched live on the
  * dashboard in headless Chromium (skipped, with the reason, when /usr/bin/chromium is missing), then its
  * finished outputs checked through the API.
  */
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-export const SCREENSHOT = path.join(repoRoot, 'artefacts', 'daemon-dashboard.png');
 
 t.test('a real cigl run, submitted and watched live: curves grow while it trains, then the reliability diagram', async (t) => {
   const ws = realJobWorkspace();
@@ -33,16 +27,11 @@ t.test('a real cigl run, submitted and watched live: curves grow while it trains
     t.equal(res.status, 201, res.text);
   };
 
-  const missing = fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (Debian package chromium)`;
   let submitted = false;
-  await t.test('the dashboard in headless Chromium', { skip: missing }, async (t) => {
-    const { chromium } = await import('playwright-core');
-    const context = await chromium.launchPersistentContext(tempDir('cigl-chromium-'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-    t.teardown(() => context.close());
+  await t.test('the dashboard in headless Chromium', { skip: chromiumMissing }, async (t) => {
+    const context = await openBrowser(t);
     const page = await context.newPage();
-    const failures: string[] = [];
-    page.on('pageerror', (err) => failures.push(err.message));
-    page.on('requestfailed', (r) => (r.url().startsWith(d.url) && !r.url().endsWith('/events') ? failures.push(`${r.url()}: ${r.failure()?.errorText}`) : undefined));
+    const failures = watchFailures(page, d.url);
 
     await submit();
     submitted = true;
@@ -67,7 +56,7 @@ t.test('a real cigl run, submitted and watched live: curves grow while it trains
 
     const image = page.locator('#reliability img');
     await image.waitFor();
-    await page.waitForFunction(`(() => {
+    await waitUntil(page, `(() => {
       const img = document.querySelector('#reliability img');
       return img !== null && img.complete && img.naturalWidth > 0;
     })()`);
@@ -81,11 +70,9 @@ t.test('a real cigl run, submitted and watched live: curves grow while it trains
     for (const chart of ['accuracy', 'ece', 'density']) {
       t.ok(await page.locator(`[data-chart=${chart}] path`).count() > 0, `the ${chart} chart has curves`);
     }
-    await page.locator('#runs tbody tr[data-id=watched] .state.completed').waitFor(); // the list refreshes every 2 s
-    t.pass('the run list shows the run completed');
-    fs.mkdirSync(path.dirname(SCREENSHOT), { recursive: true });
-    await page.screenshot({ path: SCREENSHOT, fullPage: true });
-    t.comment(`dashboard screenshot: ${SCREENSHOT}`);
+    await page.locator('#study-table tbody tr[data-id=watched] .state.completed').waitFor(); // the table refreshes every 2 s
+    t.pass('the runs table shows the run completed');
+    await screenshot(t, page, 'daemon-dashboard.png');
     t.same(failures, [], 'no script errors or failed requests');
   });
 

@@ -5,10 +5,10 @@ import { calibrationMetricsFromProbabilities } from '../../src/calibrate/metrics
 import { reliabilityDiagramSvg } from '../../src/calibrate/reliability';
 import type { TrainJob, TrainOutcome } from '../../src/cli/wiring';
 import type { JobRunnerRef } from '../../src/daemon/run-trainer';
-import { ArrowRunLog, logTrainEvents } from '../../src/sinks/arrow-log';
+import { ArrowRunLog, logTrainEvents, reliabilityRows, writeReliabilityTable } from '../../src/sinks/arrow-log';
 import { writeFileAtomic } from '../../src/sinks/atomic-file';
 import { loadLatestCheckpoint, writeCheckpoint } from '../../src/sinks/checkpoint';
-import { writeSummary } from '../../src/sinks/summary';
+import { STAGES, writeSummary } from '../../src/sinks/summary';
 import type { TrainEvent } from '../../src/train/events';
 import { Rng } from '../../src/util/rng';
 
@@ -97,7 +97,7 @@ export function fakeTrainJob(options: FakeJobOptions = {}): (job: TrainJob) => P
       while (step < total && !stop.aborted) {
         await new Promise((resolve) => setTimeout(resolve, stepMs));
         weight = nextWeight(weight, step);
-        for (const event of eventsAt(step, weight, stepsPerEpoch)) events.next(event);
+        for (const event of eventsAt(step, weight, stepsPerEpoch, config.sparse.method !== 'dense')) events.next(event);
         step++;
         if (every > 0 && step % every === 0) save();
       }
@@ -118,12 +118,13 @@ export function fakeTrainJob(options: FakeJobOptions = {}): (job: TrainJob) => P
   };
 }
 
-function eventsAt(step: number, weight: number, stepsPerEpoch: number): TrainEvent[] {
+/** A step's events; a dense run (`masked` false) makes no mask updates, as the real job. */
+function eventsAt(step: number, weight: number, stepsPerEpoch: number, masked: boolean): TrainEvent[] {
   const epoch = Math.floor(step / stepsPerEpoch);
   const wallTimeMs = step;
   const loss = 2 / (1 + 0.2 * step) + weight * 0.01;
   const out: TrainEvent[] = [{ type: 'step', step, epoch, loss, accuracy: Math.min(1, 0.1 + 0.02 * step), lr: 0.1, imagesPerSecond: 500 + step, wallTimeMs }];
-  if (step % 5 === 0) {
+  if (masked && step % 5 === 0) {
     out.push({
       type: 'maskUpdate', step, epoch, wallTimeMs,
       layers: ['conv1', 'fc1'].map((layer, i) => ({ layer, pruned: 10 + i, grown: 10 + i, reselected: i, density: 0.1 + 0.05 * i + 0.001 * step, dropFraction: 0.3, regrownPruned: i })),
@@ -135,23 +136,41 @@ function eventsAt(step: number, weight: number, stepsPerEpoch: number): TrainEve
   return out;
 }
 
-/** What the real job leaves at a clean end: the reliability diagram, a model file, summary.json. */
+/**
+ * What the real job leaves at a clean end: the reliability diagram and its bins, a model file, and
+ * summary.json with the real job's stages (live, after averaging, after temperature scaling). The
+ * predictions are drawn from the seed; lower densities guess right less often with the same confidence
+ * (so they are worse calibrated), and averaging and temperature scaling pull the confidence in.
+ */
 function writeFinalOutputs(job: TrainJob, weight: number, steps: number): void {
   const { runDir, config } = job;
   const rng = new Rng(config.seed);
   const n = 200;
   const classes = 4;
-  const probabilities = new Float32Array(n * classes);
   const labels = new Int32Array(n);
+  const guesses = new Int32Array(n);
+  const confidences = new Float32Array(n);
+  const right = 0.45 + 0.3 * config.sparse.density;
   for (let i = 0; i < n; i++) {
-    const label = rng.nextInt(classes);
-    labels[i] = label;
-    const guess = rng.nextFloat() < 0.6 ? label : rng.nextInt(classes);
-    const confidence = 0.3 + 0.7 * rng.nextFloat();
-    for (let c = 0; c < classes; c++) probabilities[i * classes + c] = c === guess ? confidence : (1 - confidence) / (classes - 1);
+    labels[i] = rng.nextInt(classes);
+    guesses[i] = rng.nextFloat() < right ? labels[i] : rng.nextInt(classes);
+    confidences[i] = 0.5 + 0.5 * rng.nextFloat();
   }
-  const report = calibrationMetricsFromProbabilities(probabilities, labels, classes, { binCounts: [15] });
-  writeFileAtomic(runDir.paths.reliabilitySvg, reliabilityDiagramSvg(report.equalWidth[0], { title: `fake run ${runDir.name}` }));
+  const report = (shrink: number) => {
+    const probabilities = new Float32Array(n * classes);
+    for (let i = 0; i < n; i++) {
+      const confidence = 1 / classes + (confidences[i] - 1 / classes) * shrink;
+      for (let c = 0; c < classes; c++) probabilities[i * classes + c] = c === guesses[i] ? confidence : (1 - confidence) / (classes - 1);
+    }
+    return calibrationMetricsFromProbabilities(probabilities, labels, classes, { binCounts: [15, 10] });
+  };
+  const live = report(1);
+  const averaged = report(0.9);
+  const scaled = report(0.7);
+  const result = (stage: string, r: typeof live) => ({ stage, accuracy: r.accuracy, ece: { '15': r.equalWidth[0].ece, '10': r.equalWidth[1].ece }, nll: r.nll, brier: r.brier });
+  const at = { runId: runDir.name, split: 'test', stage: STAGES.averaged };
+  writeReliabilityTable(runDir.paths.reliability, [...reliabilityRows({ ...at, calibrated: false }, averaged.equalWidth[0]), ...reliabilityRows({ ...at, calibrated: true }, scaled.equalWidth[0])]);
+  writeFileAtomic(runDir.paths.reliabilitySvg, reliabilityDiagramSvg(averaged.equalWidth[0], { title: `fake run ${runDir.name}` }));
   fs.mkdirSync(runDir.paths.model, { recursive: true });
   writeFileAtomic(path.join(runDir.paths.model, 'fake-weights.json'), JSON.stringify({ weight }) + '\n');
   writeSummary(runDir.paths.summary, {
@@ -163,7 +182,8 @@ function writeFinalOutputs(job: TrainJob, weight: number, steps: number): void {
     targetDensity: config.sparse.density,
     seed: config.seed,
     split: 'test',
-    results: [{ stage: 'fake', accuracy: report.accuracy, ece: { '15': report.equalWidth[0].ece } }],
+    headline: STAGES.averaged,
+    results: [result(STAGES.live, live), result(STAGES.averaged, averaged), { ...result(STAGES.temperatureScaled, scaled), temperature: 1.4, scaled: STAGES.averaged }],
     layers: [],
     outputs: { reliability: runDir.paths.reliabilitySvg, model: runDir.paths.model },
     steps,

@@ -58,7 +58,7 @@ t.test('npm pack → install in a fresh project → the README example type-chec
   t.equal(packed.code, 0, packed.stderr);
   const info = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
   const files = info[0].files.map((f) => f.path);
-  for (const needed of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/index.mjs', 'dist/config.schema.json', 'src/daemon/dashboard.html', 'presets/repro-overfit.yaml', 'bin/cigl.js', 'dist/workers/augment.js']) {
+  for (const needed of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/index.mjs', 'dist/config.schema.json', 'src/daemon/dashboard/page.html', 'presets/repro-overfit.yaml', 'bin/cigl.js', 'dist/workers/augment.js']) {
     t.ok(files.includes(needed), `the package holds ${needed}`);
   }
   t.ok(files.some((f) => f.startsWith('fixtures/cifar10-subset/test/')), 'and the demo data');
