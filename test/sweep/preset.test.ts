@@ -35,7 +35,9 @@ t.test('the repository presets load and expand to the reproduction runs', async 
   t.equal(job.command, 'cigl sweep --preset repro-overfit');
   const names = job.runs.map((c) => c.output.runName);
   t.equal(names.length, 29, '15 main + 8 sparsity + 6 ablation runs');
-  t.same(names.slice(0, 4), ['dense-d1-s0', 'dense-d1-s1', 'dense-d1-s2', 'rigl-d0.1-s0']);
+  // Seed by seed, so that a study stopped early compares every method at the first seeds.
+  t.same(names.slice(0, 6), ['dense-d1-s0', 'rigl-d0.1-s0', 'rigl-d0.05-s0', 'cigl-d0.1-s0', 'cigl-d0.05-s0', 'dense-d1-s1']);
+  t.same(names.slice(10, 15), ['dense-d1-s2', 'rigl-d0.1-s2', 'rigl-d0.05-s2', 'cigl-d0.1-s2', 'cigl-d0.05-s2']);
   t.same(names.slice(15, 17), ['rigl-d0.5-s0', 'rigl-d0.2-s0'], 'then the sparsity series');
   t.same(names.slice(-2), ['cigl-no-averaging-d0.1-s1', 'cigl-no-averaging-d0.1-s2'], 'the ablations last, 3 seeds');
   const byName = new Map(job.runs.map((c) => [c.output.runName, c]));

@@ -25,7 +25,8 @@ export function sweepCommand(wiring: CliWiring): CommandSpec {
     description:
       'Every combination is a run with its own directory under <output.runsDir>/<output.runName or sweep-TIME>/,\n' +
       'configured as the base config with sparse.method, sparse.density and seed replaced. Running the same\n' +
-      'command again continues the sweep: finished runs are kept, a stopped run is resumed.\n' +
+      'command again continues the sweep: finished runs are kept, a stopped run is resumed. Runs go seed\n' +
+      'by seed, so a sweep stopped early still has every method and density at its first seeds.\n' +
       'A preset (a file in presets/, or a path) is a base config plus groups of sweep axes; with a preset,\n' +
       '--methods keeps only the runs of the listed methods or group labels, --densities and --seeds replace\n' +
       `the preset's lists. Presets: ${listPresets().join(', ') || '(none)'}.`,
@@ -125,10 +126,12 @@ export function expandSweep(args: ParsedArgs, io: CliIo, now: Date): { dir: stri
     ? applyFlags(preset.groups, flag('methods'), flag('densities'), flag('seeds'))
     : [{ methods: flag('methods') ?? ['rigl', 'cigl'], densities: flag('densities') ?? ['0.2', '0.1', '0.05'], seeds: flag('seeds') ?? ['0'], set: [] }];
   const runs: RunConfig[] = [];
+  // Seed by seed: a sweep stopped early (or still running) has every method and density at its first
+  // seeds, a comparison that only gains precision as later seeds finish, not whole methods missing.
   for (const group of groups) {
-    for (const method of group.methods) {
-      for (const density of method === 'dense' ? ['1'] : group.densities) {
-        for (const seed of group.seeds) {
+    for (const seed of group.seeds) {
+      for (const method of group.methods) {
+        for (const density of method === 'dense' ? ['1'] : group.densities) {
           const runName = sweepRunName(group.label ?? method, density, seed);
           if (runs.some((r) => r.output.runName === runName)) throw new UsageError(`the sweep has two runs named ${runName}; give the groups different labels`);
           const extra: ConfigOverride[] = [
