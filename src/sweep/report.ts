@@ -100,6 +100,13 @@ const escapeCell = (text: string) => text.replace(/\|/g, '\\|');
 // ---------------------------------------------------------------------------------------------------
 // What ran, and the verdicts
 
+/** The runs a sweep has not finished: by name where something happened to them, counted while pending. */
+export function unfinishedRuns(runs: readonly { runName: string; state: string }[]): string {
+  const pending = runs.filter((r) => r.state === 'pending').length;
+  const named = runs.filter((r) => r.state !== 'pending').map((r) => `${r.runName} (${r.state})`);
+  return [...named, ...(pending > 0 ? [`${pending} pending`] : [])].join(', ');
+}
+
 function studyTable(study: Study, link: (file: string) => string): string[] {
   const rows = (Object.keys(PART_TITLES) as StudyPart[]).flatMap((part) => {
     const entry = study[part];
@@ -108,7 +115,7 @@ function studyTable(study: Study, link: (file: string) => string): string[] {
     if (!sweep) return [[PART_TITLES[part], `\`${link(entry.dir)}\``, '–', missingReason(entry)!, '0', '']];
     const { record } = sweep;
     const finished = sweep.summaries.length;
-    const unfinished = record.runs.filter((r) => !sweep.summaries.some((s) => s.runName === r.runName)).map((r) => `${r.runName} (${r.state})`);
+    const unfinished = unfinishedRuns(record.runs.filter((r) => !sweep.summaries.some((s) => s.runName === r.runName)));
     return [
       [
         PART_TITLES[part],
@@ -116,7 +123,7 @@ function studyTable(study: Study, link: (file: string) => string): string[] {
         record.command ? `\`${escapeCell(record.command)}\`` : '_not recorded_',
         record.status,
         `${finished} of ${record.runs.length}`,
-        escapeCell(unfinished.join(', ')),
+        escapeCell(unfinished),
       ],
     ];
   });

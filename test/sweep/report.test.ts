@@ -8,7 +8,7 @@ import { checkClaims } from '../../src/sweep/claims';
 import { compareRuns, type ComparisonGroup, type StageStats } from '../../src/sweep/comparison';
 import { compareWithPaper } from '../../src/sweep/paper';
 import { chooseRandomMaskRate } from '../../src/sweep/random-mask-rate';
-import { PAPER_TABLE3, reproductionReport } from '../../src/sweep/report';
+import { PAPER_TABLE3, reproductionReport, unfinishedRuns } from '../../src/sweep/report';
 import { main as reportCli } from '../../src/sweep/report-cli';
 import { temperatureComparisons, temperatureSummary, type Setting } from '../../src/sweep/report-setting';
 import { runSweep } from '../../src/sweep/run-sweep';
@@ -482,4 +482,16 @@ t.test('the p chosen on validation, with a looser tolerance', async (t) => {
   t.equal(choice.chosen, 0.05);
   t.equal(choice.split, 'validation');
   t.equal(chooseRandomMaskRate(pSweep, '15', 0.05).chosen, 0.1, 'a looser accuracy tolerance admits p = 0.1');
+});
+
+t.test('the study table names unfinished runs that something happened to and counts the pending ones', async (t) => {
+  const runs = [
+    { runName: 'rigl-d0.1-s0', state: 'running' },
+    { runName: 'cigl-d0.1-s0', state: 'failed' },
+    { runName: 'dense-d1-s1', state: 'pending' },
+    { runName: 'rigl-d0.1-s1', state: 'pending' },
+  ];
+  t.equal(unfinishedRuns(runs), 'rigl-d0.1-s0 (running), cigl-d0.1-s0 (failed), 2 pending');
+  t.equal(unfinishedRuns(runs.slice(2)), '2 pending');
+  t.equal(unfinishedRuns([]), '');
 });
