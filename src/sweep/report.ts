@@ -75,7 +75,7 @@ export function reproductionReport(study: Study, options: ReportOptions): string
     '',
   );
   out.push(...studyTable(study, link));
-  out.push(...verdictsSection(pilotEvidence, claims?.primary, dd, temperature, paper, secondSetting));
+  out.push(...verdictsSection(pilotEvidence, claims?.primary, dd, temperature, paper, secondSetting, main));
   out.push(...pilotSection(pilot, pilotEvidence, study.pilot, link));
   out.push(...pSection(present('pSweep'), study.pSweep, main, link));
   out.push(...settingSection('Main study', main, study.main, mainSetting, claims, temperature, CLAIM_DENSITIES, link));
@@ -137,8 +137,16 @@ function verdictsSection(
   temperature: ReturnType<typeof temperatureComparisons>,
   paper: readonly PaperComparison[],
   second: Setting | undefined,
+  main: SweepArtefacts | undefined,
 ): string[] {
   const out = ['## Verdicts', ''];
+  if (main && main.summaries.length > 0 && main.summaries.length < main.record.runs.length) {
+    out.push(
+      `**Provisional:** the main study has finished ${main.summaries.length} of its ${main.record.runs.length} runs; ` +
+        'the verdicts below are computed from those and will change as the others finish.',
+      '',
+    );
+  }
   const regime = pilots.find((p) => p.evidence);
   out.push(
     `- Over-fitting regime (pilot): ${

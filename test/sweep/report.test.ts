@@ -143,6 +143,9 @@ t.test('the report of a study in which the claims hold: every section, with numb
   t.equal(study.main.summaries.length, 22);
   const md = reproductionReport(study, { outDir: root });
   if (process.env.CIGL_KEEP_REPORT) fs.writeFileSync(process.env.CIGL_KEEP_REPORT, md);
+  t.notMatch(md, /Provisional/, 'a finished main study has final verdicts');
+  const partial = reproductionReport({ ...study, main: { ...study.main, summaries: study.main.summaries.slice(0, 5) } }, { outDir: root });
+  t.match(partial, /## Verdicts\n\n\*\*Provisional:\*\* the main study has finished 5 of its 22 runs; the verdicts below are computed from those/);
 
   // What ran.
   t.match(md, /\| Pilot \(over-fitting regime\) \| `runs\/overfit-pilot` +\| `cigl sweep --preset overfit-pilot` +\| completed +\| 1 of 1 +\|/);
