@@ -484,13 +484,25 @@ export function configHash(config: RunConfig): string {
 
 /** Leaf-by-leaf differences that change the hash (so, not `output`). */
 export function configDiff(before: RunConfig, after: RunConfig): { path: string; before: unknown; after: unknown }[] {
-  return leaves()
-    .filter((l) => !UNHASHED_SECTIONS.includes(l.section ?? ''))
-    .flatMap((l) => {
-      const a = l.section ? (before as unknown as Record<string, Record<string, unknown>>)[l.section]?.[l.field] : (before as unknown as Record<string, unknown>)[l.field];
-      const b = l.section ? (after as unknown as Record<string, Record<string, unknown>>)[l.section]?.[l.field] : (after as unknown as Record<string, unknown>)[l.field];
-      return canonicalJson(a) === canonicalJson(b) ? [] : [{ path: l.path, before: a, after: b }];
-    });
+  return HASHED_LEAVES.flatMap((l) => {
+    const a = leafValue(before, l);
+    const b = leafValue(after, l);
+    return canonicalJson(a) === canonicalJson(b) ? [] : [{ path: l.path, before: a, after: b }];
+  });
+}
+
+/** The config's hashed fields as `section.field` (or `seed`) → value, in declaration order; absent ones left out. */
+export function configValues(config: RunConfig): Map<string, unknown> {
+  return new Map(HASHED_LEAVES.flatMap((l) => {
+    const value = leafValue(config, l);
+    return value === undefined ? [] : [[l.path, value] as const];
+  }));
+}
+
+const HASHED_LEAVES = LEAVES.filter((l) => !UNHASHED_SECTIONS.includes(l.section ?? ''));
+
+function leafValue(config: RunConfig, l: LeafEntry): unknown {
+  return l.section ? (config as unknown as Record<string, Record<string, unknown>>)[l.section]?.[l.field] : (config as unknown as Record<string, unknown>)[l.field];
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { canonicalJson, type RunConfig } from '../config/config';
+import { canonicalJson, configValues, type RunConfig } from '../config/config';
 import { parseRunSummary, STAGES, type RunSummary, type StageResult } from '../sinks/summary';
 import { readSweepRecord, SWEEP_RECORD, type SweepRecordRun } from '../sweep/record';
 import type { DaemonHome } from './daemon-home';
@@ -74,7 +74,6 @@ export interface Study {
 
 /** Config paths every row carries as fields of its own, and those that never make a difference worth a column. */
 const CORE_SETTINGS = ['sparse.method', 'model.name', 'sparse.density', 'seed', 'train.epochs'];
-const IGNORED_SECTIONS = ['output'];
 
 interface Candidate {
   readonly id: string;
@@ -257,22 +256,11 @@ export function stageNumbers(summary: RunSummary): Pick<StudyRun, 'live' | 'aver
   };
 }
 
-/** A config's leaves by dotted path (arrays and objects below sections as canonical JSON), `output` left out. */
+/** A config's fields by dotted path (configValues: `output` left out), lists and objects as canonical JSON. */
 export function flattenConfig(config: RunConfig): Map<string, string | number | boolean | null> {
-  const out = new Map<string, string | number | boolean | null>();
-  const walk = (value: unknown, prefix: string, depth: number) => {
-    if (value !== null && typeof value === 'object' && !Array.isArray(value) && depth < 2) {
-      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-        if (depth === 0 && IGNORED_SECTIONS.includes(k)) continue;
-        walk(v, prefix ? `${prefix}.${k}` : k, depth + 1);
-      }
-      return;
-    }
-    if (value === undefined) return;
-    out.set(prefix, value === null || ['string', 'number', 'boolean'].includes(typeof value) ? (value as string | number | boolean | null) : canonicalJson(value));
-  };
-  walk(config, '', 0);
-  return out;
+  return new Map(
+    [...configValues(config)].map(([key, value]) => [key, value === null || ['string', 'number', 'boolean'].includes(typeof value) ? (value as string | number | boolean | null) : canonicalJson(value)]),
+  );
 }
 
 /** Paths whose value is not the same in every config (missing counts as a value), the core ones left out. */
