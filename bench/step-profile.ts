@@ -20,10 +20,12 @@ async function main(): Promise<void> {
   if (!(density > 0 && density <= 1)) throw new Error(`bench:step: density must be in (0, 1], got '${densityArg}'`);
   const compute = await selectBackend('native', { threads: Number(threadsArg) });
   setSparseComputeMode(mode as SparseComputeMode);
-  const addon = requireNativeAddon() as unknown as Record<string, unknown>;
+  const kernels = requireNativeAddon();
+  const addon = kernels as unknown as Record<string, unknown>;
+  const untimed = new Set(['setPhaseTiming', 'phaseTimes']);
   const times = new Map<string, { ms: number; calls: number }>();
   for (const [name, f] of Object.entries(addon)) {
-    if (typeof f !== 'function') continue;
+    if (typeof f !== 'function' || untimed.has(name)) continue;
     addon[name] = (...args: unknown[]) => {
       const start = performance.now();
       const result = (f as (...a: unknown[]) => unknown)(...args);
@@ -38,16 +40,25 @@ async function main(): Promise<void> {
   try {
     for (let i = 0; i < 5; i++) bench.step();
     times.clear();
+    kernels.setPhaseTiming(true);
     const steps = 20;
+    const faults = process.resourceUsage().minorPageFault;
     const start = performance.now();
     for (let i = 0; i < steps; i++) bench.step();
     const ms = (performance.now() - start) / steps;
+    const faultsPerStep = (process.resourceUsage().minorPageFault - faults) / steps;
     let native = 0;
     for (const t of times.values()) native += t.ms / steps;
     console.log(`${model} density ${density}, sparse compute ${mode}, ${threadsArg} threads: ${ms.toFixed(1)} ms per step (${((BENCH_BATCH * 1000) / ms).toFixed(0)} img/s)`);
-    console.log(`  native ${native.toFixed(1)} ms, rest (JavaScript) ${(ms - native).toFixed(1)} ms`);
+    console.log(`  native ${native.toFixed(1)} ms, rest (JavaScript) ${(ms - native).toFixed(1)} ms; ${faultsPerStep.toFixed(0)} page faults per step (first touches of fresh memory)`);
     for (const [name, t] of [...times].sort((a, b) => b[1].ms - a[1].ms)) {
       console.log(`  ${name.padEnd(28)} ${(t.ms / steps).toFixed(2).padStart(7)} ms  ${String(t.calls / steps).padStart(4)} calls`);
+    }
+    kernels.setPhaseTiming(false);
+    const phases = Object.entries(kernels.phaseTimes()).sort((a, b) => b[1].ms - a[1].ms);
+    if (phases.length) {
+      console.log('  sparse kernels by phase (inside parallel regions: thread 0):');
+      for (const [name, t] of phases) console.log(`    ${name.padEnd(26)} ${(t.ms / steps).toFixed(2).padStart(7)} ms`);
     }
   } finally {
     bench.dispose();

@@ -16,6 +16,7 @@
 #include "conv.h"
 #include "dense.h"
 #include "lanes.h"
+#include "phase_timer.h"
 #include "pointwise.h"
 #include "sgd.h"
 #include "sparse_conv.h"
@@ -109,7 +110,9 @@ Napi::Value SparseConvLaneSizes(const Napi::CallbackInfo& info) {
 }
 
 // sparseConvBnForward(geometry, epsilon, relu, x | null, filter, active, gamma, beta, z | null, mean, variance, xLanes, yLanes
-//                     [, nextGeometry, nextLanes]): x null = xLanes already filled; with nextGeometry, z goes to nextLanes.
+//                     [, nextGeometry, nextLanes, skip, skipLanes, skipGeometry]): x null = xLanes already filled; with
+//                     nextGeometry, z goes to nextLanes; skip (NHWC) or skipLanes (padded input lanes of skipGeometry)
+//                     is added before the activation.
 Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
   const BatchNormEpilogue bn{static_cast<float>(Real(info, 1, "epsilon")), Bool(info, 2, "relu")};
@@ -127,11 +130,23 @@ Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
   const bool joined = info.Length() > 15 && !info[15].IsUndefined() && !info[15].IsNull();
   if (joined && chained) throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: a skip input needs z in NHWC (no next convolution)");
   const float* skip = joined ? F32(info, 15, "skip", outSize(g)) : nullptr;
+  // Optional 17th and 18th: the identity shortcut in the padded input lanes of skipGeometry instead.
+  const bool laneJoined = info.Length() > 16 && !info[16].IsUndefined() && !info[16].IsNull();
+  ConvGeometry skipGeometry{};
+  const float* skipLanes = nullptr;
+  if (laneJoined) {
+    if (joined) throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: give the skip in NHWC or in lanes, not both");
+    skipGeometry = Geometry(info, 17);
+    if (skipGeometry.batch != g.batch || skipGeometry.inHeight != g.outHeight || skipGeometry.inWidth != g.outWidth ||
+        skipGeometry.inChannels != g.outChannels)
+      throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: the skip geometry's input is not this convolution's output");
+    skipLanes = F32(info, 16, "skipLanes", sparseConvInputLanesSize(skipGeometry));
+  }
   sparseConvBnForward(g, bn, info[3].IsNull() ? nullptr : F32(info, 3, "x", inSize(g)), F32(info, 4, "filter", filterSize(g)),
                       F32(info, 5, "active", filterSize(g)), F32(info, 6, "gamma", c), F32(info, 7, "beta", c),
                       chained ? nullptr : F32(info, 8, "z", outSize(g)), F32(info, 9, "mean", c), F32(info, 10, "variance", c),
                       F32(info, 11, "xLanes", sparseConvInputLanesSize(g)), F32(info, 12, "yLanes", sparseConvOutputLanesSize(g)),
-                      chained ? &next : nullptr, nextLanes, skip);
+                      chained ? &next : nullptr, nextLanes, skip, skipLanes, laneJoined ? &skipGeometry : nullptr);
   return info.Env().Undefined();
 }
 
@@ -168,10 +183,13 @@ Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   const int64_t dxSize = dxInLanes ? g.inHeight * g.inWidth * g.inChannels * laneCount(g.batch) : inSize(g);
   // Optional 7th argument: lanes of x's shape added to dx (an identity shortcut's gradient).
   const bool adding = info.Length() > 6 && !info[6].IsUndefined() && !info[6].IsNull();
-  if (adding && dxInLanes) throw Napi::RangeError::New(info.Env(), "sparseConvBackwardData: addLanes needs dx in NHWC");
+  // Optional 8th: this convolution's padded input lanes; dx (in lanes) kept only where the input is positive.
+  const bool gated = info.Length() > 7 && !info[7].IsUndefined() && !info[7].IsNull();
+  if (gated && !dxInLanes) throw Napi::RangeError::New(info.Env(), "sparseConvBackwardData: gateLanes needs dx in lanes");
   sparseConvBackwardData(g, F32(info, 1, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 2, "filter", filterSize(g)),
                          F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", dxSize), dxInLanes,
-                         adding ? F32(info, 6, "addLanes", g.inHeight * g.inWidth * g.inChannels * laneCount(g.batch)) : nullptr);
+                         adding ? F32(info, 6, "addLanes", g.inHeight * g.inWidth * g.inChannels * laneCount(g.batch)) : nullptr,
+                         gated ? F32(info, 7, "gateLanes", sparseConvInputLanesSize(g)) : nullptr);
   return info.Env().Undefined();
 }
 
@@ -410,6 +428,31 @@ Napi::Value ConvUsesWinograd(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), convUsesWinograd(Geometry(info, 0)));
 }
 
+// setPhaseTiming(enabled): starts (from zero) or stops the sparse kernels' phase timers (phase_timer.h).
+Napi::Value SetPhaseTiming(const Napi::CallbackInfo& info) {
+  const bool on = Bool(info, 0, "enabled");
+  PhaseTotals& t = phaseTotals();
+  if (on) {
+    for (int i = 0; i < static_cast<int>(Phase::kCount); i++) t.seconds[i] = 0, t.calls[i] = 0;
+  }
+  t.enabled.store(on);
+  return info.Env().Undefined();
+}
+
+// phaseTimes(): { phase: { ms, calls } } accumulated since setPhaseTiming(true), phases that ran only.
+Napi::Value PhaseTimes(const Napi::CallbackInfo& info) {
+  const PhaseTotals& t = phaseTotals();
+  Napi::Object out = Napi::Object::New(info.Env());
+  for (int i = 0; i < static_cast<int>(Phase::kCount); i++) {
+    if (t.calls[i] == 0) continue;
+    Napi::Object entry = Napi::Object::New(info.Env());
+    entry.Set("ms", t.seconds[i] * 1e3);
+    entry.Set("calls", static_cast<double>(t.calls[i]));
+    out.Set(phaseName(static_cast<Phase>(i)), entry);
+  }
+  return out;
+}
+
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   const int64_t n = Int(info, 0, "threads");
   if (n < 1) throw Napi::RangeError::New(info.Env(), "threads must be at least 1, got " + std::to_string(n));
@@ -453,6 +496,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"info", Info},
       {"threadCpuSeconds", ThreadCpuSeconds},
       {"setNumThreads", SetNumThreads},
+      {"setPhaseTiming", SetPhaseTiming},
+      {"phaseTimes", PhaseTimes},
       {"setWinograd", SetWinograd},
       {"convUsesWinograd", ConvUsesWinograd},
   };

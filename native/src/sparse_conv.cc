@@ -10,6 +10,7 @@
 #include "batchnorm.h"
 #include "lanes.h"
 #include "parallel.h"
+#include "phase_timer.h"
 #include "vec16.h"
 
 namespace cigl {
@@ -38,59 +39,67 @@ struct LaneLayout {
 
 // The active weights grouped into lists (CSR): list k holds entries [start[k], start[k+1]), each a
 // weight value, its float offset into a lane buffer relative to the list's base pointer, and its HWIO
-// index in the filter.
+// index in the filter. Built by a counting sort over one sequential scan of the filter (a list per
+// output channel would otherwise read the filter with a stride of outChannels floats, once per list);
+// within a list, entries keep the HWIO scan order.
 struct CompressedFilter {
-  std::vector<int64_t> start{0};
+  std::vector<int64_t> start;
   std::vector<int64_t> offset;
   std::vector<float> value;
   std::vector<int32_t> position;
 
-  void add(int64_t off, float v, int64_t pos) {
-    offset.push_back(off);
-    value.push_back(v);
-    position.push_back(static_cast<int32_t>(pos));
-  }
-  void endList() { start.push_back(static_cast<int64_t>(offset.size())); }
   int64_t lists() const { return static_cast<int64_t>(start.size()) - 1; }
 };
 
-int64_t filterIndex(const ConvGeometry& g, int64_t kh, int64_t kw, int64_t ci, int64_t co) {
-  return ((kh * g.kernelWidth + kw) * g.inChannels + ci) * g.outChannels + co;
+// Visits every active position in HWIO order: visit(i, kh, kw, ci, co).
+template <class Visit>
+void forEachActive(const ConvGeometry& g, const float* active, Visit visit) {
+  int64_t i = 0;
+  for (int64_t kh = 0; kh < g.kernelHeight; kh++)
+    for (int64_t kw = 0; kw < g.kernelWidth; kw++)
+      for (int64_t ci = 0; ci < g.inChannels; ci++)
+        for (int64_t co = 0; co < g.outChannels; co++, i++)
+          if (active[i] != 0) visit(i, kh, kw, ci, co);
+}
+
+// Two passes over the active positions: count per list, then place each entry (list of, offset of).
+template <class ListOf, class OffsetOf>
+CompressedFilter compress(const ConvGeometry& g, int64_t lists, const float* w, const float* active, ListOf listOf, OffsetOf offsetOf) {
+  PhaseScope time(Phase::kCompressFilter);
+  CompressedFilter f;
+  f.start.assign(lists + 1, 0);
+  forEachActive(g, active, [&](int64_t, int64_t kh, int64_t kw, int64_t ci, int64_t co) { f.start[listOf(kh, kw, ci, co) + 1]++; });
+  for (int64_t k = 0; k < lists; k++) f.start[k + 1] += f.start[k];
+  const int64_t total = f.start[lists];
+  f.offset.resize(total);
+  f.value.resize(total);
+  f.position.resize(total);
+  std::vector<int64_t> next(f.start.begin(), f.start.end() - 1);
+  forEachActive(g, active, [&](int64_t i, int64_t kh, int64_t kw, int64_t ci, int64_t co) {
+    const int64_t e = next[listOf(kh, kw, ci, co)]++;
+    f.offset[e] = offsetOf(kh, kw, ci, co);
+    f.value[e] = w ? w[i] : 0.0f;
+    f.position[e] = static_cast<int32_t>(i);
+  });
+  return f;
 }
 
 // One list per output channel, offsets into the input lanes (forward and filter gradient).
 CompressedFilter byOutputChannel(const ConvGeometry& g, const LaneLayout& l, const float* w, const float* active) {
-  CompressedFilter f;
-  for (int64_t co = 0; co < g.outChannels; co++) {
-    for (int64_t kh = 0; kh < g.kernelHeight; kh++)
-      for (int64_t kw = 0; kw < g.kernelWidth; kw++)
-        for (int64_t ci = 0; ci < g.inChannels; ci++) {
-          const int64_t i = filterIndex(g, kh, kw, ci, co);
-          if (active[i] != 0) f.add(((kh * l.inCols + kw) * g.inChannels + ci) * l.lanes, w ? w[i] : 0.0f, i);
-        }
-    f.endList();
-  }
-  return f;
+  return compress(
+      g, g.outChannels, w, active, [](int64_t, int64_t, int64_t, int64_t co) { return co; },
+      [&](int64_t kh, int64_t kw, int64_t ci, int64_t) { return ((kh * l.inCols + kw) * g.inChannels + ci) * l.lanes; });
 }
 
 // One list per (input channel, kh mod strideH, kw mod strideW), offsets into the grad lanes relative to
 // dy's position (⌊row / stride⌋, ⌊col / stride⌋) of a padded input pixel: the input gradient as a gather.
 CompressedFilter byInputChannel(const ConvGeometry& g, const LaneLayout& l, const float* w, const float* active) {
-  CompressedFilter f;
-  for (int64_t ci = 0; ci < g.inChannels; ci++)
-    for (int64_t rh = 0; rh < g.strideHeight; rh++)
-      for (int64_t rw = 0; rw < g.strideWidth; rw++) {
-        for (int64_t kh = rh; kh < g.kernelHeight; kh += g.strideHeight)
-          for (int64_t kw = rw; kw < g.kernelWidth; kw += g.strideWidth)
-            for (int64_t co = 0; co < g.outChannels; co++) {
-              const int64_t i = filterIndex(g, kh, kw, ci, co);
-              if (active[i] == 0) continue;
-              const int64_t ah = kh / g.strideHeight, aw = kw / g.strideWidth;
-              f.add(((-ah * l.gradCols - aw) * g.outChannels + co) * l.lanes, w[i], i);
-            }
-        f.endList();
-      }
-  return f;
+  return compress(
+      g, g.inChannels * g.strideHeight * g.strideWidth, w, active,
+      [&](int64_t kh, int64_t kw, int64_t ci, int64_t) { return (ci * g.strideHeight + kh % g.strideHeight) * g.strideWidth + kw % g.strideWidth; },
+      [&](int64_t kh, int64_t kw, int64_t, int64_t co) {
+        return ((-(kh / g.strideHeight) * l.gradCols - kw / g.strideWidth) * g.outChannels + co) * l.lanes;
+      });
 }
 
 // Lane vectors handled together starting at vector v of `vectors`: 8 (128 images) when the batch
@@ -225,6 +234,7 @@ void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, 
   const int64_t rows = inputGradient ? g.inHeight : g.outHeight;
   const int64_t rowSize = inputGradient ? g.inWidth * g.inChannels : g.outWidth * g.outChannels;
   for (int64_t r = begin; r < end; r++) {
+    PhaseScope gatherTime(inputGradient ? Phase::kDataGather : Phase::kForwardGather);
     for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
       chunk = laneChunk(l.lanes / kLaneWidth, v);
       const int64_t lane0 = v * kLaneWidth;
@@ -241,23 +251,39 @@ void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, 
       const float* add = addLanes + r * rowSize * l.lanes;
       for (int64_t i = 0; i < rowSize * l.lanes; i += kLaneWidth) store16(tile + i, load16(tile + i) + load16(add + i));
     }
+    gatherTime.stop();
+    PhaseScope fromLanesTime(inputGradient ? Phase::kDataFromLanes : Phase::kNormalizeToNhwc);
     fromLanes(tile, l.lanes, g.batch, rowSize, out + r * rowSize, rows * rowSize);
   }
 }
 
 // Rows [begin, end) of the input gradient written in lanes ([inHeight][inWidth][inChannels][lanes]),
-// for a producer that reads its upstream gradient in lanes (sparseConvBnBackward with dzInLanes).
+// for a producer that reads its upstream gradient in lanes (sparseConvBnBackward with dzInLanes). With
+// addLanes (dx's layout) it is added, and with gateLanes (this convolution's padded input lanes) the sum
+// passes only where the input was positive, while each row is in cache: an identity shortcut's gradient
+// and the ReLU of the residual join that produced x.
 CIGL_MULTIVERSION
 void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* dyLanes, int64_t begin,
-                       int64_t end, float* dxLanes) {
+                       int64_t end, float* dxLanes, const float* addLanes, const float* gateLanes) {
   const int64_t rowSize = g.inWidth * g.inChannels * l.lanes;
+  PhaseScope gatherTime(Phase::kDataGather);
   for (int64_t r = begin; r < end; r++) {
+    float* row = dxLanes + r * rowSize;
     for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
       chunk = laneChunk(l.lanes / kLaneWidth, v);
       const int64_t lane0 = v * kLaneWidth;
-#define CIGL_CALL(V) backwardDataRow<V>(g, l, f, dyLanes, r, lane0, dxLanes + r * rowSize)
+#define CIGL_CALL(V) backwardDataRow<V>(g, l, f, dyLanes, r, lane0, row)
       CIGL_DISPATCH_V(chunk, CIGL_CALL)
 #undef CIGL_CALL
+    }
+    if (!addLanes && !gateLanes) continue;
+    const float* add = addLanes ? addLanes + r * rowSize : nullptr;
+    const float* gate = gateLanes ? gateLanes + ((r + g.padTop) * l.inCols + g.padLeft) * g.inChannels * l.lanes : nullptr;
+    for (int64_t i = 0; i < rowSize; i += kLaneWidth) {
+      v16 d = load16(row + i);
+      if (add) d = d + load16(add + i);
+      if (gate) d = load16(gate + i) > v16{} ? d : v16{};
+      store16(row + i, d);
     }
   }
 }
@@ -305,6 +331,7 @@ inline float* padRow(float* row, int64_t cols, int64_t left, int64_t width, int6
 // [top, top + height) and columns at [left, left + width); everything else becomes 0.
 void paddedToLanes(const float* src, int64_t batch, int64_t height, int64_t width, int64_t channels, int64_t rows, int64_t cols,
                    int64_t top, int64_t left, int64_t lanes, float* dst) {
+  PhaseScope time(Phase::kInputToLanes);
   const int64_t pixel = channels * lanes;
   forRowRanges(rows, cols * pixel, [&](int64_t begin, int64_t end, int) {
     for (int64_t r = begin; r < end; r++) {
@@ -337,11 +364,11 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
 }
 
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes,
-                            const float* addLanes) {
+                            const float* addLanes, const float* gateLanes) {
   const LaneLayout l(g);
   const CompressedFilter f = byInputChannel(g, l, w, active);
   forRowRanges(g.inHeight, perRow(f.start.back() * g.inWidth * l.lanes, g.strideHeight * g.strideWidth), [&](int64_t begin, int64_t end, int) {
-    if (dxInLanes) gatherRowsToLanes(g, l, f, dyLanes, begin, end, dx);
+    if (dxInLanes) gatherRowsToLanes(g, l, f, dyLanes, begin, end, dx, addLanes, gateLanes);
     else gatherRows(true, g, l, f, dyLanes, begin, end, scratch(g.inWidth * g.inChannels * l.lanes), dx, addLanes);
   });
 }
@@ -361,8 +388,11 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
     float* acc = scratch(total * kLaneWidth + 1);
     partial[t] = acc;
+    PhaseScope gatherTime(Phase::kWeightsGather);
     backwardWeightsRows(g, l, f, xLanes, dyLanes, g.outHeight * t / n, g.outHeight * (t + 1) / n, acc);
+    gatherTime.stop();
 #pragma omp barrier
+    PhaseScope reduceTime(Phase::kWeightsReduce);
     for (int64_t e = total * t / n; e < total * (t + 1) / n; e++) {
       float sum = 0.0f;
       for (int u = 0; u < n; u++) sum += sum16(load16(partial[u] + e * kLaneWidth));
@@ -426,6 +456,7 @@ void forwardRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compre
   const int64_t rowSize = g.outWidth * g.outChannels * l.lanes;
   for (int64_t r = begin; r < end; r++) {
     float* row = yLanes + r * rowSize;
+    PhaseScope gatherTime(Phase::kForwardGather);
     for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
       chunk = laneChunk(l.lanes / kLaneWidth, v);
       const int64_t lane0 = v * kLaneWidth;
@@ -433,22 +464,37 @@ void forwardRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compre
       CIGL_DISPATCH_V(chunk, CIGL_CALL)
 #undef CIGL_CALL
     }
+    gatherTime.stop();
+    PhaseScope momentsTime(Phase::kForwardMoments);
     rowMoments(row, g.outWidth, g.outChannels, l.lanes, g.batch, pivot, acc);
   }
 }
 
+// An identity shortcut held in the padded input lanes of another convolution (`geometry`, whose input
+// has this one's output shape): where output row r starts in it.
+struct SkipLanes {
+  const float* lanes;
+  const ConvGeometry* geometry;
+  const float* row(int64_t r, const LaneLayout& own) const {
+    const LaneLayout ls(*geometry);
+    return lanes + ((r + geometry->padTop) * ls.inCols + geometry->padLeft) * geometry->inChannels * own.lanes;
+  }
+};
+
 // z rows [begin, end) (NHWC) = act(a·y + b) from y in lanes: fromLanes with BatchNorm applied on the way.
-// With `skip` (NHWC, z's shape), z = act(a·y + b + skip).
+// With `skip` (NHWC, z's shape), z = act(a·y + b + skip); with skipLanes the same, the skip read in lanes.
 CIGL_MULTIVERSION
 void normalizeRows(const ConvGeometry& g, const LaneLayout& l, const float* yLanes, const float* a, const float* b, bool relu,
-                   const float* skip, int64_t begin, int64_t end, float* z) {
+                   const float* skip, const SkipLanes* skipLanes, int64_t begin, int64_t end, float* z) {
   const int64_t C = g.outChannels, columns = g.outWidth * C, plane = g.outHeight * columns;
-  // Without a skip the activation is applied before the transpose, with one after adding it.
+  // Without a skip the activation is applied before the transpose, with one after adding it (a skip in
+  // lanes is added before the transpose).
   const bool reluFirst = relu && !skip;
   for (int64_t r = begin; r < end; r++) {
     const float* src = yLanes + r * columns * l.lanes;
     float* dst = z + r * columns;
     const float* skipRow = skip ? skip + r * columns : nullptr;
+    const float* skipLaneRow = skipLanes ? skipLanes->row(r, l) : nullptr;
     for (int64_t nb = 0; nb < g.batch; nb += kLaneWidth) {
       for (int64_t jb = 0; jb < columns; jb += kLaneWidth) {
         const int64_t jn = std::min<int64_t>(kLaneWidth, columns - jb);
@@ -456,7 +502,8 @@ void normalizeRows(const ConvGeometry& g, const LaneLayout& l, const float* yLan
           v16 t[16];
           for (int j = 0; j < 16; j++) {
             const int64_t c = (jb + j) % C;
-            const v16 v = affine(load16(src + (jb + j) * l.lanes + nb), a[c], b[c]);
+            v16 v = affine(load16(src + (jb + j) * l.lanes + nb), a[c], b[c]);
+            if (skipLaneRow) v = v + load16(skipLaneRow + (jb + j) * l.lanes + nb);
             t[j] = reluFirst ? reluOf(v) : v;
           }
           transpose16(t);
@@ -473,6 +520,7 @@ void normalizeRows(const ConvGeometry& g, const LaneLayout& l, const float* yLan
           for (int64_t j = 0; j < jn; j++) {
             const int64_t c = (jb + j) % C;
             v16 v = affine(load16(src + (jb + j) * l.lanes + nb), a[c], b[c]);
+            if (skipLaneRow) v = v + load16(skipLaneRow + (jb + j) * l.lanes + nb);
             if (reluFirst) v = reluOf(v);
             for (int64_t n = nb; n < nEnd; n++) {
               float value = v[n - nb];
@@ -490,10 +538,11 @@ void normalizeRows(const ConvGeometry& g, const LaneLayout& l, const float* yLan
 }
 
 // Padded input-lane rows [begin, end) of the next convolution (geometry `gn`, whose input is this
-// layer's output) = act(a·y + b): BatchNorm applied lane to lane, no transpose; borders and padding lanes 0.
+// layer's output) = act(a·y + b [+ skip]): BatchNorm applied lane to lane, no transpose; borders and
+// padding lanes 0.
 CIGL_MULTIVERSION
 void normalizeRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const float* yLanes, const float* a, const float* b, bool relu,
-                          const ConvGeometry& gn, const LaneLayout& ln, int64_t begin, int64_t end, float* nextLanes) {
+                          const SkipLanes* skipLanes, const ConvGeometry& gn, const LaneLayout& ln, int64_t begin, int64_t end, float* nextLanes) {
   const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
   const v16 last = laneMask(g.batch, vectors - 1);
   for (int64_t R = begin; R < end; R++) {
@@ -501,11 +550,13 @@ void normalizeRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const floa
     float* zRow = padRow(nextLanes + R * ln.inCols * pixel, ln.inCols, gn.padLeft, g.outWidth, pixel, h >= 0 && h < g.outHeight);
     if (!zRow) continue;
     const float* yRow = yLanes + h * g.outWidth * pixel;
+    const float* skipRow = skipLanes ? skipLanes->row(h, l) : nullptr;
     for (int64_t w = 0; w < g.outWidth; w++)
       for (int64_t c = 0; c < C; c++) {
         const int64_t o = (w * C + c) * l.lanes;
         for (int64_t v = 0; v < vectors; v++) {
           v16 z = affine(load16(yRow + o + v * kLaneWidth), a[c], b[c]);
+          if (skipRow) z = z + load16(skipRow + o + v * kLaneWidth);
           if (relu) z = reluOf(z);
           if (v == vectors - 1) z *= last;
           store16(zRow + o + v * kLaneWidth, z);
@@ -577,8 +628,11 @@ void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* 
 
 void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
                          const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes,
-                         const ConvGeometry* next, float* nextLanes, const float* skip) {
+                         const ConvGeometry* next, float* nextLanes, const float* skip, const float* skipLanes,
+                         const ConvGeometry* skipGeometry) {
   const LaneLayout l(g);
+  const SkipLanes skipInLanes{skipLanes, skipGeometry};
+  const SkipLanes* laneSkip = skipLanes ? &skipInLanes : nullptr;
   const int64_t C = g.outChannels;
   if (x) paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l.lanes, xLanes);
   const CompressedFilter f = byOutputChannel(g, l, w, active);
@@ -598,13 +652,15 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
   if (next) {
+    PhaseScope time(Phase::kNormalizeToLanes);
     const LaneLayout ln(*next);
     forRowRanges(ln.inRows, perRow(g.outHeight * g.outWidth * C * l.lanes, ln.inRows), [&](int64_t begin, int64_t end, int) {
-      normalizeRowsToLanes(g, l, yLanes, a.data(), b.data(), bn.relu, *next, ln, begin, end, nextLanes);
+      normalizeRowsToLanes(g, l, yLanes, a.data(), b.data(), bn.relu, laneSkip, *next, ln, begin, end, nextLanes);
     });
   } else {
+    PhaseScope time(Phase::kNormalizeToNhwc);
     forRowRanges(g.outHeight, g.outWidth * C * l.lanes,
-                 [&](int64_t begin, int64_t end, int) { normalizeRows(g, l, yLanes, a.data(), b.data(), bn.relu, skip, begin, end, z); });
+                 [&](int64_t begin, int64_t end, int) { normalizeRows(g, l, yLanes, a.data(), b.data(), bn.relu, skip, laneSkip, begin, end, z); });
   }
 }
 
@@ -615,9 +671,12 @@ void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, co
   const int64_t C = g.outChannels, columns = g.outWidth * C, work = g.outHeight * columns * l.lanes;
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
+  PhaseScope sumsTime(Phase::kBnGradientSums);
   const std::vector<double> sums = reduceRows(g.outHeight, columns * l.lanes, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
     gradientSumRows(g, l, dz, dzInLanes, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(columns * l.lanes), acc);
   });
+  sumsTime.stop();
+  PhaseScope applyTime(Phase::kBnGradientApply);
   std::vector<float> A(C), B(C), K(C);
   batchNormBackwardCoefficients(C, static_cast<double>(g.batch) * g.outHeight * g.outWidth, sums.data(), mean, variance, gamma, bn.epsilon,
                                 A.data(), B.data(), K.data(), dgamma, dbeta);
@@ -630,6 +689,7 @@ void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, co
 void reluGradToLanes(const ConvGeometry& g, const float* dz, const float* out, float* gLanes) {
   const LaneLayout l(g);
   const int64_t columns = g.outWidth * g.outChannels, plane = g.outHeight * columns;
+  PhaseScope time(Phase::kReluGradToLanes);
   forRowRanges(g.outHeight, columns * l.lanes, [&](int64_t begin, int64_t end, int) {
     for (int64_t r = begin; r < end; r++) toLanesGated(dz + r * columns, out + r * columns, plane, g.batch, columns, gLanes + r * columns * l.lanes, l.lanes);
   });

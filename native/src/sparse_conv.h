@@ -28,10 +28,12 @@ void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, co
 // dy (NHWC) in the grad-lanes layout, shared by the two backward passes.
 void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLanes);
 // dx = ∂L/∂x through the active weights only: NHWC, or with dxInLanes in lanes ([inH][inW][inC][lanes]).
-// With `addLanes` (x's shape in lanes, [inH][inW][inC][lanes]; NHWC dx only) it is added on the way out:
-// the gradient of an identity shortcut around the layer (reluGradToLanes of the join).
+// With `addLanes` (x's shape in lanes, [inH][inW][inC][lanes]) it is added on the way out: the gradient of
+// an identity shortcut around the layer (reluGradToLanes of the join). With `gateLanes` (lanes dx only:
+// this convolution's padded input lanes, xLanes) the result is kept only where x > 0: the ReLU backward
+// of the residual join that produced x, when x never left the lane layout.
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes = false,
-                            const float* addLanes = nullptr);
+                            const float* addLanes = nullptr, const float* gateLanes = nullptr);
 // dw = ∂L/∂w at the active positions, 0 elsewhere.
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw);
 
@@ -50,10 +52,13 @@ struct BatchNormEpilogue {
 // lanes between them: with x null, xLanes already holds the input (the previous layer's nextLanes);
 // with `next`, z is written into `nextLanes`, the padded input lanes of the next convolution, instead of
 // NHWC (z may then be null). With `skip` (NHWC, z's shape; not with `next`), z = act(BN(y) + skip): an
-// identity residual join folded into the same pass.
+// identity residual join folded into the same pass. With `skipLanes` instead, the skip is read from the
+// padded input lanes of `skipGeometry` (a convolution whose input has z's shape: the block's first), and
+// z may go to NHWC or to `nextLanes`: a run of residual blocks whose activations stay in lanes.
 void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
                          const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes,
-                         const ConvGeometry* next = nullptr, float* nextLanes = nullptr, const float* skip = nullptr);
+                         const ConvGeometry* next = nullptr, float* nextLanes = nullptr, const float* skip = nullptr,
+                         const float* skipLanes = nullptr, const ConvGeometry* skipGeometry = nullptr);
 // dyLanes (the grad-lanes layout, borders zeroed), dgamma, dbeta from dz and the forward's yLanes and batch
 // statistics; dz in NHWC, or with dzInLanes in the output-lanes layout (the next layer's input gradient).
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,

@@ -24,10 +24,13 @@ export interface NativeAddon {
    * Chained pairs: x null means xLanes already holds the input; with nextGeometry, z is written into
    * nextLanes (the next convolution's input lanes) instead (z null). With skip (NHWC, z's shape; no
    * nextGeometry), z = act(BN(y) + skip): an identity residual join (pass null for the chaining pair).
+   * With skipLanes instead (the padded input lanes of skipGeometry, a convolution whose input has z's
+   * shape), the same join with the skip read in lanes, z in NHWC or in nextLanes.
    */
   sparseConvBnForward(geometry: number[], epsilon: number, relu: boolean, x: Float32Array | null, filter: Float32Array, active: Float32Array,
     gamma: Float32Array, beta: Float32Array, z: Float32Array | null, mean: Float32Array, variance: Float32Array, xLanes: Float32Array,
-    yLanes: Float32Array, nextGeometry?: number[] | null, nextLanes?: Float32Array | null, skip?: Float32Array): void;
+    yLanes: Float32Array, nextGeometry?: number[] | null, nextLanes?: Float32Array | null, skip?: Float32Array | null,
+    skipLanes?: Float32Array, skipGeometry?: number[]): void;
   /** dy in the grad-lanes layout (for the two convolution gradients), dgamma and dbeta; dz in NHWC or in output lanes. */
   sparseConvBnBackward(geometry: number[], epsilon: number, relu: boolean, dz: Float32Array, dzInLanes: boolean, yLanes: Float32Array,
     mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, dyLanes: Float32Array, dgamma: Float32Array,
@@ -40,10 +43,11 @@ export interface NativeAddon {
   sparseConvGradToLanes(geometry: number[], dy: Float32Array, dyLanes: Float32Array): void;
   /**
    * dx in NHWC, or with dxInLanes in the output-lanes layout of the layer that produced x. With addLanes
-   * (x's shape in lanes), dx += addLanes: an identity shortcut's gradient (reluGradToLanes).
+   * (x's shape in lanes), dx += addLanes: an identity shortcut's gradient (reluGradToLanes). With gateLanes
+   * (lanes dx only: this layer's padded input lanes), dx is kept where x > 0 (the ReLU of the join that made x).
    */
   sparseConvBackwardData(geometry: number[], dyLanes: Float32Array, filter: Float32Array, active: Float32Array, dx: Float32Array, dxInLanes?: boolean,
-    addLanes?: Float32Array): void;
+    addLanes?: Float32Array | null, gateLanes?: Float32Array): void;
   /** dfilter at the active positions, 0 elsewhere. */
   sparseConvBackwardWeights(geometry: number[], xLanes: Float32Array, dyLanes: Float32Array, active: Float32Array, dfilter: Float32Array): void;
   batchNormTrainForward(rows: number, channels: number, epsilon: number, relu: boolean, y: Float32Array, gamma: Float32Array,
@@ -79,6 +83,10 @@ export interface NativeAddon {
   threadCpuSeconds(): number;
   info(): { onednn: string; isa: string; threads: number; convPlans: number };
   setNumThreads(threads: number): void;
+  /** Starts (from zero) or stops the sparse kernels' phase timers (native/src/phase_timer.h). */
+  setPhaseTiming(enabled: boolean): void;
+  /** Milliseconds and calls per phase since setPhaseTiming(true); phases inside parallel regions timed on thread 0. */
+  phaseTimes(): Record<string, { ms: number; calls: number }>;
   /** Winograd for 3×3 stride-1 convolutions with ≥ 32 channels (default on). */
   setWinograd(enabled: boolean): void;
   convUsesWinograd(geometry: number[]): boolean;

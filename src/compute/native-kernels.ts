@@ -14,6 +14,7 @@ export const KERNELS = {
   sparseConv2d: 'CiglSparseConv2D',
   sparseConvBn: 'CiglSparseConvBn',
   sparseConvBnPair: 'CiglSparseConvBnPair',
+  sparseIdentityBlocks: 'CiglSparseIdentityBlocks',
   batchNormTrain: 'CiglBatchNormTrain',
   batchNormInfer: 'CiglBatchNormInfer',
   addRelu: 'CiglAddRelu',
@@ -44,6 +45,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   registerSparseConv(addon);
   registerSparseConvBn(addon);
   registerSparseConvBnPair(addon);
+  registerSparseIdentityBlocks(addon);
   registerBatchNorm(addon);
   registerPointwise(addon);
   registerDense(addon);
@@ -459,6 +461,167 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
         active1: () => tf.zerosLike(active1),
         active2: () => tf.zerosLike(active2),
       };
+    },
+  });
+}
+
+// ---- consecutive identity residual blocks ----------------------------------------------------------------
+
+export interface SparseIdentityBlocksAttrs {
+  padding: 'same' | 'valid';
+  /** Per block: the first layer's BatchNorm epsilon and ReLU, the second layer's epsilon. */
+  epsilon1: number[];
+  relu1: boolean[];
+  epsilon2: number[];
+}
+
+/** Each block's inputs of the identity-blocks kernel, in order; the kernel's inputs are [x, block 0's, block 1's, …]. */
+export const IDENTITY_BLOCK_INPUTS = ['filter1', 'active1', 'gamma1', 'beta1', 'filter2', 'active2', 'gamma2', 'beta2'] as const;
+type BlockInput = (typeof IDENTITY_BLOCK_INPUTS)[number];
+/** The most blocks one identity-blocks kernel takes (its gradient saves a fixed list of outputs). */
+export const MAX_IDENTITY_BLOCKS = 64;
+/** Index of block i's input `name` among the kernel's inputs. */
+const inputIndex = (name: BlockInput, block: number): number => 1 + block * IDENTITY_BLOCK_INPUTS.length + IDENTITY_BLOCK_INPUTS.indexOf(name);
+
+/**
+ * Identity residual blocks in sequence, h ← relu(BN2(conv2(act(BN1(conv1(h))))) + h), each as the fused pair
+ * kernel's residual mode computes it, as one tfjs kernel so that the activations between the blocks never
+ * leave the lane layout either: each block's join writes straight into the next block's padded input
+ * lanes, reading its skip from its own input lanes, and only the last block writes NHWC. Backward, the
+ * gradient at each inner join is formed in lanes while the next block's input gradient is gathered (plus
+ * that block's shortcut gradient, through the join's ReLU read from the input lanes). Per inner join that
+ * saves an NHWC activation transposed into lanes forward, and an NHWC gradient written and read back with
+ * its ReLU pass backward. The arithmetic is the pair kernel's, block by block, in the same order: the
+ * results are bitwise the same (tested).
+ *
+ * Inputs (an array, so any number of blocks): x, then per block filter1, active1, gamma1, beta1, filter2,
+ * active2, gamma2, beta2; outputs [z, then per block mean1, variance1, mean2, variance2].
+ */
+function registerSparseIdentityBlocks(addon: NativeAddon): void {
+  const geometries = (xShape: readonly number[], filter1: readonly number[], filter2: readonly number[], padding: 'same' | 'valid'): [number[], number[]] => {
+    const g1 = convGeometry(xShape, filter1, { stride: 1, padding });
+    const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], filter2, { stride: 1, padding });
+    return [g1, g2];
+  };
+  const blockCount = (inputCount: number): number => {
+    const blocks = (inputCount - 1) / IDENTITY_BLOCK_INPUTS.length;
+    if (!Number.isInteger(blocks) || blocks < 1 || blocks > MAX_IDENTITY_BLOCKS) {
+      throw new Error(`identity blocks: expected x and 1-${MAX_IDENTITY_BLOCKS} blocks of ${IDENTITY_BLOCK_INPUTS.length} inputs, got ${inputCount} inputs`);
+    }
+    return blocks;
+  };
+  tf.registerKernel({
+    kernelName: KERNELS.sparseIdentityBlocks,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const a = attrs as unknown as SparseIdentityBlocksAttrs;
+      const all = Object.values(inputs) as tf.TensorInfo[];
+      const blocks = blockCount(all.length);
+      const x = all[0];
+      const input = (name: BlockInput, i: number): tf.TensorInfo => all[inputIndex(name, i)];
+      const v = (name: BlockInput, i: number): Float32Array => f32(cpu, input(name, i), `${name} of block ${i}`);
+      const lanes: PairLanes[] = [];
+      const geometry: [number[], number[]][] = [];
+      for (let i = 0; i < blocks; i++) {
+        checkPattern(input('filter1', i), input('active1', i), `identity block ${i} (first layer)`);
+        checkPattern(input('filter2', i), input('active2', i), `identity block ${i} (second layer)`);
+        const [g1, g2] = geometries(x.shape, input('filter1', i).shape, input('filter2', i).shape, a.padding);
+        const outShape = [g2[0], g2[9], g2[10], g2[4]];
+        if (!tf.util.arraysEqual(outShape, x.shape)) throw new Error(`identity blocks: block ${i} maps [${x.shape}] to [${outShape}]; an identity block keeps its input's shape`);
+        const [in1, , out1] = addon.sparseConvLaneSizes(g1);
+        const [in2, , out2] = addon.sparseConvLaneSizes(g2);
+        geometry.push([g1, g2]);
+        lanes.push({ xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2) });
+      }
+      const z = bufferPool.allocate(size(x.shape));
+      const outs = [cpu.makeTensorInfo([...x.shape], 'float32', z)];
+      for (let i = 0; i < blocks; i++) {
+        const [g1, g2] = geometry[i];
+        const stats = [bufferPool.allocate(g1[4]), bufferPool.allocate(g1[4]), bufferPool.allocate(g2[4]), bufferPool.allocate(g2[4])];
+        addon.sparseConvBnForward(g1, a.epsilon1[i], a.relu1[i], i === 0 ? f32(cpu, x, 'x') : null, v('filter1', i), v('active1', i), v('gamma1', i),
+          v('beta1', i), null, stats[0], stats[1], lanes[i].xLanes1, lanes[i].yLanes1, g2, lanes[i].xLanes2);
+        // The join (ReLU after adding the block's input, read from its input lanes) goes to the next
+        // block's input lanes; the last block's to z.
+        const last = i === blocks - 1;
+        addon.sparseConvBnForward(g2, a.epsilon2[i], true, null, v('filter2', i), v('active2', i), v('gamma2', i), v('beta2', i), last ? z : null,
+          stats[2], stats[3], lanes[i].xLanes2, lanes[i].yLanes2, last ? null : geometry[i + 1][0], last ? null : lanes[i + 1].xLanes1, null,
+          lanes[i].xLanes1, g1);
+        outs.push(cpu.makeTensorInfo([g1[4]], 'float32', stats[0]), cpu.makeTensorInfo([g1[4]], 'float32', stats[1]),
+          cpu.makeTensorInfo([g2[4]], 'float32', stats[2]), cpu.makeTensorInfo([g2[4]], 'float32', stats[3]));
+      }
+      keepLanes(z, Object.fromEntries(lanes.flatMap((l, i) => Object.entries(l).map(([k, buffer]) => [`${k}${i}`, buffer]))));
+      return outs;
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.sparseIdentityBlocks,
+    saveAllInputs: true,
+    outputsToSave: Array.from({ length: 1 + 4 * MAX_IDENTITY_BLOCKS }, () => true),
+    gradFunc: (dys, saved, attrs) => {
+      const a = attrs as unknown as SparseIdentityBlocksAttrs;
+      const blocks = a.epsilon1.length;
+      const inputCount = 1 + blocks * IDENTITY_BLOCK_INPUTS.length;
+      const x = saved[0];
+      const input = (name: BlockInput, i: number): tf.Tensor => saved[inputIndex(name, i)];
+      const z = saved[inputCount];
+      const dz = (dys as tf.Tensor[])[0];
+      const v = (t: tf.Tensor, name: string): Float32Array => f32(cpuBackend(), t, name);
+      // Output 1 + 4i + k of the forward pass: block i's mean1, variance1, mean2, variance2.
+      const stat = (i: number, k: number): Float32Array => v(saved[inputCount + 1 + 4 * i + k], 'batch statistics');
+      const w = (name: BlockInput, i: number): Float32Array => v(input(name, i), `${name} of block ${i}`);
+      const geometry = Array.from({ length: blocks }, (_, i) => geometries(x.shape, input('filter1', i).shape, input('filter2', i).shape, a.padding));
+      // Every gradient but x's, last block first. The gradient at each block's output (after its join's
+      // ReLU) alternates between two lane buffers: block i's is read while block i − 1's is written. All of
+      // this node's thunks run before the next node's, so the shared slots are not overwritten in between.
+      const backward = once(() => {
+        const kept = lanesOf<Record<string, Float32Array>>(z, 'identity blocks');
+        const grads = Array.from({ length: blocks }, (_, i) => ({
+          dfilter1: bufferPool.allocate(input('filter1', i).size), dgamma1: bufferPool.allocate(input('gamma1', i).size),
+          dbeta1: bufferPool.allocate(input('beta1', i).size), dfilter2: bufferPool.allocate(input('filter2', i).size),
+          dgamma2: bufferPool.allocate(input('gamma2', i).size), dbeta2: bufferPool.allocate(input('beta2', i).size),
+        }));
+        const joinBuffer = (i: number): Float32Array => gradLanes.slot(addon, geometry[i][1], `blocks-join-${i % 2}`, 2).values;
+        let join = joinBuffer(blocks - 1);
+        addon.reluGradToLanes(geometry[blocks - 1][1], v(dz, 'dz'), v(z, 'z'), join);
+        for (let i = blocks - 1; ; i--) {
+          const [g1, g2] = geometry[i];
+          const d = grads[i];
+          const dy2 = gradLanes.claim(addon, g2, dz.dataId, 'blocks2');
+          const dz1 = gradLanes.slot(addon, g1, 'blocks-between', 2).values;
+          const dy1 = gradLanes.claim(addon, g1, dz.dataId, 'blocks1');
+          addon.sparseConvBnBackward(g2, a.epsilon2[i], false, join, true, kept[`yLanes2${i}`], stat(i, 2), stat(i, 3), w('gamma2', i), w('beta2', i),
+            dy2, d.dgamma2, d.dbeta2);
+          addon.sparseConvBackwardWeights(g2, kept[`xLanes2${i}`], dy2, w('active2', i), d.dfilter2);
+          addon.sparseConvBackwardData(g2, dy2, w('filter2', i), w('active2', i), dz1, true);
+          addon.sparseConvBnBackward(g1, a.epsilon1[i], a.relu1[i], dz1, true, kept[`yLanes1${i}`], stat(i, 0), stat(i, 1), w('gamma1', i),
+            w('beta1', i), dy1, d.dgamma1, d.dbeta1);
+          addon.sparseConvBackwardWeights(g1, kept[`xLanes1${i}`], dy1, w('active1', i), d.dfilter1);
+          if (i === 0) return { grads, dy1, join };
+          // The previous block's join gradient: this block's input gradient plus its shortcut's, kept
+          // where the previous join's output (this block's input, in its input lanes) was positive.
+          const previous = joinBuffer(i - 1);
+          addon.sparseConvBackwardData(g1, dy1, w('filter1', i), w('active1', i), previous, true, join, kept[`xLanes1${i}`]);
+          join = previous;
+        }
+      });
+      const result: Record<string, () => tf.Tensor> = {
+        0: () => {
+          const b = backward();
+          const dx = bufferPool.allocate(x.size);
+          addon.sparseConvBackwardData(geometry[0][0], b.dy1, w('filter1', 0), w('active1', 0), dx, false, b.join);
+          return wrap(dx, x.shape);
+        },
+      };
+      for (let i = 0; i < blocks; i++) {
+        for (const name of ['filter1', 'gamma1', 'beta1', 'filter2', 'gamma2', 'beta2'] as const) {
+          result[inputIndex(name, i)] = () => wrap(backward().grads[i][`d${name}`], input(name, i).shape);
+        }
+        // The patterns are constants of the step (never differentiated).
+        result[inputIndex('active1', i)] = () => tf.zerosLike(input('active1', i));
+        result[inputIndex('active2', i)] = () => tf.zerosLike(input('active2', i));
+      }
+      return result;
     },
   });
 }

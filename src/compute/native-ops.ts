@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNativeAddon } from './native-addon';
-import { convGeometry, KERNELS, registerNativeKernels, type SparseConvBnPairAttrs } from './native-kernels';
+import { convGeometry, IDENTITY_BLOCK_INPUTS, KERNELS, MAX_IDENTITY_BLOCKS, registerNativeKernels, type SparseConvBnPairAttrs, type SparseIdentityBlocksAttrs } from './native-kernels';
 import { activeFraction, prefersSparse, recordDecision } from './sparse-selection';
 import type { ConvBnCall, ConvBnOptions, Ops, RunningStats } from './ops';
 
@@ -23,25 +23,26 @@ export const nativeOps: Ops = {
 
   convBnPair(x, first, second, residual = false) {
     ensureRegistered();
-    const g1 = convGeometry(x.shape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
-    const between = [g1[0], g1[9], g1[10], g1[4]];
-    const a1 = sparsePattern(x.shape, first.filter, first.opts);
-    const a2 = sparsePattern(between, second.filter, second.opts);
-    if (!(a1 && a2 && first.opts.training && second.opts.training && first.opts.padding === second.opts.padding)) {
-      const body = convBnOn(convBnOn(x, first, a1), second, a2);
-      return residual ? nativeOps.addRelu(body, x) : body;
+    return convBnPairOn(x, first, second, residual, pairPatterns(x.shape, first, second));
+  },
+
+  identityBlocks(x, blocks) {
+    ensureRegistered();
+    const patterns = blocks.map(([first, second]) => pairPatterns(x.shape, first, second));
+    // Runs of blocks that all fuse go through one kernel; any other block is a pair on its own.
+    let h = x;
+    for (let i = 0; i < blocks.length; ) {
+      let end = i;
+      while (end < blocks.length && end - i < MAX_IDENTITY_BLOCKS && fusesAsIdentityBlock(h.shape, blocks[end], patterns[end])) end++;
+      if (end - i < 2) {
+        h = convBnPairOn(h, blocks[i][0], blocks[i][1], true, patterns[i]);
+        i++;
+        continue;
+      }
+      h = identityBlocksOn(h, blocks.slice(i, end), patterns.slice(i, end) as [tf.Tensor4D, tf.Tensor4D][]);
+      i = end;
     }
-    const attrs: SparseConvBnPairAttrs = {
-      padding: first.opts.padding, stride1: first.opts.stride, stride2: second.opts.stride,
-      epsilon1: first.bn.stats.epsilon, epsilon2: second.bn.stats.epsilon, relu1: first.opts.relu, relu2: second.opts.relu, residual,
-    };
-    const [z, mean1, variance1, mean2, variance2] = run(KERNELS.sparseConvBnPair, {
-      x, filter1: first.filter, active1: a1, gamma1: first.bn.gamma, beta1: first.bn.beta,
-      filter2: second.filter, active2: a2, gamma2: second.bn.gamma, beta2: second.bn.beta,
-    }, attrs as unknown as tf.NamedAttrMap) as [tf.Tensor4D, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-    takeBatchStats(first.bn.stats, mean1, variance1, between);
-    takeBatchStats(second.bn.stats, mean2, variance2, z);
-    return z;
+    return h;
   },
 
   addRelu(a, b) {
@@ -69,6 +70,70 @@ export const nativeOps: Ops = {
     return run(KERNELS.softmaxCrossEntropy, { logits, labels }) as tf.Scalar;
   },
 };
+
+type Patterns = readonly [tf.Tensor4D | undefined, tf.Tensor4D | undefined];
+
+/** The pair's two sparse patterns (sparsePattern of each layer; decisions recorded once). */
+function pairPatterns(xShape: readonly number[], first: ConvBnCall, second: ConvBnCall): Patterns {
+  const g1 = convGeometry(xShape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
+  return [sparsePattern(xShape, first.filter, first.opts), sparsePattern([g1[0], g1[9], g1[10], g1[4]], second.filter, second.opts)];
+}
+
+/** Whether a pair runs on the fused pair kernel: both layers sparse, in training, with one padding. */
+function fusesAsPair(first: ConvBnCall, second: ConvBnCall, [a1, a2]: Patterns): boolean {
+  return a1 !== undefined && a2 !== undefined && first.opts.training && second.opts.training && first.opts.padding === second.opts.padding;
+}
+
+/** Whether an identity block can join a run of the identity-blocks kernel: fused, stride 1, shape kept. */
+function fusesAsIdentityBlock(xShape: readonly number[], [first, second]: readonly [ConvBnCall, ConvBnCall], patterns: Patterns): boolean {
+  if (!fusesAsPair(first, second, patterns) || first.opts.stride !== 1 || second.opts.stride !== 1 || second.opts.relu) return false;
+  return first.filter.shape[2] === xShape[3] && second.filter.shape[3] === xShape[3] && first.filter.shape[0] % 2 === 1 && second.filter.shape[0] % 2 === 1;
+}
+
+function identityBlocksOn(x: tf.Tensor4D, blocks: readonly (readonly [ConvBnCall, ConvBnCall])[], patterns: readonly [tf.Tensor4D, tf.Tensor4D][]): tf.Tensor4D {
+  const inputs: tf.Tensor[] = [x];
+  blocks.forEach(([first, second], i) => {
+    const byName: Record<(typeof IDENTITY_BLOCK_INPUTS)[number], tf.Tensor> = {
+      filter1: first.filter, active1: patterns[i][0], gamma1: first.bn.gamma, beta1: first.bn.beta,
+      filter2: second.filter, active2: patterns[i][1], gamma2: second.bn.gamma, beta2: second.bn.beta,
+    };
+    inputs.push(...IDENTITY_BLOCK_INPUTS.map((name) => byName[name]));
+  });
+  const attrs: SparseIdentityBlocksAttrs = {
+    padding: blocks[0][0].opts.padding,
+    epsilon1: blocks.map(([first]) => first.bn.stats.epsilon),
+    relu1: blocks.map(([first]) => first.opts.relu),
+    epsilon2: blocks.map(([, second]) => second.bn.stats.epsilon),
+  };
+  const [z, ...stats] = tf.engine().runKernel(KERNELS.sparseIdentityBlocks, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  blocks.forEach(([first, second], i) => {
+    takeBatchStats(first.bn.stats, stats[4 * i], stats[4 * i + 1], x.shape);
+    takeBatchStats(second.bn.stats, stats[4 * i + 2], stats[4 * i + 3], x.shape);
+  });
+  return z as tf.Tensor4D;
+}
+
+/** convBnPair with both layers' paths decided. */
+function convBnPairOn(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, residual: boolean, patterns: Patterns): tf.Tensor4D {
+  const [a1, a2] = patterns;
+  const g1 = convGeometry(x.shape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
+  const between = [g1[0], g1[9], g1[10], g1[4]];
+  if (!fusesAsPair(first, second, patterns)) {
+    const body = convBnOn(convBnOn(x, first, a1), second, a2);
+    return residual ? nativeOps.addRelu(body, x) : body;
+  }
+  const attrs: SparseConvBnPairAttrs = {
+    padding: first.opts.padding, stride1: first.opts.stride, stride2: second.opts.stride,
+    epsilon1: first.bn.stats.epsilon, epsilon2: second.bn.stats.epsilon, relu1: first.opts.relu, relu2: second.opts.relu, residual,
+  };
+  const [z, mean1, variance1, mean2, variance2] = run(KERNELS.sparseConvBnPair, {
+    x, filter1: first.filter, active1: a1!, gamma1: first.bn.gamma, beta1: first.bn.beta,
+    filter2: second.filter, active2: a2!, gamma2: second.bn.gamma, beta2: second.bn.beta,
+  }, attrs as unknown as tf.NamedAttrMap) as [tf.Tensor4D, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
+  takeBatchStats(first.bn.stats, mean1, variance1, between);
+  takeBatchStats(second.bn.stats, mean2, variance2, z);
+  return z;
+}
 
 /**
  * The active pattern when convBn's convolution runs on the sparse kernels: one is given and

@@ -29,6 +29,14 @@ export interface Ops {
    */
   convBnPair?(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, residual?: boolean): tf.Tensor4D;
 
+  /**
+   * Optional: identity residual blocks in sequence, h ← relu(pair(h) + h), each body a convBn pair (second
+   * ReLU off, output of h's shape). A path may keep the activations between blocks in its own layout; the
+   * result must equal convBnPair(h, first, second, true) block after block. Paths without it leave it
+   * out and the model calls convBnPair per block.
+   */
+  identityBlocks?(x: tf.Tensor4D, blocks: readonly (readonly [ConvBnCall, ConvBnCall])[]): tf.Tensor4D;
+
   /** relu(a + b), the residual join. */
   addRelu(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D;
 

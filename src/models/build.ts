@@ -55,13 +55,25 @@ export function buildModel(arch: Architecture, seed: number): Model {
         opts: { stride: node.stride, padding: 'same', relu: node.relu, training, active: active?.[filter] as tf.Tensor4D | undefined, layer: node.name },
       };
     };
-    // Consecutive convBn nodes go to ops.convBnPair two at a time where the compute path has it.
+    // An identity block whose body is one convBn pair (second ReLU off): the path may fuse the join into the pair.
+    const identityPair = (node: ArchNode): readonly [ConvBnCall, ConvBnCall] | undefined => {
+      if (node.op !== 'residual' || node.shortcut.length || node.body.length !== 2) return undefined;
+      const [first, second] = node.body;
+      return first.op === 'convBn' && second.op === 'convBn' && !second.relu ? [convBnCall(first), convBnCall(second)] : undefined;
+    };
+    // Consecutive convBn nodes go to ops.convBnPair two at a time, and consecutive identity blocks to
+    // ops.identityBlocks together, where the compute path has them.
     const run = (nodes: readonly ArchNode[], input: tf.Tensor): tf.Tensor => {
       let h = input;
       for (let i = 0; i < nodes.length; i++) {
         const node = nodes[i];
         const next = nodes[i + 1];
-        if (ops.convBnPair && node.op === 'convBn' && next?.op === 'convBn') {
+        if (ops.identityBlocks && ops.convBnPair && identityPair(node) && next && identityPair(next)) {
+          const blocks: (readonly [ConvBnCall, ConvBnCall])[] = [];
+          for (let pair; i < nodes.length && (pair = identityPair(nodes[i])); i++) blocks.push(pair);
+          i--;
+          h = ops.identityBlocks(h as tf.Tensor4D, blocks);
+        } else if (ops.convBnPair && node.op === 'convBn' && next?.op === 'convBn') {
           h = ops.convBnPair(h as tf.Tensor4D, convBnCall(node), convBnCall(next));
           i++;
         } else {
@@ -85,11 +97,8 @@ export function buildModel(arch: Architecture, seed: number): Model {
         case 'dense':
           return ops.dense(h as tf.Tensor2D, p[weightName(node.name)] as tf.Tensor2D, p[`${node.name}.b`] as tf.Tensor1D, node.relu);
         case 'residual': {
-          // An identity block whose body is one convBn pair: the path may fuse the join into the pair.
-          const [first, second] = node.body;
-          if (ops.convBnPair && !node.shortcut.length && node.body.length === 2 && first.op === 'convBn' && second.op === 'convBn' && !second.relu) {
-            return ops.convBnPair(h as tf.Tensor4D, convBnCall(first), convBnCall(second), true);
-          }
+          const pair = identityPair(node);
+          if (ops.convBnPair && pair) return ops.convBnPair(h as tf.Tensor4D, pair[0], pair[1], true);
           const body = run(node.body, h);
           const shortcut = node.shortcut.length ? run(node.shortcut, h) : h;
           return ops.addRelu(body as tf.Tensor4D, shortcut as tf.Tensor4D);

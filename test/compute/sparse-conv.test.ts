@@ -300,3 +300,65 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identi
     tf.dispose([x, ...layers.flatMap((l) => [l.filter, l.active, l.gamma, l.beta]), ...a, ...b]);
   }
 });
+
+t.test('identity residual blocks in sequence on the identity-blocks kernel are bitwise the pair kernel block by block', { skip }, async (t) => {
+  const { KERNELS } = await import('../../src/compute/native-kernels');
+  const { runningStats } = await import('./compare');
+  type Layer = { filter: tf.Tensor4D; active: tf.Tensor4D | undefined; gamma: tf.Tensor1D; beta: tf.Tensor1D; relu: boolean };
+  type Outcome = { z: tf.Tensor; grads: tf.Tensor[]; stats: tf.Tensor[]; leaked: number; kernels: string[] };
+  // Blocks as the model builds them: ops.identityBlocks, or ops.convBnPair(…, true) one block at a time.
+  const runBlocks = async (x: tf.Tensor4D, layers: Layer[], together: boolean): Promise<Outcome> => {
+    const stats = layers.map((l) => runningStats(l.filter.shape[3]));
+    const before = tf.memory().numTensors;
+    let out!: { z: tf.Tensor; grads: tf.Tensor[] };
+    const profile = await tf.profile(() => {
+      out = tf.tidy(() => {
+        const f = (xx: tf.Tensor, ...params: tf.Tensor[]): tf.Tensor4D => {
+          const call = (i: number) => ({
+            filter: params[3 * i] as tf.Tensor4D, bn: { gamma: params[3 * i + 1] as tf.Tensor1D, beta: params[3 * i + 2] as tf.Tensor1D, stats: stats[i] },
+            opts: { stride: 1, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
+          });
+          const blocks = Array.from({ length: layers.length / 2 }, (_, b) => [call(2 * b), call(2 * b + 1)] as const);
+          if (together) return nativeOps.identityBlocks!(xx as tf.Tensor4D, blocks);
+          return blocks.reduce((h, [first, second]) => nativeOps.convBnPair!(h, first, second, true), xx as tf.Tensor4D);
+        };
+        const inputs = [x, ...layers.flatMap((l) => [l.filter, l.gamma, l.beta])];
+        const z = f(inputs[0], ...inputs.slice(1));
+        const upstream = tf.randomNormal(z.shape, 0, 1, 'float32', 27);
+        const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(xs[0], ...xs.slice(1)), upstream)))(inputs);
+        return { z, grads };
+      });
+    });
+    const leaked = tf.memory().numTensors - before - 1 - out.grads.length;
+    const result = { ...out, stats: stats.flatMap((s) => [s.mean.clone(), s.variance.clone()]), leaked, kernels: profile.kernelNames };
+    stats.forEach((s) => tf.dispose([s.mean, s.variance]));
+    return result;
+  };
+  const channels = 16;
+  const c: Case = { batch: 19, height: 9, width: 7, inChannels: channels, outChannels: channels, kernel: 3, stride: 1, density: 0.2 };
+  const x = tf.randomNormal([19, 9, 7, channels], 0.1, 1, 'float32', 91) as tf.Tensor4D;
+  // Four blocks; in the second case block 2's first layer has no pattern (dense), which splits the run.
+  for (const [name, densePosition] of [['four fusable blocks', -1], ['block 2 dense (runs of 2, then 1 pair and 1 block)', 4]] as const) {
+    const layers: Layer[] = Array.from({ length: 8 }, (_, i) => {
+      const { filter, active } = maskedFilter(c, 92 + i);
+      return {
+        filter, active: i === densePosition ? undefined : active, relu: i % 2 === 0,
+        gamma: tf.randomUniform([channels], 0.5, 1.5, 'float32', 100 + i) as tf.Tensor1D, beta: tf.randomNormal([channels], 0, 0.3, 'float32', 110 + i) as tf.Tensor1D,
+      };
+    });
+    const together = await withMode('on', () => runBlocks(x, layers, true));
+    const alone = await withMode('on', () => runBlocks(x, layers, false));
+    t.ok(together.kernels.includes(KERNELS.sparseIdentityBlocks), `${name}: the identity-blocks kernel ran`);
+    t.notOk(alone.kernels.includes(KERNELS.sparseIdentityBlocks), `${name}: the reference ran pair by pair`);
+    t.equal(together.leaked, 0, `${name}: no tensor leaked`);
+    const labels = ['z', 'dx', ...layers.flatMap((_, i) => [`dfilter${i}`, `dgamma${i}`, `dbeta${i}`]), ...layers.flatMap((_, i) => [`mean${i}`, `variance${i}`])];
+    const a = [together.z, ...together.grads, ...together.stats];
+    const b = [alone.z, ...alone.grads, ...alone.stats];
+    t.equal(a.length, labels.length, `${name}: every output compared`);
+    labels.forEach((label, i) => t.equal(tf.tidy(() => tf.max(tf.abs(tf.sub(a[i], b[i]))).dataSync()[0]), 0, `${name}: ${label} bitwise`));
+    // Not vacuous: the gradient reaches the first block's input and every layer.
+    t.ok(tf.tidy(() => tf.max(tf.abs(together.grads[0])).dataSync()[0]) > 0, `${name}: dx is not zero`);
+    tf.dispose([...a, ...b, ...layers.flatMap((l) => [l.filter, l.gamma, l.beta, ...(l.active ? [l.active] : [])])]);
+  }
+  tf.dispose(x);
+});
