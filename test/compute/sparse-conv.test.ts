@@ -362,3 +362,41 @@ t.test('identity residual blocks in sequence on the identity-blocks kernel are b
   }
   tf.dispose(x);
 });
+
+t.test('the addon refuses inconsistent lane options with an error naming them; phase timing records only while on', { skip }, async (t) => {
+  const { requireNativeAddon } = await import('../../src/compute/native-addon');
+  const { convGeometry } = await import('../../src/compute/native-kernels');
+  const addon = requireNativeAddon();
+  const g = convGeometry([4, 5, 5, 16], [3, 3, 16, 16], { stride: 1, padding: 'same' });
+  const [inLanes, gradLanes, outLanes] = addon.sparseConvLaneSizes(g);
+  const f32 = (n: number): Float32Array => new Float32Array(n);
+  const filter = f32(3 * 3 * 16 * 16).fill(0.1);
+  const active = f32(filter.length).fill(1);
+  const c = 16;
+  const forward = (skip: Float32Array | null, skipLanes?: Float32Array, skipGeometry?: number[]): void =>
+    addon.sparseConvBnForward(g, 1e-5, true, f32(4 * 5 * 5 * 16), filter, active, f32(c).fill(1), f32(c), f32(4 * 5 * 5 * 16), f32(c), f32(c),
+      f32(inLanes), f32(outLanes), null, null, skip, skipLanes, skipGeometry);
+  t.throws(() => forward(f32(4 * 5 * 5 * 16), f32(inLanes), g), /skip in NHWC or in lanes, not both/);
+  const wider = convGeometry([4, 5, 5, 32], [3, 3, 32, 16], { stride: 1, padding: 'same' });
+  t.throws(() => forward(null, f32(addon.sparseConvLaneSizes(wider)[0]), wider), /skip geometry's input is not this convolution's output/);
+  t.throws(() => forward(null, f32(3), g), /skipLanes' has 3 elements/);
+  t.doesNotThrow(() => forward(null, f32(inLanes), g), 'a skip in the lanes of a geometry with z\'s shape is accepted');
+  t.throws(() => addon.sparseConvBackwardData(g, f32(gradLanes), filter, active, f32(4 * 5 * 5 * 16), false, null, f32(inLanes)), /gateLanes needs dx in lanes/);
+
+  addon.setPhaseTiming(false);
+  forward(null, f32(inLanes), g);
+  t.same(addon.phaseTimes(), {}, 'nothing recorded before timing is turned on');
+  addon.setPhaseTiming(true);
+  forward(null, f32(inLanes), g);
+  addon.setPhaseTiming(false);
+  const phases = addon.phaseTimes();
+  for (const phase of ['inputToLanes', 'compressFilter', 'forwardGather', 'forwardMoments', 'normalizeToNhwc']) {
+    t.ok(phases[phase]?.calls >= 1 && phases[phase].ms >= 0, `${phase} recorded (${JSON.stringify(phases[phase])})`);
+  }
+  t.notOk('weightsGather' in phases, 'phases that did not run are absent');
+  forward(null, f32(inLanes), g);
+  t.same(addon.phaseTimes(), phases, 'nothing more recorded once timing is off');
+  addon.setPhaseTiming(true);
+  t.same(addon.phaseTimes(), {}, 'turning timing on starts from zero');
+  addon.setPhaseTiming(false);
+});
