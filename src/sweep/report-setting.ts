@@ -156,7 +156,9 @@ export function temperatureSummary(comparisons: readonly TemperatureComparison[]
     const yes = list(pick, true);
     const no = list(pick, false);
     if (yes.length + no.length === 0) return `against ${what}: no comparison`;
-    return `lower than ${what} at ${yes.length === 0 ? 'no sparsity' : yes.join(', ')}${no.length > 0 ? `, not at ${no.join(', ')}` : ''}`;
+    if (yes.length === 0) return `not lower than ${what} at any sparsity compared (${no.join(', ')})`;
+    if (no.length === 0) return `lower than ${what} at every sparsity compared (${yes.join(', ')})`;
+    return `lower than ${what} at ${yes.join(', ')}, not at ${no.join(', ')}`;
   };
   return `CigL's ECE before any post-hoc calibration is ${say('temperature-scaled RigL', (c) => c.beatsScaledRigl)}; ${say('the temperature-scaled dense model', (c) => c.beatsScaledDense)}.`;
 }
