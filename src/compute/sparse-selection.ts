@@ -57,9 +57,15 @@ export function activeFraction(active: ArrayLike<number>): number {
  * BufferPool), which sped the gathers up more than oneDNN; whole steps again (`npm run bench:step --
  * MODEL DENSITY on|off`, alternating, 2 threads, 2026-11-29, sparse vs dense ms): resnet20 d0.2 151–153
  * vs 170–177, d0.25 169–172 vs 178–180, d0.3 165–201 vs 175–176; cnn d0.2 80–82 vs 88–97, d0.3 102–103
- * vs 97–99. Break-even lies near 0.25–0.3; the threshold keeps a margin below it.
+ * vs 97–99. Break-even lay near 0.25–0.3, and the threshold was 0.22. After consecutive identity blocks
+ * ran as one kernel (activations in lanes between blocks), whole steps again, 2026-12-03, 2-core Xeon,
+ * every masked convolution sparse (on) vs none (off), ms: resnet20 uniform 0.3 147–156 vs 157–160; cnn
+ * 0.25 72–74 vs 79, 0.3 82–84 vs 80–81. ERK, the paper's distribution, gives resnet20's first stage
+ * density 0.29 at an overall 0.1 (0.26 under CigL's random mask), which the threshold of 0.22 sent to
+ * the dense kernels: the auto rule's step took 136–141 ms with 0.22 and 123–126 ms with 0.3 (ERK 0.2:
+ * 161 vs 153). The threshold is now 0.3: resnet20's break-even, cnn's lies a little below it.
  */
-export const SPARSE_DENSITY_THRESHOLD = 0.22;
+export const SPARSE_DENSITY_THRESHOLD = 0.3;
 export const SPARSE_MIN_INPUT_CHANNELS = 16;
 
 /** Geometry as convGeometry returns it: [batch, inH, inW, inC, outC, kH, kW, ...]. */

@@ -400,3 +400,34 @@ t.test('the addon refuses inconsistent lane options with an error naming them; p
   t.same(addon.phaseTimes(), {}, 'turning timing on starts from zero');
   addon.setPhaseTiming(false);
 });
+
+t.test("ERK at overall density 0.1 and 0.05 sends every 3×3 convolution of resnet20 with 16 or more input channels to the sparse kernels", async (t) => {
+  const { prefersSparse } = await import('../../src/compute/sparse-selection');
+  const { convGeometry } = await import('../../src/compute/native-kernels');
+  const { createModel } = await import('../../src/models/build');
+  const { allocateLayers } = await import('../../src/sparse/density');
+  const model = createModel('resnet20', { seed: 1 });
+  try {
+    for (const density of [0.1, 0.05]) {
+      const layers = allocateLayers(model.specs, { density, distribution: 'erk' });
+      const convs = layers.filter((l) => l.shape.length === 4 && l.shape[0] === 3 && l.shape[2] >= 16);
+      t.equal(convs.length, 18, `${density}: 18 candidate convolutions`);
+      // The first stage's layers get the highest ERK density: 0.29 at 0.1 (CigL's random mask lowers it),
+      // above the earlier threshold of 0.22, which left the most expensive stage on the dense kernels.
+      const highest = Math.max(...convs.map((l) => l.density));
+      if (density === 0.1) t.ok(highest > 0.22, `${density}: the densest is ${highest.toFixed(3)}`);
+      const previous = sparseComputeMode();
+      setSparseComputeMode('auto');
+      try {
+        for (const l of convs) {
+          const geometry = convGeometry([128, 32, 32, l.shape[2]], l.shape, { stride: 1, padding: 'same' });
+          if (!prefersSparse(geometry, l.density)) t.fail(`${density}: ${l.name} at ${l.density.toFixed(3)} runs dense`);
+        }
+      } finally {
+        setSparseComputeMode(previous);
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+});
