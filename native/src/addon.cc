@@ -112,10 +112,12 @@ Napi::Value SparseConvLaneSizes(const Napi::CallbackInfo& info) {
 // sparseConvBnForward(geometry, epsilon, relu, x | null, filter, active, gamma, beta, z | null, mean, variance, xLanes, yLanes
 //                     [, nextGeometry, nextLanes, skip, skipLanes, skipGeometry]): x null = xLanes already filled; with
 //                     nextGeometry, z goes to nextLanes; skip (NHWC) or skipLanes (padded input lanes of skipGeometry)
-//                     is added before the activation.
+//                     is added before the activation; inference: mean and variance are read (running statistics).
 Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
-  const BatchNormEpilogue bn{static_cast<float>(Real(info, 1, "epsilon")), Bool(info, 2, "relu")};
+  // Optional 19th argument: evaluation, normalising with the given mean and variance (running statistics).
+  const bool inference = info.Length() > 18 && !info[18].IsUndefined() && Bool(info, 18, "inference");
+  const BatchNormEpilogue bn{static_cast<float>(Real(info, 1, "epsilon")), Bool(info, 2, "relu"), inference};
   const int64_t c = g.outChannels;
   const bool chained = info.Length() > 13 && !info[13].IsUndefined() && !info[13].IsNull();
   ConvGeometry next{};

@@ -492,6 +492,7 @@ void forwardRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compre
 #undef CIGL_CALL
     }
     gatherTime.stop();
+    if (!acc) continue;
     PhaseScope momentsTime(Phase::kForwardMoments);
     rowMoments(row, g.outWidth, g.outChannels, l.lanes, g.batch, pivot, acc);
   }
@@ -651,18 +652,10 @@ void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* 
   }
 }
 
-}  // namespace
-
-void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
-                         const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes,
-                         const ConvGeometry* next, float* nextLanes, const float* skip, const float* skipLanes,
-                         const ConvGeometry* skipGeometry) {
-  const LaneLayout l(g);
-  const SkipLanes skipInLanes{skipLanes, skipGeometry};
-  const SkipLanes* laneSkip = skipLanes ? &skipInLanes : nullptr;
+// The convolution into yLanes with the batch mean and (biased) variance of its output channels.
+void batchMoments(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, float* yLanes, float* mean,
+                  float* variance) {
   const int64_t C = g.outChannels;
-  if (x) paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l.lanes, xLanes);
-  const CompressedFilter f = byOutputChannel(g, l, w, active);
   // Moments are taken about a sample of each channel (image 0 at output position (0, 0)) so that the
   // variance E[(y − p)²] − E[y − p]² does not cancel when the mean is large against the spread.
   std::vector<float> pivot(C, 0.0f);
@@ -675,6 +668,27 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
     const double shifted = sums[c] / count;
     mean[c] = static_cast<float>(pivot[c] + shifted);
     variance[c] = static_cast<float>(std::max(0.0, sums[C + c] / count - shifted * shifted));
+  }
+}
+
+}  // namespace
+
+void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
+                         const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes,
+                         const ConvGeometry* next, float* nextLanes, const float* skip, const float* skipLanes,
+                         const ConvGeometry* skipGeometry) {
+  const LaneLayout l(g);
+  const SkipLanes skipInLanes{skipLanes, skipGeometry};
+  const SkipLanes* laneSkip = skipLanes ? &skipInLanes : nullptr;
+  const int64_t C = g.outChannels;
+  if (x) paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l.lanes, xLanes);
+  const CompressedFilter f = byOutputChannel(g, l, w, active);
+  if (bn.inference) {
+    // Normalised with the given (running) statistics: no batch moments.
+    forRowRanges(g.outHeight, f.start.back() * g.outWidth * l.lanes,
+                 [&](int64_t begin, int64_t end, int) { forwardRowsToLanes(g, l, f, xLanes, begin, end, yLanes, nullptr, nullptr); });
+  } else {
+    batchMoments(g, l, f, xLanes, yLanes, mean, variance);
   }
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
@@ -690,6 +704,7 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
                  [&](int64_t begin, int64_t end, int) { normalizeRows(g, l, yLanes, a.data(), b.data(), bn.relu, skip, laneSkip, begin, end, z); });
   }
 }
+
 
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
                           const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,

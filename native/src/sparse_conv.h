@@ -47,6 +47,9 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
 struct BatchNormEpilogue {
   float epsilon;
   bool relu;
+  // Evaluation: mean and variance are the running statistics to normalise with (read, not written), and
+  // no batch moments are taken; yLanes is then only scratch.
+  bool inference = false;
 };
 // Chained layers (a pair conv → BN → conv → BN, the second reading only the first's output) stay in
 // lanes between them: with x null, xLanes already holds the input (the previous layer's nextLanes);

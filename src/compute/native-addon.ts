@@ -25,12 +25,13 @@ export interface NativeAddon {
    * nextLanes (the next convolution's input lanes) instead (z null). With skip (NHWC, z's shape; no
    * nextGeometry), z = act(BN(y) + skip): an identity residual join (pass null for the chaining pair).
    * With skipLanes instead (the padded input lanes of skipGeometry, a convolution whose input has z's
-   * shape), the same join with the skip read in lanes, z in NHWC or in nextLanes.
+   * shape), the same join with the skip read in lanes, z in NHWC or in nextLanes. With inference, mean and
+   * variance are inputs (the running statistics) and no batch moments are taken (yLanes is scratch).
    */
   sparseConvBnForward(geometry: number[], epsilon: number, relu: boolean, x: Float32Array | null, filter: Float32Array, active: Float32Array,
     gamma: Float32Array, beta: Float32Array, z: Float32Array | null, mean: Float32Array, variance: Float32Array, xLanes: Float32Array,
     yLanes: Float32Array, nextGeometry?: number[] | null, nextLanes?: Float32Array | null, skip?: Float32Array | null,
-    skipLanes?: Float32Array, skipGeometry?: number[]): void;
+    skipLanes?: Float32Array | null, skipGeometry?: number[] | null, inference?: boolean): void;
   /** dy in the grad-lanes layout (for the two convolution gradients), dgamma and dbeta; dz in NHWC or in output lanes. */
   sparseConvBnBackward(geometry: number[], epsilon: number, relu: boolean, dz: Float32Array, dzInLanes: boolean, yLanes: Float32Array,
     mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, dyLanes: Float32Array, dgamma: Float32Array,

@@ -13,6 +13,7 @@ export const KERNELS = {
   conv2d: 'CiglConv2D',
   sparseConv2d: 'CiglSparseConv2D',
   sparseConvBn: 'CiglSparseConvBn',
+  sparseConvBnInfer: 'CiglSparseConvBnInfer',
   sparseConvBnPair: 'CiglSparseConvBnPair',
   sparseIdentityBlocks: 'CiglSparseIdentityBlocks',
   batchNormTrain: 'CiglBatchNormTrain',
@@ -44,6 +45,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   registerConv(addon);
   registerSparseConv(addon);
   registerSparseConvBn(addon);
+  registerSparseConvBnInfer(addon);
   registerSparseConvBnPair(addon);
   registerSparseIdentityBlocks(addon);
   registerBatchNorm(addon);
@@ -251,8 +253,8 @@ const gradLanes = {
     slot.holds = owner;
     return slot.values;
   },
-  /** The persistent buffer of one role and geometry: grad lanes (which = 1) or output lanes (which = 2, sparseConvLaneSizes' order). */
-  slot(addon: NativeAddon, geometry: number[], role = '', which: 1 | 2 = 1): { holds?: object; values: Float32Array } {
+  /** The persistent buffer of one role and geometry: input (which = 0), grad (1) or output lanes (2), sparseConvLaneSizes' order. */
+  slot(addon: NativeAddon, geometry: number[], role = '', which: 0 | 1 | 2 = 1): { holds?: object; values: Float32Array } {
     const key = `${role}|${which}|${geometry.join(',')}`;
     let slot = this.buffers.get(key);
     if (!slot) this.buffers.set(key, (slot = { values: bufferPool.alignedArray(addon.sparseConvLaneSizes(geometry)[which]) }));
@@ -336,6 +338,33 @@ function registerSparseConvBn(addon: NativeAddon): void {
         // The pattern is a constant of the step (never differentiated).
         active: () => tf.zerosLike(active),
       };
+    },
+  });
+}
+
+// ---- sparse convolution + BatchNorm in evaluation ----------------------------------------------------------
+
+/**
+ * The sparse convolution fused with evaluation-mode BatchNorm (+ ReLU): inputs x, filter, active, gamma,
+ * beta and the running mean and variance; output z. The lane copies are scratch kept per geometry across
+ * calls (nothing is saved for a gradient: the ops use it only where no gradient is being recorded).
+ */
+function registerSparseConvBnInfer(addon: NativeAddon): void {
+  tf.registerKernel({
+    kernelName: KERNELS.sparseConvBnInfer,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const { x, filter, active, gamma, beta, mean, variance } = need(inputs, 'x', 'filter', 'active', 'gamma', 'beta', 'mean', 'variance');
+      checkPattern(filter, active, 'sparse conv2d + BatchNorm (evaluation)');
+      const { epsilon, relu } = attrs as unknown as SparseConvBnAttrs;
+      const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
+      const outShape = [g[0], g[9], g[10], g[4]];
+      const z = bufferPool.allocate(size(outShape));
+      addon.sparseConvBnForward(g, epsilon, relu, f32(cpu, x, 'x'), f32(cpu, filter, 'filter'), f32(cpu, active, 'active'), f32(cpu, gamma, 'gamma'),
+        f32(cpu, beta, 'beta'), z, f32(cpu, mean, 'mean'), f32(cpu, variance, 'variance'), gradLanes.slot(addon, g, 'infer-x', 0).values,
+        gradLanes.slot(addon, g, 'infer-y', 2).values, null, null, null, null, null, true);
+      return cpu.makeTensorInfo(outShape, 'float32', z);
     },
   });
 }

@@ -138,10 +138,13 @@ function convBnPairOn(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, res
 /**
  * The active pattern when convBn's convolution runs on the sparse kernels: one is given and
  * sparse-selection prefers them for this geometry and density; undefined for oneDNN's dense kernels.
- * Every decision is recorded for reports.
+ * In evaluation without a pattern the filter is its own (nonzero = active): a pruned weight is exactly 0
+ * and adds nothing to the output, so a sparse model's inference (validation, predictions) skips its
+ * pruned weights too. (Not where a gradient is recorded: a zero weight's gradient is not zero.) Every
+ * decision is recorded for reports.
  */
 function sparsePattern(xShape: readonly number[], filter: tf.Tensor4D, opts: ConvBnOptions): tf.Tensor4D | undefined {
-  const active = opts.active;
+  const active = opts.active ?? (opts.training || recordingGradients() ? undefined : filter);
   if (!active) return undefined;
   const density = densityOf(active);
   const sparse = prefersSparse(convGeometry(xShape, filter.shape, { stride: opts.stride, padding: opts.padding }), density);
@@ -149,10 +152,20 @@ function sparsePattern(xShape: readonly number[], filter: tf.Tensor4D, opts: Con
   return sparse ? active : undefined;
 }
 
+/** Whether tfjs is recording operations for a gradient (inside tf.grads and the like). */
+function recordingGradients(): boolean {
+  return (tf.engine() as unknown as { isTapeOn(): boolean }).isTapeOn();
+}
+
 /** convBn with the convolution's path decided: sparse through `active`, dense without. */
 function convBnOn(x: tf.Tensor4D, { filter, bn, opts }: ConvBnCall, active: tf.Tensor4D | undefined): tf.Tensor4D {
   const attrs = { stride: opts.stride, padding: opts.padding };
   const bnAttrs = { epsilon: bn.stats.epsilon, relu: opts.relu };
+  if (active && !opts.training && !recordingGradients()) {
+    // Sparse convolution and evaluation-mode BatchNorm in one kernel (no gradient kept).
+    const { mean, variance } = bn.stats;
+    return run(KERNELS.sparseConvBnInfer, { x, filter, active, gamma: bn.gamma, beta: bn.beta, mean, variance }, { ...attrs, ...bnAttrs }) as tf.Tensor4D;
+  }
   if (active && opts.training) {
     // Sparse convolution and training-mode BatchNorm in one kernel (native/src/sparse_conv.h).
     const [z, mean, variance] = run(KERNELS.sparseConvBn, { x, filter, active, gamma: bn.gamma, beta: bn.beta }, { ...attrs, ...bnAttrs }) as [tf.Tensor4D, tf.Tensor, tf.Tensor];

@@ -431,3 +431,46 @@ t.test("ERK at overall density 0.1 and 0.05 sends every 3×3 convolution of resn
     model.dispose();
   }
 });
+
+t.test('in evaluation a pruned filter is its own pattern: the fused sparse evaluation kernel without one given, dense where gradients are recorded', { skip }, async (t) => {
+  const { KERNELS } = await import('../../src/compute/native-kernels');
+  const c: Case = { batch: 19, height: 9, width: 7, inChannels: 16, outChannels: 24, kernel: 3, stride: 1, density: 0.1 };
+  const x = tf.randomNormal([19, 9, 7, 16], 0, 1, 'float32', 141) as tf.Tensor4D;
+  const { filter, active } = maskedFilter(c, 142);
+  const stats = { mean: tf.variable(tf.randomNormal([24], 0, 0.2, 'float32', 143), false), variance: tf.variable(tf.randomUniform([24], 0.5, 2, 'float32', 144), false), momentum: 0.1, epsilon: 1e-5 };
+  const bn = { gamma: tf.randomUniform([24], 0.5, 1.5, 'float32', 145) as tf.Tensor1D, beta: tf.randomNormal([24], 0, 0.3, 'float32', 146) as tf.Tensor1D, stats };
+  for (const relu of [true, false]) {
+    const opts: ConvBnOptions = { stride: 1, padding: 'same', relu, training: false, layer: 'eval' };
+    const run = async (mode: SparseComputeMode) => {
+      let y!: tf.Tensor;
+      const before = tf.memory().numTensors;
+      const profile = await tf.profile(() => { y = withMode(mode, () => nativeOps.convBn(x, filter, bn, opts)); });
+      return { y, kernels: profile.kernelNames, added: tf.memory().numTensors - before };
+    };
+    resetSparseComputeReport();
+    const sparse = await run('auto');
+    t.same(sparse.kernels, [KERNELS.sparseConvBnInfer], `relu ${relu}: one fused sparse evaluation kernel ran`);
+    t.same(sparseComputeReport().map((d) => [d.layer, d.sparse]), [['eval', true]], `relu ${relu}: the decision is recorded`);
+    t.equal(sparse.added, 1, `relu ${relu}: only the output tensor is left`);
+    const dense = await run('off');
+    t.ok(dense.kernels.includes(KERNELS.conv2d) && !dense.kernels.includes(KERNELS.sparseConvBnInfer), `relu ${relu}: mode off: the dense convolution`);
+    const err = relativeError(sparse.y, dense.y);
+    t.ok(err < TOLERANCE, `relu ${relu}: the dense kernels' output (relative error ${err.toExponential(2)})`);
+    // The stock ops (tfjs' own convolution and BatchNorm) agree too.
+    const stock = stockOps.convBn(x, filter, bn, opts);
+    const stockErr = relativeError(sparse.y, stock);
+    t.ok(stockErr < TOLERANCE, `relu ${relu}: the stock ops' output (relative error ${stockErr.toExponential(2)})`);
+    tf.dispose([sparse.y, dense.y, stock]);
+  }
+  const opts: ConvBnOptions = { stride: 1, padding: 'same', relu: true, training: false, layer: 'eval' };
+  // Where a gradient is recorded the pattern would cut the filter gradient of zero weights: dense there.
+  const withGradient = await tf.profile(() => {
+    tf.dispose(tf.grads((ff: tf.Tensor) => tf.sum(withMode('auto', () => nativeOps.convBn(x, ff as tf.Tensor4D, bn, opts))))([filter]));
+  });
+  t.notOk(withGradient.kernelNames.some((k) => k === KERNELS.sparseConvBnInfer || k === KERNELS.sparseConv2d), 'recording a gradient: no sparse convolution');
+  // A dense filter stays on the dense kernels.
+  const full = tf.randomNormal([3, 3, 16, 24], 0, 0.2, 'float32', 147) as tf.Tensor4D;
+  const denseFilter = await tf.profile(() => { tf.dispose(withMode('auto', () => nativeOps.convBn(x, full, bn, opts))); });
+  t.notOk(denseFilter.kernelNames.includes(KERNELS.sparseConvBnInfer), 'a dense filter: dense kernels');
+  tf.dispose([x, filter, active, full, bn.gamma, bn.beta, stats.mean, stats.variance]);
+});
