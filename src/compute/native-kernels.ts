@@ -16,6 +16,7 @@ export const KERNELS = {
   sparseConvBnInfer: 'CiglSparseConvBnInfer',
   sparseConvBnPair: 'CiglSparseConvBnPair',
   sparseIdentityBlocks: 'CiglSparseIdentityBlocks',
+  sparseIdentityBlocksInfer: 'CiglSparseIdentityBlocksInfer',
   batchNormTrain: 'CiglBatchNormTrain',
   batchNormInfer: 'CiglBatchNormInfer',
   addRelu: 'CiglAddRelu',
@@ -48,6 +49,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   registerSparseConvBnInfer(addon);
   registerSparseConvBnPair(addon);
   registerSparseIdentityBlocks(addon);
+  registerSparseIdentityBlocksInfer(addon);
   registerBatchNorm(addon);
   registerPointwise(addon);
   registerDense(addon);
@@ -651,6 +653,55 @@ function registerSparseIdentityBlocks(addon: NativeAddon): void {
         result[inputIndex('active2', i)] = () => tf.zerosLike(input('active2', i));
       }
       return result;
+    },
+  });
+}
+
+/**
+ * The identity-blocks kernel's forward pass in evaluation: BatchNorm with the running statistics, nothing
+ * kept for a gradient (the ops use it only where none is recorded). Inputs x, then per block the training
+ * kernel's eight and mean1, variance1, mean2, variance2; output z. The lane buffers are scratch kept per
+ * geometry across calls: each block's input lanes alternate between two, read as the block's skip while
+ * its join writes the next block's.
+ */
+function registerSparseIdentityBlocksInfer(addon: NativeAddon): void {
+  const perBlock = IDENTITY_BLOCK_INPUTS.length + 4;
+  tf.registerKernel({
+    kernelName: KERNELS.sparseIdentityBlocksInfer,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const a = attrs as unknown as SparseIdentityBlocksAttrs;
+      const all = Object.values(inputs) as tf.TensorInfo[];
+      const blocks = (all.length - 1) / perBlock;
+      if (!Number.isInteger(blocks) || blocks < 1) throw new Error(`identity blocks (evaluation): expected x and blocks of ${perBlock} inputs, got ${all.length} inputs`);
+      const x = all[0];
+      const v = (i: number, k: number, name: string): Float32Array => f32(cpu, all[1 + i * perBlock + k], `${name} of block ${i}`);
+      const input = (name: BlockInput, i: number): tf.TensorInfo => all[1 + i * perBlock + IDENTITY_BLOCK_INPUTS.indexOf(name)];
+      const w = (name: BlockInput, i: number): Float32Array => v(i, IDENTITY_BLOCK_INPUTS.indexOf(name), name);
+      const stat = (i: number, k: number): Float32Array => v(i, IDENTITY_BLOCK_INPUTS.length + k, 'running statistics');
+      const geometry = Array.from({ length: blocks }, (_, i) => {
+        checkPattern(input('filter1', i), input('active1', i), `identity block ${i} (first layer)`);
+        checkPattern(input('filter2', i), input('active2', i), `identity block ${i} (second layer)`);
+        const g1 = convGeometry(x.shape, input('filter1', i).shape, { stride: 1, padding: a.padding });
+        const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], input('filter2', i).shape, { stride: 1, padding: a.padding });
+        if (!tf.util.arraysEqual([g2[0], g2[9], g2[10], g2[4]], x.shape)) throw new Error(`identity blocks (evaluation): block ${i} does not keep its input's shape [${x.shape}]`);
+        return [g1, g2] as const;
+      });
+      const z = bufferPool.allocate(size(x.shape));
+      for (let i = 0; i < blocks; i++) {
+        const [g1, g2] = geometry[i];
+        const last = i === blocks - 1;
+        const own = gradLanes.slot(addon, g1, `infer-blocks-${i % 2}`, 0).values;
+        const next = last ? null : gradLanes.slot(addon, geometry[i + 1][0], `infer-blocks-${(i + 1) % 2}`, 0).values;
+        const between = gradLanes.slot(addon, g2, 'infer-blocks-between', 0).values;
+        addon.sparseConvBnForward(g1, a.epsilon1[i], a.relu1[i], i === 0 ? f32(cpu, x, 'x') : null, w('filter1', i), w('active1', i), w('gamma1', i),
+          w('beta1', i), null, stat(i, 0), stat(i, 1), own, gradLanes.slot(addon, g1, 'infer-blocks-y1', 2).values, g2, between, null, null, null, true);
+        addon.sparseConvBnForward(g2, a.epsilon2[i], true, null, w('filter2', i), w('active2', i), w('gamma2', i), w('beta2', i), last ? z : null,
+          stat(i, 2), stat(i, 3), between, gradLanes.slot(addon, g2, 'infer-blocks-y2', 2).values, last ? null : geometry[i + 1][0], next, null, own, g1,
+          true);
+      }
+      return cpu.makeTensorInfo([...x.shape], 'float32', z);
     },
   });
 }

@@ -29,17 +29,19 @@ export const nativeOps: Ops = {
   identityBlocks(x, blocks) {
     ensureRegistered();
     const patterns = blocks.map(([first, second]) => pairPatterns(x.shape, first, second));
+    // In evaluation (no gradient recorded) a run keeps its activations in lanes too, on the forward-only kernel.
+    const evaluation = blocks.every(([first, second]) => !first.opts.training && !second.opts.training) && !recordingGradients();
     // Runs of blocks that all fuse go through one kernel; any other block is a pair on its own.
     let h = x;
     for (let i = 0; i < blocks.length; ) {
       let end = i;
-      while (end < blocks.length && end - i < MAX_IDENTITY_BLOCKS && fusesAsIdentityBlock(h.shape, blocks[end], patterns[end])) end++;
+      while (end < blocks.length && end - i < MAX_IDENTITY_BLOCKS && fusesAsIdentityBlock(h.shape, blocks[end], patterns[end], evaluation)) end++;
       if (end - i < 2) {
         h = convBnPairOn(h, blocks[i][0], blocks[i][1], true, patterns[i]);
         i++;
         continue;
       }
-      h = identityBlocksOn(h, blocks.slice(i, end), patterns.slice(i, end) as [tf.Tensor4D, tf.Tensor4D][]);
+      h = identityBlocksOn(h, blocks.slice(i, end), patterns.slice(i, end) as [tf.Tensor4D, tf.Tensor4D][], evaluation);
       i = end;
     }
     return h;
@@ -84,13 +86,20 @@ function fusesAsPair(first: ConvBnCall, second: ConvBnCall, [a1, a2]: Patterns):
   return a1 !== undefined && a2 !== undefined && first.opts.training && second.opts.training && first.opts.padding === second.opts.padding;
 }
 
-/** Whether an identity block can join a run of the identity-blocks kernel: fused, stride 1, shape kept. */
-function fusesAsIdentityBlock(xShape: readonly number[], [first, second]: readonly [ConvBnCall, ConvBnCall], patterns: Patterns): boolean {
-  if (!fusesAsPair(first, second, patterns) || first.opts.stride !== 1 || second.opts.stride !== 1 || second.opts.relu) return false;
+/**
+ * Whether an identity block can join a run of the identity-blocks kernels: both layers sparse, in training
+ * (or both in evaluation, for the forward-only kernel), stride 1, shape kept.
+ */
+function fusesAsIdentityBlock(xShape: readonly number[], [first, second]: readonly [ConvBnCall, ConvBnCall], patterns: Patterns, evaluation: boolean): boolean {
+  const fused = evaluation
+    ? patterns[0] !== undefined && patterns[1] !== undefined && first.opts.padding === second.opts.padding
+    : fusesAsPair(first, second, patterns);
+  if (!fused || first.opts.stride !== 1 || second.opts.stride !== 1 || second.opts.relu) return false;
   return first.filter.shape[2] === xShape[3] && second.filter.shape[3] === xShape[3] && first.filter.shape[0] % 2 === 1 && second.filter.shape[0] % 2 === 1;
 }
 
-function identityBlocksOn(x: tf.Tensor4D, blocks: readonly (readonly [ConvBnCall, ConvBnCall])[], patterns: readonly [tf.Tensor4D, tf.Tensor4D][]): tf.Tensor4D {
+function identityBlocksOn(x: tf.Tensor4D, blocks: readonly (readonly [ConvBnCall, ConvBnCall])[], patterns: readonly [tf.Tensor4D, tf.Tensor4D][],
+  evaluation: boolean): tf.Tensor4D {
   const inputs: tf.Tensor[] = [x];
   blocks.forEach(([first, second], i) => {
     const byName: Record<(typeof IDENTITY_BLOCK_INPUTS)[number], tf.Tensor> = {
@@ -98,6 +107,7 @@ function identityBlocksOn(x: tf.Tensor4D, blocks: readonly (readonly [ConvBnCall
       filter2: second.filter, active2: patterns[i][1], gamma2: second.bn.gamma, beta2: second.bn.beta,
     };
     inputs.push(...IDENTITY_BLOCK_INPUTS.map((name) => byName[name]));
+    if (evaluation) inputs.push(first.bn.stats.mean, first.bn.stats.variance, second.bn.stats.mean, second.bn.stats.variance);
   });
   const attrs: SparseIdentityBlocksAttrs = {
     padding: blocks[0][0].opts.padding,
@@ -105,6 +115,7 @@ function identityBlocksOn(x: tf.Tensor4D, blocks: readonly (readonly [ConvBnCall
     relu1: blocks.map(([first]) => first.opts.relu),
     epsilon2: blocks.map(([, second]) => second.bn.stats.epsilon),
   };
+  if (evaluation) return tf.engine().runKernel(KERNELS.sparseIdentityBlocksInfer, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
   const [z, ...stats] = tf.engine().runKernel(KERNELS.sparseIdentityBlocks, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   blocks.forEach(([first, second], i) => {
     takeBatchStats(first.bn.stats, stats[4 * i], stats[4 * i + 1], x.shape);

@@ -474,3 +474,41 @@ t.test('in evaluation a pruned filter is its own pattern: the fused sparse evalu
   t.notOk(denseFilter.kernelNames.includes(KERNELS.sparseConvBnInfer), 'a dense filter: dense kernels');
   tf.dispose([x, filter, active, full, bn.gamma, bn.beta, stats.mean, stats.variance]);
 });
+
+t.test('identity residual blocks in evaluation run as one forward-only kernel and match the dense and stock ops', { skip }, async (t) => {
+  const { KERNELS } = await import('../../src/compute/native-kernels');
+  const channels = 16;
+  const c: Case = { batch: 19, height: 9, width: 7, inChannels: channels, outChannels: channels, kernel: 3, stride: 1, density: 0.2 };
+  const x = tf.randomNormal([19, 9, 7, channels], 0.1, 1, 'float32', 151) as tf.Tensor4D;
+  // Pruned filters with the pruned weights at exactly 0 (what evaluation sees: M ⊙ W), running statistics as trained.
+  const layers = Array.from({ length: 6 }, (_, i) => {
+    const { filter, active } = maskedFilter(c, 152 + i);
+    const stats = {
+      mean: tf.variable(tf.randomNormal([channels], 0, 0.3, 'float32', 160 + i), false),
+      variance: tf.variable(tf.randomUniform([channels], 0.5, 3, 'float32', 170 + i), false), momentum: 0.1, epsilon: 1e-5,
+    };
+    return {
+      filter, active, stats, relu: i % 2 === 0,
+      gamma: tf.randomUniform([channels], 0.5, 1.5, 'float32', 180 + i) as tf.Tensor1D, beta: tf.randomNormal([channels], 0, 0.3, 'float32', 190 + i) as tf.Tensor1D,
+    };
+  });
+  const call = (i: number) => ({
+    filter: layers[i].filter, bn: { gamma: layers[i].gamma, beta: layers[i].beta, stats: layers[i].stats },
+    opts: { stride: 1, padding: 'same' as const, relu: layers[i].relu, training: false, layer: `l${i}` },
+  });
+  const blocks = [0, 1, 2].map((b) => [call(2 * b), call(2 * b + 1)] as const);
+  const before = tf.memory().numTensors;
+  let fused!: tf.Tensor;
+  const profile = await tf.profile(() => { fused = withMode('auto', () => nativeOps.identityBlocks!(x, blocks)); });
+  t.same(profile.kernelNames, [KERNELS.sparseIdentityBlocksInfer], 'one forward-only kernel for the three blocks');
+  t.equal(tf.memory().numTensors - before, 1, 'only the output tensor is left');
+  const dense = withMode('off', () => nativeOps.identityBlocks!(x, blocks));
+  const stock = tf.tidy(() => blocks.reduce((h, [first, second]) =>
+    stockOps.addRelu(stockOps.convBn(stockOps.convBn(h, first.filter, first.bn, first.opts), second.filter, second.bn, second.opts), h), x));
+  for (const [label, reference] of [['dense kernels', dense], ['stock ops', stock]] as const) {
+    const err = relativeError(fused, reference);
+    t.ok(err < TOLERANCE, `the ${label}' output (relative error ${err.toExponential(2)})`);
+  }
+  t.ok(tf.tidy(() => tf.max(tf.abs(fused)).dataSync()[0]) > 0, 'the output is not zero');
+  tf.dispose([x, fused, dense, stock, ...layers.flatMap((l) => [l.filter, l.active, l.gamma, l.beta, l.stats.mean, l.stats.variance])]);
+});
