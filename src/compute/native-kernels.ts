@@ -511,6 +511,24 @@ export const IDENTITY_BLOCK_INPUTS = ['filter1', 'active1', 'gamma1', 'beta1', '
 type BlockInput = (typeof IDENTITY_BLOCK_INPUTS)[number];
 /** The most blocks one identity-blocks kernel takes (its gradient saves a fixed list of outputs). */
 export const MAX_IDENTITY_BLOCKS = 64;
+/**
+ * Each identity block's two convolution geometries (stride 1), after checking its patterns against its
+ * filters and that it keeps the input's shape; `kernel` names the caller in errors.
+ */
+function identityBlockGeometries(kernel: string, xShape: readonly number[], blocks: number, padding: 'same' | 'valid',
+  layers: (block: number) => readonly [filter1: tf.TensorInfo, active1: tf.TensorInfo, filter2: tf.TensorInfo, active2: tf.TensorInfo]): [number[], number[]][] {
+  return Array.from({ length: blocks }, (_, i) => {
+    const [filter1, active1, filter2, active2] = layers(i);
+    checkPattern(filter1, active1, `${kernel}, block ${i} (first layer)`);
+    checkPattern(filter2, active2, `${kernel}, block ${i} (second layer)`);
+    const g1 = convGeometry(xShape, filter1.shape, { stride: 1, padding });
+    const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], filter2.shape, { stride: 1, padding });
+    const outShape = [g2[0], g2[9], g2[10], g2[4]];
+    if (!tf.util.arraysEqual(outShape, [...xShape])) throw new Error(`${kernel}: block ${i} maps [${xShape}] to [${outShape}]; an identity block keeps its input's shape`);
+    return [g1, g2];
+  });
+}
+
 /** Index of block i's input `name` among the kernel's inputs. */
 const inputIndex = (name: BlockInput, block: number): number => 1 + block * IDENTITY_BLOCK_INPUTS.length + IDENTITY_BLOCK_INPUTS.indexOf(name);
 
@@ -529,11 +547,6 @@ const inputIndex = (name: BlockInput, block: number): number => 1 + block * IDEN
  * active2, gamma2, beta2; outputs [z, then per block mean1, variance1, mean2, variance2].
  */
 function registerSparseIdentityBlocks(addon: NativeAddon): void {
-  const geometries = (xShape: readonly number[], filter1: readonly number[], filter2: readonly number[], padding: 'same' | 'valid'): [number[], number[]] => {
-    const g1 = convGeometry(xShape, filter1, { stride: 1, padding });
-    const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], filter2, { stride: 1, padding });
-    return [g1, g2];
-  };
   const blockCount = (inputCount: number): number => {
     const blocks = (inputCount - 1) / IDENTITY_BLOCK_INPUTS.length;
     if (!Number.isInteger(blocks) || blocks < 1 || blocks > MAX_IDENTITY_BLOCKS) {
@@ -552,19 +565,12 @@ function registerSparseIdentityBlocks(addon: NativeAddon): void {
       const x = all[0];
       const input = (name: BlockInput, i: number): tf.TensorInfo => all[inputIndex(name, i)];
       const v = (name: BlockInput, i: number): Float32Array => f32(cpu, input(name, i), `${name} of block ${i}`);
-      const lanes: PairLanes[] = [];
-      const geometry: [number[], number[]][] = [];
-      for (let i = 0; i < blocks; i++) {
-        checkPattern(input('filter1', i), input('active1', i), `identity block ${i} (first layer)`);
-        checkPattern(input('filter2', i), input('active2', i), `identity block ${i} (second layer)`);
-        const [g1, g2] = geometries(x.shape, input('filter1', i).shape, input('filter2', i).shape, a.padding);
-        const outShape = [g2[0], g2[9], g2[10], g2[4]];
-        if (!tf.util.arraysEqual(outShape, x.shape)) throw new Error(`identity blocks: block ${i} maps [${x.shape}] to [${outShape}]; an identity block keeps its input's shape`);
+      const geometry = identityBlockGeometries('identity blocks', x.shape, blocks, a.padding, (i) => [input('filter1', i), input('active1', i), input('filter2', i), input('active2', i)]);
+      const lanes: PairLanes[] = geometry.map(([g1, g2]) => {
         const [in1, , out1] = addon.sparseConvLaneSizes(g1);
         const [in2, , out2] = addon.sparseConvLaneSizes(g2);
-        geometry.push([g1, g2]);
-        lanes.push({ xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2) });
-      }
+        return { xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2) };
+      });
       const z = bufferPool.allocate(size(x.shape));
       const outs = [cpu.makeTensorInfo([...x.shape], 'float32', z)];
       for (let i = 0; i < blocks; i++) {
@@ -601,7 +607,7 @@ function registerSparseIdentityBlocks(addon: NativeAddon): void {
       // Output 1 + 4i + k of the forward pass: block i's mean1, variance1, mean2, variance2.
       const stat = (i: number, k: number): Float32Array => v(saved[inputCount + 1 + 4 * i + k], 'batch statistics');
       const w = (name: BlockInput, i: number): Float32Array => v(input(name, i), `${name} of block ${i}`);
-      const geometry = Array.from({ length: blocks }, (_, i) => geometries(x.shape, input('filter1', i).shape, input('filter2', i).shape, a.padding));
+      const geometry = identityBlockGeometries('identity blocks gradient', x.shape, blocks, a.padding, (i) => [input('filter1', i), input('active1', i), input('filter2', i), input('active2', i)]);
       // Every gradient but x's, last block first. The gradient at each block's output (after its join's
       // ReLU) alternates between two lane buffers: block i's is read while block i − 1's is written. All of
       // this node's thunks run before the next node's, so the shared slots are not overwritten in between.
@@ -680,14 +686,7 @@ function registerSparseIdentityBlocksInfer(addon: NativeAddon): void {
       const input = (name: BlockInput, i: number): tf.TensorInfo => all[1 + i * perBlock + IDENTITY_BLOCK_INPUTS.indexOf(name)];
       const w = (name: BlockInput, i: number): Float32Array => v(i, IDENTITY_BLOCK_INPUTS.indexOf(name), name);
       const stat = (i: number, k: number): Float32Array => v(i, IDENTITY_BLOCK_INPUTS.length + k, 'running statistics');
-      const geometry = Array.from({ length: blocks }, (_, i) => {
-        checkPattern(input('filter1', i), input('active1', i), `identity block ${i} (first layer)`);
-        checkPattern(input('filter2', i), input('active2', i), `identity block ${i} (second layer)`);
-        const g1 = convGeometry(x.shape, input('filter1', i).shape, { stride: 1, padding: a.padding });
-        const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], input('filter2', i).shape, { stride: 1, padding: a.padding });
-        if (!tf.util.arraysEqual([g2[0], g2[9], g2[10], g2[4]], x.shape)) throw new Error(`identity blocks (evaluation): block ${i} does not keep its input's shape [${x.shape}]`);
-        return [g1, g2] as const;
-      });
+      const geometry = identityBlockGeometries('identity blocks (evaluation)', x.shape, blocks, a.padding, (i) => [input('filter1', i), input('active1', i), input('filter2', i), input('active2', i)]);
       const z = bufferPool.allocate(size(x.shape));
       for (let i = 0; i < blocks; i++) {
         const [g1, g2] = geometry[i];
