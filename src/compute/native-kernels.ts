@@ -529,6 +529,32 @@ function identityBlockGeometries(kernel: string, xShape: readonly number[], bloc
   });
 }
 
+/** One block's arrays for identityBlocksForward: its layers' inputs by name, its four statistics, its lane buffers. */
+interface BlockArrays {
+  readonly weights: (name: BlockInput) => Float32Array;
+  /** mean1, variance1, mean2, variance2: written in training, read (running statistics) in evaluation. */
+  readonly stats: readonly Float32Array[];
+  readonly lanes: PairLanes;
+}
+
+/**
+ * The forward pass of a run of identity blocks, shared by training and evaluation: each block's first
+ * layer writes the second's input lanes, and the join (ReLU after adding the block's input, read from its
+ * input lanes) goes to the next block's input lanes, or for the last block to z (NHWC).
+ */
+function identityBlocksForward(addon: NativeAddon, a: SparseIdentityBlocksAttrs, x: Float32Array, z: Float32Array, geometry: readonly [number[], number[]][],
+  arraysOf: (block: number) => BlockArrays, inference: boolean): void {
+  const blocks = geometry.map((_, i) => arraysOf(i));
+  blocks.forEach(({ weights: w, stats, lanes }, i) => {
+    const [g1, g2] = geometry[i];
+    const next = blocks[i + 1];
+    addon.sparseConvBnForward(g1, a.epsilon1[i], a.relu1[i], i === 0 ? x : null, w('filter1'), w('active1'), w('gamma1'), w('beta1'), null, stats[0], stats[1],
+      lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2, null, null, null, inference);
+    addon.sparseConvBnForward(g2, a.epsilon2[i], true, null, w('filter2'), w('active2'), w('gamma2'), w('beta2'), next ? null : z, stats[2], stats[3],
+      lanes.xLanes2, lanes.yLanes2, next ? geometry[i + 1][0] : null, next ? next.lanes.xLanes1 : null, null, lanes.xLanes1, g1, inference);
+  });
+}
+
 /** Index of block i's input `name` among the kernel's inputs. */
 const inputIndex = (name: BlockInput, block: number): number => 1 + block * IDENTITY_BLOCK_INPUTS.length + IDENTITY_BLOCK_INPUTS.indexOf(name);
 
@@ -572,21 +598,11 @@ function registerSparseIdentityBlocks(addon: NativeAddon): void {
         return { xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2) };
       });
       const z = bufferPool.allocate(size(x.shape));
+      const stats = geometry.map(([g1, g2]) => [bufferPool.allocate(g1[4]), bufferPool.allocate(g1[4]), bufferPool.allocate(g2[4]), bufferPool.allocate(g2[4])]);
+      identityBlocksForward(addon, a, f32(cpu, x, 'x'), z, geometry, (i) => ({ weights: (name) => v(name, i), stats: stats[i], lanes: lanes[i] }), false);
       const outs = [cpu.makeTensorInfo([...x.shape], 'float32', z)];
-      for (let i = 0; i < blocks; i++) {
-        const [g1, g2] = geometry[i];
-        const stats = [bufferPool.allocate(g1[4]), bufferPool.allocate(g1[4]), bufferPool.allocate(g2[4]), bufferPool.allocate(g2[4])];
-        addon.sparseConvBnForward(g1, a.epsilon1[i], a.relu1[i], i === 0 ? f32(cpu, x, 'x') : null, v('filter1', i), v('active1', i), v('gamma1', i),
-          v('beta1', i), null, stats[0], stats[1], lanes[i].xLanes1, lanes[i].yLanes1, g2, lanes[i].xLanes2);
-        // The join (ReLU after adding the block's input, read from its input lanes) goes to the next
-        // block's input lanes; the last block's to z.
-        const last = i === blocks - 1;
-        addon.sparseConvBnForward(g2, a.epsilon2[i], true, null, v('filter2', i), v('active2', i), v('gamma2', i), v('beta2', i), last ? z : null,
-          stats[2], stats[3], lanes[i].xLanes2, lanes[i].yLanes2, last ? null : geometry[i + 1][0], last ? null : lanes[i + 1].xLanes1, null,
-          lanes[i].xLanes1, g1);
-        outs.push(cpu.makeTensorInfo([g1[4]], 'float32', stats[0]), cpu.makeTensorInfo([g1[4]], 'float32', stats[1]),
-          cpu.makeTensorInfo([g2[4]], 'float32', stats[2]), cpu.makeTensorInfo([g2[4]], 'float32', stats[3]));
-      }
+      geometry.forEach(([g1, g2], i) => outs.push(cpu.makeTensorInfo([g1[4]], 'float32', stats[i][0]), cpu.makeTensorInfo([g1[4]], 'float32', stats[i][1]),
+        cpu.makeTensorInfo([g2[4]], 'float32', stats[i][2]), cpu.makeTensorInfo([g2[4]], 'float32', stats[i][3])));
       keepLanes(z, Object.fromEntries(lanes.flatMap((l, i) => Object.entries(l).map(([k, buffer]) => [`${k}${i}`, buffer]))));
       return outs;
     },
@@ -688,18 +704,15 @@ function registerSparseIdentityBlocksInfer(addon: NativeAddon): void {
       const stat = (i: number, k: number): Float32Array => v(i, IDENTITY_BLOCK_INPUTS.length + k, 'running statistics');
       const geometry = identityBlockGeometries('identity blocks (evaluation)', x.shape, blocks, a.padding, (i) => [input('filter1', i), input('active1', i), input('filter2', i), input('active2', i)]);
       const z = bufferPool.allocate(size(x.shape));
-      for (let i = 0; i < blocks; i++) {
+      // Block i's input lanes alternate between two buffers: read as its skip while its join writes the next block's.
+      identityBlocksForward(addon, a, f32(cpu, x, 'x'), z, geometry, (i) => {
         const [g1, g2] = geometry[i];
-        const last = i === blocks - 1;
-        const own = gradLanes.slot(addon, g1, `infer-blocks-${i % 2}`, 0).values;
-        const next = last ? null : gradLanes.slot(addon, geometry[i + 1][0], `infer-blocks-${(i + 1) % 2}`, 0).values;
-        const between = gradLanes.slot(addon, g2, 'infer-blocks-between', 0).values;
-        addon.sparseConvBnForward(g1, a.epsilon1[i], a.relu1[i], i === 0 ? f32(cpu, x, 'x') : null, w('filter1', i), w('active1', i), w('gamma1', i),
-          w('beta1', i), null, stat(i, 0), stat(i, 1), own, gradLanes.slot(addon, g1, 'infer-blocks-y1', 2).values, g2, between, null, null, null, true);
-        addon.sparseConvBnForward(g2, a.epsilon2[i], true, null, w('filter2', i), w('active2', i), w('gamma2', i), w('beta2', i), last ? z : null,
-          stat(i, 2), stat(i, 3), between, gradLanes.slot(addon, g2, 'infer-blocks-y2', 2).values, last ? null : geometry[i + 1][0], next, null, own, g1,
-          true);
-      }
+        const lanes: PairLanes = {
+          xLanes1: gradLanes.slot(addon, g1, `infer-blocks-${i % 2}`, 0).values, yLanes1: gradLanes.slot(addon, g1, 'infer-blocks-y1', 2).values,
+          xLanes2: gradLanes.slot(addon, g2, 'infer-blocks-between', 0).values, yLanes2: gradLanes.slot(addon, g2, 'infer-blocks-y2', 2).values,
+        };
+        return { weights: (name) => w(name, i), stats: [0, 1, 2, 3].map((k) => stat(i, k)), lanes };
+      }, true);
       return cpu.makeTensorInfo([...x.shape], 'float32', z);
     },
   });
