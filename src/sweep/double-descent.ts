@@ -7,11 +7,15 @@ import { formatSparsity, formatStats, type MetricStats } from './comparison';
  * The points, in order of increasing sparsity (the dense model first, at 0%, when given), show the double
  * descent when four of them, a < b < c < d in that order, have ECE(b) > ECE(a), ECE(c) < ECE(b) and
  * ECE(d) > ECE(c) (a rise to a local maximum, a fall, a rise again), each of the three changes larger
- * than two standard errors of the difference of the two means (SE = √(s₁²/n₁ + s₂²/n₂)).
+ * than two standard errors of the difference of the two means (SE = √(s₁²/n₁ + s₂²/n₂)). A point with one
+ * seed has no spread of its own; it borrows the largest seed-to-seed standard deviation measured on the
+ * same curve (the assumption, stated in the report: the spread at the sparsities run once is no larger
+ * than the largest one measured). Studies run the extremes of the sparsity grid with one seed to afford
+ * them, and without the borrowed spread a pattern through them could never be judged.
  *
  * Verdicts: `appears` (such four points exist); `within noise` (the means rise, fall and rise, but no
  * such four points have all three changes beyond two standard errors); `unresolved` (the means show the
- * pattern, but a change involves a point with one seed, which has no spread to judge it by);
+ * pattern, but a change involves a one-seed point and no point of the curve has several seeds);
  * `absent` (the means never rise, fall and rise); `cannot be tested` (fewer than four points).
  */
 export type DoubleDescentVerdict = 'appears' | 'within noise' | 'unresolved' | 'absent' | 'cannot be tested';
@@ -29,11 +33,14 @@ export interface DoubleDescent {
   readonly witness?: readonly [CurvePoint, CurvePoint, CurvePoint, CurvePoint];
   /** One sentence with the numbers. */
   readonly detail: string;
+  /** The standard deviation lent to one-seed points (absent when the curve has no point with several seeds). */
+  readonly borrowedStd?: number;
 }
 
 export const DOUBLE_DESCENT_RULE =
   'in order of increasing sparsity (dense first, at 0%), four points a < b < c < d with ECE rising from a to b, falling from b to c and rising from c to d, ' +
-  'each change larger than two standard errors of the difference of the two means; with one seed a point has no spread, so a pattern through it is unresolved';
+  'each change larger than two standard errors of the difference of the two means; a point run with one seed takes the largest seed-to-seed standard deviation measured on the same curve ' +
+  '(assumed: the spread at a sparsity run once is no larger), and without any point with several seeds a pattern through a one-seed point is unresolved';
 
 /** How far a change is beyond its noise: |Δ| / SE, undefined when a side has no spread. */
 function zScore(from: MetricStats, to: MetricStats): number | undefined {
@@ -43,6 +50,9 @@ function zScore(from: MetricStats, to: MetricStats): number | undefined {
 }
 
 export function doubleDescent(curve: readonly CurvePoint[]): DoubleDescent {
+  const spreads = curve.filter((p) => p.ece.n >= 2 && p.ece.std !== undefined).map((p) => p.ece.std!);
+  const borrowedStd = spreads.length > 0 ? Math.max(...spreads) : undefined;
+  const spreadOf = (p: CurvePoint): MetricStats => (p.ece.std === undefined && borrowedStd !== undefined ? { ...p.ece, std: borrowedStd } : p.ece);
   const points = [...curve].sort((a, b) => b.density - a.density);
   if (points.length < 4) {
     return { verdict: 'cannot be tested', points, detail: `${points.length} point${points.length === 1 ? '' : 's'}: at least four sparsities are needed for a rise, a fall and a rise` };
@@ -54,7 +64,7 @@ export function doubleDescent(curve: readonly CurvePoint[]): DoubleDescent {
     for (let b = a + 1; b < n; b++)
       for (let c = b + 1; c < n; c++)
         for (let d = c + 1; d < n; d++) {
-          const [A, B, C, D] = [a, b, c, d].map((i) => points[i].ece);
+          const [A, B, C, D] = [a, b, c, d].map((i) => spreadOf(points[i]));
           if (!(B.mean > A.mean && C.mean < B.mean && D.mean > C.mean)) continue;
           const z = [zScore(A, B), zScore(B, C), zScore(C, D)];
           const judged = z.every((v) => v !== undefined);
@@ -73,9 +83,11 @@ export function doubleDescent(curve: readonly CurvePoint[]): DoubleDescent {
   const witness = best.idx.map((i) => points[i]) as unknown as [CurvePoint, CurvePoint, CurvePoint, CurvePoint];
   const [A, B, C, D] = witness;
   const step = (from: CurvePoint, to: CurvePoint) => {
-    const z = zScore(from.ece, to.ece);
-    return `${formatSparsity(to.density)} (${formatStats(to.ece, 4)}; ${z === undefined ? 'no spread to judge the change by' : `${z === Infinity ? '∞' : z.toFixed(1)} standard errors`})`;
+    const z = zScore(spreadOf(from), spreadOf(to));
+    const borrowed = [from, to].some((p) => p.ece.std === undefined) && z !== undefined ? ', with the borrowed spread' : '';
+    return `${formatSparsity(to.density)} (${formatStats(to.ece, 4)}; ${z === undefined ? 'no spread to judge the change by' : `${z === Infinity ? '∞' : z.toFixed(1)} standard errors${borrowed}`})`;
   };
-  const detail = `ECE ${formatStats(A.ece, 4)} at ${formatSparsity(A.density)} rises to ${step(A, B)}, falls to ${step(B, C)} and rises to ${step(C, D)}`;
-  return { verdict, points, witness, detail };
+  const lending = witness.some((p) => p.ece.std === undefined) && borrowedStd !== undefined ? ` (one-seed points judged with a standard deviation of ${borrowedStd.toFixed(4)}, the largest measured on this curve)` : '';
+  const detail = `ECE ${formatStats(A.ece, 4)} at ${formatSparsity(A.density)} rises to ${step(A, B)}, falls to ${step(B, C)} and rises to ${step(C, D)}${lending}`;
+  return { verdict, points, witness, detail, ...(borrowedStd !== undefined ? { borrowedStd } : {}) };
 }

@@ -18,16 +18,31 @@ t.test('the double descent appears when a rise, a fall and a rise are each beyon
   t.same(doubleDescent([...curve(paperShape, 0.001)].reverse()).witness!.map((p) => p.density), [1, 0.05, 0.02, 0.01], 'points are put in order of sparsity first');
 });
 
-t.test('the same means with wide spreads are within noise; with one seed, unresolved', async (t) => {
+t.test('the same means with wide spreads are within noise; with one seed everywhere, unresolved', async (t) => {
   const noisy = doubleDescent(curve(paperShape, 0.01));
   t.equal(noisy.verdict, 'within noise');
   t.match(noisy.detail, /falls to 98% \(0\.0380 ± 0\.0100; 1\.5 standard errors\)/);
   const single = doubleDescent(curve(paperShape));
   t.equal(single.verdict, 'unresolved');
   t.match(single.detail, /no spread to judge the change by/);
-  // Seeds at 90% and 95% only (the study's layout): the dip 95% → 98% goes through a one-seed point.
-  const mixed = curve(paperShape, 0.001).map((p) => (p.density === 0.1 || p.density === 0.05 || p.density === 1 ? p : { ...p, ece: { n: 1, mean: p.ece.mean } }));
-  t.equal(doubleDescent(mixed).verdict, 'unresolved');
+  t.equal(single.borrowedStd, undefined, 'no point has a spread to lend');
+});
+
+t.test('one-seed points borrow the largest spread measured on the curve', async (t) => {
+  // Seeds at dense, 90% and 95% only (the study's layout): the dip 95% → 98% goes through one-seed points.
+  const oneSeedAt = (points: CurvePoint[]) =>
+    points.map((p) => (p.density === 0.1 || p.density === 0.05 || p.density === 1 ? p : { ...p, ece: { n: 1, mean: p.ece.mean } }));
+  const mixed = doubleDescent(oneSeedAt(curve(paperShape, 0.001)));
+  t.equal(mixed.verdict, 'appears');
+  t.equal(mixed.borrowedStd, 0.001);
+  // 95% → 98%: |0.038 − 0.050| / √(0.001²/3 + 0.001²/1) = 10.4.
+  t.match(mixed.detail, /falls to 98% \(0\.0380; 10\.4 standard errors, with the borrowed spread\)/);
+  t.match(mixed.detail, /\(one-seed points judged with a standard deviation of 0\.0010, the largest measured on this curve\)$/);
+  // The largest spread is lent, not the one next to the point: one wide point makes the dip noise.
+  const wide = oneSeedAt(curve(paperShape, 0.001)).map((p) => (p.density === 0.1 ? { ...p, ece: { n: 3, mean: p.ece.mean, std: 0.01 } } : p));
+  const judged = doubleDescent(wide);
+  t.equal(judged.borrowedStd, 0.01);
+  t.equal(judged.verdict, 'within noise');
 });
 
 t.test('no rise, fall and rise: absent; too few points: cannot be tested', async (t) => {
