@@ -5,13 +5,14 @@ export { readRunSummary } from '../sinks/summary';
 
 /**
  * `sweep.json`: what a sweep directory holds — the command that made it, and per run its name, label,
- * configuration (resolved, with its hash) and state — rewritten atomically after every run, so that it
+ * configuration (resolved, with its hash) and state — rewritten atomically when a run starts and after it, so that it
  * is the index the comparison, the plot and the reproduction report are built from.
  */
 export const SWEEP_RECORD = 'sweep.json';
 export const SUMMARY_FILE = 'summary.json';
 
-export type SweepRunState = 'pending' | 'completed' | 'failed' | 'stopped';
+/** `running`: the run being trained (or killed while it was; the sweep's status then says `running` too). */
+export type SweepRunState = 'pending' | 'running' | 'completed' | 'failed' | 'stopped';
 
 export interface SweepRecordRun {
   /** Directory name under the sweep directory. */

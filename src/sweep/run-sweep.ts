@@ -19,7 +19,7 @@ import { readRunSummary, SUMMARY_FILE, type SweepRecord, type SweepRecordRun } f
  * - `job.stop` (SIGINT/SIGTERM) ends the sweep after the current run (which stops at its next step and
  *   checkpoints, when runOne passes the signal on), with status 'stopped'.
  *
- * After every run, sweep.json, the comparison and the plot in `job.dir` are rewritten (atomically).
+ * When a run starts and after every run, sweep.json, the comparison and the plot in `job.dir` are rewritten (atomically).
  */
 export interface SweepRunContext {
   /** The run's directory: newly created, or reopened for a resume. */
@@ -74,6 +74,9 @@ export async function runSweep(job: SweepJob, runOne: RunOne): Promise<SweepOutc
       const runDir = prepareRunDir(config, { resume });
       started = { runDir, resume };
       log(`run ${i + 1}/${runs.length} ${run.runName}${resume ? ' (resuming)' : ''}`);
+      // Written before training so that sweep.json shows the run under way and the reused runs before it completed.
+      runs[i] = { ...run, state: 'running' };
+      await save();
       const outcome = await runOne(config, job, { runDir, resume, index: i, total: runs.length });
       if (outcome.status === 'stopped') {
         runs[i] = { ...run, state: 'stopped' };

@@ -23,7 +23,7 @@ t.test('runs every config in order and writes the sweep outputs after each run',
   const seenBefore: string[][] = [];
   const runOne = fakeRunOne(numbers, calls, {
     before: (_config, index) => {
-      // What the sweep had written when run `index` starts: the earlier runs, completed.
+      // What the sweep had written when run `index` starts: the earlier runs completed, this one running.
       const record = readSweepRecord(dir);
       seenBefore.push(record.runs.map((r) => r.state));
       if (index > 0) t.ok(fs.existsSync(path.join(dir, 'comparison.md')), `comparison written before run ${index}`);
@@ -35,9 +35,9 @@ t.test('runs every config in order and writes the sweep outputs after each run',
   t.same(calls.map((c) => c.config.output.runName), ['rigl-d0.1-s0', 'rigl-d0.1-s1', 'cigl-d0.1-s0']);
   t.same(calls.map((c) => c.resume), [false, false, false]);
   t.same(seenBefore, [
-    ['pending', 'pending', 'pending'],
-    ['completed', 'pending', 'pending'],
-    ['completed', 'completed', 'pending'],
+    ['running', 'pending', 'pending'],
+    ['completed', 'running', 'pending'],
+    ['completed', 'completed', 'running'],
   ]);
   t.equal(outcome.status, 'completed');
   t.same(outcome.failures, []);
@@ -67,8 +67,10 @@ t.test('a re-invoked sweep reuses finished runs, resumes a started one, and refu
 
   const calls: { config: RunConfig; resume: boolean }[] = [];
   const { job, io } = sweepJob(dir, runs);
-  const outcome = await runSweep(job, fakeRunOne(numbers, calls));
+  const seenBefore: string[][] = [];
+  const outcome = await runSweep(job, fakeRunOne(numbers, calls, { before: () => void seenBefore.push(readSweepRecord(dir).runs.map((r) => r.state)) }));
   t.same(calls.map((c) => [c.config.output.runName, c.resume]), [['cigl-d0.1-s0', true]], 'only the started run trains, resumed');
+  t.same(seenBefore, [['completed', 'completed', 'running', 'pending']], 'while it trains, sweep.json shows the reused runs completed');
   t.equal(outcome.status, 'completed');
   t.same(outcome.summaries.map((s) => s.runName), ['rigl-d0.1-s0', 'rigl-d0.1-s1', 'cigl-d0.1-s0'], 'reused summaries are in the outcome');
   t.equal(outcome.failures?.length, 1);
