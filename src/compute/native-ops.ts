@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNativeAddon } from './native-addon';
 import { convGeometry, IDENTITY_BLOCK_INPUTS, KERNELS, MAX_IDENTITY_BLOCKS, registerNativeKernels, type SparseConvBnPairAttrs, type SparseIdentityBlocksAttrs } from './native-kernels';
-import { activeFraction, prefersSparse, recordDecision } from './sparse-selection';
+import { activeFraction, type ConvRole, prefersSparse, recordDecision } from './sparse-selection';
 import type { ConvBnCall, ConvBnOptions, Ops, RunningStats } from './ops';
 
 /**
@@ -78,7 +78,8 @@ type Patterns = readonly [tf.Tensor4D | undefined, tf.Tensor4D | undefined];
 /** The pair's two sparse patterns (sparsePattern of each layer; decisions recorded once). */
 function pairPatterns(xShape: readonly number[], first: ConvBnCall, second: ConvBnCall): Patterns {
   const g1 = convGeometry(xShape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
-  return [sparsePattern(xShape, first.filter, first.opts), sparsePattern([g1[0], g1[9], g1[10], g1[4]], second.filter, second.opts)];
+  const role: ConvRole = first.opts.training && second.opts.training ? 'pairHead' : 'alone';
+  return [sparsePattern(xShape, first.filter, first.opts, role), sparsePattern([g1[0], g1[9], g1[10], g1[4]], second.filter, second.opts)];
 }
 
 /** Whether a pair runs on the fused pair kernel: both layers sparse, in training, with one padding. */
@@ -154,11 +155,11 @@ function convBnPairOn(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, res
  * pruned weights too. (Not where a gradient is recorded: a zero weight's gradient is not zero.) Every
  * decision is recorded for reports.
  */
-function sparsePattern(xShape: readonly number[], filter: tf.Tensor4D, opts: ConvBnOptions): tf.Tensor4D | undefined {
+function sparsePattern(xShape: readonly number[], filter: tf.Tensor4D, opts: ConvBnOptions, role: ConvRole = 'alone'): tf.Tensor4D | undefined {
   const active = opts.active ?? (opts.training || recordingGradients() ? undefined : filter);
   if (!active) return undefined;
   const density = densityOf(active);
-  const sparse = prefersSparse(convGeometry(xShape, filter.shape, { stride: opts.stride, padding: opts.padding }), density);
+  const sparse = prefersSparse(convGeometry(xShape, filter.shape, { stride: opts.stride, padding: opts.padding }), density, role);
   recordDecision({ layer: opts.layer ?? `conv ${filter.shape.join('×')} stride ${opts.stride}`, density, sparse });
   return sparse ? active : undefined;
 }

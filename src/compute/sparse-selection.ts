@@ -49,8 +49,9 @@ export function activeFraction(active: ArrayLike<number>): number {
  * The sparse kernels pay batch transposes (x and dy to lanes, y and dx back), so they win only where the
  * skipped arithmetic outweighs them: 3×3 filters up to density ~0.15 per layer in isolation (the whole-step
  * checks below, with the fused kernels, set the threshold).
- * The first layer (3 input channels) stays dense: its input gradient is never needed, and its forward
- * plus filter gradient take 2.5 ms on oneDNN against 3.7 ms sparse (the dy transpose dominates).
+ * The first layer (3 input channels) stays dense on its own: its input gradient is never needed, and its
+ * forward plus filter gradient take 2.5 ms on oneDNN against 3.7 ms sparse (the dy transpose dominates);
+ * at the head of a fused pair it goes sparse (ConvRole).
  * Re-checked in whole steps after the BatchNorm fusion (2 threads, resnet20, 2026-11-29): density 0.2
  * with every convolution sparse took 163 ms against 149 ms dense, 0.3 took 191 against 153; at 0.1 the
  * rule's 18 layers took the step from 145 to 113 ms. Then the buffers were cache-line aligned (see
@@ -68,11 +69,28 @@ export function activeFraction(active: ArrayLike<number>): number {
 export const SPARSE_DENSITY_THRESHOLD = 0.3;
 export const SPARSE_MIN_INPUT_CHANNELS = 16;
 
+/**
+ * Where the convolution sits: `pairHead` is the first layer of a chained pair in training, whose output
+ * goes straight into the second convolution's input lanes when both run sparse.
+ *
+ * A pair head with few input channels (the image layer) runs sparse at any density: the alternative is
+ * not only oneDNN's convolution but its BatchNorm in NHWC (forward and backward passes over the whole
+ * activation), the transpose of its output into the pair's lanes and of the input gradient back, all of
+ * which the fused pair kernel avoids; the input gradient of the image is never computed. Whole steps,
+ * 2026-12-03, 2-core Xeon, alternating, ms, image layer dense vs sparse: cnn ERK 0.1 (its conv1 at
+ * density 0.89) 67.3–68.3 vs 63.5; cnn ERK 0.05 (conv1 0.45) 57.4–57.7 vs 51.8–52.5; cnn uniform 0.1
+ * 63.8–64.7 vs 59.0–60.7. Not a pair head (resnet20's stem, followed by a residual block): 127–130 vs
+ * 126–131, no gain, so the rule stays as it was there.
+ */
+export type ConvRole = 'alone' | 'pairHead';
+
 /** Geometry as convGeometry returns it: [batch, inH, inW, inC, outC, kH, kW, ...]. */
-export function prefersSparse(geometry: readonly number[], density: number): boolean {
+export function prefersSparse(geometry: readonly number[], density: number, role: ConvRole = 'alone'): boolean {
   if (mode !== 'auto') return mode === 'on';
   const [, , , inChannels, , kernelHeight, kernelWidth] = geometry;
-  return density <= SPARSE_DENSITY_THRESHOLD && inChannels >= SPARSE_MIN_INPUT_CHANNELS && kernelHeight * kernelWidth > 1;
+  if (kernelHeight * kernelWidth === 1) return false;
+  if (inChannels < SPARSE_MIN_INPUT_CHANNELS) return role === 'pairHead';
+  return density <= SPARSE_DENSITY_THRESHOLD;
 }
 
 export interface LayerComputeDecision {

@@ -432,6 +432,65 @@ t.test("ERK at overall density 0.1 and 0.05 sends every 3×3 convolution of resn
   }
 });
 
+t.test('the image layer (3 input channels) runs sparse at the head of a training pair at any density; alone, in evaluation, or 1×1 it stays dense', { skip }, async (t) => {
+  const { KERNELS } = await import('../../src/compute/native-kernels');
+  const { runningStats } = await import('./compare');
+  const { prefersSparse } = await import('../../src/compute/sparse-selection');
+  const { convGeometry } = await import('../../src/compute/native-kernels');
+  const image = convGeometry([128, 32, 32, 3], [3, 3, 3, 16], { stride: 1, padding: 'same' });
+  const pointwise = convGeometry([128, 32, 32, 3], [1, 1, 3, 16], { stride: 1, padding: 'same' });
+  withMode('auto', () => {
+    t.ok(prefersSparse(image, 1, 'pairHead'), 'pair head, dense filter: sparse');
+    t.notOk(prefersSparse(image, 0.05), 'alone: dense, even at density 0.05');
+    t.notOk(prefersSparse(pointwise, 0.5, 'pairHead'), '1×1 pair head: dense');
+  });
+
+  // conv1 3→16 at density 0.9 (ERK gives cnn's conv1 0.89 at an overall 0.1), conv2 16→16 at 0.1.
+  const c1: Case = { batch: 19, height: 9, width: 7, inChannels: 3, outChannels: 16, kernel: 3, stride: 1, density: 0.9 };
+  const c2: Case = { ...c1, inChannels: 16, density: 0.1 };
+  const x = tf.randomNormal([19, 9, 7, 3], 0.2, 1, 'float32', 101) as tf.Tensor4D;
+  const layers = [c1, c2].map((c, i) => ({
+    ...maskedFilter(c, 102 + i),
+    gamma: tf.randomUniform([16], 0.5, 1.5, 'float32', 104 + i) as tf.Tensor1D, beta: tf.randomNormal([16], 0, 0.3, 'float32', 106 + i) as tf.Tensor1D,
+  }));
+  const pair = (training: boolean) => {
+    const stats = layers.map(() => runningStats(16));
+    const out = tf.tidy(() => {
+      const f = (f1: tf.Tensor, f2: tf.Tensor): tf.Tensor4D => {
+        const call = (i: number, filter: tf.Tensor) => ({
+          filter: filter as tf.Tensor4D, bn: { gamma: layers[i].gamma, beta: layers[i].beta, stats: stats[i] },
+          opts: { stride: 1, padding: 'same' as const, relu: true, training, active: layers[i].active, layer: `image-pair-${i}` },
+        });
+        return nativeOps.convBnPair!(x, call(0, f1), call(1, f2));
+      };
+      const z = f(layers[0].filter, layers[1].filter);
+      if (!training) return [z];
+      const upstream = tf.randomNormal(z.shape, 0, 1, 'float32', 108);
+      const grads = tf.grads((f1: tf.Tensor, f2: tf.Tensor) => tf.sum(tf.mul(f(f1, f2), upstream)))([layers[0].filter, layers[1].filter]);
+      return [z, tf.mul(grads[0], layers[0].active), tf.mul(grads[1], layers[1].active)];
+    });
+    stats.forEach((s) => tf.dispose([s.mean, s.variance]));
+    return out;
+  };
+  resetSparseComputeReport();
+  let auto!: tf.Tensor[];
+  const profile = await tf.profile(() => {
+    auto = withMode('auto', () => pair(true));
+  });
+  t.same(sparseComputeReport().map((d) => [d.layer, d.sparse]), [['image-pair-0', true], ['image-pair-1', true]], 'training: both layers sparse');
+  t.ok(profile.kernelNames.includes(KERNELS.sparseConvBnPair), 'the pair kernel ran');
+  t.notOk(profile.kernelNames.includes(KERNELS.conv2d), 'no dense convolution');
+  const dense = withMode('off', () => pair(true));
+  ['z', 'dfilter1', 'dfilter2'].forEach((label, i) => {
+    const err = relativeError(auto[i], dense[i]);
+    t.ok(err < TOLERANCE, `${label} against the dense path: relative error ${err.toExponential(2)}`);
+  });
+  resetSparseComputeReport();
+  const evaluation = withMode('auto', () => pair(false));
+  t.same(sparseComputeReport().map((d) => [d.layer, d.sparse]), [['image-pair-0', false], ['image-pair-1', true]], 'evaluation: the image layer dense');
+  tf.dispose([x, ...layers.flatMap((l) => [l.filter, l.active, l.gamma, l.beta]), ...auto, ...dense, ...evaluation]);
+});
+
 t.test('in evaluation a pruned filter is its own pattern: the fused sparse evaluation kernel without one given, dense where gradients are recorded', { skip }, async (t) => {
   const { KERNELS } = await import('../../src/compute/native-kernels');
   const c: Case = { batch: 19, height: 9, width: 7, inChannels: 16, outChannels: 24, kernel: 3, stride: 1, density: 0.1 };
