@@ -85,6 +85,8 @@ export interface NativeAddon {
   info(): { onednn: string; isa: string; threads: number; convPlans: number };
   setNumThreads(threads: number): void;
   /** Starts (from zero) or stops the sparse kernels' phase timers (native/src/phase_timer.h). */
+  /** [the calling thread flushes denormals inside a call, every OpenMP worker does] (addon.cc: DenormalsFlushed). */
+  mxcsrFlushesDenormals(): [boolean, boolean];
   setPhaseTiming(enabled: boolean): void;
   /** Milliseconds and calls per phase since setPhaseTiming(true); phases inside parallel regions timed on thread 0. */
   phaseTimes(): Record<string, { ms: number; calls: number }>;
