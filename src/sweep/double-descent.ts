@@ -35,6 +35,8 @@ export interface DoubleDescent {
   readonly detail: string;
   /** The standard deviation lent to one-seed points (absent when the curve has no point with several seeds). */
   readonly borrowedStd?: number;
+  /** Whether the witness judges a one-seed point with the borrowed spread (the verdict rests on the assumption). */
+  readonly witnessBorrows: boolean;
 }
 
 export const DOUBLE_DESCENT_RULE =
@@ -55,7 +57,7 @@ export function doubleDescent(curve: readonly CurvePoint[]): DoubleDescent {
   const spreadOf = (p: CurvePoint): MetricStats => (p.ece.std === undefined && borrowedStd !== undefined ? { ...p.ece, std: borrowedStd } : p.ece);
   const points = [...curve].sort((a, b) => b.density - a.density);
   if (points.length < 4) {
-    return { verdict: 'cannot be tested', points, detail: `${points.length} point${points.length === 1 ? '' : 's'}: at least four sparsities are needed for a rise, a fall and a rise` };
+    return { verdict: 'cannot be tested', points, witnessBorrows: false, detail: `${points.length} point${points.length === 1 ? '' : 's'}: at least four sparsities are needed for a rise, a fall and a rise` };
   }
   type Candidate = { idx: [number, number, number, number]; score: number; judged: boolean; resolved: boolean };
   const candidates: Candidate[] = [];
@@ -75,7 +77,7 @@ export function doubleDescent(curve: readonly CurvePoint[]): DoubleDescent {
         }
   const pick = (list: Candidate[]) => list.reduce((x, y) => (y.score > x.score ? y : x));
   const series = points.map((p) => `${formatSparsity(p.density)}: ${formatStats(p.ece, 4)}`).join(', ');
-  if (candidates.length === 0) return { verdict: 'absent', points, detail: `the means never rise, fall and rise again (${series})` };
+  if (candidates.length === 0) return { verdict: 'absent', points, witnessBorrows: false, detail: `the means never rise, fall and rise again (${series})` };
   const resolved = candidates.filter((c) => c.resolved);
   const unjudged = candidates.filter((c) => !c.judged);
   const [verdict, best]: [DoubleDescentVerdict, Candidate] =
@@ -87,7 +89,8 @@ export function doubleDescent(curve: readonly CurvePoint[]): DoubleDescent {
     const borrowed = [from, to].some((p) => p.ece.std === undefined) && z !== undefined ? ', with the borrowed spread' : '';
     return `${formatSparsity(to.density)} (${formatStats(to.ece, 4)}; ${z === undefined ? 'no spread to judge the change by' : `${z === Infinity ? '∞' : z.toFixed(1)} standard errors${borrowed}`})`;
   };
-  const lending = witness.some((p) => p.ece.std === undefined) && borrowedStd !== undefined ? ` (one-seed points judged with a standard deviation of ${borrowedStd.toFixed(4)}, the largest measured on this curve)` : '';
+  const witnessBorrows = borrowedStd !== undefined && witness.some((p) => p.ece.std === undefined);
+  const lending = witnessBorrows ? ` (one-seed points judged with a standard deviation of ${borrowedStd.toFixed(4)}, the largest measured on this curve)` : '';
   const detail = `ECE ${formatStats(A.ece, 4)} at ${formatSparsity(A.density)} rises to ${step(A, B)}, falls to ${step(B, C)} and rises to ${step(C, D)}${lending}`;
-  return { verdict, points, witness, detail, ...(borrowedStd !== undefined ? { borrowedStd } : {}) };
+  return { verdict, points, witness, detail, witnessBorrows, ...(borrowedStd !== undefined ? { borrowedStd } : {}) };
 }

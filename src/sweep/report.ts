@@ -156,8 +156,7 @@ function verdictsSection(
   if (claims) for (const v of claims) out.push(`- Main study, at ${CLAIM_DENSITIES.map(formatSparsity).join(' and ')}: ${v.statement}`);
   else out.push('- Claims (1) and (2): cannot be tested yet (the main study has no finished run).');
   const rigl = dd.find((d) => d.label === 'rigl');
-  const borrows = rigl?.result.witness?.some((p) => p.ece.std === undefined) && rigl.result.borrowedStd !== undefined;
-  const caveat = borrows ? ', judging the sparsities run with one seed by the largest seed-to-seed spread measured on the curve' : '';
+  const caveat = rigl?.result.witnessBorrows ? ', judging the sparsities run with one seed by the largest seed-to-seed spread measured on the curve' : '';
   out.push(`- Double descent of RigL's ECE over sparsity: ${rigl ? `**${rigl.result.verdict}**${caveat}.` : 'cannot be tested (no RigL runs).'}`);
   out.push(`- ${temperatureSummary(temperature)}`);
   if (paper.length > 0) {
