@@ -15,6 +15,7 @@ export const KERNELS = {
   sparseConvBn: 'CiglSparseConvBn',
   sparseConvBnInfer: 'CiglSparseConvBnInfer',
   sparseConvBnPair: 'CiglSparseConvBnPair',
+  sparseProjectionBlock: 'CiglSparseProjectionBlock',
   sparseIdentityBlocks: 'CiglSparseIdentityBlocks',
   sparseIdentityBlocksInfer: 'CiglSparseIdentityBlocksInfer',
   batchNormTrain: 'CiglBatchNormTrain',
@@ -48,6 +49,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   registerSparseConvBn(addon);
   registerSparseConvBnInfer(addon);
   registerSparseConvBnPair(addon);
+  registerSparseProjectionBlock(addon);
   registerSparseIdentityBlocks(addon);
   registerSparseIdentityBlocksInfer(addon);
   registerBatchNorm(addon);
@@ -253,6 +255,13 @@ const gradLanes = {
   claim(addon: NativeAddon, geometry: number[], owner: object, role = ''): Float32Array {
     const slot = this.slot(addon, geometry, role);
     slot.holds = owner;
+    return slot.values;
+  },
+  /** A persistent buffer of `length` floats for one role (scratch that outlives no node's thunks). */
+  scratch(role: string, length: number): Float32Array {
+    const key = `${role}|${length}`;
+    let slot = this.buffers.get(key);
+    if (!slot) this.buffers.set(key, (slot = { values: bufferPool.alignedArray(length) }));
     return slot.values;
   },
   /** The persistent buffer of one role and geometry: input (which = 0), grad (1) or output lanes (2), sparseConvLaneSizes' order. */
@@ -491,6 +500,179 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
         // The patterns are constants of the step (never differentiated).
         active1: () => tf.zerosLike(active1),
         active2: () => tf.zerosLike(active2),
+      };
+    },
+  });
+}
+
+// ---- projection residual blocks ----------------------------------------------------------------------------
+
+export interface SparseProjectionBlockAttrs {
+  padding: 'same' | 'valid';
+  /** The first layer's stride, which the shortcut shares. */
+  stride: number;
+  epsilon1: number;
+  relu1: boolean;
+  epsilon2: number;
+  epsilonS: number;
+}
+
+/**
+ * Where a 1×1 shortcut's weights sit inside the first layer's kernel window when the shortcut reads the
+ * same input with the same stride: tap (th, tw) of a kh×kw filter at the first layer's padding reads the
+ * pixel the 1×1 convolution reads at its own padding, for every output position. Undefined when no tap
+ * does (other strides, or output sizes that differ, as 'valid' padding gives).
+ */
+export function shortcutTap(xShape: readonly number[], filter1Shape: readonly number[], shortcutShape: readonly number[], stride: number,
+  shortcutStride: number, padding: 'same' | 'valid'): [number, number] | undefined {
+  if (shortcutShape[0] !== 1 || shortcutShape[1] !== 1 || stride !== shortcutStride || shortcutShape[2] !== filter1Shape[2]) return undefined;
+  const g1 = convGeometry(xShape, [filter1Shape[0], filter1Shape[1], filter1Shape[2], shortcutShape[3]], { stride, padding });
+  const gs = convGeometry(xShape, shortcutShape, { stride, padding });
+  if (g1[9] !== gs[9] || g1[10] !== gs[10]) return undefined;
+  const th = g1[11] - gs[11];
+  const tw = g1[12] - gs[12];
+  return th >= 0 && th < filter1Shape[0] && tw >= 0 && tw < filter1Shape[1] ? [th, tw] : undefined;
+}
+
+/** A 1×1 filter [1, 1, in, out] as a kh×kw one that is 0 except at tap (th, tw) (HWIO). */
+function embedAtTap(values: Float32Array, kw: number, [th, tw]: [number, number], out: Float32Array): Float32Array {
+  out.fill(0);
+  out.set(values, (th * kw + tw) * values.length);
+  return out;
+}
+
+type ProjectionLanes = PairLanes & { yLanesS: Float32Array; filterS: Float32Array; activeS: Float32Array };
+
+/**
+ * A projection residual block, z = relu(BN2(conv2(act(BN1(conv1(x))))) + BNs(convS(x))) with a 1×1
+ * shortcut convS of conv1's stride (resnet20's stage entries), as one tfjs kernel on the sparse kernels.
+ * The shortcut is run as conv1's geometry with its weights at one tap of the window (shortcutTap), so it
+ * reads conv1's input lanes and its output lands in the lane layout too: its BatchNorm output goes into a
+ * buffer of conv2's input-lane layout, which conv2's normalising pass adds before the join's ReLU. Backward,
+ * the join's gradient is written once in lanes and read by both BatchNorms; the shortcut's input gradient
+ * is gathered in lanes and added to conv1's as its rows are written. Unfused, the same block is the pair
+ * kernel, a dense 1×1 convolution with BatchNorm in NHWC, the join and its ReLU backward, and the tape's
+ * sum of x's two gradients: each a pass over an activation. Inputs x, filter1, active1, gamma1, beta1,
+ * filter2, active2, gamma2, beta2, filterS, activeS, gammaS, betaS; outputs [z, mean1, variance1, mean2,
+ * variance2, meanS, varianceS].
+ */
+function registerSparseProjectionBlock(addon: NativeAddon): void {
+  const INPUTS = ['x', 'filter1', 'active1', 'gamma1', 'beta1', 'filter2', 'active2', 'gamma2', 'beta2', 'filterS', 'activeS', 'gammaS', 'betaS'] as const;
+  const geometries = (x: tf.TensorInfo, filter1: tf.TensorInfo, filter2: tf.TensorInfo, filterS: tf.TensorInfo, a: SparseProjectionBlockAttrs) => {
+    const tap = shortcutTap(x.shape, filter1.shape, filterS.shape, a.stride, a.stride, a.padding);
+    if (!tap) throw new Error(`sparse projection block: a 1×1 shortcut ${filterS.shape} does not fit the first layer's window ${filter1.shape} at stride ${a.stride}`);
+    const [kh, kw, cin] = filter1.shape;
+    const g1 = convGeometry(x.shape, filter1.shape, { stride: a.stride, padding: a.padding });
+    const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], filter2.shape, { stride: 1, padding: a.padding });
+    const gS = convGeometry(x.shape, [kh, kw, cin, filterS.shape[3]], { stride: a.stride, padding: a.padding });
+    const outShape = [g2[0], g2[9], g2[10], g2[4]];
+    if (!tf.util.arraysEqual(outShape, [gS[0], gS[9], gS[10], gS[4]])) throw new Error(`sparse projection block: the body's output [${outShape}] and the shortcut's [${[gS[0], gS[9], gS[10], gS[4]]}] differ`);
+    return { g1, g2, gS, tap, outShape, embeddedSize: kh * kw * cin * filterS.shape[3] };
+  };
+  tf.registerKernel({
+    kernelName: KERNELS.sparseProjectionBlock,
+    backendName: 'cpu',
+    kernelFunc: ({ inputs, attrs, backend }) => {
+      const cpu = cpuBackend(backend);
+      const t = need(inputs, ...INPUTS);
+      checkPattern(t.filter1, t.active1, 'sparse projection block (first layer)');
+      checkPattern(t.filter2, t.active2, 'sparse projection block (second layer)');
+      checkPattern(t.filterS, t.activeS, 'sparse projection block (shortcut)');
+      const a = attrs as unknown as SparseProjectionBlockAttrs;
+      const { g1, g2, gS, tap, outShape, embeddedSize } = geometries(t.x, t.filter1, t.filter2, t.filterS, a);
+      const v = (name: (typeof INPUTS)[number]): Float32Array => f32(cpu, t[name], name);
+      const [in1, , out1] = addon.sparseConvLaneSizes(g1);
+      const [in2, , out2] = addon.sparseConvLaneSizes(g2);
+      const kw = t.filter1.shape[1];
+      const lanes: ProjectionLanes = {
+        xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2),
+        yLanesS: bufferPool.allocate(addon.sparseConvLaneSizes(gS)[2]),
+        filterS: embedAtTap(v('filterS'), kw, tap, bufferPool.allocate(embeddedSize)),
+        activeS: embedAtTap(v('activeS'), kw, tap, bufferPool.allocate(embeddedSize)),
+      };
+      const c1 = g1[4];
+      const c2 = g2[4];
+      const z = bufferPool.allocate(size(outShape));
+      const stats = [c1, c1, c2, c2, c2, c2].map((c) => bufferPool.allocate(c));
+      // The shortcut's BatchNorm output, in conv2's input-lane layout: read only by conv2's pass below.
+      const skip = gradLanes.slot(addon, g2, 'projection-skip', 0).values;
+      addon.sparseConvBnForward(g1, a.epsilon1, a.relu1, v('x'), v('filter1'), v('active1'), v('gamma1'), v('beta1'), null, stats[0], stats[1],
+        lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2);
+      addon.sparseConvBnForward(gS, a.epsilonS, false, null, lanes.filterS, lanes.activeS, v('gammaS'), v('betaS'), null, stats[4], stats[5],
+        lanes.xLanes1, lanes.yLanesS, g2, skip);
+      addon.sparseConvBnForward(g2, a.epsilon2, true, null, v('filter2'), v('active2'), v('gamma2'), v('beta2'), z, stats[2], stats[3],
+        lanes.xLanes2, lanes.yLanes2, null, null, null, skip, g2);
+      const out = [cpu.makeTensorInfo(outShape, 'float32', z), ...stats.map((s) => cpu.makeTensorInfo([s.length], 'float32', s))];
+      keepLanes(z, lanes);
+      return out;
+    },
+  });
+  tf.registerGradient({
+    kernelName: KERNELS.sparseProjectionBlock,
+    inputsToSave: [...INPUTS],
+    outputsToSave: [true, true, true, true, true, true, true],
+    gradFunc: (dys, saved, attrs) => {
+      const [x, filter1, active1, gamma1, beta1, filter2, active2, gamma2, beta2, filterS, , gammaS, betaS, z, mean1, variance1, mean2, variance2, meanS, varianceS] = saved;
+      const dz = (dys as tf.Tensor[])[0];
+      const a = attrs as unknown as SparseProjectionBlockAttrs;
+      const { g1, g2, gS, tap, embeddedSize } = geometries(x, filter1, filter2, filterS, a);
+      const v = (t: tf.Tensor, name: string): Float32Array => f32(cpuBackend(), t, name);
+      // Every gradient but x's, once per node: the join's gradient in lanes; conv2's BatchNorm, filter and
+      // input gradients; conv1's BatchNorm and filter gradient; the shortcut's BatchNorm and filter gradient.
+      // All of this node's thunks run before the next node's, so the shared slots are not overwritten between.
+      const backward = once(() => {
+        const lanes = lanesOf<ProjectionLanes>(z, 'sparse projection block');
+        const out = {
+          dy1: gradLanes.claim(addon, g1, dz.dataId, 'projection1'), dyS: gradLanes.claim(addon, gS, dz.dataId, 'projectionS'),
+          dgamma1: bufferPool.allocate(gamma1.size), dbeta1: bufferPool.allocate(gamma1.size), dfilter1: bufferPool.allocate(filter1.size),
+          dgamma2: bufferPool.allocate(gamma2.size), dbeta2: bufferPool.allocate(gamma2.size), dfilter2: bufferPool.allocate(filter2.size),
+          dgammaS: bufferPool.allocate(gammaS.size), dbetaS: bufferPool.allocate(gammaS.size), dfilterS: bufferPool.allocate(filterS.size),
+        };
+        const join = gradLanes.slot(addon, g2, 'projection-join', 2).values;
+        const dy2 = gradLanes.claim(addon, g2, dz.dataId, 'projection2');
+        const dz1 = gradLanes.slot(addon, g1, 'projection-between', 2).values;
+        addon.reluGradToLanes(g2, v(dz, 'dz'), v(z, 'z'), join);
+        addon.sparseConvBnBackward(g2, a.epsilon2, false, join, true, lanes.yLanes2, v(mean2, 'mean2'), v(variance2, 'variance2'), v(gamma2, 'gamma2'),
+          v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2);
+        addon.sparseConvBackwardWeights(g2, lanes.xLanes2, dy2, v(active2, 'active2'), out.dfilter2);
+        addon.sparseConvBackwardData(g2, dy2, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true);
+        addon.sparseConvBnBackward(g1, a.epsilon1, a.relu1, dz1, true, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'), v(gamma1, 'gamma1'),
+          v(beta1, 'beta1'), out.dy1, out.dgamma1, out.dbeta1);
+        addon.sparseConvBackwardWeights(g1, lanes.xLanes1, out.dy1, v(active1, 'active1'), out.dfilter1);
+        addon.sparseConvBnBackward(gS, a.epsilonS, false, join, true, lanes.yLanesS, v(meanS, 'meanS'), v(varianceS, 'varianceS'), v(gammaS, 'gammaS'),
+          v(betaS, 'betaS'), out.dyS, out.dgammaS, out.dbetaS);
+        // The shortcut's filter gradient at its tap of the window is the 1×1 filter's gradient.
+        const embedded = gradLanes.scratch('projection-dfilterS', embeddedSize);
+        addon.sparseConvBackwardWeights(gS, lanes.xLanes1, out.dyS, lanes.activeS, embedded);
+        const [, kw] = filter1.shape;
+        const at = (tap[0] * kw + tap[1]) * filterS.size;
+        out.dfilterS.set(embedded.subarray(at, at + filterS.size));
+        return { ...out, lanes };
+      });
+      return {
+        x: () => {
+          const b = backward();
+          // x's shape in lanes ([inH][inW][inC][lanes]), lanes read off conv1's output-lane size.
+          const lanes = addon.sparseConvLaneSizes(g1)[2] / (g1[9] * g1[10] * g1[4]);
+          const fromShortcut = gradLanes.scratch('projection-dxS', (x.size / x.shape[0]) * lanes);
+          addon.sparseConvBackwardData(gS, b.dyS, b.lanes.filterS, b.lanes.activeS, fromShortcut, true);
+          const dx = bufferPool.allocate(x.size);
+          addon.sparseConvBackwardData(g1, b.dy1, v(filter1, 'filter1'), v(active1, 'active1'), dx, false, fromShortcut);
+          return wrap(dx, x.shape);
+        },
+        filter1: () => wrap(backward().dfilter1, filter1.shape),
+        gamma1: () => wrap(backward().dgamma1, gamma1.shape),
+        beta1: () => wrap(backward().dbeta1, beta1.shape),
+        filter2: () => wrap(backward().dfilter2, filter2.shape),
+        gamma2: () => wrap(backward().dgamma2, gamma2.shape),
+        beta2: () => wrap(backward().dbeta2, beta2.shape),
+        filterS: () => wrap(backward().dfilterS, filterS.shape),
+        gammaS: () => wrap(backward().dgammaS, gammaS.shape),
+        betaS: () => wrap(backward().dbetaS, betaS.shape),
+        // The patterns are constants of the step (never differentiated).
+        active1: () => tf.zerosLike(active1),
+        active2: () => tf.zerosLike(active2),
+        activeS: () => tf.zerosLike(saved[10]),
       };
     },
   });

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNativeAddon } from './native-addon';
-import { convGeometry, IDENTITY_BLOCK_INPUTS, KERNELS, MAX_IDENTITY_BLOCKS, registerNativeKernels, type SparseConvBnPairAttrs, type SparseIdentityBlocksAttrs } from './native-kernels';
+import { convGeometry, IDENTITY_BLOCK_INPUTS, KERNELS, MAX_IDENTITY_BLOCKS, registerNativeKernels, shortcutTap, type SparseConvBnPairAttrs, type SparseIdentityBlocksAttrs,
+  type SparseProjectionBlockAttrs } from './native-kernels';
 import { activeFraction, type ConvRole, prefersSparse, recordDecision } from './sparse-selection';
 import type { ConvBnCall, ConvBnOptions, Ops, RunningStats } from './ops';
 
@@ -45,6 +46,29 @@ export const nativeOps: Ops = {
       i = end;
     }
     return h;
+  },
+
+  projectionBlock(x, first, second, shortcut) {
+    ensureRegistered();
+    const patterns = pairPatterns(x.shape, first, second);
+    const fuses = fusesAsPair(first, second, patterns) && shortcut.opts.training && !shortcut.opts.relu && shortcut.opts.padding === first.opts.padding &&
+      shortcutTap(x.shape, first.filter.shape, shortcut.filter.shape, first.opts.stride, shortcut.opts.stride, first.opts.padding) !== undefined;
+    const active = sparsePattern(x.shape, shortcut.filter, shortcut.opts, fuses ? 'blockShortcut' : 'alone');
+    if (!fuses || !active) return nativeOps.addRelu(convBnPairOn(x, first, second, false, patterns), convBnOn(x, shortcut, active));
+    const attrs: SparseProjectionBlockAttrs = {
+      padding: first.opts.padding, stride: first.opts.stride, epsilon1: first.bn.stats.epsilon, relu1: first.opts.relu,
+      epsilon2: second.bn.stats.epsilon, epsilonS: shortcut.bn.stats.epsilon,
+    };
+    const [z, mean1, variance1, mean2, variance2, meanS, varianceS] = run(KERNELS.sparseProjectionBlock, {
+      x, filter1: first.filter, active1: patterns[0]!, gamma1: first.bn.gamma, beta1: first.bn.beta,
+      filter2: second.filter, active2: patterns[1]!, gamma2: second.bn.gamma, beta2: second.bn.beta,
+      filterS: shortcut.filter, activeS: active, gammaS: shortcut.bn.gamma, betaS: shortcut.bn.beta,
+    }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    const g1 = convGeometry(x.shape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
+    takeBatchStats(first.bn.stats, mean1, variance1, [g1[0], g1[9], g1[10], g1[4]]);
+    takeBatchStats(second.bn.stats, mean2, variance2, z);
+    takeBatchStats(shortcut.bn.stats, meanS, varianceS, z);
+    return z as tf.Tensor4D;
   },
 
   addRelu(a, b) {

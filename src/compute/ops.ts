@@ -37,6 +37,14 @@ export interface Ops {
    */
   identityBlocks?(x: tf.Tensor4D, blocks: readonly (readonly [ConvBnCall, ConvBnCall])[]): tf.Tensor4D;
 
+  /**
+   * Optional: a residual block with a convolutional shortcut, relu(convBnPair(x, first, second) +
+   * convBn(x, shortcut)) (second.opts.relu and shortcut.opts.relu false; the shortcut typically 1×1 with the
+   * first layer's stride, a stage entry's projection). A path may run the block as one kernel; the result
+   * must equal those calls. Paths without it leave it out and the model calls them.
+   */
+  projectionBlock?(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, shortcut: ConvBnCall): tf.Tensor4D;
+
   /** relu(a + b), the residual join. */
   addRelu(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D;
 

@@ -81,12 +81,17 @@ export const SPARSE_MIN_INPUT_CHANNELS = 16;
  * density 0.89) 67.3–68.3 vs 63.5; cnn ERK 0.05 (conv1 0.45) 57.4–57.7 vs 51.8–52.5; cnn uniform 0.1
  * 63.8–64.7 vs 59.0–60.7. Not a pair head (resnet20's stem, followed by a residual block): 127–130 vs
  * 126–131, no gain, so the rule stays as it was there.
+ *
+ * `blockShortcut` is the 1×1 shortcut of a projection block whose body runs as a fused sparse pair: it
+ * runs sparse at any density, since it then reads the body's input lanes and joins in lanes (see the
+ * projection-block kernel in native-kernels.ts); alone, a 1×1 convolution stays on oneDNN.
  */
-export type ConvRole = 'alone' | 'pairHead';
+export type ConvRole = 'alone' | 'pairHead' | 'blockShortcut';
 
 /** Geometry as convGeometry returns it: [batch, inH, inW, inC, outC, kH, kW, ...]. */
 export function prefersSparse(geometry: readonly number[], density: number, role: ConvRole = 'alone'): boolean {
   if (mode !== 'auto') return mode === 'on';
+  if (role === 'blockShortcut') return true;
   const [, , , inChannels, , kernelHeight, kernelWidth] = geometry;
   if (kernelHeight * kernelWidth === 1) return false;
   if (inChannels < SPARSE_MIN_INPUT_CHANNELS) return role === 'pairHead';

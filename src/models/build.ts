@@ -61,6 +61,14 @@ export function buildModel(arch: Architecture, seed: number): Model {
       const [first, second] = node.body;
       return first.op === 'convBn' && second.op === 'convBn' && !second.relu ? [convBnCall(first), convBnCall(second)] : undefined;
     };
+    // A residual block whose body is a convBn pair (second ReLU off) and whose shortcut is one convBn without ReLU.
+    const projectionParts = (node: ArchNode): readonly [ConvBnCall, ConvBnCall, ConvBnCall] | undefined => {
+      if (node.op !== 'residual' || node.body.length !== 2 || node.shortcut.length !== 1) return undefined;
+      const [first, second] = node.body;
+      const [shortcut] = node.shortcut;
+      if (first.op !== 'convBn' || second.op !== 'convBn' || shortcut.op !== 'convBn' || second.relu || shortcut.relu) return undefined;
+      return [convBnCall(first), convBnCall(second), convBnCall(shortcut)];
+    };
     // Consecutive convBn nodes go to ops.convBnPair two at a time, and consecutive identity blocks to
     // ops.identityBlocks together, where the compute path has them.
     const run = (nodes: readonly ArchNode[], input: tf.Tensor): tf.Tensor => {
@@ -99,6 +107,8 @@ export function buildModel(arch: Architecture, seed: number): Model {
         case 'residual': {
           const pair = identityPair(node);
           if (ops.convBnPair && pair) return ops.convBnPair(h as tf.Tensor4D, pair[0], pair[1], true);
+          const projection = projectionParts(node);
+          if (ops.projectionBlock && projection) return ops.projectionBlock(h as tf.Tensor4D, ...projection);
           const body = run(node.body, h);
           const shortcut = node.shortcut.length ? run(node.shortcut, h) : h;
           return ops.addRelu(body as tf.Tensor4D, shortcut as tf.Tensor4D);

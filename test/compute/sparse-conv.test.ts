@@ -301,6 +301,75 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identi
   }
 });
 
+t.test('a projection block (pair body, 1×1 shortcut with BatchNorm, join) on the projection kernel matches the dense ops', { skip }, async (t) => {
+  const { KERNELS, shortcutTap } = await import('../../src/compute/native-kernels');
+  const { runningStats } = await import('./compare');
+  type Layer = { filter: tf.Tensor4D; active: tf.Tensor4D; gamma: tf.Tensor1D; beta: tf.Tensor1D; stride: number; relu: boolean };
+  type Outcome = { z: tf.Tensor; grads: tf.Tensor[]; stats: tf.Tensor[]; leaked: number; kernels: string[] };
+  const runBlock = async (x: tf.Tensor4D, layers: Layer[]): Promise<Outcome> => {
+    const stats = layers.map((l) => runningStats(l.filter.shape[3]));
+    const before = tf.memory().numTensors;
+    let out!: { z: tf.Tensor; grads: tf.Tensor[] };
+    const profile = await tf.profile(() => {
+      out = tf.tidy(() => {
+        const f = (xx: tf.Tensor, ...params: tf.Tensor[]): tf.Tensor4D => {
+          const call = (i: number) => ({
+            filter: params[3 * i] as tf.Tensor4D, bn: { gamma: params[3 * i + 1] as tf.Tensor1D, beta: params[3 * i + 2] as tf.Tensor1D, stats: stats[i] },
+            opts: { stride: layers[i].stride, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
+          });
+          return nativeOps.projectionBlock!(xx as tf.Tensor4D, call(0), call(1), call(2));
+        };
+        const inputs = [x, ...layers.flatMap((l) => [l.filter, l.gamma, l.beta])];
+        const z = f(inputs[0], ...inputs.slice(1));
+        const upstream = tf.randomNormal(z.shape, 0, 1, 'float32', 37);
+        const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(xs[0], ...xs.slice(1)), upstream)))(inputs);
+        // Filter gradients compared on the pattern (the dense path also differentiates pruned weights).
+        return { z, grads: grads.map((g, i) => (i % 3 === 1 ? tf.mul(g, layers[(i - 1) / 3].active) : g)) };
+      });
+    });
+    const leaked = tf.memory().numTensors - before - 1 - out.grads.length;
+    const result = { ...out, stats: stats.flatMap((s) => [s.mean.clone(), s.variance.clone()]), leaked, kernels: profile.kernelNames };
+    stats.forEach((s) => tf.dispose([s.mean, s.variance]));
+    return result;
+  };
+  // Stride 2 on even and odd sizes (the 1×1 shortcut sits at different taps of the 3×3 window), stride 1
+  // with a change of width, and a shortcut without pruned weights.
+  for (const [stride, height, width, shortcutDensity] of [[2, 8, 8, 0.5], [2, 9, 7, 0.3], [1, 6, 5, 0.5], [2, 8, 6, 1]] as const) {
+    const name = `stride ${stride}, ${height}×${width}, shortcut density ${shortcutDensity}`;
+    const [cin, cout, batch] = [16, 24, 19];
+    const x = tf.randomNormal([batch, height, width, cin], 0.2, 1, 'float32', 91) as tf.Tensor4D;
+    const cases: Case[] = [
+      { batch, height, width, inChannels: cin, outChannels: cout, kernel: 3, stride, density: 0.2 },
+      { batch, height, width, inChannels: cout, outChannels: cout, kernel: 3, stride: 1, density: 0.2 },
+      { batch, height, width, inChannels: cin, outChannels: cout, kernel: 1, stride, density: shortcutDensity },
+    ];
+    const layers: Layer[] = cases.map((c, i) => {
+      const { filter, active } = maskedFilter(c, 92 + i);
+      return {
+        filter, active, stride: c.stride, relu: i === 0,
+        gamma: tf.randomUniform([cout], 0.5, 1.5, 'float32', 95 + i) as tf.Tensor1D, beta: tf.randomNormal([cout], 0, 0.3, 'float32', 98 + i) as tf.Tensor1D,
+      };
+    });
+    t.ok(shortcutTap(x.shape, layers[0].filter.shape, layers[2].filter.shape, stride, stride, 'same'), `${name}: the shortcut has a tap`);
+    const fused = await withMode('auto', () => runBlock(x, layers));
+    const dense = await withMode('off', () => runBlock(x, layers));
+    t.ok(fused.kernels.includes(KERNELS.sparseProjectionBlock), `${name}: the projection kernel ran`);
+    for (const k of [KERNELS.conv2d, KERNELS.addRelu, KERNELS.batchNormTrain]) t.notOk(fused.kernels.includes(k), `${name}: no ${k} beside it`);
+    t.ok(dense.kernels.includes(KERNELS.conv2d) && !dense.kernels.includes(KERNELS.sparseProjectionBlock), `${name}: the reference ran dense`);
+    const labels = ['z', 'dx', ...['1', '2', 'S'].flatMap((l) => [`dfilter${l}`, `dgamma${l}`, `dbeta${l}`]), ...['1', '2', 'S'].flatMap((l) => [`mean${l}`, `variance${l}`])];
+    const a = [fused.z, ...fused.grads, ...fused.stats];
+    const b = [dense.z, ...dense.grads, ...dense.stats];
+    labels.forEach((label, i) => {
+      const err = relativeError(a[i], b[i]);
+      t.ok(err < TOLERANCE, `${name}: ${label} relative error ${err.toExponential(2)}`);
+    });
+    t.equal(fused.leaked, 0, `${name}: no tensor leaked`);
+    tf.dispose([x, ...layers.flatMap((l) => [l.filter, l.active, l.gamma, l.beta]), ...a, ...b]);
+  }
+  t.equal(shortcutTap([4, 8, 8, 16], [3, 3, 16, 24], [1, 1, 16, 24], 2, 1, 'same'), undefined, 'a shortcut of another stride has no tap');
+  t.equal(shortcutTap([4, 8, 8, 16], [3, 3, 16, 24], [1, 1, 16, 24], 1, 1, 'valid'), undefined, "'valid' padding: output sizes differ, no tap");
+});
+
 t.test('identity residual blocks in sequence on the identity-blocks kernel are bitwise the pair kernel block by block', { skip }, async (t) => {
   const { KERNELS } = await import('../../src/compute/native-kernels');
   const { runningStats } = await import('./compare');
