@@ -15,8 +15,7 @@ export const KERNELS = {
   sparseConvBn: 'CiglSparseConvBn',
   sparseConvBnInfer: 'CiglSparseConvBnInfer',
   sparseConvBnPair: 'CiglSparseConvBnPair',
-  sparseProjectionBlock: 'CiglSparseProjectionBlock',
-  sparseIdentityBlocks: 'CiglSparseIdentityBlocks',
+  sparseResidualBlocks: 'CiglSparseResidualBlocks',
   sparseIdentityBlocksInfer: 'CiglSparseIdentityBlocksInfer',
   batchNormTrain: 'CiglBatchNormTrain',
   batchNormInfer: 'CiglBatchNormInfer',
@@ -49,8 +48,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   registerSparseConvBn(addon);
   registerSparseConvBnInfer(addon);
   registerSparseConvBnPair(addon);
-  registerSparseProjectionBlock(addon);
-  registerSparseIdentityBlocks(addon);
+  registerSparseResidualBlocks(addon);
   registerSparseIdentityBlocksInfer(addon);
   registerBatchNorm(addon);
   registerPointwise(addon);
@@ -505,17 +503,7 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
   });
 }
 
-// ---- projection residual blocks ----------------------------------------------------------------------------
-
-export interface SparseProjectionBlockAttrs {
-  padding: 'same' | 'valid';
-  /** The first layer's stride, which the shortcut shares. */
-  stride: number;
-  epsilon1: number;
-  relu1: boolean;
-  epsilon2: number;
-  epsilonS: number;
-}
+// ---- residual blocks in sequence -------------------------------------------------------------------------
 
 /**
  * Where a 1×1 shortcut's weights sit inside the first layer's kernel window when the shortcut reads the
@@ -535,150 +523,11 @@ export function shortcutTap(xShape: readonly number[], filter1Shape: readonly nu
 }
 
 /** A 1×1 filter [1, 1, in, out] as a kh×kw one that is 0 except at tap (th, tw) (HWIO). */
-function embedAtTap(values: Float32Array, kw: number, [th, tw]: [number, number], out: Float32Array): Float32Array {
+function embedAtTap(values: Float32Array, kw: number, [th, tw]: readonly [number, number], out: Float32Array): Float32Array {
   out.fill(0);
   out.set(values, (th * kw + tw) * values.length);
   return out;
 }
-
-type ProjectionLanes = PairLanes & { yLanesS: Float32Array; filterS: Float32Array; activeS: Float32Array };
-
-/**
- * A projection residual block, z = relu(BN2(conv2(act(BN1(conv1(x))))) + BNs(convS(x))) with a 1×1
- * shortcut convS of conv1's stride (resnet20's stage entries), as one tfjs kernel on the sparse kernels.
- * The shortcut is run as conv1's geometry with its weights at one tap of the window (shortcutTap), so it
- * reads conv1's input lanes and its output lands in the lane layout too: its BatchNorm output goes into a
- * buffer of conv2's input-lane layout, which conv2's normalising pass adds before the join's ReLU. Backward,
- * the join's gradient is written once in lanes and read by both BatchNorms; the shortcut's input gradient
- * is gathered in lanes and added to conv1's as its rows are written. Unfused, the same block is the pair
- * kernel, a dense 1×1 convolution with BatchNorm in NHWC, the join and its ReLU backward, and the tape's
- * sum of x's two gradients: each a pass over an activation. Inputs x, filter1, active1, gamma1, beta1,
- * filter2, active2, gamma2, beta2, filterS, activeS, gammaS, betaS; outputs [z, mean1, variance1, mean2,
- * variance2, meanS, varianceS].
- */
-function registerSparseProjectionBlock(addon: NativeAddon): void {
-  const INPUTS = ['x', 'filter1', 'active1', 'gamma1', 'beta1', 'filter2', 'active2', 'gamma2', 'beta2', 'filterS', 'activeS', 'gammaS', 'betaS'] as const;
-  const geometries = (x: tf.TensorInfo, filter1: tf.TensorInfo, filter2: tf.TensorInfo, filterS: tf.TensorInfo, a: SparseProjectionBlockAttrs) => {
-    const tap = shortcutTap(x.shape, filter1.shape, filterS.shape, a.stride, a.stride, a.padding);
-    if (!tap) throw new Error(`sparse projection block: a 1×1 shortcut ${filterS.shape} does not fit the first layer's window ${filter1.shape} at stride ${a.stride}`);
-    const [kh, kw, cin] = filter1.shape;
-    const g1 = convGeometry(x.shape, filter1.shape, { stride: a.stride, padding: a.padding });
-    const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], filter2.shape, { stride: 1, padding: a.padding });
-    const gS = convGeometry(x.shape, [kh, kw, cin, filterS.shape[3]], { stride: a.stride, padding: a.padding });
-    const outShape = [g2[0], g2[9], g2[10], g2[4]];
-    if (!tf.util.arraysEqual(outShape, [gS[0], gS[9], gS[10], gS[4]])) throw new Error(`sparse projection block: the body's output [${outShape}] and the shortcut's [${[gS[0], gS[9], gS[10], gS[4]]}] differ`);
-    return { g1, g2, gS, tap, outShape, embeddedSize: kh * kw * cin * filterS.shape[3] };
-  };
-  tf.registerKernel({
-    kernelName: KERNELS.sparseProjectionBlock,
-    backendName: 'cpu',
-    kernelFunc: ({ inputs, attrs, backend }) => {
-      const cpu = cpuBackend(backend);
-      const t = need(inputs, ...INPUTS);
-      checkPattern(t.filter1, t.active1, 'sparse projection block (first layer)');
-      checkPattern(t.filter2, t.active2, 'sparse projection block (second layer)');
-      checkPattern(t.filterS, t.activeS, 'sparse projection block (shortcut)');
-      const a = attrs as unknown as SparseProjectionBlockAttrs;
-      const { g1, g2, gS, tap, outShape, embeddedSize } = geometries(t.x, t.filter1, t.filter2, t.filterS, a);
-      const v = (name: (typeof INPUTS)[number]): Float32Array => f32(cpu, t[name], name);
-      const [in1, , out1] = addon.sparseConvLaneSizes(g1);
-      const [in2, , out2] = addon.sparseConvLaneSizes(g2);
-      const kw = t.filter1.shape[1];
-      const lanes: ProjectionLanes = {
-        xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2),
-        yLanesS: bufferPool.allocate(addon.sparseConvLaneSizes(gS)[2]),
-        filterS: embedAtTap(v('filterS'), kw, tap, bufferPool.allocate(embeddedSize)),
-        activeS: embedAtTap(v('activeS'), kw, tap, bufferPool.allocate(embeddedSize)),
-      };
-      const c1 = g1[4];
-      const c2 = g2[4];
-      const z = bufferPool.allocate(size(outShape));
-      const stats = [c1, c1, c2, c2, c2, c2].map((c) => bufferPool.allocate(c));
-      // The shortcut's BatchNorm output, in conv2's input-lane layout: read only by conv2's pass below.
-      const skip = gradLanes.slot(addon, g2, 'projection-skip', 0).values;
-      addon.sparseConvBnForward(g1, a.epsilon1, a.relu1, v('x'), v('filter1'), v('active1'), v('gamma1'), v('beta1'), null, stats[0], stats[1],
-        lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2);
-      addon.sparseConvBnForward(gS, a.epsilonS, false, null, lanes.filterS, lanes.activeS, v('gammaS'), v('betaS'), null, stats[4], stats[5],
-        lanes.xLanes1, lanes.yLanesS, g2, skip);
-      addon.sparseConvBnForward(g2, a.epsilon2, true, null, v('filter2'), v('active2'), v('gamma2'), v('beta2'), z, stats[2], stats[3],
-        lanes.xLanes2, lanes.yLanes2, null, null, null, skip, g2);
-      const out = [cpu.makeTensorInfo(outShape, 'float32', z), ...stats.map((s) => cpu.makeTensorInfo([s.length], 'float32', s))];
-      keepLanes(z, lanes);
-      return out;
-    },
-  });
-  tf.registerGradient({
-    kernelName: KERNELS.sparseProjectionBlock,
-    inputsToSave: [...INPUTS],
-    outputsToSave: [true, true, true, true, true, true, true],
-    gradFunc: (dys, saved, attrs) => {
-      const [x, filter1, active1, gamma1, beta1, filter2, active2, gamma2, beta2, filterS, , gammaS, betaS, z, mean1, variance1, mean2, variance2, meanS, varianceS] = saved;
-      const dz = (dys as tf.Tensor[])[0];
-      const a = attrs as unknown as SparseProjectionBlockAttrs;
-      const { g1, g2, gS, tap, embeddedSize } = geometries(x, filter1, filter2, filterS, a);
-      const v = (t: tf.Tensor, name: string): Float32Array => f32(cpuBackend(), t, name);
-      // Every gradient but x's, once per node: the join's gradient in lanes; conv2's BatchNorm, filter and
-      // input gradients; conv1's BatchNorm and filter gradient; the shortcut's BatchNorm and filter gradient.
-      // All of this node's thunks run before the next node's, so the shared slots are not overwritten between.
-      const backward = once(() => {
-        const lanes = lanesOf<ProjectionLanes>(z, 'sparse projection block');
-        const out = {
-          dy1: gradLanes.claim(addon, g1, dz.dataId, 'projection1'), dyS: gradLanes.claim(addon, gS, dz.dataId, 'projectionS'),
-          dgamma1: bufferPool.allocate(gamma1.size), dbeta1: bufferPool.allocate(gamma1.size), dfilter1: bufferPool.allocate(filter1.size),
-          dgamma2: bufferPool.allocate(gamma2.size), dbeta2: bufferPool.allocate(gamma2.size), dfilter2: bufferPool.allocate(filter2.size),
-          dgammaS: bufferPool.allocate(gammaS.size), dbetaS: bufferPool.allocate(gammaS.size), dfilterS: bufferPool.allocate(filterS.size),
-        };
-        const join = gradLanes.slot(addon, g2, 'projection-join', 2).values;
-        const dy2 = gradLanes.claim(addon, g2, dz.dataId, 'projection2');
-        const dz1 = gradLanes.slot(addon, g1, 'projection-between', 2).values;
-        addon.reluGradToLanes(g2, v(dz, 'dz'), v(z, 'z'), join);
-        addon.sparseConvBnBackward(g2, a.epsilon2, false, join, true, lanes.yLanes2, v(mean2, 'mean2'), v(variance2, 'variance2'), v(gamma2, 'gamma2'),
-          v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2);
-        addon.sparseConvBackwardWeights(g2, lanes.xLanes2, dy2, v(active2, 'active2'), out.dfilter2);
-        addon.sparseConvBackwardData(g2, dy2, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true);
-        addon.sparseConvBnBackward(g1, a.epsilon1, a.relu1, dz1, true, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'), v(gamma1, 'gamma1'),
-          v(beta1, 'beta1'), out.dy1, out.dgamma1, out.dbeta1);
-        addon.sparseConvBackwardWeights(g1, lanes.xLanes1, out.dy1, v(active1, 'active1'), out.dfilter1);
-        addon.sparseConvBnBackward(gS, a.epsilonS, false, join, true, lanes.yLanesS, v(meanS, 'meanS'), v(varianceS, 'varianceS'), v(gammaS, 'gammaS'),
-          v(betaS, 'betaS'), out.dyS, out.dgammaS, out.dbetaS);
-        // The shortcut's filter gradient at its tap of the window is the 1×1 filter's gradient.
-        const embedded = gradLanes.scratch('projection-dfilterS', embeddedSize);
-        addon.sparseConvBackwardWeights(gS, lanes.xLanes1, out.dyS, lanes.activeS, embedded);
-        const [, kw] = filter1.shape;
-        const at = (tap[0] * kw + tap[1]) * filterS.size;
-        out.dfilterS.set(embedded.subarray(at, at + filterS.size));
-        return { ...out, lanes };
-      });
-      return {
-        x: () => {
-          const b = backward();
-          // x's shape in lanes ([inH][inW][inC][lanes]), lanes read off conv1's output-lane size.
-          const lanes = addon.sparseConvLaneSizes(g1)[2] / (g1[9] * g1[10] * g1[4]);
-          const fromShortcut = gradLanes.scratch('projection-dxS', (x.size / x.shape[0]) * lanes);
-          addon.sparseConvBackwardData(gS, b.dyS, b.lanes.filterS, b.lanes.activeS, fromShortcut, true);
-          const dx = bufferPool.allocate(x.size);
-          addon.sparseConvBackwardData(g1, b.dy1, v(filter1, 'filter1'), v(active1, 'active1'), dx, false, fromShortcut);
-          return wrap(dx, x.shape);
-        },
-        filter1: () => wrap(backward().dfilter1, filter1.shape),
-        gamma1: () => wrap(backward().dgamma1, gamma1.shape),
-        beta1: () => wrap(backward().dbeta1, beta1.shape),
-        filter2: () => wrap(backward().dfilter2, filter2.shape),
-        gamma2: () => wrap(backward().dgamma2, gamma2.shape),
-        beta2: () => wrap(backward().dbeta2, beta2.shape),
-        filterS: () => wrap(backward().dfilterS, filterS.shape),
-        gammaS: () => wrap(backward().dgammaS, gammaS.shape),
-        betaS: () => wrap(backward().dbetaS, betaS.shape),
-        // The patterns are constants of the step (never differentiated).
-        active1: () => tf.zerosLike(active1),
-        active2: () => tf.zerosLike(active2),
-        activeS: () => tf.zerosLike(saved[10]),
-      };
-    },
-  });
-}
-
-// ---- consecutive identity residual blocks ----------------------------------------------------------------
 
 export interface SparseIdentityBlocksAttrs {
   padding: 'same' | 'valid';
@@ -688,155 +537,254 @@ export interface SparseIdentityBlocksAttrs {
   epsilon2: number[];
 }
 
-/** Each block's inputs of the identity-blocks kernel, in order; the kernel's inputs are [x, block 0's, block 1's, …]. */
+export interface SparseResidualBlocksAttrs extends SparseIdentityBlocksAttrs {
+  /** Per block: the first layer's stride (the shortcut's too); 1 for an identity block. */
+  stride: number[];
+  /** Per block: whether it has a 1×1 shortcut with BatchNorm (a projection block; else the identity). */
+  projection: boolean[];
+  /** Per block: the shortcut's BatchNorm epsilon (unused for identity blocks). */
+  epsilonS: number[];
+}
+
+/** Each block's inputs of the residual-blocks kernel, in order; the kernel's inputs are [x, block 0's, block 1's, …]. */
 export const IDENTITY_BLOCK_INPUTS = ['filter1', 'active1', 'gamma1', 'beta1', 'filter2', 'active2', 'gamma2', 'beta2'] as const;
-type BlockInput = (typeof IDENTITY_BLOCK_INPUTS)[number];
-/** The most blocks one identity-blocks kernel takes (its gradient saves a fixed list of outputs). */
-export const MAX_IDENTITY_BLOCKS = 64;
+/** A projection block's further inputs, after its IDENTITY_BLOCK_INPUTS. */
+export const SHORTCUT_INPUTS = ['filterS', 'activeS', 'gammaS', 'betaS'] as const;
+type BlockInput = (typeof IDENTITY_BLOCK_INPUTS)[number] | (typeof SHORTCUT_INPUTS)[number];
+/** The most blocks one residual-blocks kernel takes (its gradient saves a fixed list of outputs). */
+export const MAX_RESIDUAL_BLOCKS = 64;
+
+/** A block's convolution geometries; a projection block's shortcut as the first layer's geometry with its weights at `tap`. */
+interface BlockGeometry {
+  readonly g1: number[];
+  readonly g2: number[];
+  readonly shortcut?: { readonly gS: number[]; readonly tap: readonly [number, number]; readonly embeddedSize: number };
+}
+
 /**
- * Each identity block's two convolution geometries (stride 1), after checking its patterns against its
- * filters and that it keeps the input's shape; `kernel` names the caller in errors.
+ * Each block's geometries, after checking its patterns against its filters, that an identity block keeps
+ * its input's shape and that a projection block's shortcut fits the first layer's window and output;
+ * `kernel` names the caller in errors.
  */
-function identityBlockGeometries(kernel: string, xShape: readonly number[], blocks: number, padding: 'same' | 'valid',
-  layers: (block: number) => readonly [filter1: tf.TensorInfo, active1: tf.TensorInfo, filter2: tf.TensorInfo, active2: tf.TensorInfo]): [number[], number[]][] {
+function residualBlockGeometries(kernel: string, xShape: readonly number[], a: { padding: 'same' | 'valid'; stride?: number[]; projection?: boolean[] },
+  blocks: number, input: (name: BlockInput, block: number) => tf.TensorInfo): BlockGeometry[] {
+  let shape = [...xShape];
   return Array.from({ length: blocks }, (_, i) => {
-    const [filter1, active1, filter2, active2] = layers(i);
-    checkPattern(filter1, active1, `${kernel}, block ${i} (first layer)`);
-    checkPattern(filter2, active2, `${kernel}, block ${i} (second layer)`);
-    const g1 = convGeometry(xShape, filter1.shape, { stride: 1, padding });
-    const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], filter2.shape, { stride: 1, padding });
+    const [filter1, filter2] = [input('filter1', i), input('filter2', i)];
+    checkPattern(filter1, input('active1', i), `${kernel}, block ${i} (first layer)`);
+    checkPattern(filter2, input('active2', i), `${kernel}, block ${i} (second layer)`);
+    const stride = a.stride?.[i] ?? 1;
+    const g1 = convGeometry(shape, filter1.shape, { stride, padding: a.padding });
+    const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], filter2.shape, { stride: 1, padding: a.padding });
     const outShape = [g2[0], g2[9], g2[10], g2[4]];
-    if (!tf.util.arraysEqual(outShape, [...xShape])) throw new Error(`${kernel}: block ${i} maps [${xShape}] to [${outShape}]; an identity block keeps its input's shape`);
-    return [g1, g2];
+    let shortcut: BlockGeometry['shortcut'];
+    if (a.projection?.[i]) {
+      const filterS = input('filterS', i);
+      checkPattern(filterS, input('activeS', i), `${kernel}, block ${i} (shortcut)`);
+      const tap = shortcutTap(shape, filter1.shape, filterS.shape, stride, stride, a.padding);
+      if (!tap) throw new Error(`${kernel}: block ${i}'s shortcut ${filterS.shape} does not fit its first layer's window ${filter1.shape} at stride ${stride}`);
+      const [kh, kw, cin] = filter1.shape;
+      const gS = convGeometry(shape, [kh, kw, cin, filterS.shape[3]], { stride, padding: a.padding });
+      if (gS[4] !== outShape[3]) throw new Error(`${kernel}: block ${i}'s shortcut has ${gS[4]} output channels, its body ${outShape[3]}`);
+      shortcut = { gS, tap, embeddedSize: kh * kw * cin * gS[4] };
+    } else if (!tf.util.arraysEqual(outShape, shape)) {
+      throw new Error(`${kernel}: block ${i} maps [${shape}] to [${outShape}]; an identity block keeps its input's shape`);
+    }
+    shape = outShape;
+    return { g1, g2, shortcut };
   });
 }
 
-/** One block's arrays for identityBlocksForward: its layers' inputs by name, its four statistics, its lane buffers. */
+/** A block's lane buffers: the pair's, and a projection block's shortcut output and embedded filter and pattern. */
+type BlockLanes = PairLanes & { yLanesS?: Float32Array; filterS?: Float32Array; activeS?: Float32Array };
+
+/** One block's arrays for residualBlocksForward: its layers' inputs by name, its statistics, its lane buffers. */
 interface BlockArrays {
   readonly weights: (name: BlockInput) => Float32Array;
-  /** mean1, variance1, mean2, variance2: written in training, read (running statistics) in evaluation. */
+  /** mean1, variance1, mean2, variance2 (meanS, varianceS): written in training, read (running statistics) in evaluation. */
   readonly stats: readonly Float32Array[];
-  readonly lanes: PairLanes;
+  readonly lanes: BlockLanes;
 }
 
 /**
- * The forward pass of a run of identity blocks, shared by training and evaluation: each block's first
- * layer writes the second's input lanes, and the join (ReLU after adding the block's input, read from its
- * input lanes) goes to the next block's input lanes, or for the last block to z (NHWC).
+ * The forward pass of a run of residual blocks, shared by training and evaluation (identity blocks only):
+ * each block's first layer writes the second's input lanes; a projection block's shortcut, run as the first
+ * layer's geometry on the same input lanes, writes its BatchNorm output into a buffer of the second layer's
+ * input-lane layout; the join (ReLU after adding the block's input, read from its input lanes, or the
+ * shortcut's output) goes to the next block's input lanes, or for the last block to z (NHWC).
  */
-function identityBlocksForward(addon: NativeAddon, a: SparseIdentityBlocksAttrs, x: Float32Array, z: Float32Array, geometry: readonly [number[], number[]][],
-  arraysOf: (block: number) => BlockArrays, inference: boolean): void {
+function residualBlocksForward(addon: NativeAddon, a: SparseIdentityBlocksAttrs & Partial<SparseResidualBlocksAttrs>, x: Float32Array, z: Float32Array,
+  geometry: readonly BlockGeometry[], arraysOf: (block: number) => BlockArrays, inference: boolean): void {
   const blocks = geometry.map((_, i) => arraysOf(i));
   blocks.forEach(({ weights: w, stats, lanes }, i) => {
-    const [g1, g2] = geometry[i];
+    const { g1, g2, shortcut } = geometry[i];
     const next = blocks[i + 1];
     addon.sparseConvBnForward(g1, a.epsilon1[i], a.relu1[i], i === 0 ? x : null, w('filter1'), w('active1'), w('gamma1'), w('beta1'), null, stats[0], stats[1],
       lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2, null, null, null, inference);
+    let skip = lanes.xLanes1;
+    let skipGeometry = g1;
+    if (shortcut) {
+      skip = gradLanes.slot(addon, g2, 'shortcut-out', 0).values;
+      skipGeometry = g2;
+      addon.sparseConvBnForward(shortcut.gS, a.epsilonS![i], false, null, lanes.filterS!, lanes.activeS!, w('gammaS'), w('betaS'), null, stats[4], stats[5],
+        lanes.xLanes1, lanes.yLanesS!, g2, skip, null, null, null, inference);
+    }
     addon.sparseConvBnForward(g2, a.epsilon2[i], true, null, w('filter2'), w('active2'), w('gamma2'), w('beta2'), next ? null : z, stats[2], stats[3],
-      lanes.xLanes2, lanes.yLanes2, next ? geometry[i + 1][0] : null, next ? next.lanes.xLanes1 : null, null, lanes.xLanes1, g1, inference);
+      lanes.xLanes2, lanes.yLanes2, next ? geometry[i + 1].g1 : null, next ? next.lanes.xLanes1 : null, null, skip, skipGeometry, inference);
   });
 }
 
+/** Where each block's inputs start among the kernel's inputs (x is input 0). */
+function blockOffsets(projection: readonly boolean[]): number[] {
+  const offsets: number[] = [];
+  let at = 1;
+  for (const p of projection) {
+    offsets.push(at);
+    at += IDENTITY_BLOCK_INPUTS.length + (p ? SHORTCUT_INPUTS.length : 0);
+  }
+  offsets.push(at);
+  return offsets;
+}
+
 /** Index of block i's input `name` among the kernel's inputs. */
-const inputIndex = (name: BlockInput, block: number): number => 1 + block * IDENTITY_BLOCK_INPUTS.length + IDENTITY_BLOCK_INPUTS.indexOf(name);
+function inputIndex(offsets: readonly number[], name: BlockInput, block: number): number {
+  const k = (IDENTITY_BLOCK_INPUTS as readonly string[]).indexOf(name);
+  return offsets[block] + (k >= 0 ? k : IDENTITY_BLOCK_INPUTS.length + (SHORTCUT_INPUTS as readonly string[]).indexOf(name));
+}
+
+/** Elements of a convolution's input in lanes without padding ([inH][inW][inC][lanes]), as an input gradient in lanes is laid out. */
+function inputInLanesSize(addon: NativeAddon, g: readonly number[]): number {
+  const lanes = addon.sparseConvLaneSizes([...g])[2] / (g[9] * g[10] * g[4]);
+  return g[1] * g[2] * g[3] * lanes;
+}
+
+/** Statistics per block: mean and variance of each BatchNorm. */
+const statCount = (projection: boolean): number => (projection ? 6 : 4);
 
 /**
- * Identity residual blocks in sequence, h ← relu(BN2(conv2(act(BN1(conv1(h))))) + h), each as the fused pair
- * kernel's residual mode computes it, as one tfjs kernel so that the activations between the blocks never
- * leave the lane layout either: each block's join writes straight into the next block's padded input
- * lanes, reading its skip from its own input lanes, and only the last block writes NHWC. Backward, the
- * gradient at each inner join is formed in lanes while the next block's input gradient is gathered (plus
- * that block's shortcut gradient, through the join's ReLU read from the input lanes). Per inner join that
- * saves an NHWC activation transposed into lanes forward, and an NHWC gradient written and read back with
- * its ReLU pass backward. The arithmetic is the pair kernel's, block by block, in the same order: the
- * results are bitwise the same (tested).
+ * Residual blocks in sequence, h ← relu(BN2(conv2(act(BN1(conv1(h))))) + shortcut(h)), the shortcut the
+ * identity or (a projection block, a stage entry) BNs(convS(h)) with a 1×1 convS of conv1's stride, as one
+ * tfjs kernel so that the activations between the blocks never leave the lane layout: each block's join
+ * writes straight into the next block's padded input lanes, reading its skip from its own input lanes (or
+ * the shortcut's output), and only the last block writes NHWC. A projection block's shortcut is run as its
+ * first layer's geometry with the 1×1 weights at one tap of the window (shortcutTap), so it reads the
+ * same input lanes and its output lands in lanes too. Backward, the gradient at each inner join is formed
+ * in lanes while the next block's input gradient is gathered (plus that block's shortcut gradient: its
+ * identity, or the shortcut's input gradient gathered in lanes), through the join's ReLU read from the
+ * input lanes. Per inner join that saves an NHWC activation transposed into lanes forward, and an NHWC
+ * gradient written and read back with its ReLU pass backward; per projection block also the oneDNN 1×1
+ * convolution with its NHWC BatchNorm, the join and the tape's sum of the input's two gradients. An identity
+ * block's arithmetic is the pair kernel's, in the same order: the results are bitwise the same (tested).
  *
  * Inputs (an array, so any number of blocks): x, then per block filter1, active1, gamma1, beta1, filter2,
- * active2, gamma2, beta2; outputs [z, then per block mean1, variance1, mean2, variance2].
+ * active2, gamma2, beta2 (and filterS, activeS, gammaS, betaS for a projection block); outputs [z, then per
+ * block mean1, variance1, mean2, variance2 (and meanS, varianceS)].
  */
-function registerSparseIdentityBlocks(addon: NativeAddon): void {
-  const blockCount = (inputCount: number): number => {
-    const blocks = (inputCount - 1) / IDENTITY_BLOCK_INPUTS.length;
-    if (!Number.isInteger(blocks) || blocks < 1 || blocks > MAX_IDENTITY_BLOCKS) {
-      throw new Error(`identity blocks: expected x and 1-${MAX_IDENTITY_BLOCKS} blocks of ${IDENTITY_BLOCK_INPUTS.length} inputs, got ${inputCount} inputs`);
+function registerSparseResidualBlocks(addon: NativeAddon): void {
+  const layout = (inputCount: number, a: SparseResidualBlocksAttrs): number[] => {
+    const offsets = blockOffsets(a.projection);
+    const blocks = a.projection.length;
+    if (blocks < 1 || blocks > MAX_RESIDUAL_BLOCKS || offsets[blocks] !== inputCount) {
+      throw new Error(`residual blocks: expected x and 1-${MAX_RESIDUAL_BLOCKS} blocks of ${IDENTITY_BLOCK_INPUTS.length} inputs (${IDENTITY_BLOCK_INPUTS.length + SHORTCUT_INPUTS.length} with a shortcut) as the attributes list ${blocks}, got ${inputCount} inputs`);
     }
-    return blocks;
+    return offsets;
   };
   tf.registerKernel({
-    kernelName: KERNELS.sparseIdentityBlocks,
+    kernelName: KERNELS.sparseResidualBlocks,
     backendName: 'cpu',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const cpu = cpuBackend(backend);
-      const a = attrs as unknown as SparseIdentityBlocksAttrs;
+      const a = attrs as unknown as SparseResidualBlocksAttrs;
       const all = Object.values(inputs) as tf.TensorInfo[];
-      const blocks = blockCount(all.length);
+      const offsets = layout(all.length, a);
       const x = all[0];
-      const input = (name: BlockInput, i: number): tf.TensorInfo => all[inputIndex(name, i)];
+      const input = (name: BlockInput, i: number): tf.TensorInfo => all[inputIndex(offsets, name, i)];
       const v = (name: BlockInput, i: number): Float32Array => f32(cpu, input(name, i), `${name} of block ${i}`);
-      const geometry = identityBlockGeometries('identity blocks', x.shape, blocks, a.padding, (i) => [input('filter1', i), input('active1', i), input('filter2', i), input('active2', i)]);
-      const lanes: PairLanes[] = geometry.map(([g1, g2]) => {
+      const geometry = residualBlockGeometries('residual blocks', x.shape, a, a.projection.length, input);
+      const lanes: BlockLanes[] = geometry.map(({ g1, g2, shortcut }, i) => {
         const [in1, , out1] = addon.sparseConvLaneSizes(g1);
         const [in2, , out2] = addon.sparseConvLaneSizes(g2);
-        return { xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2) };
+        const pair = { xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2) };
+        if (!shortcut) return pair;
+        const kw = g1[6];
+        return {
+          ...pair, yLanesS: bufferPool.allocate(addon.sparseConvLaneSizes(shortcut.gS)[2]),
+          filterS: embedAtTap(v('filterS', i), kw, shortcut.tap, bufferPool.allocate(shortcut.embeddedSize)),
+          activeS: embedAtTap(v('activeS', i), kw, shortcut.tap, bufferPool.allocate(shortcut.embeddedSize)),
+        };
       });
-      const z = bufferPool.allocate(size(x.shape));
-      const stats = geometry.map(([g1, g2]) => [bufferPool.allocate(g1[4]), bufferPool.allocate(g1[4]), bufferPool.allocate(g2[4]), bufferPool.allocate(g2[4])]);
-      identityBlocksForward(addon, a, f32(cpu, x, 'x'), z, geometry, (i) => ({ weights: (name) => v(name, i), stats: stats[i], lanes: lanes[i] }), false);
-      const outs = [cpu.makeTensorInfo([...x.shape], 'float32', z)];
-      geometry.forEach(([g1, g2], i) => outs.push(cpu.makeTensorInfo([g1[4]], 'float32', stats[i][0]), cpu.makeTensorInfo([g1[4]], 'float32', stats[i][1]),
-        cpu.makeTensorInfo([g2[4]], 'float32', stats[i][2]), cpu.makeTensorInfo([g2[4]], 'float32', stats[i][3])));
+      const { g2: last } = geometry[geometry.length - 1];
+      const outShape = [last[0], last[9], last[10], last[4]];
+      const z = bufferPool.allocate(size(outShape));
+      const stats = geometry.map(({ g1, g2, shortcut }) => [g1[4], g1[4], g2[4], g2[4], ...(shortcut ? [g2[4], g2[4]] : [])].map((c) => bufferPool.allocate(c)));
+      residualBlocksForward(addon, a, f32(cpu, x, 'x'), z, geometry, (i) => ({ weights: (name) => v(name, i), stats: stats[i], lanes: lanes[i] }), false);
+      const outs = [cpu.makeTensorInfo(outShape, 'float32', z), ...stats.flat().map((s) => cpu.makeTensorInfo([s.length], 'float32', s))];
       keepLanes(z, Object.fromEntries(lanes.flatMap((l, i) => Object.entries(l).map(([k, buffer]) => [`${k}${i}`, buffer]))));
       return outs;
     },
   });
   tf.registerGradient({
-    kernelName: KERNELS.sparseIdentityBlocks,
+    kernelName: KERNELS.sparseResidualBlocks,
     saveAllInputs: true,
-    outputsToSave: Array.from({ length: 1 + 4 * MAX_IDENTITY_BLOCKS }, () => true),
+    outputsToSave: Array.from({ length: 1 + 6 * MAX_RESIDUAL_BLOCKS }, () => true),
     gradFunc: (dys, saved, attrs) => {
-      const a = attrs as unknown as SparseIdentityBlocksAttrs;
-      const blocks = a.epsilon1.length;
-      const inputCount = 1 + blocks * IDENTITY_BLOCK_INPUTS.length;
+      const a = attrs as unknown as SparseResidualBlocksAttrs;
+      const blocks = a.projection.length;
+      const offsets = blockOffsets(a.projection);
+      const inputCount = offsets[blocks];
       const x = saved[0];
-      const input = (name: BlockInput, i: number): tf.Tensor => saved[inputIndex(name, i)];
+      const input = (name: BlockInput, i: number): tf.Tensor => saved[inputIndex(offsets, name, i)];
       const z = saved[inputCount];
       const dz = (dys as tf.Tensor[])[0];
       const v = (t: tf.Tensor, name: string): Float32Array => f32(cpuBackend(), t, name);
-      // Output 1 + 4i + k of the forward pass: block i's mean1, variance1, mean2, variance2.
-      const stat = (i: number, k: number): Float32Array => v(saved[inputCount + 1 + 4 * i + k], 'batch statistics');
+      // Block i's statistics among the outputs: mean1, variance1, mean2, variance2 (meanS, varianceS).
+      const statsStart = a.projection.map((_, i) => inputCount + 1 + a.projection.slice(0, i).reduce((n, p) => n + statCount(p), 0));
+      const stat = (i: number, k: number): Float32Array => v(saved[statsStart[i] + k], 'batch statistics');
       const w = (name: BlockInput, i: number): Float32Array => v(input(name, i), `${name} of block ${i}`);
-      const geometry = identityBlockGeometries('identity blocks gradient', x.shape, blocks, a.padding, (i) => [input('filter1', i), input('active1', i), input('filter2', i), input('active2', i)]);
+      const geometry = residualBlockGeometries('residual blocks gradient', x.shape, a, blocks, input);
+      const lanes = (i: number, name: keyof BlockLanes, kept: Record<string, Float32Array>): Float32Array => kept[`${name}${i}`];
       // Every gradient but x's, last block first. The gradient at each block's output (after its join's
       // ReLU) alternates between two lane buffers: block i's is read while block i − 1's is written. All of
       // this node's thunks run before the next node's, so the shared slots are not overwritten in between.
       const backward = once(() => {
-        const kept = lanesOf<Record<string, Float32Array>>(z, 'identity blocks');
-        const grads = Array.from({ length: blocks }, (_, i) => ({
-          dfilter1: bufferPool.allocate(input('filter1', i).size), dgamma1: bufferPool.allocate(input('gamma1', i).size),
-          dbeta1: bufferPool.allocate(input('beta1', i).size), dfilter2: bufferPool.allocate(input('filter2', i).size),
-          dgamma2: bufferPool.allocate(input('gamma2', i).size), dbeta2: bufferPool.allocate(input('beta2', i).size),
-        }));
-        const joinBuffer = (i: number): Float32Array => gradLanes.slot(addon, geometry[i][1], `blocks-join-${i % 2}`, 2).values;
+        const kept = lanesOf<Record<string, Float32Array>>(z, 'residual blocks');
+        const grads = geometry.map((_, i) => Object.fromEntries([...IDENTITY_BLOCK_INPUTS, ...(a.projection[i] ? SHORTCUT_INPUTS : [])]
+          .filter((name) => !name.startsWith('active')).map((name) => [name, bufferPool.allocate(input(name, i).size)])) as Record<string, Float32Array>);
+        const joinBuffer = (i: number): Float32Array => gradLanes.slot(addon, geometry[i].g2, `blocks-join-${i % 2}`, 2).values;
         let join = joinBuffer(blocks - 1);
-        addon.reluGradToLanes(geometry[blocks - 1][1], v(dz, 'dz'), v(z, 'z'), join);
+        addon.reluGradToLanes(geometry[blocks - 1].g2, v(dz, 'dz'), v(z, 'z'), join);
         for (let i = blocks - 1; ; i--) {
-          const [g1, g2] = geometry[i];
+          const { g1, g2, shortcut } = geometry[i];
           const d = grads[i];
           const dy2 = gradLanes.claim(addon, g2, dz.dataId, 'blocks2');
           const dz1 = gradLanes.slot(addon, g1, 'blocks-between', 2).values;
           const dy1 = gradLanes.claim(addon, g1, dz.dataId, 'blocks1');
-          addon.sparseConvBnBackward(g2, a.epsilon2[i], false, join, true, kept[`yLanes2${i}`], stat(i, 2), stat(i, 3), w('gamma2', i), w('beta2', i),
-            dy2, d.dgamma2, d.dbeta2);
-          addon.sparseConvBackwardWeights(g2, kept[`xLanes2${i}`], dy2, w('active2', i), d.dfilter2);
+          addon.sparseConvBnBackward(g2, a.epsilon2[i], false, join, true, lanes(i, 'yLanes2', kept), stat(i, 2), stat(i, 3), w('gamma2', i), w('beta2', i),
+            dy2, d.gamma2, d.beta2);
+          addon.sparseConvBackwardWeights(g2, lanes(i, 'xLanes2', kept), dy2, w('active2', i), d.filter2);
           addon.sparseConvBackwardData(g2, dy2, w('filter2', i), w('active2', i), dz1, true);
-          addon.sparseConvBnBackward(g1, a.epsilon1[i], a.relu1[i], dz1, true, kept[`yLanes1${i}`], stat(i, 0), stat(i, 1), w('gamma1', i),
-            w('beta1', i), dy1, d.dgamma1, d.dbeta1);
-          addon.sparseConvBackwardWeights(g1, kept[`xLanes1${i}`], dy1, w('active1', i), d.dfilter1);
-          if (i === 0) return { grads, dy1, join };
+          addon.sparseConvBnBackward(g1, a.epsilon1[i], a.relu1[i], dz1, true, lanes(i, 'yLanes1', kept), stat(i, 0), stat(i, 1), w('gamma1', i),
+            w('beta1', i), dy1, d.gamma1, d.beta1);
+          addon.sparseConvBackwardWeights(g1, lanes(i, 'xLanes1', kept), dy1, w('active1', i), d.filter1);
+          // The block input's gradient besides conv1's: the identity's (the join's gradient itself) or the shortcut's, gathered in lanes.
+          let besides = join;
+          if (shortcut) {
+            const dyS = gradLanes.claim(addon, shortcut.gS, dz.dataId, 'blocksS');
+            addon.sparseConvBnBackward(shortcut.gS, a.epsilonS[i], false, join, true, lanes(i, 'yLanesS', kept), stat(i, 4), stat(i, 5), w('gammaS', i),
+              w('betaS', i), dyS, d.gammaS, d.betaS);
+            // The shortcut's filter gradient at its tap of the window is the 1×1 filter's gradient.
+            const embedded = gradLanes.scratch('shortcut-dfilter', shortcut.embeddedSize);
+            addon.sparseConvBackwardWeights(shortcut.gS, lanes(i, 'xLanes1', kept), dyS, lanes(i, 'activeS', kept), embedded);
+            const at = (shortcut.tap[0] * g1[6] + shortcut.tap[1]) * d.filterS.length;
+            d.filterS.set(embedded.subarray(at, at + d.filterS.length));
+            besides = gradLanes.scratch('shortcut-dx', inputInLanesSize(addon, g1));
+            addon.sparseConvBackwardData(shortcut.gS, dyS, lanes(i, 'filterS', kept), lanes(i, 'activeS', kept), besides, true);
+          }
+          if (i === 0) return { grads, dy1, besides };
           // The previous block's join gradient: this block's input gradient plus its shortcut's, kept
           // where the previous join's output (this block's input, in its input lanes) was positive.
           const previous = joinBuffer(i - 1);
-          addon.sparseConvBackwardData(g1, dy1, w('filter1', i), w('active1', i), previous, true, join, kept[`xLanes1${i}`]);
+          addon.sparseConvBackwardData(g1, dy1, w('filter1', i), w('active1', i), previous, true, besides, lanes(i, 'xLanes1', kept));
           join = previous;
         }
       });
@@ -844,17 +792,16 @@ function registerSparseIdentityBlocks(addon: NativeAddon): void {
         0: () => {
           const b = backward();
           const dx = bufferPool.allocate(x.size);
-          addon.sparseConvBackwardData(geometry[0][0], b.dy1, w('filter1', 0), w('active1', 0), dx, false, b.join);
+          addon.sparseConvBackwardData(geometry[0].g1, b.dy1, w('filter1', 0), w('active1', 0), dx, false, b.besides);
           return wrap(dx, x.shape);
         },
       };
       for (let i = 0; i < blocks; i++) {
-        for (const name of ['filter1', 'gamma1', 'beta1', 'filter2', 'gamma2', 'beta2'] as const) {
-          result[inputIndex(name, i)] = () => wrap(backward().grads[i][`d${name}`], input(name, i).shape);
+        for (const name of [...IDENTITY_BLOCK_INPUTS, ...(a.projection[i] ? SHORTCUT_INPUTS : [])]) {
+          const index = inputIndex(offsets, name, i);
+          // The patterns are constants of the step (never differentiated).
+          result[index] = name.startsWith('active') ? () => tf.zerosLike(input(name, i)) : () => wrap(backward().grads[i][name], input(name, i).shape);
         }
-        // The patterns are constants of the step (never differentiated).
-        result[inputIndex('active1', i)] = () => tf.zerosLike(input('active1', i));
-        result[inputIndex('active2', i)] = () => tf.zerosLike(input('active2', i));
       }
       return result;
     },
@@ -881,14 +828,15 @@ function registerSparseIdentityBlocksInfer(addon: NativeAddon): void {
       if (!Number.isInteger(blocks) || blocks < 1) throw new Error(`identity blocks (evaluation): expected x and blocks of ${perBlock} inputs, got ${all.length} inputs`);
       const x = all[0];
       const v = (i: number, k: number, name: string): Float32Array => f32(cpu, all[1 + i * perBlock + k], `${name} of block ${i}`);
-      const input = (name: BlockInput, i: number): tf.TensorInfo => all[1 + i * perBlock + IDENTITY_BLOCK_INPUTS.indexOf(name)];
-      const w = (name: BlockInput, i: number): Float32Array => v(i, IDENTITY_BLOCK_INPUTS.indexOf(name), name);
+      const identityInput = (name: BlockInput): number => (IDENTITY_BLOCK_INPUTS as readonly string[]).indexOf(name);
+      const input = (name: BlockInput, i: number): tf.TensorInfo => all[1 + i * perBlock + identityInput(name)];
+      const w = (name: BlockInput, i: number): Float32Array => v(i, identityInput(name), name);
       const stat = (i: number, k: number): Float32Array => v(i, IDENTITY_BLOCK_INPUTS.length + k, 'running statistics');
-      const geometry = identityBlockGeometries('identity blocks (evaluation)', x.shape, blocks, a.padding, (i) => [input('filter1', i), input('active1', i), input('filter2', i), input('active2', i)]);
+      const geometry = residualBlockGeometries('identity blocks (evaluation)', x.shape, a, blocks, input);
       const z = bufferPool.allocate(size(x.shape));
       // Block i's input lanes alternate between two buffers: read as its skip while its join writes the next block's.
-      identityBlocksForward(addon, a, f32(cpu, x, 'x'), z, geometry, (i) => {
-        const [g1, g2] = geometry[i];
+      residualBlocksForward(addon, a, f32(cpu, x, 'x'), z, geometry, (i) => {
+        const { g1, g2 } = geometry[i];
         const lanes: PairLanes = {
           xLanes1: gradLanes.slot(addon, g1, `infer-blocks-${i % 2}`, 0).values, yLanes1: gradLanes.slot(addon, g1, 'infer-blocks-y1', 2).values,
           xLanes2: gradLanes.slot(addon, g2, 'infer-blocks-between', 0).values, yLanes2: gradLanes.slot(addon, g2, 'infer-blocks-y2', 2).values,

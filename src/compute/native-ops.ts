@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNativeAddon } from './native-addon';
-import { convGeometry, IDENTITY_BLOCK_INPUTS, KERNELS, MAX_IDENTITY_BLOCKS, registerNativeKernels, shortcutTap, type SparseConvBnPairAttrs, type SparseIdentityBlocksAttrs,
-  type SparseProjectionBlockAttrs } from './native-kernels';
+import { convGeometry, IDENTITY_BLOCK_INPUTS, KERNELS, MAX_RESIDUAL_BLOCKS, registerNativeKernels, SHORTCUT_INPUTS, shortcutTap, type SparseConvBnPairAttrs,
+  type SparseIdentityBlocksAttrs, type SparseResidualBlocksAttrs } from './native-kernels';
 import { activeFraction, type ConvRole, prefersSparse, recordDecision } from './sparse-selection';
-import type { ConvBnCall, ConvBnOptions, Ops, RunningStats } from './ops';
+import type { ConvBnCall, ConvBnOptions, Ops, ResidualBlockCall, RunningStats } from './ops';
 
 /**
  * Ops on the native addon (oneDNN convolutions, fused BatchNorm+ReLU, pooling, dense, loss) for the
@@ -27,48 +27,30 @@ export const nativeOps: Ops = {
     return convBnPairOn(x, first, second, residual, pairPatterns(x.shape, first, second));
   },
 
-  identityBlocks(x, blocks) {
+  residualBlocks(x, blocks) {
     ensureRegistered();
-    const patterns = blocks.map(([first, second]) => pairPatterns(x.shape, first, second));
-    // In evaluation (no gradient recorded) a run keeps its activations in lanes too, on the forward-only kernel.
-    const evaluation = blocks.every(([first, second]) => !first.opts.training && !second.opts.training) && !recordingGradients();
-    // Runs of blocks that all fuse go through one kernel; any other block is a pair on its own.
+    // In evaluation (no gradient recorded) a run of identity blocks keeps its activations in lanes too, on the forward-only kernel.
+    const evaluation = blocks.every((block) => block.every((call) => !call?.opts.training)) && !recordingGradients();
+    const plans: PlannedBlock[] = [];
+    for (const block of blocks) plans.push(planBlock(plans.length ? plans[plans.length - 1].outShape : x.shape, block, evaluation));
+    // Runs of blocks that all fuse go through one kernel; any other block runs on its own.
     let h = x;
-    for (let i = 0; i < blocks.length; ) {
+    for (let i = 0; i < plans.length; ) {
       let end = i;
-      while (end < blocks.length && end - i < MAX_IDENTITY_BLOCKS && fusesAsIdentityBlock(h.shape, blocks[end], patterns[end], evaluation)) end++;
-      if (end - i < 2) {
-        h = convBnPairOn(h, blocks[i][0], blocks[i][1], true, patterns[i]);
-        i++;
+      while (end < plans.length && end - i < MAX_RESIDUAL_BLOCKS && plans[end].fused) end++;
+      // An identity block alone is the pair kernel's residual mode (the same arithmetic); in evaluation a run needs two blocks.
+      if (end - i >= 2 || (end - i === 1 && !evaluation && plans[i].shortcut)) {
+        h = residualBlocksOn(h, plans.slice(i, end), evaluation);
+        i = end;
         continue;
       }
-      h = identityBlocksOn(h, blocks.slice(i, end), patterns.slice(i, end) as [tf.Tensor4D, tf.Tensor4D][], evaluation);
-      i = end;
+      const { call: [first, second, shortcut], patterns, shortcut: active } = plans[i];
+      h = shortcut
+        ? nativeOps.addRelu(convBnPairOn(h, first, second, false, patterns), convBnOn(h, shortcut, active))
+        : convBnPairOn(h, first, second, true, patterns);
+      i++;
     }
     return h;
-  },
-
-  projectionBlock(x, first, second, shortcut) {
-    ensureRegistered();
-    const patterns = pairPatterns(x.shape, first, second);
-    const fuses = fusesAsPair(first, second, patterns) && shortcut.opts.training && !shortcut.opts.relu && shortcut.opts.padding === first.opts.padding &&
-      shortcutTap(x.shape, first.filter.shape, shortcut.filter.shape, first.opts.stride, shortcut.opts.stride, first.opts.padding) !== undefined;
-    const active = sparsePattern(x.shape, shortcut.filter, shortcut.opts, fuses ? 'blockShortcut' : 'alone');
-    if (!fuses || !active) return nativeOps.addRelu(convBnPairOn(x, first, second, false, patterns), convBnOn(x, shortcut, active));
-    const attrs: SparseProjectionBlockAttrs = {
-      padding: first.opts.padding, stride: first.opts.stride, epsilon1: first.bn.stats.epsilon, relu1: first.opts.relu,
-      epsilon2: second.bn.stats.epsilon, epsilonS: shortcut.bn.stats.epsilon,
-    };
-    const [z, mean1, variance1, mean2, variance2, meanS, varianceS] = run(KERNELS.sparseProjectionBlock, {
-      x, filter1: first.filter, active1: patterns[0]!, gamma1: first.bn.gamma, beta1: first.bn.beta,
-      filter2: second.filter, active2: patterns[1]!, gamma2: second.bn.gamma, beta2: second.bn.beta,
-      filterS: shortcut.filter, activeS: active, gammaS: shortcut.bn.gamma, betaS: shortcut.bn.beta,
-    }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
-    const g1 = convGeometry(x.shape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
-    takeBatchStats(first.bn.stats, mean1, variance1, [g1[0], g1[9], g1[10], g1[4]]);
-    takeBatchStats(second.bn.stats, mean2, variance2, z);
-    takeBatchStats(shortcut.bn.stats, meanS, varianceS, z);
-    return z as tf.Tensor4D;
   },
 
   addRelu(a, b) {
@@ -111,40 +93,76 @@ function fusesAsPair(first: ConvBnCall, second: ConvBnCall, [a1, a2]: Patterns):
   return a1 !== undefined && a2 !== undefined && first.opts.training && second.opts.training && first.opts.padding === second.opts.padding;
 }
 
-/**
- * Whether an identity block can join a run of the identity-blocks kernels: both layers sparse, in training
- * (or both in evaluation, for the forward-only kernel), stride 1, shape kept.
- */
-function fusesAsIdentityBlock(xShape: readonly number[], [first, second]: readonly [ConvBnCall, ConvBnCall], patterns: Patterns, evaluation: boolean): boolean {
-  const fused = evaluation
-    ? patterns[0] !== undefined && patterns[1] !== undefined && first.opts.padding === second.opts.padding
-    : fusesAsPair(first, second, patterns);
-  if (!fused || first.opts.stride !== 1 || second.opts.stride !== 1 || second.opts.relu) return false;
-  return first.filter.shape[2] === xShape[3] && second.filter.shape[3] === xShape[3] && first.filter.shape[0] % 2 === 1 && second.filter.shape[0] % 2 === 1;
+/** A block with its layers' paths decided: patterns, whether it joins a run of the residual-blocks kernels, its output shape. */
+interface PlannedBlock {
+  readonly call: ResidualBlockCall;
+  readonly patterns: Patterns;
+  /** The shortcut's pattern where it runs on the sparse kernels. */
+  readonly shortcut?: tf.Tensor4D;
+  readonly fused: boolean;
+  readonly outShape: readonly number[];
 }
 
-function identityBlocksOn(x: tf.Tensor4D, blocks: readonly (readonly [ConvBnCall, ConvBnCall])[], patterns: readonly [tf.Tensor4D, tf.Tensor4D][],
-  evaluation: boolean): tf.Tensor4D {
+/**
+ * Decides one block's paths, recording each layer's decision once. A block fuses when both body layers
+ * run sparse in training (or both in evaluation, for the forward-only kernel, identity blocks only) with
+ * one padding and odd kernels, the second at stride 1; an identity block also keeps its input's shape; a
+ * projection block's shortcut must sit at a tap of the first layer's window (shortcutTap), and then runs
+ * sparse too, at any density (sparse-selection's 'blockShortcut').
+ */
+function planBlock(xShape: readonly number[], call: ResidualBlockCall, evaluation: boolean): PlannedBlock {
+  const [first, second, shortcut] = call;
+  const patterns = pairPatterns(xShape, first, second);
+  const g1 = convGeometry(xShape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
+  const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], second.filter.shape, { stride: second.opts.stride, padding: second.opts.padding });
+  const outShape = [g2[0], g2[9], g2[10], g2[4]];
+  const pairFuses = evaluation ? patterns[0] !== undefined && patterns[1] !== undefined && first.opts.padding === second.opts.padding : fusesAsPair(first, second, patterns);
+  const body = pairFuses && second.opts.stride === 1 && !second.opts.relu && first.filter.shape[0] % 2 === 1 && second.filter.shape[0] % 2 === 1;
+  if (!shortcut) return { call, patterns, fused: body && first.opts.stride === 1 && tf.util.arraysEqual(outShape, [...xShape]), outShape };
+  const fits = body && !evaluation && shortcut.opts.training && !shortcut.opts.relu && shortcut.opts.padding === first.opts.padding &&
+    shortcutTap(xShape, first.filter.shape, shortcut.filter.shape, first.opts.stride, shortcut.opts.stride, first.opts.padding) !== undefined;
+  const active = sparsePattern(xShape, shortcut.filter, shortcut.opts, fits ? 'blockShortcut' : 'alone');
+  return { call, patterns, shortcut: active, fused: fits && active !== undefined, outShape };
+}
+
+function residualBlocksOn(x: tf.Tensor4D, blocks: readonly PlannedBlock[], evaluation: boolean): tf.Tensor4D {
   const inputs: tf.Tensor[] = [x];
-  blocks.forEach(([first, second], i) => {
+  blocks.forEach(({ call: [first, second, shortcut], patterns, shortcut: activeS }) => {
     const byName: Record<(typeof IDENTITY_BLOCK_INPUTS)[number], tf.Tensor> = {
-      filter1: first.filter, active1: patterns[i][0], gamma1: first.bn.gamma, beta1: first.bn.beta,
-      filter2: second.filter, active2: patterns[i][1], gamma2: second.bn.gamma, beta2: second.bn.beta,
+      filter1: first.filter, active1: patterns[0]!, gamma1: first.bn.gamma, beta1: first.bn.beta,
+      filter2: second.filter, active2: patterns[1]!, gamma2: second.bn.gamma, beta2: second.bn.beta,
     };
     inputs.push(...IDENTITY_BLOCK_INPUTS.map((name) => byName[name]));
+    if (shortcut) {
+      const shortcutByName: Record<(typeof SHORTCUT_INPUTS)[number], tf.Tensor> = { filterS: shortcut.filter, activeS: activeS!, gammaS: shortcut.bn.gamma, betaS: shortcut.bn.beta };
+      inputs.push(...SHORTCUT_INPUTS.map((name) => shortcutByName[name]));
+    }
     if (evaluation) inputs.push(first.bn.stats.mean, first.bn.stats.variance, second.bn.stats.mean, second.bn.stats.variance);
   });
-  const attrs: SparseIdentityBlocksAttrs = {
-    padding: blocks[0][0].opts.padding,
-    epsilon1: blocks.map(([first]) => first.bn.stats.epsilon),
-    relu1: blocks.map(([first]) => first.opts.relu),
-    epsilon2: blocks.map(([, second]) => second.bn.stats.epsilon),
+  const calls = blocks.map((b) => b.call);
+  const identity: SparseIdentityBlocksAttrs = {
+    padding: calls[0][0].opts.padding,
+    epsilon1: calls.map(([first]) => first.bn.stats.epsilon),
+    relu1: calls.map(([first]) => first.opts.relu),
+    epsilon2: calls.map(([, second]) => second.bn.stats.epsilon),
   };
-  if (evaluation) return tf.engine().runKernel(KERNELS.sparseIdentityBlocksInfer, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-  const [z, ...stats] = tf.engine().runKernel(KERNELS.sparseIdentityBlocks, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
-  blocks.forEach(([first, second], i) => {
-    takeBatchStats(first.bn.stats, stats[4 * i], stats[4 * i + 1], x.shape);
-    takeBatchStats(second.bn.stats, stats[4 * i + 2], stats[4 * i + 3], x.shape);
+  if (evaluation) return tf.engine().runKernel(KERNELS.sparseIdentityBlocksInfer, inputs as unknown as tf.NamedTensorMap, identity as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  const attrs: SparseResidualBlocksAttrs = {
+    ...identity,
+    stride: calls.map(([first]) => first.opts.stride),
+    projection: calls.map(([, , shortcut]) => shortcut !== undefined),
+    epsilonS: calls.map(([, , shortcut]) => shortcut?.bn.stats.epsilon ?? 0),
+  };
+  const [z, ...stats] = tf.engine().runKernel(KERNELS.sparseResidualBlocks, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  let at = 0;
+  let shape: readonly number[] = x.shape;
+  blocks.forEach(({ call: [first, second, shortcut], outShape }) => {
+    const g1 = convGeometry(shape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
+    takeBatchStats(first.bn.stats, stats[at], stats[at + 1], [g1[0], g1[9], g1[10], g1[4]]);
+    takeBatchStats(second.bn.stats, stats[at + 2], stats[at + 3], outShape);
+    if (shortcut) takeBatchStats(shortcut.bn.stats, stats[at + 4], stats[at + 5], outShape);
+    at += shortcut ? 6 : 4;
+    shape = outShape;
   });
   return z as tf.Tensor4D;
 }

@@ -30,20 +30,14 @@ export interface Ops {
   convBnPair?(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, residual?: boolean): tf.Tensor4D;
 
   /**
-   * Optional: identity residual blocks in sequence, h ← relu(pair(h) + h), each body a convBn pair (second
-   * ReLU off, output of h's shape). A path may keep the activations between blocks in its own layout; the
-   * result must equal convBnPair(h, first, second, true) block after block. Paths without it leave it
-   * out and the model calls convBnPair per block.
+   * Optional: residual blocks in sequence, h ← relu(convBnPair(h, first, second) + shortcut(h)), each body a
+   * convBn pair (second ReLU off); the shortcut is the identity (output of h's shape) or, for a projection
+   * block (a stage entry), convBn(h, shortcut) (ReLU off; typically 1×1 with the first layer's stride). A
+   * path may keep the activations between blocks in its own layout; the result must equal the blocks one
+   * by one: convBnPair(h, first, second, true) for an identity block, addRelu(convBnPair(h, first, second),
+   * convBn(h, shortcut)) for a projection block. Paths without it leave it out and the model calls those.
    */
-  identityBlocks?(x: tf.Tensor4D, blocks: readonly (readonly [ConvBnCall, ConvBnCall])[]): tf.Tensor4D;
-
-  /**
-   * Optional: a residual block with a convolutional shortcut, relu(convBnPair(x, first, second) +
-   * convBn(x, shortcut)) (second.opts.relu and shortcut.opts.relu false; the shortcut typically 1×1 with the
-   * first layer's stride, a stage entry's projection). A path may run the block as one kernel; the result
-   * must equal those calls. Paths without it leave it out and the model calls them.
-   */
-  projectionBlock?(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, shortcut: ConvBnCall): tf.Tensor4D;
+  residualBlocks?(x: tf.Tensor4D, blocks: readonly ResidualBlockCall[]): tf.Tensor4D;
 
   /** relu(a + b), the residual join. */
   addRelu(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D;
@@ -60,6 +54,9 @@ export interface Ops {
   /** Mean softmax cross-entropy of logits [n, classes] against integer labels [n]. */
   crossEntropy(logits: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar;
 }
+
+/** A residual block's body (two convBn calls, the second without ReLU) and a projection block's convBn shortcut (without ReLU). */
+export type ResidualBlockCall = readonly [first: ConvBnCall, second: ConvBnCall, shortcut?: ConvBnCall];
 
 export interface ConvBnOptions {
   readonly stride: number;

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { ConvBnCall, Ops, RunningStats } from '../compute/ops';
+import type { ConvBnCall, Ops, ResidualBlockCall, RunningStats } from '../compute/ops';
 import { Rng } from '../util/rng';
 import type { ArchNode, Architecture } from './architecture';
 
@@ -61,26 +61,27 @@ export function buildModel(arch: Architecture, seed: number): Model {
       const [first, second] = node.body;
       return first.op === 'convBn' && second.op === 'convBn' && !second.relu ? [convBnCall(first), convBnCall(second)] : undefined;
     };
-    // A residual block whose body is a convBn pair (second ReLU off) and whose shortcut is one convBn without ReLU.
-    const projectionParts = (node: ArchNode): readonly [ConvBnCall, ConvBnCall, ConvBnCall] | undefined => {
-      if (node.op !== 'residual' || node.body.length !== 2 || node.shortcut.length !== 1) return undefined;
+    // A residual block whose body is a convBn pair (second ReLU off) and whose shortcut is the identity or one convBn without ReLU.
+    const residualBlock = (node: ArchNode): ResidualBlockCall | undefined => {
+      const pair = identityPair(node);
+      if (pair || node.op !== 'residual' || node.body.length !== 2 || node.shortcut.length !== 1) return pair;
       const [first, second] = node.body;
       const [shortcut] = node.shortcut;
       if (first.op !== 'convBn' || second.op !== 'convBn' || shortcut.op !== 'convBn' || second.relu || shortcut.relu) return undefined;
       return [convBnCall(first), convBnCall(second), convBnCall(shortcut)];
     };
-    // Consecutive convBn nodes go to ops.convBnPair two at a time, and consecutive identity blocks to
-    // ops.identityBlocks together, where the compute path has them.
+    // Consecutive residual blocks of that form go to ops.residualBlocks together, and consecutive convBn
+    // nodes to ops.convBnPair two at a time, where the compute path has them.
     const run = (nodes: readonly ArchNode[], input: tf.Tensor): tf.Tensor => {
       let h = input;
       for (let i = 0; i < nodes.length; i++) {
         const node = nodes[i];
         const next = nodes[i + 1];
-        if (ops.identityBlocks && ops.convBnPair && identityPair(node) && next && identityPair(next)) {
-          const blocks: (readonly [ConvBnCall, ConvBnCall])[] = [];
-          for (let pair; i < nodes.length && (pair = identityPair(nodes[i])); i++) blocks.push(pair);
+        if (ops.residualBlocks && residualBlock(node)) {
+          const blocks: ResidualBlockCall[] = [];
+          for (let block; i < nodes.length && (block = residualBlock(nodes[i])); i++) blocks.push(block);
           i--;
-          h = ops.identityBlocks(h as tf.Tensor4D, blocks);
+          h = ops.residualBlocks(h as tf.Tensor4D, blocks);
         } else if (ops.convBnPair && node.op === 'convBn' && next?.op === 'convBn') {
           h = ops.convBnPair(h as tf.Tensor4D, convBnCall(node), convBnCall(next));
           i++;
@@ -107,8 +108,6 @@ export function buildModel(arch: Architecture, seed: number): Model {
         case 'residual': {
           const pair = identityPair(node);
           if (ops.convBnPair && pair) return ops.convBnPair(h as tf.Tensor4D, pair[0], pair[1], true);
-          const projection = projectionParts(node);
-          if (ops.projectionBlock && projection) return ops.projectionBlock(h as tf.Tensor4D, ...projection);
           const body = run(node.body, h);
           const shortcut = node.shortcut.length ? run(node.shortcut, h) : h;
           return ops.addRelu(body as tf.Tensor4D, shortcut as tf.Tensor4D);

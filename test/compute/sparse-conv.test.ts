@@ -1,7 +1,7 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { nativeOps } from '../../src/compute/native-ops';
-import type { ConvBnOptions } from '../../src/compute/ops';
+import type { ConvBnOptions, ResidualBlockCall } from '../../src/compute/ops';
 import { setSparseComputeMode, sparseComputeMode, type SparseComputeMode, sparseComputeReport, resetSparseComputeReport } from '../../src/compute/sparse-selection';
 import { stockOps } from '../../src/compute/stock-ops';
 import { Rng } from '../../src/util/rng';
@@ -301,7 +301,7 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identi
   }
 });
 
-t.test('a projection block (pair body, 1×1 shortcut with BatchNorm, join) on the projection kernel matches the dense ops', { skip }, async (t) => {
+t.test('a projection block (pair body, 1×1 shortcut with BatchNorm, join) on the residual-blocks kernel matches the dense ops', { skip }, async (t) => {
   const { KERNELS, shortcutTap } = await import('../../src/compute/native-kernels');
   const { runningStats } = await import('./compare');
   type Layer = { filter: tf.Tensor4D; active: tf.Tensor4D; gamma: tf.Tensor1D; beta: tf.Tensor1D; stride: number; relu: boolean };
@@ -317,7 +317,7 @@ t.test('a projection block (pair body, 1×1 shortcut with BatchNorm, join) on th
             filter: params[3 * i] as tf.Tensor4D, bn: { gamma: params[3 * i + 1] as tf.Tensor1D, beta: params[3 * i + 2] as tf.Tensor1D, stats: stats[i] },
             opts: { stride: layers[i].stride, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
           });
-          return nativeOps.projectionBlock!(xx as tf.Tensor4D, call(0), call(1), call(2));
+          return nativeOps.residualBlocks!(xx as tf.Tensor4D, [[call(0), call(1), call(2)]]);
         };
         const inputs = [x, ...layers.flatMap((l) => [l.filter, l.gamma, l.beta])];
         const z = f(inputs[0], ...inputs.slice(1));
@@ -353,9 +353,9 @@ t.test('a projection block (pair body, 1×1 shortcut with BatchNorm, join) on th
     t.ok(shortcutTap(x.shape, layers[0].filter.shape, layers[2].filter.shape, stride, stride, 'same'), `${name}: the shortcut has a tap`);
     const fused = await withMode('auto', () => runBlock(x, layers));
     const dense = await withMode('off', () => runBlock(x, layers));
-    t.ok(fused.kernels.includes(KERNELS.sparseProjectionBlock), `${name}: the projection kernel ran`);
+    t.ok(fused.kernels.includes(KERNELS.sparseResidualBlocks), `${name}: the residual-blocks kernel ran`);
     for (const k of [KERNELS.conv2d, KERNELS.addRelu, KERNELS.batchNormTrain]) t.notOk(fused.kernels.includes(k), `${name}: no ${k} beside it`);
-    t.ok(dense.kernels.includes(KERNELS.conv2d) && !dense.kernels.includes(KERNELS.sparseProjectionBlock), `${name}: the reference ran dense`);
+    t.ok(dense.kernels.includes(KERNELS.conv2d) && !dense.kernels.includes(KERNELS.sparseResidualBlocks), `${name}: the reference ran dense`);
     const labels = ['z', 'dx', ...['1', '2', 'S'].flatMap((l) => [`dfilter${l}`, `dgamma${l}`, `dbeta${l}`]), ...['1', '2', 'S'].flatMap((l) => [`mean${l}`, `variance${l}`])];
     const a = [fused.z, ...fused.grads, ...fused.stats];
     const b = [dense.z, ...dense.grads, ...dense.stats];
@@ -370,13 +370,17 @@ t.test('a projection block (pair body, 1×1 shortcut with BatchNorm, join) on th
   t.equal(shortcutTap([4, 8, 8, 16], [3, 3, 16, 24], [1, 1, 16, 24], 1, 1, 'valid'), undefined, "'valid' padding: output sizes differ, no tap");
 });
 
-t.test('identity residual blocks in sequence on the identity-blocks kernel are bitwise the pair kernel block by block', { skip }, async (t) => {
+t.test('residual blocks in sequence on the residual-blocks kernel are bitwise the blocks one by one (identity and projection blocks)', { skip }, async (t) => {
   const { KERNELS } = await import('../../src/compute/native-kernels');
   const { runningStats } = await import('./compare');
-  type Layer = { filter: tf.Tensor4D; active: tf.Tensor4D | undefined; gamma: tf.Tensor1D; beta: tf.Tensor1D; relu: boolean };
+  type Layer = { filter: tf.Tensor4D; active: tf.Tensor4D | undefined; gamma: tf.Tensor1D; beta: tf.Tensor1D; relu: boolean; stride: number };
+  /** A block's layers: first, second and, for a projection block, the shortcut. */
+  type Block = Layer[];
   type Outcome = { z: tf.Tensor; grads: tf.Tensor[]; stats: tf.Tensor[]; leaked: number; kernels: string[] };
-  // Blocks as the model builds them: ops.identityBlocks, or ops.convBnPair(…, true) one block at a time.
-  const runBlocks = async (x: tf.Tensor4D, layers: Layer[], together: boolean): Promise<Outcome> => {
+  // Blocks as the model builds them: ops.residualBlocks with the whole run, or with one block at a time
+  // (an identity block alone is the pair kernel's residual mode, a projection block alone a run of one).
+  const runBlocks = async (x: tf.Tensor4D, blocks: Block[], together: boolean): Promise<Outcome> => {
+    const layers = blocks.flat();
     const stats = layers.map((l) => runningStats(l.filter.shape[3]));
     const before = tf.memory().numTensors;
     let out!: { z: tf.Tensor; grads: tf.Tensor[] };
@@ -385,11 +389,12 @@ t.test('identity residual blocks in sequence on the identity-blocks kernel are b
         const f = (xx: tf.Tensor, ...params: tf.Tensor[]): tf.Tensor4D => {
           const call = (i: number) => ({
             filter: params[3 * i] as tf.Tensor4D, bn: { gamma: params[3 * i + 1] as tf.Tensor1D, beta: params[3 * i + 2] as tf.Tensor1D, stats: stats[i] },
-            opts: { stride: 1, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
+            opts: { stride: layers[i].stride, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
           });
-          const blocks = Array.from({ length: layers.length / 2 }, (_, b) => [call(2 * b), call(2 * b + 1)] as const);
-          if (together) return nativeOps.identityBlocks!(xx as tf.Tensor4D, blocks);
-          return blocks.reduce((h, [first, second]) => nativeOps.convBnPair!(h, first, second, true), xx as tf.Tensor4D);
+          let next = 0;
+          const calls = blocks.map((block) => block.map(() => call(next++)) as unknown as ResidualBlockCall);
+          if (together) return nativeOps.residualBlocks!(xx as tf.Tensor4D, calls);
+          return calls.reduce((h, block) => nativeOps.residualBlocks!(h, [block]), xx as tf.Tensor4D);
         };
         const inputs = [x, ...layers.flatMap((l) => [l.filter, l.gamma, l.beta])];
         const z = f(inputs[0], ...inputs.slice(1));
@@ -403,23 +408,36 @@ t.test('identity residual blocks in sequence on the identity-blocks kernel are b
     stats.forEach((s) => tf.dispose([s.mean, s.variance]));
     return result;
   };
-  const channels = 16;
-  const c: Case = { batch: 19, height: 9, width: 7, inChannels: channels, outChannels: channels, kernel: 3, stride: 1, density: 0.2 };
-  const x = tf.randomNormal([19, 9, 7, channels], 0.1, 1, 'float32', 91) as tf.Tensor4D;
-  // Four blocks; in the second case block 2's first layer has no pattern (dense), which splits the run.
-  for (const [name, densePosition] of [['four fusable blocks', -1], ['block 2 dense (runs of 2, then 1 pair and 1 block)', 4]] as const) {
-    const layers: Layer[] = Array.from({ length: 8 }, (_, i) => {
-      const { filter, active } = maskedFilter(c, 92 + i);
-      return {
-        filter, active: i === densePosition ? undefined : active, relu: i % 2 === 0,
-        gamma: tf.randomUniform([channels], 0.5, 1.5, 'float32', 100 + i) as tf.Tensor1D, beta: tf.randomNormal([channels], 0, 0.3, 'float32', 110 + i) as tf.Tensor1D,
-      };
-    });
-    const together = await withMode('on', () => runBlocks(x, layers, true));
-    const alone = await withMode('on', () => runBlocks(x, layers, false));
-    t.ok(together.kernels.includes(KERNELS.sparseIdentityBlocks), `${name}: the identity-blocks kernel ran`);
-    t.notOk(alone.kernels.includes(KERNELS.sparseIdentityBlocks), `${name}: the reference ran pair by pair`);
+  const [batch, height, width] = [19, 9, 7];
+  const layer = (inChannels: number, outChannels: number, kernel: number, stride: number, relu: boolean, seed: number, dense = false): Layer => {
+    const { filter, active } = maskedFilter({ batch, height, width, inChannels, outChannels, kernel, stride, density: kernel === 1 ? 0.5 : 0.2 }, seed);
+    if (dense) active.dispose();
+    return {
+      filter, active: dense ? undefined : active, relu, stride,
+      gamma: tf.randomUniform([outChannels], 0.5, 1.5, 'float32', seed + 100) as tf.Tensor1D, beta: tf.randomNormal([outChannels], 0, 0.3, 'float32', seed + 200) as tf.Tensor1D,
+    };
+  };
+  const identity = (channels: number, seed: number, denseFirst = false): Block => [layer(channels, channels, 3, 1, true, seed, denseFirst), layer(channels, channels, 3, 1, false, seed + 1)];
+  const projection = (from: number, to: number, stride: number, seed: number): Block => [layer(from, to, 3, stride, true, seed), layer(to, to, 3, 1, false, seed + 1), layer(from, to, 1, stride, false, seed + 2)];
+  const x = tf.randomNormal([batch, height, width, 16], 0.1, 1, 'float32', 91) as tf.Tensor4D;
+  // Four identity blocks; the same with block 2's first layer dense (no pattern), which splits the run; a
+  // stage's entry (projection at stride 2) between identity blocks, and one at stride 1 that widens.
+  const cases: [string, () => Block[]][] = [
+    ['four identity blocks', () => [identity(16, 10), identity(16, 20), identity(16, 30), identity(16, 40)]],
+    ['block 2 dense (runs of 2, then 1 pair and 1 block)', () => [identity(16, 10), identity(16, 20), identity(16, 30, true), identity(16, 40)]],
+    ['identity, projection at stride 2, two identity blocks', () => [identity(16, 10), projection(16, 24, 2, 20), identity(24, 30), identity(24, 40)]],
+    ['projection at stride 1 first, then identity', () => [projection(16, 24, 1, 50), identity(24, 60)]],
+  ];
+  for (const [name, make] of cases) {
+    const blocks = make();
+    const together = await withMode('on', () => runBlocks(x, blocks, true));
+    const alone = await withMode('on', () => runBlocks(x, blocks, false));
+    const runs = (o: Outcome) => o.kernels.filter((k) => k === KERNELS.sparseResidualBlocks).length;
+    const projections = blocks.filter((b) => b.length === 3).length;
+    t.equal(runs(together), 1, `${name}: one run on the residual-blocks kernel`);
+    t.equal(runs(alone), projections, `${name}: the reference ran block by block (the kernel only for projection blocks alone)`);
     t.equal(together.leaked, 0, `${name}: no tensor leaked`);
+    const layers = blocks.flat();
     const labels = ['z', 'dx', ...layers.flatMap((_, i) => [`dfilter${i}`, `dgamma${i}`, `dbeta${i}`]), ...layers.flatMap((_, i) => [`mean${i}`, `variance${i}`])];
     const a = [together.z, ...together.grads, ...together.stats];
     const b = [alone.z, ...alone.grads, ...alone.stats];
@@ -627,10 +645,10 @@ t.test('identity residual blocks in evaluation run as one forward-only kernel an
   const blocks = [0, 1, 2].map((b) => [call(2 * b), call(2 * b + 1)] as const);
   const before = tf.memory().numTensors;
   let fused!: tf.Tensor;
-  const profile = await tf.profile(() => { fused = withMode('auto', () => nativeOps.identityBlocks!(x, blocks)); });
+  const profile = await tf.profile(() => { fused = withMode('auto', () => nativeOps.residualBlocks!(x, blocks)); });
   t.same(profile.kernelNames, [KERNELS.sparseIdentityBlocksInfer], 'one forward-only kernel for the three blocks');
   t.equal(tf.memory().numTensors - before, 1, 'only the output tensor is left');
-  const dense = withMode('off', () => nativeOps.identityBlocks!(x, blocks));
+  const dense = withMode('off', () => nativeOps.residualBlocks!(x, blocks));
   const stock = tf.tidy(() => blocks.reduce((h, [first, second]) =>
     stockOps.addRelu(stockOps.convBn(stockOps.convBn(h, first.filter, first.bn, first.opts), second.filter, second.bn, second.opts), h), x));
   for (const [label, reference] of [['dense kernels', dense], ['stock ops', stock]] as const) {
