@@ -538,6 +538,14 @@ export interface SparseIdentityBlocksAttrs {
 }
 
 export interface SparseResidualBlocksAttrs extends SparseIdentityBlocksAttrs {
+  /**
+   * A convolution + BatchNorm (+ ReLU) before the first block (a ResNet's stem): its inputs follow the
+   * blocks' (HEAD_INPUTS), its mean and variance follow their statistics.
+   */
+  head: boolean;
+  headStride: number;
+  headEpsilon: number;
+  headRelu: boolean;
   /** Per block: the first layer's stride (the shortcut's too); 1 for an identity block. */
   stride: number[];
   /** Per block: whether it has a 1×1 shortcut with BatchNorm (a projection block; else the identity). */
@@ -550,7 +558,10 @@ export interface SparseResidualBlocksAttrs extends SparseIdentityBlocksAttrs {
 export const IDENTITY_BLOCK_INPUTS = ['filter1', 'active1', 'gamma1', 'beta1', 'filter2', 'active2', 'gamma2', 'beta2'] as const;
 /** A projection block's further inputs, after its IDENTITY_BLOCK_INPUTS. */
 export const SHORTCUT_INPUTS = ['filterS', 'activeS', 'gammaS', 'betaS'] as const;
+/** The head's inputs, after every block's. */
+export const HEAD_INPUTS = ['filterH', 'activeH', 'gammaH', 'betaH'] as const;
 type BlockInput = (typeof IDENTITY_BLOCK_INPUTS)[number] | (typeof SHORTCUT_INPUTS)[number];
+type HeadInput = (typeof HEAD_INPUTS)[number];
 /** The most blocks one residual-blocks kernel takes (its gradient saves a fixed list of outputs). */
 export const MAX_RESIDUAL_BLOCKS = 64;
 
@@ -595,6 +606,12 @@ function residualBlockGeometries(kernel: string, xShape: readonly number[], a: {
   });
 }
 
+/** The head's geometry, after checking its pattern against its filter. */
+function headGeometry(xShape: readonly number[], filter: tf.TensorInfo, active: tf.TensorInfo, a: SparseResidualBlocksAttrs): number[] {
+  checkPattern(filter, active, 'residual blocks (head)');
+  return convGeometry(xShape, filter.shape, { stride: a.headStride, padding: a.padding });
+}
+
 /** A block's lane buffers: the pair's, and a projection block's shortcut output and embedded filter and pattern. */
 type BlockLanes = PairLanes & { yLanesS?: Float32Array; filterS?: Float32Array; activeS?: Float32Array };
 
@@ -613,7 +630,7 @@ interface BlockArrays {
  * input-lane layout; the join (ReLU after adding the block's input, read from its input lanes, or the
  * shortcut's output) goes to the next block's input lanes, or for the last block to z (NHWC).
  */
-function residualBlocksForward(addon: NativeAddon, a: SparseIdentityBlocksAttrs & Partial<SparseResidualBlocksAttrs>, x: Float32Array, z: Float32Array,
+function residualBlocksForward(addon: NativeAddon, a: SparseIdentityBlocksAttrs & Partial<SparseResidualBlocksAttrs>, x: Float32Array | null, z: Float32Array,
   geometry: readonly BlockGeometry[], arraysOf: (block: number) => BlockArrays, inference: boolean): void {
   const blocks = geometry.map((_, i) => arraysOf(i));
   blocks.forEach(({ weights: w, stats, lanes }, i) => {
@@ -684,8 +701,8 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
   const layout = (inputCount: number, a: SparseResidualBlocksAttrs): number[] => {
     const offsets = blockOffsets(a.projection);
     const blocks = a.projection.length;
-    if (blocks < 1 || blocks > MAX_RESIDUAL_BLOCKS || offsets[blocks] !== inputCount) {
-      throw new Error(`residual blocks: expected x and 1-${MAX_RESIDUAL_BLOCKS} blocks of ${IDENTITY_BLOCK_INPUTS.length} inputs (${IDENTITY_BLOCK_INPUTS.length + SHORTCUT_INPUTS.length} with a shortcut) as the attributes list ${blocks}, got ${inputCount} inputs`);
+    if (blocks < 1 || blocks > MAX_RESIDUAL_BLOCKS || offsets[blocks] + (a.head ? HEAD_INPUTS.length : 0) !== inputCount) {
+      throw new Error(`residual blocks: expected x, 1-${MAX_RESIDUAL_BLOCKS} blocks of ${IDENTITY_BLOCK_INPUTS.length} inputs (${IDENTITY_BLOCK_INPUTS.length + SHORTCUT_INPUTS.length} with a shortcut) as the attributes list ${blocks}${a.head ? ` and the head's ${HEAD_INPUTS.length}` : ''}, got ${inputCount} inputs`);
     }
     return offsets;
   };
@@ -700,7 +717,9 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       const x = all[0];
       const input = (name: BlockInput, i: number): tf.TensorInfo => all[inputIndex(offsets, name, i)];
       const v = (name: BlockInput, i: number): Float32Array => f32(cpu, input(name, i), `${name} of block ${i}`);
-      const geometry = residualBlockGeometries('residual blocks', x.shape, a, a.projection.length, input);
+      const headInput = (name: HeadInput): tf.TensorInfo => all[offsets[a.projection.length] + HEAD_INPUTS.indexOf(name)];
+      const gH = a.head ? headGeometry(x.shape, headInput('filterH'), headInput('activeH'), a) : undefined;
+      const geometry = residualBlockGeometries('residual blocks', gH ? [gH[0], gH[9], gH[10], gH[4]] : x.shape, a, a.projection.length, input);
       const lanes: BlockLanes[] = geometry.map(({ g1, g2, shortcut }, i) => {
         const [in1, , out1] = addon.sparseConvLaneSizes(g1);
         const [in2, , out2] = addon.sparseConvLaneSizes(g2);
@@ -717,9 +736,20 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       const outShape = [last[0], last[9], last[10], last[4]];
       const z = bufferPool.allocate(size(outShape));
       const stats = geometry.map(({ g1, g2, shortcut }) => [g1[4], g1[4], g2[4], g2[4], ...(shortcut ? [g2[4], g2[4]] : [])].map((c) => bufferPool.allocate(c)));
-      residualBlocksForward(addon, a, f32(cpu, x, 'x'), z, geometry, (i) => ({ weights: (name) => v(name, i), stats: stats[i], lanes: lanes[i] }), false);
+      const kept: Record<string, Float32Array> = Object.fromEntries(lanes.flatMap((l, i) => Object.entries(l).map(([k, buffer]) => [`${k}${i}`, buffer])));
+      if (gH) {
+        // The head writes the first block's input lanes.
+        const [inH, , outH] = addon.sparseConvLaneSizes(gH);
+        kept.headX = bufferPool.allocate(inH);
+        kept.headY = bufferPool.allocate(outH);
+        stats.push([gH[4], gH[4]].map((c) => bufferPool.allocate(c)));
+        const h = (name: HeadInput): Float32Array => f32(cpu, headInput(name), `${name} of the head`);
+        addon.sparseConvBnForward(gH, a.headEpsilon, a.headRelu, f32(cpu, x, 'x'), h('filterH'), h('activeH'), h('gammaH'), h('betaH'), null,
+          stats[stats.length - 1][0], stats[stats.length - 1][1], kept.headX, kept.headY, geometry[0].g1, lanes[0].xLanes1);
+      }
+      residualBlocksForward(addon, a, gH ? null : f32(cpu, x, 'x'), z, geometry, (i) => ({ weights: (name) => v(name, i), stats: stats[i], lanes: lanes[i] }), false);
       const outs = [cpu.makeTensorInfo(outShape, 'float32', z), ...stats.flat().map((s) => cpu.makeTensorInfo([s.length], 'float32', s))];
-      keepLanes(z, Object.fromEntries(lanes.flatMap((l, i) => Object.entries(l).map(([k, buffer]) => [`${k}${i}`, buffer]))));
+      keepLanes(z, kept);
       return outs;
     },
   });
@@ -731,9 +761,10 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       const a = attrs as unknown as SparseResidualBlocksAttrs;
       const blocks = a.projection.length;
       const offsets = blockOffsets(a.projection);
-      const inputCount = offsets[blocks];
+      const inputCount = offsets[blocks] + (a.head ? HEAD_INPUTS.length : 0);
       const x = saved[0];
       const input = (name: BlockInput, i: number): tf.Tensor => saved[inputIndex(offsets, name, i)];
+      const headInput = (name: HeadInput): tf.Tensor => saved[offsets[blocks] + HEAD_INPUTS.indexOf(name)];
       const z = saved[inputCount];
       const dz = (dys as tf.Tensor[])[0];
       const v = (t: tf.Tensor, name: string): Float32Array => f32(cpuBackend(), t, name);
@@ -741,7 +772,10 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       const statsStart = a.projection.map((_, i) => inputCount + 1 + a.projection.slice(0, i).reduce((n, p) => n + statCount(p), 0));
       const stat = (i: number, k: number): Float32Array => v(saved[statsStart[i] + k], 'batch statistics');
       const w = (name: BlockInput, i: number): Float32Array => v(input(name, i), `${name} of block ${i}`);
-      const geometry = residualBlockGeometries('residual blocks gradient', x.shape, a, blocks, input);
+      const gH = a.head ? headGeometry(x.shape, headInput('filterH'), headInput('activeH'), a) : undefined;
+      const geometry = residualBlockGeometries('residual blocks gradient', gH ? [gH[0], gH[9], gH[10], gH[4]] : x.shape, a, blocks, input);
+      // The head's mean and variance follow every block's statistics.
+      const headStat = (k: number): Float32Array => v(saved[statsStart[blocks - 1] + statCount(a.projection[blocks - 1]) + k], 'batch statistics of the head');
       const lanes = (i: number, name: keyof BlockLanes, kept: Record<string, Float32Array>): Float32Array => kept[`${name}${i}`];
       // Every gradient but x's, last block first. The gradient at each block's output (after its join's
       // ReLU) alternates between two lane buffers: block i's is read while block i − 1's is written. All of
@@ -780,7 +814,19 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
             besides = gradLanes.scratch('shortcut-dx', inputInLanesSize(addon, g1));
             addon.sparseConvBackwardData(shortcut.gS, dyS, lanes(i, 'filterS', kept), lanes(i, 'activeS', kept), besides, true);
           }
-          if (i === 0) return { grads, dy1, besides };
+          if (i === 0) {
+            if (!gH) return { grads, dy1, besides };
+            // The head's output gradient (the first block's input gradient plus its shortcut's) in lanes, then its BatchNorm and filter gradients.
+            const h = (name: HeadInput): Float32Array => v(headInput(name), `${name} of the head`);
+            const dzH = gradLanes.slot(addon, gH, 'head-between', 2).values;
+            addon.sparseConvBackwardData(g1, dy1, w('filter1', 0), w('active1', 0), dzH, true, besides);
+            const head = { dy: gradLanes.claim(addon, gH, dz.dataId, 'head'), filterH: bufferPool.allocate(headInput('filterH').size),
+              gammaH: bufferPool.allocate(headInput('gammaH').size), betaH: bufferPool.allocate(headInput('betaH').size) };
+            addon.sparseConvBnBackward(gH, a.headEpsilon, a.headRelu, dzH, true, kept.headY, headStat(0), headStat(1), h('gammaH'), h('betaH'), head.dy,
+              head.gammaH, head.betaH);
+            addon.sparseConvBackwardWeights(gH, kept.headX, head.dy, h('activeH'), head.filterH);
+            return { grads, dy1, besides, head };
+          }
           // The previous block's join gradient: this block's input gradient plus its shortcut's, kept
           // where the previous join's output (this block's input, in its input lanes) was positive.
           const previous = joinBuffer(i - 1);
@@ -792,10 +838,17 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
         0: () => {
           const b = backward();
           const dx = bufferPool.allocate(x.size);
-          addon.sparseConvBackwardData(geometry[0].g1, b.dy1, w('filter1', 0), w('active1', 0), dx, false, b.besides);
+          if (gH && b.head) addon.sparseConvBackwardData(gH, b.head.dy, v(headInput('filterH'), 'filterH'), v(headInput('activeH'), 'activeH'), dx);
+          else addon.sparseConvBackwardData(geometry[0].g1, b.dy1, w('filter1', 0), w('active1', 0), dx, false, b.besides);
           return wrap(dx, x.shape);
         },
       };
+      if (gH) {
+        HEAD_INPUTS.forEach((name, k) => {
+          const t = headInput(name);
+          result[offsets[blocks] + k] = name === 'activeH' ? () => tf.zerosLike(t) : () => wrap(backward().head![name], t.shape);
+        });
+      }
       for (let i = 0; i < blocks; i++) {
         for (const name of [...IDENTITY_BLOCK_INPUTS, ...(a.projection[i] ? SHORTCUT_INPUTS : [])]) {
           const index = inputIndex(offsets, name, i);

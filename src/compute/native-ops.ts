@@ -27,20 +27,28 @@ export const nativeOps: Ops = {
     return convBnPairOn(x, first, second, residual, pairPatterns(x.shape, first, second));
   },
 
-  residualBlocks(x, blocks) {
+  residualBlocks(x, blocks, head) {
     ensureRegistered();
     // In evaluation (no gradient recorded) a run of identity blocks keeps its activations in lanes too, on the forward-only kernel.
     const evaluation = blocks.every((block) => block.every((call) => !call?.opts.training)) && !recordingGradients();
-    const plans: PlannedBlock[] = [];
-    for (const block of blocks) plans.push(planBlock(plans.length ? plans[plans.length - 1].outShape : x.shape, block, evaluation));
-    // Runs of blocks that all fuse go through one kernel; any other block runs on its own.
     let h = x;
+    const headGeometry = head && convGeometry(x.shape, head.filter.shape, { stride: head.opts.stride, padding: head.opts.padding });
+    const plans: PlannedBlock[] = [];
+    for (const block of blocks) {
+      plans.push(planBlock(plans.length ? plans[plans.length - 1].outShape : headGeometry ? [headGeometry[0], headGeometry[9], headGeometry[10], headGeometry[4]] : x.shape,
+        block, evaluation));
+    }
+    const plannedHead = head ? planHead(x.shape, head, plans[0], evaluation) : undefined;
+    if (head && !plannedHead?.fused) h = convBnOn(x, head, plannedHead?.active);
+    // Runs of blocks that all fuse go through one kernel; any other block runs on its own. A fused head
+    // joins the first run, whatever its length.
     for (let i = 0; i < plans.length; ) {
       let end = i;
       while (end < plans.length && end - i < MAX_RESIDUAL_BLOCKS && plans[end].fused) end++;
+      const withHead = i === 0 && plannedHead?.fused ? plannedHead : undefined;
       // An identity block alone is the pair kernel's residual mode (the same arithmetic); in evaluation a run needs two blocks.
-      if (end - i >= 2 || (end - i === 1 && !evaluation && plans[i].shortcut)) {
-        h = residualBlocksOn(h, plans.slice(i, end), evaluation);
+      if (end - i >= 2 || (end - i === 1 && !evaluation && (plans[i].shortcut || withHead))) {
+        h = residualBlocksOn(h, plans.slice(i, end), evaluation, withHead);
         i = end;
         continue;
       }
@@ -125,7 +133,21 @@ function planBlock(xShape: readonly number[], call: ResidualBlockCall, evaluatio
   return { call, patterns, shortcut: active, fused: fits && active !== undefined, outShape };
 }
 
-function residualBlocksOn(x: tf.Tensor4D, blocks: readonly PlannedBlock[], evaluation: boolean): tf.Tensor4D {
+/** A head (the convBn before a run of blocks) with its path decided: it fuses into the run when the first block fuses in training. */
+interface PlannedHead {
+  readonly call: ConvBnCall;
+  readonly active?: tf.Tensor4D;
+  readonly fused: boolean;
+}
+
+/** Decides the head's path (recording its decision) once the first block's is known. */
+function planHead(xShape: readonly number[], head: ConvBnCall, first: PlannedBlock, evaluation: boolean): PlannedHead {
+  const fits = first.fused && !evaluation && head.opts.training && head.opts.padding === first.call[0].opts.padding && head.filter.shape[0] % 2 === 1;
+  const active = sparsePattern(xShape, head.filter, head.opts, fits ? 'blocksHead' : 'alone');
+  return { call: head, active, fused: fits && active !== undefined };
+}
+
+function residualBlocksOn(x: tf.Tensor4D, blocks: readonly PlannedBlock[], evaluation: boolean, head?: PlannedHead): tf.Tensor4D {
   const inputs: tf.Tensor[] = [x];
   blocks.forEach(({ call: [first, second, shortcut], patterns, shortcut: activeS }) => {
     const byName: Record<(typeof IDENTITY_BLOCK_INPUTS)[number], tf.Tensor> = {
@@ -139,6 +161,7 @@ function residualBlocksOn(x: tf.Tensor4D, blocks: readonly PlannedBlock[], evalu
     }
     if (evaluation) inputs.push(first.bn.stats.mean, first.bn.stats.variance, second.bn.stats.mean, second.bn.stats.variance);
   });
+  if (head) inputs.push(head.call.filter, head.active!, head.call.bn.gamma, head.call.bn.beta);
   const calls = blocks.map((b) => b.call);
   const identity: SparseIdentityBlocksAttrs = {
     padding: calls[0][0].opts.padding,
@@ -152,10 +175,17 @@ function residualBlocksOn(x: tf.Tensor4D, blocks: readonly PlannedBlock[], evalu
     stride: calls.map(([first]) => first.opts.stride),
     projection: calls.map(([, , shortcut]) => shortcut !== undefined),
     epsilonS: calls.map(([, , shortcut]) => shortcut?.bn.stats.epsilon ?? 0),
+    head: head !== undefined, headStride: head?.call.opts.stride ?? 1, headEpsilon: head?.call.bn.stats.epsilon ?? 0, headRelu: head?.call.opts.relu ?? false,
   };
   const [z, ...stats] = tf.engine().runKernel(KERNELS.sparseResidualBlocks, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   let at = 0;
   let shape: readonly number[] = x.shape;
+  if (head) {
+    const g = convGeometry(x.shape, head.call.filter.shape, { stride: head.call.opts.stride, padding: head.call.opts.padding });
+    shape = [g[0], g[9], g[10], g[4]];
+    const headStats = stats.slice(stats.length - 2);
+    takeBatchStats(head.call.bn.stats, headStats[0], headStats[1], shape);
+  }
   blocks.forEach(({ call: [first, second, shortcut], outShape }) => {
     const g1 = convGeometry(shape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
     takeBatchStats(first.bn.stats, stats[at], stats[at + 1], [g1[0], g1[9], g1[10], g1[4]]);

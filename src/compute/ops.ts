@@ -35,9 +35,10 @@ export interface Ops {
    * block (a stage entry), convBn(h, shortcut) (ReLU off; typically 1×1 with the first layer's stride). A
    * path may keep the activations between blocks in its own layout; the result must equal the blocks one
    * by one: convBnPair(h, first, second, true) for an identity block, addRelu(convBnPair(h, first, second),
-   * convBn(h, shortcut)) for a projection block. Paths without it leave it out and the model calls those.
+   * convBn(h, shortcut)) for a projection block. With `head`, convBn(x, head) comes first (a ResNet's stem).
+   * Paths without it leave it out and the model calls those.
    */
-  residualBlocks?(x: tf.Tensor4D, blocks: readonly ResidualBlockCall[]): tf.Tensor4D;
+  residualBlocks?(x: tf.Tensor4D, blocks: readonly ResidualBlockCall[], head?: ConvBnCall): tf.Tensor4D;
 
   /** relu(a + b), the residual join. */
   addRelu(a: tf.Tensor4D, b: tf.Tensor4D): tf.Tensor4D;

@@ -84,14 +84,16 @@ export const SPARSE_MIN_INPUT_CHANNELS = 16;
  *
  * `blockShortcut` is the 1×1 shortcut of a projection block whose body runs as a fused sparse pair: it
  * runs sparse at any density, since it then reads the body's input lanes and joins in lanes (see the
- * projection-block kernel in native-kernels.ts); alone, a 1×1 convolution stays on oneDNN.
+ * residual-blocks kernel in native-kernels.ts); alone, a 1×1 convolution stays on oneDNN. `blocksHead` is
+ * the convolution before a run of residual blocks on that kernel (resnet20's stem): it runs sparse at any
+ * density, writing the first block's input lanes, as a pair head does.
  */
-export type ConvRole = 'alone' | 'pairHead' | 'blockShortcut';
+export type ConvRole = 'alone' | 'pairHead' | 'blockShortcut' | 'blocksHead';
 
 /** Geometry as convGeometry returns it: [batch, inH, inW, inC, outC, kH, kW, ...]. */
 export function prefersSparse(geometry: readonly number[], density: number, role: ConvRole = 'alone'): boolean {
   if (mode !== 'auto') return mode === 'on';
-  if (role === 'blockShortcut') return true;
+  if (role === 'blockShortcut' || role === 'blocksHead') return true;
   const [, , , inChannels, , kernelHeight, kernelWidth] = geometry;
   if (kernelHeight * kernelWidth === 1) return false;
   if (inChannels < SPARSE_MIN_INPUT_CHANNELS) return role === 'pairHead';

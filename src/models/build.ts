@@ -77,11 +77,14 @@ export function buildModel(arch: Architecture, seed: number): Model {
       for (let i = 0; i < nodes.length; i++) {
         const node = nodes[i];
         const next = nodes[i + 1];
-        if (ops.residualBlocks && residualBlock(node)) {
+        // A convBn right before the blocks (a ResNet's stem) goes with them as their head.
+        const head = node.op === 'convBn' && next && residualBlock(next) ? convBnCall(node) : undefined;
+        if (ops.residualBlocks && (residualBlock(node) || head)) {
+          if (head) i++;
           const blocks: ResidualBlockCall[] = [];
           for (let block; i < nodes.length && (block = residualBlock(nodes[i])); i++) blocks.push(block);
           i--;
-          h = ops.residualBlocks(h as tf.Tensor4D, blocks);
+          h = ops.residualBlocks(h as tf.Tensor4D, blocks, head);
         } else if (ops.convBnPair && node.op === 'convBn' && next?.op === 'convBn') {
           h = ops.convBnPair(h as tf.Tensor4D, convBnCall(node), convBnCall(next));
           i++;

@@ -379,8 +379,8 @@ t.test('residual blocks in sequence on the residual-blocks kernel are bitwise th
   type Outcome = { z: tf.Tensor; grads: tf.Tensor[]; stats: tf.Tensor[]; leaked: number; kernels: string[] };
   // Blocks as the model builds them: ops.residualBlocks with the whole run, or with one block at a time
   // (an identity block alone is the pair kernel's residual mode, a projection block alone a run of one).
-  const runBlocks = async (x: tf.Tensor4D, blocks: Block[], together: boolean): Promise<Outcome> => {
-    const layers = blocks.flat();
+  const runBlocks = async (x: tf.Tensor4D, blocks: Block[], together: boolean, head?: Layer): Promise<Outcome> => {
+    const layers = [...(head ? [head] : []), ...blocks.flat()];
     const stats = layers.map((l) => runningStats(l.filter.shape[3]));
     const before = tf.memory().numTensors;
     let out!: { z: tf.Tensor; grads: tf.Tensor[] };
@@ -391,10 +391,11 @@ t.test('residual blocks in sequence on the residual-blocks kernel are bitwise th
             filter: params[3 * i] as tf.Tensor4D, bn: { gamma: params[3 * i + 1] as tf.Tensor1D, beta: params[3 * i + 2] as tf.Tensor1D, stats: stats[i] },
             opts: { stride: layers[i].stride, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
           });
-          let next = 0;
+          let next = head ? 1 : 0;
           const calls = blocks.map((block) => block.map(() => call(next++)) as unknown as ResidualBlockCall);
-          if (together) return nativeOps.residualBlocks!(xx as tf.Tensor4D, calls);
-          return calls.reduce((h, block) => nativeOps.residualBlocks!(h, [block]), xx as tf.Tensor4D);
+          if (together) return nativeOps.residualBlocks!(xx as tf.Tensor4D, calls, head && call(0));
+          const start = head ? nativeOps.convBn(xx as tf.Tensor4D, call(0).filter, call(0).bn, call(0).opts) : (xx as tf.Tensor4D);
+          return calls.reduce((h, block) => nativeOps.residualBlocks!(h, [block]), start);
         };
         const inputs = [x, ...layers.flatMap((l) => [l.filter, l.gamma, l.beta])];
         const z = f(inputs[0], ...inputs.slice(1));
@@ -420,24 +421,30 @@ t.test('residual blocks in sequence on the residual-blocks kernel are bitwise th
   const identity = (channels: number, seed: number, denseFirst = false): Block => [layer(channels, channels, 3, 1, true, seed, denseFirst), layer(channels, channels, 3, 1, false, seed + 1)];
   const projection = (from: number, to: number, stride: number, seed: number): Block => [layer(from, to, 3, stride, true, seed), layer(to, to, 3, 1, false, seed + 1), layer(from, to, 1, stride, false, seed + 2)];
   const x = tf.randomNormal([batch, height, width, 16], 0.1, 1, 'float32', 91) as tf.Tensor4D;
+  const image = tf.randomNormal([batch, height, width, 3], 0.1, 1, 'float32', 92) as tf.Tensor4D;
   // Four identity blocks; the same with block 2's first layer dense (no pattern), which splits the run; a
   // stage's entry (projection at stride 2) between identity blocks, and one at stride 1 that widens.
-  const cases: [string, () => Block[]][] = [
+  // A head (a stem: 3 input channels, ReLU) before the blocks joins the run; the reference runs it alone.
+  const cases: [string, () => Block[], (() => Layer)?][] = [
     ['four identity blocks', () => [identity(16, 10), identity(16, 20), identity(16, 30), identity(16, 40)]],
     ['block 2 dense (runs of 2, then 1 pair and 1 block)', () => [identity(16, 10), identity(16, 20), identity(16, 30, true), identity(16, 40)]],
     ['identity, projection at stride 2, two identity blocks', () => [identity(16, 10), projection(16, 24, 2, 20), identity(24, 30), identity(24, 40)]],
     ['projection at stride 1 first, then identity', () => [projection(16, 24, 1, 50), identity(24, 60)]],
+    ['a head (3 → 16 channels), then one identity block', () => [identity(16, 70)], () => layer(3, 16, 3, 1, true, 80)],
+    ['a head, an identity block, a projection at stride 2', () => [identity(16, 70), projection(16, 24, 2, 90)], () => layer(3, 16, 3, 1, true, 80)],
   ];
-  for (const [name, make] of cases) {
+  for (const [name, make, makeHead] of cases) {
     const blocks = make();
-    const together = await withMode('on', () => runBlocks(x, blocks, true));
-    const alone = await withMode('on', () => runBlocks(x, blocks, false));
+    const head = makeHead?.();
+    const input = head ? image : x;
+    const together = await withMode('on', () => runBlocks(input, blocks, true, head));
+    const alone = await withMode('on', () => runBlocks(input, blocks, false, head));
     const runs = (o: Outcome) => o.kernels.filter((k) => k === KERNELS.sparseResidualBlocks).length;
     const projections = blocks.filter((b) => b.length === 3).length;
     t.equal(runs(together), 1, `${name}: one run on the residual-blocks kernel`);
     t.equal(runs(alone), projections, `${name}: the reference ran block by block (the kernel only for projection blocks alone)`);
     t.equal(together.leaked, 0, `${name}: no tensor leaked`);
-    const layers = blocks.flat();
+    const layers = [...(head ? [head] : []), ...blocks.flat()];
     const labels = ['z', 'dx', ...layers.flatMap((_, i) => [`dfilter${i}`, `dgamma${i}`, `dbeta${i}`]), ...layers.flatMap((_, i) => [`mean${i}`, `variance${i}`])];
     const a = [together.z, ...together.grads, ...together.stats];
     const b = [alone.z, ...alone.grads, ...alone.stats];
@@ -447,7 +454,7 @@ t.test('residual blocks in sequence on the residual-blocks kernel are bitwise th
     t.ok(tf.tidy(() => tf.max(tf.abs(together.grads[0])).dataSync()[0]) > 0, `${name}: dx is not zero`);
     tf.dispose([...a, ...b, ...layers.flatMap((l) => [l.filter, l.gamma, l.beta, ...(l.active ? [l.active] : [])])]);
   }
-  tf.dispose(x);
+  tf.dispose([x, image]);
 });
 
 t.test('the addon refuses inconsistent lane options with an error naming them; phase timing records only while on', { skip }, async (t) => {
