@@ -1,11 +1,11 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { nativeOps } from '../../src/compute/native-ops';
-import type { ConvBnOptions, ResidualBlockCall } from '../../src/compute/ops';
+import type { ConvBnCall, ConvBnOptions, ResidualBlockCall } from '../../src/compute/ops';
 import { setSparseComputeMode, sparseComputeMode, type SparseComputeMode, sparseComputeReport, resetSparseComputeReport } from '../../src/compute/sparse-selection';
 import { stockOps } from '../../src/compute/stock-ops';
 import { Rng } from '../../src/util/rng';
-import { convBnResult, nativeUnavailable, relativeError, TOLERANCE } from './compare';
+import { convBnResult, nativeUnavailable, relativeError, runningStats, TOLERANCE } from './compare';
 
 const skip = nativeUnavailable;
 
@@ -64,6 +64,41 @@ function sparseAndDense(x: tf.Tensor4D, filter: tf.Tensor4D, gamma: tf.Tensor1D,
   const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
   const maskedDense = tf.mul(dense.dfilter, opts.active!);
   return { sparse, dense, maskedDense, dispose: () => tf.dispose([maskedDense, ...tensorsOf(sparse), ...tensorsOf(dense)]) };
+}
+
+/** A convBn layer of a test network: weights, pattern (undefined: dense), ReLU, stride. */
+type TestLayer = { filter: tf.Tensor4D; active: tf.Tensor4D | undefined; gamma: tf.Tensor1D; beta: tf.Tensor1D; relu: boolean; stride: number };
+type Outcome = { z: tf.Tensor; grads: tf.Tensor[]; stats: tf.Tensor[]; leaked: number; kernels: string[] };
+
+/**
+ * `build` run forward and backward on fresh running statistics against a random upstream gradient (seeded):
+ * the output, the gradients of x and of every layer's filter, gamma and beta (filter gradients masked to
+ * the pattern with `maskFilters`: the dense path also differentiates pruned weights), the running
+ * statistics, the kernels that ran, and the tensors left behind beyond those returned.
+ */
+async function layersOutcome(x: tf.Tensor4D, layers: readonly TestLayer[], build: (x: tf.Tensor4D, call: (i: number) => ConvBnCall) => tf.Tensor4D,
+  seed: number, maskFilters = false): Promise<Outcome> {
+  const stats = layers.map((l) => runningStats(l.filter.shape[3]));
+  const before = tf.memory().numTensors;
+  let out!: { z: tf.Tensor; grads: tf.Tensor[] };
+  const profile = await tf.profile(() => {
+    out = tf.tidy(() => {
+      const f = (xx: tf.Tensor, ...params: tf.Tensor[]): tf.Tensor4D => build(xx as tf.Tensor4D, (i) => ({
+        filter: params[3 * i] as tf.Tensor4D, bn: { gamma: params[3 * i + 1] as tf.Tensor1D, beta: params[3 * i + 2] as tf.Tensor1D, stats: stats[i] },
+        opts: { stride: layers[i].stride, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
+      }));
+      const inputs = [x, ...layers.flatMap((l) => [l.filter, l.gamma, l.beta])];
+      const z = f(inputs[0], ...inputs.slice(1));
+      const upstream = tf.randomNormal(z.shape, 0, 1, 'float32', seed);
+      const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(xs[0], ...xs.slice(1)), upstream)))(inputs);
+      const masked = (g: tf.Tensor, i: number): tf.Tensor => (maskFilters && i % 3 === 1 ? tf.mul(g, layers[(i - 1) / 3].active!) : g);
+      return { z, grads: grads.map(masked) };
+    });
+  });
+  const leaked = tf.memory().numTensors - before - 1 - out.grads.length;
+  const result = { ...out, stats: stats.flatMap((s) => [s.mean.clone(), s.variance.clone()]), leaked, kernels: profile.kernelNames };
+  stats.forEach((s) => tf.dispose([s.mean, s.variance]));
+  return result;
 }
 
 t.test('sparse kernels match the dense masked path: outputs and gradients across densities, strides, kernels, odd sizes', { skip }, async (t) => {
@@ -238,7 +273,6 @@ t.test('without an active pattern, or in mode off, the dense kernels run', { ski
 
 t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identity residual block, on the fused pair kernel matches two dense convBn calls', { skip }, async (t) => {
   const { KERNELS } = await import('../../src/compute/native-kernels');
-  const { runningStats } = await import('./compare');
   type Pair = { z: tf.Tensor; dx: tf.Tensor; grads: tf.Tensor[]; stats: tf.Tensor[]; leaked: number };
   // join: none, fused into the pair kernel, or the pair followed by a separate addRelu (same result expected bitwise).
   type Join = 'none' | 'fused' | 'separate';
@@ -303,35 +337,8 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identi
 
 t.test('a projection block (pair body, 1×1 shortcut with BatchNorm, join) on the residual-blocks kernel matches the dense ops', { skip }, async (t) => {
   const { KERNELS, shortcutTap } = await import('../../src/compute/native-kernels');
-  const { runningStats } = await import('./compare');
-  type Layer = { filter: tf.Tensor4D; active: tf.Tensor4D; gamma: tf.Tensor1D; beta: tf.Tensor1D; stride: number; relu: boolean };
-  type Outcome = { z: tf.Tensor; grads: tf.Tensor[]; stats: tf.Tensor[]; leaked: number; kernels: string[] };
-  const runBlock = async (x: tf.Tensor4D, layers: Layer[]): Promise<Outcome> => {
-    const stats = layers.map((l) => runningStats(l.filter.shape[3]));
-    const before = tf.memory().numTensors;
-    let out!: { z: tf.Tensor; grads: tf.Tensor[] };
-    const profile = await tf.profile(() => {
-      out = tf.tidy(() => {
-        const f = (xx: tf.Tensor, ...params: tf.Tensor[]): tf.Tensor4D => {
-          const call = (i: number) => ({
-            filter: params[3 * i] as tf.Tensor4D, bn: { gamma: params[3 * i + 1] as tf.Tensor1D, beta: params[3 * i + 2] as tf.Tensor1D, stats: stats[i] },
-            opts: { stride: layers[i].stride, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
-          });
-          return nativeOps.residualBlocks!(xx as tf.Tensor4D, [[call(0), call(1), call(2)]]);
-        };
-        const inputs = [x, ...layers.flatMap((l) => [l.filter, l.gamma, l.beta])];
-        const z = f(inputs[0], ...inputs.slice(1));
-        const upstream = tf.randomNormal(z.shape, 0, 1, 'float32', 37);
-        const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(xs[0], ...xs.slice(1)), upstream)))(inputs);
-        // Filter gradients compared on the pattern (the dense path also differentiates pruned weights).
-        return { z, grads: grads.map((g, i) => (i % 3 === 1 ? tf.mul(g, layers[(i - 1) / 3].active) : g)) };
-      });
-    });
-    const leaked = tf.memory().numTensors - before - 1 - out.grads.length;
-    const result = { ...out, stats: stats.flatMap((s) => [s.mean.clone(), s.variance.clone()]), leaked, kernels: profile.kernelNames };
-    stats.forEach((s) => tf.dispose([s.mean, s.variance]));
-    return result;
-  };
+  const runBlock = (x: tf.Tensor4D, layers: TestLayer[]): Promise<Outcome> =>
+    layersOutcome(x, layers, (xx, call) => nativeOps.residualBlocks!(xx, [[call(0), call(1), call(2)]]), 37, true);
   // Stride 2 on even and odd sizes (the 1×1 shortcut sits at different taps of the 3×3 window), stride 1
   // with a change of width, and a shortcut without pruned weights.
   for (const [stride, height, width, shortcutDensity] of [[2, 8, 8, 0.5], [2, 9, 7, 0.3], [1, 6, 5, 0.5], [2, 8, 6, 1]] as const) {
@@ -343,7 +350,7 @@ t.test('a projection block (pair body, 1×1 shortcut with BatchNorm, join) on th
       { batch, height, width, inChannels: cout, outChannels: cout, kernel: 3, stride: 1, density: 0.2 },
       { batch, height, width, inChannels: cin, outChannels: cout, kernel: 1, stride, density: shortcutDensity },
     ];
-    const layers: Layer[] = cases.map((c, i) => {
+    const layers: TestLayer[] = cases.map((c, i) => {
       const { filter, active } = maskedFilter(c, 92 + i);
       return {
         filter, active, stride: c.stride, relu: i === 0,
@@ -372,45 +379,20 @@ t.test('a projection block (pair body, 1×1 shortcut with BatchNorm, join) on th
 
 t.test('residual blocks in sequence on the residual-blocks kernel are bitwise the blocks one by one (identity and projection blocks)', { skip }, async (t) => {
   const { KERNELS } = await import('../../src/compute/native-kernels');
-  const { runningStats } = await import('./compare');
-  type Layer = { filter: tf.Tensor4D; active: tf.Tensor4D | undefined; gamma: tf.Tensor1D; beta: tf.Tensor1D; relu: boolean; stride: number };
   /** A block's layers: first, second and, for a projection block, the shortcut. */
-  type Block = Layer[];
-  type Outcome = { z: tf.Tensor; grads: tf.Tensor[]; stats: tf.Tensor[]; leaked: number; kernels: string[] };
+  type Block = TestLayer[];
   // Blocks as the model builds them: ops.residualBlocks with the whole run, or with one block at a time
   // (an identity block alone is the pair kernel's residual mode, a projection block alone a run of one).
-  const runBlocks = async (x: tf.Tensor4D, blocks: Block[], together: boolean, head?: Layer): Promise<Outcome> => {
-    const layers = [...(head ? [head] : []), ...blocks.flat()];
-    const stats = layers.map((l) => runningStats(l.filter.shape[3]));
-    const before = tf.memory().numTensors;
-    let out!: { z: tf.Tensor; grads: tf.Tensor[] };
-    const profile = await tf.profile(() => {
-      out = tf.tidy(() => {
-        const f = (xx: tf.Tensor, ...params: tf.Tensor[]): tf.Tensor4D => {
-          const call = (i: number) => ({
-            filter: params[3 * i] as tf.Tensor4D, bn: { gamma: params[3 * i + 1] as tf.Tensor1D, beta: params[3 * i + 2] as tf.Tensor1D, stats: stats[i] },
-            opts: { stride: layers[i].stride, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
-          });
-          let next = head ? 1 : 0;
-          const calls = blocks.map((block) => block.map(() => call(next++)) as unknown as ResidualBlockCall);
-          if (together) return nativeOps.residualBlocks!(xx as tf.Tensor4D, calls, head && call(0));
-          const start = head ? nativeOps.convBn(xx as tf.Tensor4D, call(0).filter, call(0).bn, call(0).opts) : (xx as tf.Tensor4D);
-          return calls.reduce((h, block) => nativeOps.residualBlocks!(h, [block]), start);
-        };
-        const inputs = [x, ...layers.flatMap((l) => [l.filter, l.gamma, l.beta])];
-        const z = f(inputs[0], ...inputs.slice(1));
-        const upstream = tf.randomNormal(z.shape, 0, 1, 'float32', 27);
-        const grads = tf.grads((...xs: tf.Tensor[]) => tf.sum(tf.mul(f(xs[0], ...xs.slice(1)), upstream)))(inputs);
-        return { z, grads };
-      });
-    });
-    const leaked = tf.memory().numTensors - before - 1 - out.grads.length;
-    const result = { ...out, stats: stats.flatMap((s) => [s.mean.clone(), s.variance.clone()]), leaked, kernels: profile.kernelNames };
-    stats.forEach((s) => tf.dispose([s.mean, s.variance]));
-    return result;
-  };
+  const runBlocks = (x: tf.Tensor4D, blocks: Block[], together: boolean, head?: TestLayer): Promise<Outcome> =>
+    layersOutcome(x, [...(head ? [head] : []), ...blocks.flat()], (xx, call) => {
+      let next = head ? 1 : 0;
+      const calls = blocks.map((block) => block.map(() => call(next++)) as unknown as ResidualBlockCall);
+      if (together) return nativeOps.residualBlocks!(xx, calls, head && call(0));
+      const start = head ? nativeOps.convBn(xx, call(0).filter, call(0).bn, call(0).opts) : xx;
+      return calls.reduce((h, block) => nativeOps.residualBlocks!(h, [block]), start);
+    }, 27);
   const [batch, height, width] = [19, 9, 7];
-  const layer = (inChannels: number, outChannels: number, kernel: number, stride: number, relu: boolean, seed: number, dense = false): Layer => {
+  const layer = (inChannels: number, outChannels: number, kernel: number, stride: number, relu: boolean, seed: number, dense = false): TestLayer => {
     const { filter, active } = maskedFilter({ batch, height, width, inChannels, outChannels, kernel, stride, density: kernel === 1 ? 0.5 : 0.2 }, seed);
     if (dense) active.dispose();
     return {
@@ -425,7 +407,7 @@ t.test('residual blocks in sequence on the residual-blocks kernel are bitwise th
   // Four identity blocks; the same with block 2's first layer dense (no pattern), which splits the run; a
   // stage's entry (projection at stride 2) between identity blocks, and one at stride 1 that widens.
   // A head (a stem: 3 input channels, ReLU) before the blocks joins the run; the reference runs it alone.
-  const cases: [string, () => Block[], (() => Layer)?][] = [
+  const cases: [string, () => Block[], (() => TestLayer)?][] = [
     ['four identity blocks', () => [identity(16, 10), identity(16, 20), identity(16, 30), identity(16, 40)]],
     ['block 2 dense (runs of 2, then 1 pair and 1 block)', () => [identity(16, 10), identity(16, 20), identity(16, 30, true), identity(16, 40)]],
     ['identity, projection at stride 2, two identity blocks', () => [identity(16, 10), projection(16, 24, 2, 20), identity(24, 30), identity(24, 40)]],
@@ -528,7 +510,6 @@ t.test("ERK at overall density 0.1 and 0.05 sends every 3×3 convolution of resn
 
 t.test('the image layer (3 input channels) runs sparse at the head of a training pair at any density; alone, in evaluation, or 1×1 it stays dense', { skip }, async (t) => {
   const { KERNELS } = await import('../../src/compute/native-kernels');
-  const { runningStats } = await import('./compare');
   const { prefersSparse } = await import('../../src/compute/sparse-selection');
   const { convGeometry } = await import('../../src/compute/native-kernels');
   const image = convGeometry([128, 32, 32, 3], [3, 3, 3, 16], { stride: 1, padding: 'same' });
