@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNativeAddon } from './native-addon';
-import { convGeometry, IDENTITY_BLOCK_INPUTS, KERNELS, MAX_RESIDUAL_BLOCKS, registerNativeKernels, SHORTCUT_INPUTS, shortcutTap, type SparseConvBnPairAttrs,
-  type SparseIdentityBlocksAttrs, type SparseResidualBlocksAttrs } from './native-kernels';
+import { convGeometry, KERNELS, registerNativeKernels, type SparseConvBnPairAttrs } from './native-kernels';
+import { IDENTITY_BLOCK_INPUTS, MAX_RESIDUAL_BLOCKS, SHORTCUT_INPUTS, shortcutTap, type SparseIdentityBlocksAttrs, type SparseResidualBlocksAttrs } from './residual-blocks-kernels';
 import { activeFraction, type ConvRole, prefersSparse, recordDecision } from './sparse-selection';
 import type { ConvBnCall, ConvBnOptions, Ops, ResidualBlockCall, RunningStats } from './ops';
 

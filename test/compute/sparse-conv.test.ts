@@ -336,7 +336,8 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identi
 });
 
 t.test('a projection block (pair body, 1×1 shortcut with BatchNorm, join) on the residual-blocks kernel matches the dense ops', { skip }, async (t) => {
-  const { KERNELS, shortcutTap } = await import('../../src/compute/native-kernels');
+  const { KERNELS } = await import('../../src/compute/native-kernels');
+  const { shortcutTap } = await import('../../src/compute/residual-blocks-kernels');
   const runBlock = (x: tf.Tensor4D, layers: TestLayer[]): Promise<Outcome> =>
     layersOutcome(x, layers, (xx, call) => nativeOps.residualBlocks!(xx, [[call(0), call(1), call(2)]]), 37, true);
   // Stride 2 on even and odd sizes (the 1×1 shortcut sits at different taps of the 3×3 window), stride 1
