@@ -84,7 +84,7 @@ export const SPARSE_MIN_INPUT_CHANNELS = 16;
  *
  * `blockShortcut` is the 1×1 shortcut of a projection block whose body runs as a fused sparse pair: it
  * runs sparse at any density, since it then reads the body's input lanes and joins in lanes (see the
- * residual-blocks kernel in native-kernels.ts); alone, a 1×1 convolution stays on oneDNN. `blocksHead` is
+ * residual-blocks kernel in residual-blocks-kernels.ts); alone, a 1×1 convolution stays on oneDNN. `blocksHead` is
  * the convolution before a run of residual blocks on that kernel (resnet20's stem): it runs sparse at any
  * density, writing the first block's input lanes, as a pair head does.
  */
