@@ -14,7 +14,7 @@ export const KERNELS = {
   sparseConvBnInfer: 'CiglSparseConvBnInfer',
   sparseConvBnPair: 'CiglSparseConvBnPair',
   sparseResidualBlocks: 'CiglSparseResidualBlocks',
-  sparseIdentityBlocksInfer: 'CiglSparseIdentityBlocksInfer',
+  sparseResidualBlocksInfer: 'CiglSparseResidualBlocksInfer',
   batchNormTrain: 'CiglBatchNormTrain',
   batchNormInfer: 'CiglBatchNormInfer',
   addRelu: 'CiglAddRelu',

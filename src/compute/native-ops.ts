@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNativeAddon } from './native-addon';
 import { convGeometry, KERNELS, registerNativeKernels, type SparseConvBnPairAttrs } from './native-kernels';
-import { IDENTITY_BLOCK_INPUTS, MAX_RESIDUAL_BLOCKS, SHORTCUT_INPUTS, shortcutTap, type SparseIdentityBlocksAttrs, type SparseResidualBlocksAttrs } from './residual-blocks-kernels';
+import { IDENTITY_BLOCK_INPUTS, MAX_RESIDUAL_BLOCKS, SHORTCUT_INPUTS, shortcutTap, type SparseResidualBlocksAttrs } from './residual-blocks-kernels';
 import { activeFraction, type ConvRole, prefersSparse, recordDecision } from './sparse-selection';
 import type { ConvBnCall, ConvBnOptions, Ops, ResidualBlockCall, RunningStats } from './ops';
 
@@ -29,8 +29,8 @@ export const nativeOps: Ops = {
 
   residualBlocks(x, blocks, head) {
     ensureRegistered();
-    // In evaluation (no gradient recorded) a run of identity blocks keeps its activations in lanes too, on the forward-only kernel.
-    const evaluation = blocks.every((block) => block.every((call) => !call?.opts.training)) && !recordingGradients();
+    // In evaluation (no gradient recorded) a run keeps its activations in lanes too, on the forward-only kernel.
+    const evaluation = blocks.every((block) => block.every((call) => !call?.opts.training)) && !head?.opts.training && !recordingGradients();
     let h = x;
     const headGeometry = head && convGeometry(x.shape, head.filter.shape, { stride: head.opts.stride, padding: head.opts.padding });
     const plans: PlannedBlock[] = [];
@@ -46,8 +46,8 @@ export const nativeOps: Ops = {
       let end = i;
       while (end < plans.length && end - i < MAX_RESIDUAL_BLOCKS && plans[end].fused) end++;
       const withHead = i === 0 && plannedHead?.fused ? plannedHead : undefined;
-      // An identity block alone is the pair kernel's residual mode (the same arithmetic); in evaluation a run needs two blocks.
-      if (end - i >= 2 || (end - i === 1 && !evaluation && (plans[i].shortcut || withHead))) {
+      // An identity block alone is the pair kernel's residual mode (the same arithmetic).
+      if (end - i >= 2 || (end - i === 1 && (plans[i].shortcut || withHead))) {
         h = residualBlocksOn(h, plans.slice(i, end), evaluation, withHead);
         i = end;
         continue;
@@ -113,10 +113,10 @@ interface PlannedBlock {
 
 /**
  * Decides one block's paths, recording each layer's decision once. A block fuses when both body layers
- * run sparse in training (or both in evaluation, for the forward-only kernel, identity blocks only) with
- * one padding and odd kernels, the second at stride 1; an identity block also keeps its input's shape; a
- * projection block's shortcut must sit at a tap of the first layer's window (shortcutTap), and then runs
- * sparse too, at any density (sparse-selection's 'blockShortcut').
+ * run sparse, all in training or all in evaluation (the forward-only kernel), with one padding and odd
+ * kernels, the second at stride 1; an identity block also keeps its input's shape; a projection block's
+ * shortcut must sit at a tap of the first layer's window (shortcutTap), and then runs sparse too, at any
+ * density (sparse-selection's 'blockShortcut').
  */
 function planBlock(xShape: readonly number[], call: ResidualBlockCall, evaluation: boolean): PlannedBlock {
   const [first, second, shortcut] = call;
@@ -127,7 +127,7 @@ function planBlock(xShape: readonly number[], call: ResidualBlockCall, evaluatio
   const pairFuses = evaluation ? patterns[0] !== undefined && patterns[1] !== undefined && first.opts.padding === second.opts.padding : fusesAsPair(first, second, patterns);
   const body = pairFuses && second.opts.stride === 1 && !second.opts.relu && first.filter.shape[0] % 2 === 1 && second.filter.shape[0] % 2 === 1;
   if (!shortcut) return { call, patterns, fused: body && first.opts.stride === 1 && tf.util.arraysEqual(outShape, [...xShape]), outShape };
-  const fits = body && !evaluation && shortcut.opts.training && !shortcut.opts.relu && shortcut.opts.padding === first.opts.padding &&
+  const fits = body && shortcut.opts.training === !evaluation && !shortcut.opts.relu && shortcut.opts.padding === first.opts.padding &&
     shortcutTap(xShape, first.filter.shape, shortcut.filter.shape, first.opts.stride, shortcut.opts.stride, first.opts.padding) !== undefined;
   const active = sparsePattern(xShape, shortcut.filter, shortcut.opts, fits ? 'blockShortcut' : 'alone');
   return { call, patterns, shortcut: active, fused: fits && active !== undefined, outShape };
@@ -142,12 +142,14 @@ interface PlannedHead {
 
 /** Decides the head's path (recording its decision) once the first block's is known. */
 function planHead(xShape: readonly number[], head: ConvBnCall, first: PlannedBlock, evaluation: boolean): PlannedHead {
-  const fits = first.fused && !evaluation && head.opts.training && head.opts.padding === first.call[0].opts.padding && head.filter.shape[0] % 2 === 1;
+  const fits = first.fused && head.opts.training === !evaluation && head.opts.padding === first.call[0].opts.padding && head.filter.shape[0] % 2 === 1;
   const active = sparsePattern(xShape, head.filter, head.opts, fits ? 'blocksHead' : 'alone');
   return { call: head, active, fused: fits && active !== undefined };
 }
 
 function residualBlocksOn(x: tf.Tensor4D, blocks: readonly PlannedBlock[], evaluation: boolean, head?: PlannedHead): tf.Tensor4D {
+  // Evaluation takes each layer's running mean and variance after its block's inputs (the head's after its own).
+  const running = (call: ConvBnCall): tf.Tensor[] => (evaluation ? [call.bn.stats.mean, call.bn.stats.variance] : []);
   const inputs: tf.Tensor[] = [x];
   blocks.forEach(({ call: [first, second, shortcut], patterns, shortcut: activeS }) => {
     const byName: Record<(typeof IDENTITY_BLOCK_INPUTS)[number], tf.Tensor> = {
@@ -159,24 +161,21 @@ function residualBlocksOn(x: tf.Tensor4D, blocks: readonly PlannedBlock[], evalu
       const shortcutByName: Record<(typeof SHORTCUT_INPUTS)[number], tf.Tensor> = { filterS: shortcut.filter, activeS: activeS!, gammaS: shortcut.bn.gamma, betaS: shortcut.bn.beta };
       inputs.push(...SHORTCUT_INPUTS.map((name) => shortcutByName[name]));
     }
-    if (evaluation) inputs.push(first.bn.stats.mean, first.bn.stats.variance, second.bn.stats.mean, second.bn.stats.variance);
+    inputs.push(...running(first), ...running(second), ...(shortcut ? running(shortcut) : []));
   });
-  if (head) inputs.push(head.call.filter, head.active!, head.call.bn.gamma, head.call.bn.beta);
+  if (head) inputs.push(head.call.filter, head.active!, head.call.bn.gamma, head.call.bn.beta, ...running(head.call));
   const calls = blocks.map((b) => b.call);
-  const identity: SparseIdentityBlocksAttrs = {
+  const attrs: SparseResidualBlocksAttrs = {
     padding: calls[0][0].opts.padding,
     epsilon1: calls.map(([first]) => first.bn.stats.epsilon),
     relu1: calls.map(([first]) => first.opts.relu),
     epsilon2: calls.map(([, second]) => second.bn.stats.epsilon),
-  };
-  if (evaluation) return tf.engine().runKernel(KERNELS.sparseIdentityBlocksInfer, inputs as unknown as tf.NamedTensorMap, identity as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-  const attrs: SparseResidualBlocksAttrs = {
-    ...identity,
     stride: calls.map(([first]) => first.opts.stride),
     projection: calls.map(([, , shortcut]) => shortcut !== undefined),
     epsilonS: calls.map(([, , shortcut]) => shortcut?.bn.stats.epsilon ?? 0),
     head: head !== undefined, headStride: head?.call.opts.stride ?? 1, headEpsilon: head?.call.bn.stats.epsilon ?? 0, headRelu: head?.call.opts.relu ?? false,
   };
+  if (evaluation) return tf.engine().runKernel(KERNELS.sparseResidualBlocksInfer, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
   const [z, ...stats] = tf.engine().runKernel(KERNELS.sparseResidualBlocks, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   let at = 0;
   let shape: readonly number[] = x.shape;

@@ -27,29 +27,27 @@ function embedAtTap(values: Float32Array, kw: number, [th, tw]: readonly [number
   return out;
 }
 
-export interface SparseIdentityBlocksAttrs {
+export interface SparseResidualBlocksAttrs {
   padding: 'same' | 'valid';
   /** Per block: the first layer's BatchNorm epsilon and ReLU, the second layer's epsilon. */
   epsilon1: number[];
   relu1: boolean[];
   epsilon2: number[];
-}
-
-export interface SparseResidualBlocksAttrs extends SparseIdentityBlocksAttrs {
-  /**
-   * A convolution + BatchNorm (+ ReLU) before the first block (a ResNet's stem): its inputs follow the
-   * blocks' (HEAD_INPUTS), its mean and variance follow their statistics.
-   */
-  head: boolean;
-  headStride: number;
-  headEpsilon: number;
-  headRelu: boolean;
   /** Per block: the first layer's stride (the shortcut's too); 1 for an identity block. */
   stride: number[];
   /** Per block: whether it has a 1×1 shortcut with BatchNorm (a projection block; else the identity). */
   projection: boolean[];
   /** Per block: the shortcut's BatchNorm epsilon (unused for identity blocks). */
   epsilonS: number[];
+  /**
+   * A convolution + BatchNorm (+ ReLU) before the first block (a ResNet's stem): its inputs follow the
+   * blocks' (HEAD_INPUTS), then (evaluation) its running mean and variance; in training its batch mean and
+   * variance follow the blocks' statistics.
+   */
+  head: boolean;
+  headStride: number;
+  headEpsilon: number;
+  headRelu: boolean;
 }
 
 /** Each block's inputs of the residual-blocks kernel, in order; the kernel's inputs are [x, block 0's, block 1's, …]. */
@@ -75,19 +73,19 @@ interface BlockGeometry {
  * its input's shape and that a projection block's shortcut fits the first layer's window and output;
  * `kernel` names the caller in errors.
  */
-function residualBlockGeometries(kernel: string, xShape: readonly number[], a: { padding: 'same' | 'valid'; stride?: number[]; projection?: boolean[] },
+function residualBlockGeometries(kernel: string, xShape: readonly number[], a: SparseResidualBlocksAttrs,
   blocks: number, input: (name: BlockInput, block: number) => tf.TensorInfo): BlockGeometry[] {
   let shape = [...xShape];
   return Array.from({ length: blocks }, (_, i) => {
     const [filter1, filter2] = [input('filter1', i), input('filter2', i)];
     checkPattern(filter1, input('active1', i), `${kernel}, block ${i} (first layer)`);
     checkPattern(filter2, input('active2', i), `${kernel}, block ${i} (second layer)`);
-    const stride = a.stride?.[i] ?? 1;
+    const stride = a.stride[i];
     const g1 = convGeometry(shape, filter1.shape, { stride, padding: a.padding });
     const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], filter2.shape, { stride: 1, padding: a.padding });
     const outShape = [g2[0], g2[9], g2[10], g2[4]];
     let shortcut: BlockGeometry['shortcut'];
-    if (a.projection?.[i]) {
+    if (a.projection[i]) {
       const filterS = input('filterS', i);
       checkPattern(filterS, input('activeS', i), `${kernel}, block ${i} (shortcut)`);
       const tap = shortcutTap(shape, filter1.shape, filterS.shape, stride, stride, a.padding);
@@ -128,7 +126,7 @@ interface BlockArrays {
  * input-lane layout; the join (ReLU after adding the block's input, read from its input lanes, or the
  * shortcut's output) goes to the next block's input lanes, or for the last block to z (NHWC).
  */
-function residualBlocksForward(addon: NativeAddon, a: SparseIdentityBlocksAttrs & Partial<SparseResidualBlocksAttrs>, x: Float32Array | null, z: Float32Array,
+function residualBlocksForward(addon: NativeAddon, a: SparseResidualBlocksAttrs, x: Float32Array | null, z: Float32Array,
   geometry: readonly BlockGeometry[], arraysOf: (block: number) => BlockArrays, inference: boolean): void {
   const blocks = geometry.map((_, i) => arraysOf(i));
   blocks.forEach(({ weights: w, stats, lanes }, i) => {
@@ -141,7 +139,7 @@ function residualBlocksForward(addon: NativeAddon, a: SparseIdentityBlocksAttrs 
     if (shortcut) {
       skip = gradLanes.slot(addon, g2, 'shortcut-out', 0).values;
       skipGeometry = g2;
-      addon.sparseConvBnForward(shortcut.gS, a.epsilonS![i], false, null, lanes.filterS!, lanes.activeS!, w('gammaS'), w('betaS'), null, stats[4], stats[5],
+      addon.sparseConvBnForward(shortcut.gS, a.epsilonS[i], false, null, lanes.filterS!, lanes.activeS!, w('gammaS'), w('betaS'), null, stats[4], stats[5],
         lanes.xLanes1, lanes.yLanesS!, g2, skip, null, null, null, inference);
     }
     addon.sparseConvBnForward(g2, a.epsilon2[i], true, null, w('filter2'), w('active2'), w('gamma2'), w('beta2'), next ? null : z, stats[2], stats[3],
@@ -360,47 +358,77 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
 }
 
 /**
- * The identity-blocks kernel's forward pass in evaluation: BatchNorm with the running statistics, nothing
+ * The residual-blocks kernel's forward pass in evaluation: BatchNorm with the running statistics, nothing
  * kept for a gradient (the ops use it only where none is recorded). Inputs x, then per block the training
- * kernel's eight and mean1, variance1, mean2, variance2; output z. The lane buffers are scratch kept per
- * geometry across calls: each block's input lanes alternate between two, read as the block's skip while
- * its join writes the next block's.
+ * kernel's inputs followed by its running statistics (mean1, variance1, mean2, variance2, and meanS,
+ * varianceS for a projection block), then the head's inputs and its running mean and variance; output z.
+ * The lane buffers are scratch kept per geometry across calls: each block's input lanes alternate between
+ * two, read as the block's skip while its join writes the next block's.
  */
-function registerSparseIdentityBlocksInfer(addon: NativeAddon): void {
-  const perBlock = IDENTITY_BLOCK_INPUTS.length + 4;
+function registerSparseResidualBlocksInfer(addon: NativeAddon): void {
+  // Each block's inputs start where the training kernel's would if every block had its running statistics among them.
+  const offsetsOf = (a: SparseResidualBlocksAttrs): number[] => {
+    const offsets: number[] = [];
+    let at = 1;
+    for (const p of a.projection) {
+      offsets.push(at);
+      at += IDENTITY_BLOCK_INPUTS.length + (p ? SHORTCUT_INPUTS.length : 0) + statCount(p);
+    }
+    offsets.push(at);
+    return offsets;
+  };
   tf.registerKernel({
-    kernelName: KERNELS.sparseIdentityBlocksInfer,
+    kernelName: KERNELS.sparseResidualBlocksInfer,
     backendName: 'cpu',
     kernelFunc: ({ inputs, attrs, backend }) => {
       const cpu = cpuBackend(backend);
-      const a = attrs as unknown as SparseIdentityBlocksAttrs;
+      const a = attrs as unknown as SparseResidualBlocksAttrs;
       const all = Object.values(inputs) as tf.TensorInfo[];
-      const blocks = (all.length - 1) / perBlock;
-      if (!Number.isInteger(blocks) || blocks < 1) throw new Error(`identity blocks (evaluation): expected x and blocks of ${perBlock} inputs, got ${all.length} inputs`);
+      const blocks = a.projection.length;
+      const offsets = offsetsOf(a);
+      if (blocks < 1 || offsets[blocks] + (a.head ? HEAD_INPUTS.length + 2 : 0) !== all.length) {
+        throw new Error(`residual blocks (evaluation): the attributes list ${blocks} blocks${a.head ? ' and a head' : ''}, which take ${offsets[blocks] + (a.head ? HEAD_INPUTS.length + 2 : 0)} inputs; got ${all.length}`);
+      }
       const x = all[0];
-      const v = (i: number, k: number, name: string): Float32Array => f32(cpu, all[1 + i * perBlock + k], `${name} of block ${i}`);
-      const identityInput = (name: BlockInput): number => (IDENTITY_BLOCK_INPUTS as readonly string[]).indexOf(name);
-      const input = (name: BlockInput, i: number): tf.TensorInfo => all[1 + i * perBlock + identityInput(name)];
-      const w = (name: BlockInput, i: number): Float32Array => v(i, identityInput(name), name);
-      const stat = (i: number, k: number): Float32Array => v(i, IDENTITY_BLOCK_INPUTS.length + k, 'running statistics');
-      const geometry = residualBlockGeometries('identity blocks (evaluation)', x.shape, a, blocks, input);
-      const z = bufferPool.allocate(size(x.shape));
-      // Block i's input lanes alternate between two buffers: read as its skip while its join writes the next block's.
-      residualBlocksForward(addon, a, f32(cpu, x, 'x'), z, geometry, (i) => {
-        const { g1, g2 } = geometry[i];
-        const lanes: PairLanes = {
+      const input = (name: BlockInput, i: number): tf.TensorInfo => all[inputIndex(offsets, name, i)];
+      const w = (name: BlockInput, i: number): Float32Array => f32(cpu, input(name, i), `${name} of block ${i}`);
+      const statsStart = (i: number): number => offsets[i] + IDENTITY_BLOCK_INPUTS.length + (a.projection[i] ? SHORTCUT_INPUTS.length : 0);
+      const running = (i: number): Float32Array[] =>
+        Array.from({ length: statCount(a.projection[i]) }, (_, k) => f32(cpu, all[statsStart(i) + k], `running statistics of block ${i}`));
+      const headAt = offsets[blocks];
+      const headInput = (name: HeadInput): tf.TensorInfo => all[headAt + HEAD_INPUTS.indexOf(name)];
+      const gH = a.head ? headGeometry(x.shape, headInput('filterH'), headInput('activeH'), a) : undefined;
+      const geometry = residualBlockGeometries('residual blocks (evaluation)', gH ? [gH[0], gH[9], gH[10], gH[4]] : x.shape, a, blocks, input);
+      const { g2: last } = geometry[blocks - 1];
+      const outShape = [last[0], last[9], last[10], last[4]];
+      const z = bufferPool.allocate(size(outShape));
+      const lanes = geometry.map(({ g1, g2, shortcut }, i): BlockLanes => {
+        const pair: PairLanes = {
           xLanes1: gradLanes.slot(addon, g1, `infer-blocks-${i % 2}`, 0).values, yLanes1: gradLanes.slot(addon, g1, 'infer-blocks-y1', 2).values,
           xLanes2: gradLanes.slot(addon, g2, 'infer-blocks-between', 0).values, yLanes2: gradLanes.slot(addon, g2, 'infer-blocks-y2', 2).values,
         };
-        return { weights: (name) => w(name, i), stats: [0, 1, 2, 3].map((k) => stat(i, k)), lanes };
-      }, true);
-      return cpu.makeTensorInfo([...x.shape], 'float32', z);
+        if (!shortcut) return pair;
+        return {
+          ...pair, yLanesS: gradLanes.slot(addon, shortcut.gS, 'infer-blocks-yS', 2).values,
+          filterS: embedAtTap(w('filterS', i), g1[6], shortcut.tap, gradLanes.scratch(`infer-shortcut-filter-${i}`, shortcut.embeddedSize)),
+          activeS: embedAtTap(w('activeS', i), g1[6], shortcut.tap, gradLanes.scratch(`infer-shortcut-active-${i}`, shortcut.embeddedSize)),
+        };
+      });
+      if (gH) {
+        const h = (name: HeadInput): Float32Array => f32(cpu, headInput(name), `${name} of the head`);
+        const stat = (k: number): Float32Array => f32(cpu, all[headAt + HEAD_INPUTS.length + k], 'running statistics of the head');
+        addon.sparseConvBnForward(gH, a.headEpsilon, a.headRelu, f32(cpu, x, 'x'), h('filterH'), h('activeH'), h('gammaH'), h('betaH'), null, stat(0), stat(1),
+          gradLanes.slot(addon, gH, 'infer-head-x', 0).values, gradLanes.slot(addon, gH, 'infer-head-y', 2).values, geometry[0].g1, lanes[0].xLanes1,
+          null, null, null, true);
+      }
+      residualBlocksForward(addon, a, gH ? null : f32(cpu, x, 'x'), z, geometry, (i) => ({ weights: (name) => w(name, i), stats: running(i), lanes: lanes[i] }), true);
+      return cpu.makeTensorInfo(outShape, 'float32', z);
     },
   });
 }
 
-/** Registers the residual-blocks kernel (training, with its gradient) and the identity-blocks kernel (evaluation). */
+/** Registers the residual-blocks kernels: training (with its gradient) and evaluation. */
 export function registerResidualBlockKernels(addon: NativeAddon): void {
   registerSparseResidualBlocks(addon);
-  registerSparseIdentityBlocksInfer(addon);
+  registerSparseResidualBlocksInfer(addon);
 }

@@ -86,7 +86,8 @@ export const SPARSE_MIN_INPUT_CHANNELS = 16;
  * runs sparse at any density, since it then reads the body's input lanes and joins in lanes (see the
  * residual-blocks kernel in residual-blocks-kernels.ts); alone, a 1×1 convolution stays on oneDNN. `blocksHead` is
  * the convolution before a run of residual blocks on that kernel (resnet20's stem): it runs sparse at any
- * density, writing the first block's input lanes, as a pair head does.
+ * density, writing the first block's input lanes, as a pair head does (in evaluation too, where the run
+ * is the forward-only kernel).
  */
 export type ConvRole = 'alone' | 'pairHead' | 'blockShortcut' | 'blocksHead';
 

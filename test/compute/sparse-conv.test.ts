@@ -610,40 +610,49 @@ t.test('in evaluation a pruned filter is its own pattern: the fused sparse evalu
   tf.dispose([x, filter, active, full, bn.gamma, bn.beta, stats.mean, stats.variance]);
 });
 
-t.test('identity residual blocks in evaluation run as one forward-only kernel and match the dense and stock ops', { skip }, async (t) => {
+t.test('residual blocks in evaluation (identity and projection blocks, with a head) run as one forward-only kernel and match the dense and stock ops', { skip }, async (t) => {
   const { KERNELS } = await import('../../src/compute/native-kernels');
-  const channels = 16;
-  const c: Case = { batch: 19, height: 9, width: 7, inChannels: channels, outChannels: channels, kernel: 3, stride: 1, density: 0.2 };
-  const x = tf.randomNormal([19, 9, 7, channels], 0.1, 1, 'float32', 151) as tf.Tensor4D;
+  const [batch, height, width] = [19, 9, 7];
   // Pruned filters with the pruned weights at exactly 0 (what evaluation sees: M ⊙ W), running statistics as trained.
-  const layers = Array.from({ length: 6 }, (_, i) => {
-    const { filter, active } = maskedFilter(c, 152 + i);
+  const layer = (inChannels: number, outChannels: number, kernel: number, stride: number, relu: boolean, seed: number) => {
+    const { filter, active } = maskedFilter({ batch, height, width, inChannels, outChannels, kernel, stride, density: kernel === 1 ? 0.5 : 0.2 }, seed);
     const stats = {
-      mean: tf.variable(tf.randomNormal([channels], 0, 0.3, 'float32', 160 + i), false),
-      variance: tf.variable(tf.randomUniform([channels], 0.5, 3, 'float32', 170 + i), false), momentum: 0.1, epsilon: 1e-5,
+      mean: tf.variable(tf.randomNormal([outChannels], 0, 0.3, 'float32', seed + 10), false),
+      variance: tf.variable(tf.randomUniform([outChannels], 0.5, 3, 'float32', seed + 20), false), momentum: 0.1, epsilon: 1e-5,
     };
+    const gamma = tf.randomUniform([outChannels], 0.5, 1.5, 'float32', seed + 30) as tf.Tensor1D;
+    const beta = tf.randomNormal([outChannels], 0, 0.3, 'float32', seed + 40) as tf.Tensor1D;
     return {
-      filter, active, stats, relu: i % 2 === 0,
-      gamma: tf.randomUniform([channels], 0.5, 1.5, 'float32', 180 + i) as tf.Tensor1D, beta: tf.randomNormal([channels], 0, 0.3, 'float32', 190 + i) as tf.Tensor1D,
+      call: { filter, bn: { gamma, beta, stats }, opts: { stride, padding: 'same' as const, relu, training: false, layer: `l${seed}` } },
+      tensors: [filter, active, gamma, beta, stats.mean, stats.variance],
     };
-  });
-  const call = (i: number) => ({
-    filter: layers[i].filter, bn: { gamma: layers[i].gamma, beta: layers[i].beta, stats: layers[i].stats },
-    opts: { stride: 1, padding: 'same' as const, relu: layers[i].relu, training: false, layer: `l${i}` },
-  });
-  const blocks = [0, 1, 2].map((b) => [call(2 * b), call(2 * b + 1)] as const);
-  const before = tf.memory().numTensors;
-  let fused!: tf.Tensor;
-  const profile = await tf.profile(() => { fused = withMode('auto', () => nativeOps.residualBlocks!(x, blocks)); });
-  t.same(profile.kernelNames, [KERNELS.sparseIdentityBlocksInfer], 'one forward-only kernel for the three blocks');
-  t.equal(tf.memory().numTensors - before, 1, 'only the output tensor is left');
-  const dense = withMode('off', () => nativeOps.residualBlocks!(x, blocks));
-  const stock = tf.tidy(() => blocks.reduce((h, [first, second]) =>
-    stockOps.addRelu(stockOps.convBn(stockOps.convBn(h, first.filter, first.bn, first.opts), second.filter, second.bn, second.opts), h), x));
-  for (const [label, reference] of [['dense kernels', dense], ['stock ops', stock]] as const) {
-    const err = relativeError(fused, reference);
-    t.ok(err < TOLERANCE, `the ${label}' output (relative error ${err.toExponential(2)})`);
+  };
+  const identity = (channels: number, seed: number) => [layer(channels, channels, 3, 1, true, seed), layer(channels, channels, 3, 1, false, seed + 1)];
+  const projection = (from: number, to: number, seed: number) => [layer(from, to, 3, 2, true, seed), layer(to, to, 3, 1, false, seed + 1), layer(from, to, 1, 2, false, seed + 2)];
+  const cases = [
+    { name: 'three identity blocks', input: 16, head: undefined, blocks: [identity(16, 100), identity(16, 200), identity(16, 300)] },
+    { name: 'a head, an identity block, a projection at stride 2, an identity block', input: 3, head: layer(3, 16, 3, 1, true, 400),
+      blocks: [identity(16, 500), projection(16, 24, 600), identity(24, 700)] },
+  ];
+  for (const { name, input, head, blocks } of cases) {
+    const x = tf.randomNormal([batch, height, width, input], 0.1, 1, 'float32', 151) as tf.Tensor4D;
+    const calls = blocks.map((block) => block.map((l) => l.call) as unknown as ResidualBlockCall);
+    const before = tf.memory().numTensors;
+    let fused!: tf.Tensor;
+    const profile = await tf.profile(() => { fused = withMode('auto', () => nativeOps.residualBlocks!(x, calls, head?.call)); });
+    t.same(profile.kernelNames, [KERNELS.sparseResidualBlocksInfer], `${name}: one forward-only kernel`);
+    t.equal(tf.memory().numTensors - before, 1, `${name}: only the output tensor is left`);
+    const dense = withMode('off', () => nativeOps.residualBlocks!(x, calls, head?.call));
+    const stock = tf.tidy(() => {
+      const convBn = (h: tf.Tensor4D, c: ConvBnCall): tf.Tensor4D => stockOps.convBn(h, c.filter, c.bn, c.opts);
+      const start = head ? convBn(x, head.call) : x;
+      return calls.reduce((h, [first, second, shortcut]) => stockOps.addRelu(convBn(convBn(h, first), second), shortcut ? convBn(h, shortcut) : h), start);
+    });
+    for (const [label, reference] of [['dense kernels', dense], ['stock ops', stock]] as const) {
+      const err = relativeError(fused, reference);
+      t.ok(err < TOLERANCE, `${name}: the ${label}' output (relative error ${err.toExponential(2)})`);
+    }
+    t.ok(tf.tidy(() => tf.max(tf.abs(fused)).dataSync()[0]) > 0, `${name}: the output is not zero`);
+    tf.dispose([x, fused, dense, stock, ...[...(head ? [head] : []), ...blocks.flat()].flatMap((l) => l.tensors)]);
   }
-  t.ok(tf.tidy(() => tf.max(tf.abs(fused)).dataSync()[0]) > 0, 'the output is not zero');
-  tf.dispose([x, fused, dense, stock, ...layers.flatMap((l) => [l.filter, l.active, l.gamma, l.beta, l.stats.mean, l.stats.variance])]);
 });
