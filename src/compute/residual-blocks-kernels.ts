@@ -147,15 +147,29 @@ function residualBlocksForward(addon: NativeAddon, a: SparseResidualBlocksAttrs,
   });
 }
 
-/** Where each block's inputs start among the kernel's inputs (x is input 0). */
-function blockOffsets(projection: readonly boolean[]): number[] {
+/**
+ * Where each block's inputs start among a kernel's inputs (x is input 0), and at the end where the head's
+ * start; with `running` (the evaluation kernel) each block's running statistics follow its inputs.
+ */
+function blockOffsets(a: SparseResidualBlocksAttrs, running: boolean): number[] {
   const offsets: number[] = [];
   let at = 1;
-  for (const p of projection) {
+  for (const p of a.projection) {
     offsets.push(at);
-    at += IDENTITY_BLOCK_INPUTS.length + (p ? SHORTCUT_INPUTS.length : 0);
+    at += IDENTITY_BLOCK_INPUTS.length + (p ? SHORTCUT_INPUTS.length : 0) + (running ? statCount(p) : 0);
   }
   offsets.push(at);
+  return offsets;
+}
+
+/** blockOffsets, after checking that the kernel got the inputs its attributes describe. */
+function inputLayout(kernel: string, inputCount: number, a: SparseResidualBlocksAttrs, running: boolean): number[] {
+  const offsets = blockOffsets(a, running);
+  const blocks = a.projection.length;
+  const expected = offsets[blocks] + (a.head ? HEAD_INPUTS.length + (running ? 2 : 0) : 0);
+  if (blocks < 1 || blocks > MAX_RESIDUAL_BLOCKS || expected !== inputCount) {
+    throw new Error(`${kernel}: the attributes list ${blocks} blocks (1-${MAX_RESIDUAL_BLOCKS}; ${a.projection.filter(Boolean).length} with a shortcut)${a.head ? ' and a head' : ''}, which take ${expected} inputs; got ${inputCount}`);
+  }
   return offsets;
 }
 
@@ -189,19 +203,15 @@ const statCount = (projection: boolean): number => (projection ? 6 : 4);
  * convolution with its NHWC BatchNorm, the join and the tape's sum of the input's two gradients. An identity
  * block's arithmetic is the pair kernel's, in the same order: the results are bitwise the same (tested).
  *
+ * With a head (attrs.head: a convolution + BatchNorm before the first block, a ResNet's stem) the head
+ * writes the first block's input lanes, and its output gradient is gathered in lanes from the first block.
+ *
  * Inputs (an array, so any number of blocks): x, then per block filter1, active1, gamma1, beta1, filter2,
- * active2, gamma2, beta2 (and filterS, activeS, gammaS, betaS for a projection block); outputs [z, then per
- * block mean1, variance1, mean2, variance2 (and meanS, varianceS)].
+ * active2, gamma2, beta2 (and filterS, activeS, gammaS, betaS for a projection block), then the head's
+ * filterH, activeH, gammaH, betaH; outputs [z, then per block mean1, variance1, mean2, variance2 (and meanS,
+ * varianceS), then the head's mean and variance].
  */
 function registerSparseResidualBlocks(addon: NativeAddon): void {
-  const layout = (inputCount: number, a: SparseResidualBlocksAttrs): number[] => {
-    const offsets = blockOffsets(a.projection);
-    const blocks = a.projection.length;
-    if (blocks < 1 || blocks > MAX_RESIDUAL_BLOCKS || offsets[blocks] + (a.head ? HEAD_INPUTS.length : 0) !== inputCount) {
-      throw new Error(`residual blocks: expected x, 1-${MAX_RESIDUAL_BLOCKS} blocks of ${IDENTITY_BLOCK_INPUTS.length} inputs (${IDENTITY_BLOCK_INPUTS.length + SHORTCUT_INPUTS.length} with a shortcut) as the attributes list ${blocks}${a.head ? ` and the head's ${HEAD_INPUTS.length}` : ''}, got ${inputCount} inputs`);
-    }
-    return offsets;
-  };
   tf.registerKernel({
     kernelName: KERNELS.sparseResidualBlocks,
     backendName: 'cpu',
@@ -209,7 +219,7 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       const cpu = cpuBackend(backend);
       const a = attrs as unknown as SparseResidualBlocksAttrs;
       const all = Object.values(inputs) as tf.TensorInfo[];
-      const offsets = layout(all.length, a);
+      const offsets = inputLayout('residual blocks', all.length, a, false);
       const x = all[0];
       const input = (name: BlockInput, i: number): tf.TensorInfo => all[inputIndex(offsets, name, i)];
       const v = (name: BlockInput, i: number): Float32Array => f32(cpu, input(name, i), `${name} of block ${i}`);
@@ -256,7 +266,7 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
     gradFunc: (dys, saved, attrs) => {
       const a = attrs as unknown as SparseResidualBlocksAttrs;
       const blocks = a.projection.length;
-      const offsets = blockOffsets(a.projection);
+      const offsets = blockOffsets(a, false);
       const inputCount = offsets[blocks] + (a.head ? HEAD_INPUTS.length : 0);
       const x = saved[0];
       const input = (name: BlockInput, i: number): tf.Tensor => saved[inputIndex(offsets, name, i)];
@@ -366,17 +376,6 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
  * two, read as the block's skip while its join writes the next block's.
  */
 function registerSparseResidualBlocksInfer(addon: NativeAddon): void {
-  // Each block's inputs start where the training kernel's would if every block had its running statistics among them.
-  const offsetsOf = (a: SparseResidualBlocksAttrs): number[] => {
-    const offsets: number[] = [];
-    let at = 1;
-    for (const p of a.projection) {
-      offsets.push(at);
-      at += IDENTITY_BLOCK_INPUTS.length + (p ? SHORTCUT_INPUTS.length : 0) + statCount(p);
-    }
-    offsets.push(at);
-    return offsets;
-  };
   tf.registerKernel({
     kernelName: KERNELS.sparseResidualBlocksInfer,
     backendName: 'cpu',
@@ -385,10 +384,7 @@ function registerSparseResidualBlocksInfer(addon: NativeAddon): void {
       const a = attrs as unknown as SparseResidualBlocksAttrs;
       const all = Object.values(inputs) as tf.TensorInfo[];
       const blocks = a.projection.length;
-      const offsets = offsetsOf(a);
-      if (blocks < 1 || offsets[blocks] + (a.head ? HEAD_INPUTS.length + 2 : 0) !== all.length) {
-        throw new Error(`residual blocks (evaluation): the attributes list ${blocks} blocks${a.head ? ' and a head' : ''}, which take ${offsets[blocks] + (a.head ? HEAD_INPUTS.length + 2 : 0)} inputs; got ${all.length}`);
-      }
+      const offsets = inputLayout('residual blocks (evaluation)', all.length, a, true);
       const x = all[0];
       const input = (name: BlockInput, i: number): tf.TensorInfo => all[inputIndex(offsets, name, i)];
       const w = (name: BlockInput, i: number): Float32Array => f32(cpu, input(name, i), `${name} of block ${i}`);
