@@ -32,7 +32,7 @@ interface StepComparison {
   readonly update: boolean;
   /** Sparse forward calls on the sparse path. */
   readonly sparseCalls: number;
-  /** Of those, joins of identity blocks whose input stayed in lanes (the identity-blocks kernel). */
+  /** Of those, joins of residual blocks whose skip stayed in lanes (the residual-blocks kernel). */
   readonly laneJoins: number;
 }
 
@@ -124,8 +124,8 @@ for (const method of ['rigl', 'cigl'] as const) {
       // Sparse kernels ran on every step except mask-update steps, which need the exact dense gradient.
       if (s.update && s.sparseCalls !== 0) t.fail(`step ${s.step} (mask update): ${s.sparseCalls} sparse convolutions ran`);
       if (!s.update && s.sparseCalls === 0) t.fail(`step ${s.step}: no sparse convolution ran`);
-      // resnet20's stages hold runs of identity blocks: their joins stay in lanes when the blocks fuse.
-      if (!s.update && s.laneJoins === 0) t.fail(`step ${s.step}: no identity block ran on the identity-blocks kernel`);
+      // resnet20's trunk is a run of residual blocks: their joins stay in lanes when the blocks fuse.
+      if (!s.update && s.laneJoins === 0) t.fail(`step ${s.step}: no residual block ran on the residual-blocks kernel`);
     }
     t.ok(steps.every((s) => s.masksEqual), 'identical masks after every step');
     const worst = (key: 'lossGap' | 'updateGap') => Math.max(...steps.map((s) => s[key])).toExponential(2);
