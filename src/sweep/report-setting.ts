@@ -223,34 +223,43 @@ export const INSIDE_CIGL_NOTE =
   `a diagnostic that separates the recompute's effect from the averaging's; "${STAGES.averaged}": the snapshot average with recomputed statistics (CigL's model). ` +
   'Changes are paired differences over seeds (mean ± sd), in ECE and in accuracy points.';
 
-/** Ablation rows beside full CigL at the same sparsity, and a sentence each. */
-export function ablationBlock(setting: Setting): string[] {
-  const { groups, bins } = setting;
+/** Each ablation run group beside full CigL at the same sparsity. */
+function ablationRows(setting: Setting): { g: ComparisonGroup; full: ComparisonGroup; what: string }[] {
   const ablations: [string, string][] = [
     ['cigl-no-random-mask', 'without the random mask (p = 0)'],
     ['cigl-no-averaging', 'without weight and mask averaging'],
   ];
-  const rows = ablations.flatMap(([label, what]) =>
-    groups
+  return ablations.flatMap(([label, what]) =>
+    setting.groups
       .filter((g) => g.label === label)
       .flatMap((g) => {
-        const full = find(groups, 'cigl', g.density);
+        const full = find(setting.groups, 'cigl', g.density);
         return full ? [{ g, full, what }] : [];
       }),
   );
-  if (rows.length === 0) return [];
-  const out = [formatComparisonTable([...new Set(rows.flatMap((r) => [r.full, r.g]))].map((g) => ({ group: g, stage: g.headline })), true)];
-  for (const { g, full, what } of rows) {
+}
+
+/** A sentence per ablation: its ECE and accuracy against full CigL's, and whether the differences exceed two standard errors. */
+export function ablationSentences(setting: Setting): string[] {
+  const { bins } = setting;
+  return ablationRows(setting).flatMap(({ g, full, what }) => {
     const a = g.headline.ece[bins];
     const c = full.headline.ece[bins];
-    if (!a || !c) continue;
-    out.push(
-      `- CigL ${what} at ${formatSparsity(g.density)}: ECE ${formatStats(a, 4)} against ${formatStats(c, 4)} for full CigL ` +
+    if (!a || !c) return [];
+    return [
+      `CigL ${what} at ${formatSparsity(g.density)}: ECE ${formatStats(a, 4)} against ${formatStats(c, 4)} for full CigL ` +
         `(${a.mean > c.mean ? 'higher' : a.mean < c.mean ? 'lower' : 'equal'}; ${describeDifference(a, c, 4)}), ` +
         `accuracy ${describeDifference(g.headline.accuracy, full.headline.accuracy, 2, 100, ' points')}.`,
-    );
-  }
-  out.push('');
+    ];
+  });
+}
+
+/** Ablation rows beside full CigL at the same sparsity, and a sentence each. */
+export function ablationBlock(setting: Setting): string[] {
+  const rows = ablationRows(setting);
+  if (rows.length === 0) return [];
+  const out = [formatComparisonTable([...new Set(rows.flatMap((r) => [r.full, r.g]))].map((g) => ({ group: g, stage: g.headline })), true)];
+  out.push(...ablationSentences(setting).map((sentence) => `- ${sentence}`), '');
   return out;
 }
 

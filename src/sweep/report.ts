@@ -15,6 +15,7 @@ import { compareWithPaper, PAPER_RULE, PAPER_TABLE3, paperTable, type PaperCompa
 import { chooseRandomMaskRate } from './random-mask-rate';
 import {
   ablationBlock,
+  ablationSentences,
   claimsBlock,
   insideCiglBlock,
   INSIDE_CIGL_NOTE,
@@ -75,7 +76,7 @@ export function reproductionReport(study: Study, options: ReportOptions): string
     '',
   );
   out.push(...studyTable(study, link));
-  out.push(...verdictsSection(pilotEvidence, claims?.primary, dd, temperature, paper, secondSetting, main));
+  out.push(...verdictsSection(pilotEvidence, claims?.primary, dd, temperature, paper, secondSetting, main, mainSetting ? ablationSentences(mainSetting) : []));
   out.push(...pilotSection(pilot, pilotEvidence, study.pilot, link));
   out.push(...pSection(present('pSweep'), study.pSweep, main, link));
   out.push(...settingSection('Main study', main, study.main, mainSetting, claims, temperature, CLAIM_DENSITIES, link));
@@ -138,6 +139,7 @@ function verdictsSection(
   paper: readonly PaperComparison[],
   second: Setting | undefined,
   main: SweepArtefacts | undefined,
+  ablations: readonly string[],
 ): string[] {
   const out = ['## Verdicts', ''];
   if (main && main.summaries.length > 0 && main.summaries.length < main.record.runs.length) {
@@ -155,10 +157,14 @@ function verdictsSection(
   );
   if (claims) for (const v of claims) out.push(`- Main study, at ${CLAIM_DENSITIES.map(formatSparsity).join(' and ')}: ${v.statement}`);
   else out.push('- Claims (1) and (2): cannot be tested yet (the main study has no finished run).');
+  const caveat = (d: { result: DoubleDescent }) =>
+    d.result.witnessBorrows ? ', judging the sparsities run with one seed by the largest seed-to-seed spread measured on the curve' : '';
   const rigl = dd.find((d) => d.label === 'rigl');
-  const caveat = rigl?.result.witnessBorrows ? ', judging the sparsities run with one seed by the largest seed-to-seed spread measured on the curve' : '';
-  out.push(`- Double descent of RigL's ECE over sparsity: ${rigl ? `**${rigl.result.verdict}**${caveat}.` : 'cannot be tested (no RigL runs).'}`);
+  out.push(`- Double descent of RigL's ECE over sparsity: ${rigl ? `**${rigl.result.verdict}**${caveat(rigl)}.` : 'cannot be tested (no RigL runs).'}`);
+  const cigl = dd.find((d) => d.label === 'cigl');
+  if (cigl) out.push(`- Double descent of CigL's ECE over sparsity: **${cigl.result.verdict}**${caveat(cigl)}.`);
   out.push(`- ${temperatureSummary(temperature)}`);
+  for (const sentence of ablations) out.push(`- Main study, ablation: ${sentence}`);
   if (paper.length > 0) {
     const list = (pick: (p: PaperComparison) => boolean | undefined) => paper.filter((p) => pick(p)).map((p) => `${Number((p.sparsity * 100).toFixed(2))}%`);
     const at = (xs: string[]) => (xs.length === 0 ? 'none' : xs.join(', '));
