@@ -84,6 +84,9 @@ export function convGeometry(xShape: readonly number[], filterShape: readonly nu
     info.strideHeight, info.strideWidth, info.outHeight, info.outWidth, pad.top, pad.left, pad.bottom, pad.right];
 }
 
+/** The NHWC shape of a convolution's output, from its geometry. */
+export const outputShape = (g: readonly number[]): number[] => [g[0], g[9], g[10], g[4]];
+
 /**
  * Lane buffers a kernel's gradient reads (its input and output in the batch-innermost layout), kept with
  * the kernel's first output rather than returned as outputs: tfjs hands every output outside the

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { bufferPool } from './buffer-pool';
-import { checkPattern, convGeometry, type ConvAttrs, type CpuBackend, cpuBackend, f32, gradLanes, KERNELS, keepLanes, lanesOf, need, once, type PairLanes, size, wrap } from './kernel-support';
+import { checkPattern, convGeometry, type ConvAttrs, type CpuBackend, cpuBackend, f32, gradLanes, KERNELS, keepLanes, lanesOf, need, once, outputShape, type PairLanes, size, wrap } from './kernel-support';
 import type { NativeAddon } from './native-addon';
 import { registerResidualBlockKernels } from './residual-blocks-kernels';
 
-export { convGeometry, KERNELS } from './kernel-support';
+export { convGeometry, KERNELS, outputShape } from './kernel-support';
 
 // The native addon's kernels registered as tfjs kernels of the 'cpu' backend, each with its gradient,
 // so tf.grads differentiates through them like any built-in op. Kernels read their inputs from the
@@ -46,7 +46,7 @@ function registerConv(addon: NativeAddon): void {
       const cpu = cpuBackend(backend);
       const { x, filter } = need(inputs, 'x', 'filter');
       const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
-      const outShape = [g[0], g[9], g[10], g[4]];
+      const outShape = outputShape(g);
       const y = bufferPool.allocate(size(outShape));
       addon.convForward(g, f32(cpu, x, 'x'), f32(cpu, filter, 'filter'), y);
       return cpu.makeTensorInfo(outShape, 'float32', y);
@@ -93,7 +93,7 @@ function registerSparseConv(addon: NativeAddon): void {
       const { x, filter, active } = need(inputs, 'x', 'filter', 'active');
       checkPattern(filter, active, 'sparse conv2d');
       const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
-      const outShape = [g[0], g[9], g[10], g[4]];
+      const outShape = outputShape(g);
       const [inputLanes] = addon.sparseConvLaneSizes(g);
       const y = bufferPool.allocate(size(outShape));
       const xLanes = bufferPool.allocate(inputLanes);
@@ -156,7 +156,7 @@ function registerSparseConvBn(addon: NativeAddon): void {
       checkPattern(filter, active, 'sparse conv2d + BatchNorm');
       const { epsilon, relu } = attrs as unknown as SparseConvBnAttrs;
       const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
-      const outShape = [g[0], g[9], g[10], g[4]];
+      const outShape = outputShape(g);
       const channels = g[4];
       const [inputLanes, , outputLanes] = addon.sparseConvLaneSizes(g);
       const z = bufferPool.allocate(size(outShape));
@@ -228,7 +228,7 @@ function registerSparseConvBnInfer(addon: NativeAddon): void {
       checkPattern(filter, active, 'sparse conv2d + BatchNorm (evaluation)');
       const { epsilon, relu } = attrs as unknown as SparseConvBnAttrs;
       const g = convGeometry(x.shape, filter.shape, attrs as unknown as ConvAttrs);
-      const outShape = [g[0], g[9], g[10], g[4]];
+      const outShape = outputShape(g);
       const z = bufferPool.allocate(size(outShape));
       addon.sparseConvBnForward(g, epsilon, relu, f32(cpu, x, 'x'), f32(cpu, filter, 'filter'), f32(cpu, active, 'active'), f32(cpu, gamma, 'gamma'),
         f32(cpu, beta, 'beta'), z, f32(cpu, mean, 'mean'), f32(cpu, variance, 'variance'), gradLanes.slot(addon, g, 'infer-x', 0).values,
@@ -269,7 +269,7 @@ export interface SparseConvBnPairAttrs {
 function registerSparseConvBnPair(addon: NativeAddon): void {
   const geometries = (xShape: readonly number[], filter1: readonly number[], filter2: readonly number[], attrs: SparseConvBnPairAttrs): [number[], number[]] => {
     const g1 = convGeometry(xShape, filter1, { stride: attrs.stride1, padding: attrs.padding });
-    const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], filter2, { stride: attrs.stride2, padding: attrs.padding });
+    const g2 = convGeometry(outputShape(g1), filter2, { stride: attrs.stride2, padding: attrs.padding });
     return [g1, g2];
   };
   tf.registerKernel({

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { requireNativeAddon } from './native-addon';
-import { convGeometry, KERNELS, registerNativeKernels, type SparseConvBnPairAttrs } from './native-kernels';
+import { convGeometry, KERNELS, outputShape, registerNativeKernels, type SparseConvBnPairAttrs } from './native-kernels';
 import { IDENTITY_BLOCK_INPUTS, MAX_RESIDUAL_BLOCKS, SHORTCUT_INPUTS, shortcutTap, type SparseResidualBlocksAttrs } from './residual-blocks-kernels';
 import { activeFraction, type ConvRole, prefersSparse, recordDecision } from './sparse-selection';
 import type { ConvBnCall, ConvBnOptions, Ops, ResidualBlockCall, RunningStats } from './ops';
@@ -32,13 +32,10 @@ export const nativeOps: Ops = {
     // In evaluation (no gradient recorded) a run keeps its activations in lanes too, on the forward-only kernel.
     const evaluation = blocks.every((block) => block.every((call) => !call?.opts.training)) && !head?.opts.training && !recordingGradients();
     let h = x;
-    const headGeometry = head && convGeometry(x.shape, head.filter.shape, { stride: head.opts.stride, padding: head.opts.padding });
+    const headOut = head && outputShape(convGeometry(x.shape, head.filter.shape, { stride: head.opts.stride, padding: head.opts.padding }));
     const plans: PlannedBlock[] = [];
-    for (const block of blocks) {
-      plans.push(planBlock(plans.length ? plans[plans.length - 1].outShape : headGeometry ? [headGeometry[0], headGeometry[9], headGeometry[10], headGeometry[4]] : x.shape,
-        block, evaluation));
-    }
-    const plannedHead = head ? planHead(x.shape, head, plans[0], evaluation) : undefined;
+    for (const block of blocks) plans.push(planBlock(plans.length ? plans[plans.length - 1].outShape : headOut ?? x.shape, block, evaluation));
+    const plannedHead = head ? planHead(x.shape, head, headOut!, plans[0], evaluation) : undefined;
     if (head && !plannedHead?.fused) h = convBnOn(x, head, plannedHead?.active);
     // Runs of blocks that all fuse go through one kernel; any other block runs on its own. A fused head
     // joins the first run, whatever its length.
@@ -93,7 +90,7 @@ type Patterns = readonly [tf.Tensor4D | undefined, tf.Tensor4D | undefined];
 function pairPatterns(xShape: readonly number[], first: ConvBnCall, second: ConvBnCall): Patterns {
   const g1 = convGeometry(xShape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
   const role: ConvRole = first.opts.training && second.opts.training ? 'pairHead' : 'alone';
-  return [sparsePattern(xShape, first.filter, first.opts, role), sparsePattern([g1[0], g1[9], g1[10], g1[4]], second.filter, second.opts)];
+  return [sparsePattern(xShape, first.filter, first.opts, role), sparsePattern(outputShape(g1), second.filter, second.opts)];
 }
 
 /** Whether a pair runs on the fused pair kernel: both layers sparse, in training, with one padding. */
@@ -108,6 +105,8 @@ interface PlannedBlock {
   /** The shortcut's pattern where it runs on the sparse kernels. */
   readonly shortcut?: tf.Tensor4D;
   readonly fused: boolean;
+  /** The first layer's output shape (its BatchNorm's) and the block's. */
+  readonly midShape: readonly number[];
   readonly outShape: readonly number[];
 }
 
@@ -122,15 +121,15 @@ function planBlock(xShape: readonly number[], call: ResidualBlockCall, evaluatio
   const [first, second, shortcut] = call;
   const patterns = pairPatterns(xShape, first, second);
   const g1 = convGeometry(xShape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
-  const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], second.filter.shape, { stride: second.opts.stride, padding: second.opts.padding });
-  const outShape = [g2[0], g2[9], g2[10], g2[4]];
+  const midShape = outputShape(g1);
+  const outShape = outputShape(convGeometry(midShape, second.filter.shape, { stride: second.opts.stride, padding: second.opts.padding }));
   const pairFuses = evaluation ? patterns[0] !== undefined && patterns[1] !== undefined && first.opts.padding === second.opts.padding : fusesAsPair(first, second, patterns);
   const body = pairFuses && second.opts.stride === 1 && !second.opts.relu && first.filter.shape[0] % 2 === 1 && second.filter.shape[0] % 2 === 1;
-  if (!shortcut) return { call, patterns, fused: body && first.opts.stride === 1 && tf.util.arraysEqual(outShape, [...xShape]), outShape };
+  if (!shortcut) return { call, patterns, fused: body && first.opts.stride === 1 && tf.util.arraysEqual(outShape, [...xShape]), midShape, outShape };
   const fits = body && shortcut.opts.training === !evaluation && !shortcut.opts.relu && shortcut.opts.padding === first.opts.padding &&
     shortcutTap(xShape, first.filter.shape, shortcut.filter.shape, first.opts.stride, shortcut.opts.stride, first.opts.padding) !== undefined;
   const active = sparsePattern(xShape, shortcut.filter, shortcut.opts, fits ? 'blockShortcut' : 'alone');
-  return { call, patterns, shortcut: active, fused: fits && active !== undefined, outShape };
+  return { call, patterns, shortcut: active, fused: fits && active !== undefined, midShape, outShape };
 }
 
 /** A head (the convBn before a run of blocks) with its path decided: it fuses into the run when the first block fuses in training. */
@@ -138,13 +137,14 @@ interface PlannedHead {
   readonly call: ConvBnCall;
   readonly active?: tf.Tensor4D;
   readonly fused: boolean;
+  readonly outShape: readonly number[];
 }
 
 /** Decides the head's path (recording its decision) once the first block's is known. */
-function planHead(xShape: readonly number[], head: ConvBnCall, first: PlannedBlock, evaluation: boolean): PlannedHead {
+function planHead(xShape: readonly number[], head: ConvBnCall, outShape: readonly number[], first: PlannedBlock, evaluation: boolean): PlannedHead {
   const fits = first.fused && head.opts.training === !evaluation && head.opts.padding === first.call[0].opts.padding && head.filter.shape[0] % 2 === 1;
   const active = sparsePattern(xShape, head.filter, head.opts, fits ? 'blocksHead' : 'alone');
-  return { call: head, active, fused: fits && active !== undefined };
+  return { call: head, active, fused: fits && active !== undefined, outShape };
 }
 
 function residualBlocksOn(x: tf.Tensor4D, blocks: readonly PlannedBlock[], evaluation: boolean, head?: PlannedHead): tf.Tensor4D {
@@ -178,21 +178,14 @@ function residualBlocksOn(x: tf.Tensor4D, blocks: readonly PlannedBlock[], evalu
   if (evaluation) return tf.engine().runKernel(KERNELS.sparseResidualBlocksInfer, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
   const [z, ...stats] = tf.engine().runKernel(KERNELS.sparseResidualBlocks, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   let at = 0;
-  let shape: readonly number[] = x.shape;
-  if (head) {
-    const g = convGeometry(x.shape, head.call.filter.shape, { stride: head.call.opts.stride, padding: head.call.opts.padding });
-    shape = [g[0], g[9], g[10], g[4]];
-    const headStats = stats.slice(stats.length - 2);
-    takeBatchStats(head.call.bn.stats, headStats[0], headStats[1], shape);
-  }
-  blocks.forEach(({ call: [first, second, shortcut], outShape }) => {
-    const g1 = convGeometry(shape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
-    takeBatchStats(first.bn.stats, stats[at], stats[at + 1], [g1[0], g1[9], g1[10], g1[4]]);
+  blocks.forEach(({ call: [first, second, shortcut], midShape, outShape }) => {
+    takeBatchStats(first.bn.stats, stats[at], stats[at + 1], midShape);
     takeBatchStats(second.bn.stats, stats[at + 2], stats[at + 3], outShape);
     if (shortcut) takeBatchStats(shortcut.bn.stats, stats[at + 4], stats[at + 5], outShape);
     at += shortcut ? 6 : 4;
-    shape = outShape;
   });
+  // The head's mean and variance follow every block's statistics.
+  if (head) takeBatchStats(head.call.bn.stats, stats[at], stats[at + 1], head.outShape);
   return z as tf.Tensor4D;
 }
 
@@ -200,7 +193,7 @@ function residualBlocksOn(x: tf.Tensor4D, blocks: readonly PlannedBlock[], evalu
 function convBnPairOn(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, residual: boolean, patterns: Patterns): tf.Tensor4D {
   const [a1, a2] = patterns;
   const g1 = convGeometry(x.shape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
-  const between = [g1[0], g1[9], g1[10], g1[4]];
+  const between = outputShape(g1);
   if (!fusesAsPair(first, second, patterns)) {
     const body = convBnOn(convBnOn(x, first, a1), second, a2);
     return residual ? nativeOps.addRelu(body, x) : body;

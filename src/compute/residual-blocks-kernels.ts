@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { bufferPool } from './buffer-pool';
-import { checkPattern, convGeometry, cpuBackend, f32, gradLanes, KERNELS, keepLanes, lanesOf, once, type PairLanes, size, wrap } from './kernel-support';
+import { checkPattern, convGeometry, cpuBackend, f32, gradLanes, KERNELS, keepLanes, lanesOf, once, outputShape, type PairLanes, size, wrap } from './kernel-support';
 import type { NativeAddon } from './native-addon';
 
 /**
@@ -82,8 +82,8 @@ function residualBlockGeometries(kernel: string, xShape: readonly number[], a: S
     checkPattern(filter2, input('active2', i), `${kernel}, block ${i} (second layer)`);
     const stride = a.stride[i];
     const g1 = convGeometry(shape, filter1.shape, { stride, padding: a.padding });
-    const g2 = convGeometry([g1[0], g1[9], g1[10], g1[4]], filter2.shape, { stride: 1, padding: a.padding });
-    const outShape = [g2[0], g2[9], g2[10], g2[4]];
+    const g2 = convGeometry(outputShape(g1), filter2.shape, { stride: 1, padding: a.padding });
+    const outShape = outputShape(g2);
     let shortcut: BlockGeometry['shortcut'];
     if (a.projection[i]) {
       const filterS = input('filterS', i);
@@ -120,7 +120,7 @@ interface BlockArrays {
 }
 
 /**
- * The forward pass of a run of residual blocks, shared by training and evaluation (identity blocks only):
+ * The forward pass of a run of residual blocks, shared by training and evaluation:
  * each block's first layer writes the second's input lanes; a projection block's shortcut, run as the first
  * layer's geometry on the same input lanes, writes its BatchNorm output into a buffer of the second layer's
  * input-lane layout; the join (ReLU after adding the block's input, read from its input lanes, or the
@@ -225,7 +225,7 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       const v = (name: BlockInput, i: number): Float32Array => f32(cpu, input(name, i), `${name} of block ${i}`);
       const headInput = (name: HeadInput): tf.TensorInfo => all[offsets[a.projection.length] + HEAD_INPUTS.indexOf(name)];
       const gH = a.head ? headGeometry(x.shape, headInput('filterH'), headInput('activeH'), a) : undefined;
-      const geometry = residualBlockGeometries('residual blocks', gH ? [gH[0], gH[9], gH[10], gH[4]] : x.shape, a, a.projection.length, input);
+      const geometry = residualBlockGeometries('residual blocks', gH ? outputShape(gH) : x.shape, a, a.projection.length, input);
       const lanes: BlockLanes[] = geometry.map(({ g1, g2, shortcut }, i) => {
         const [in1, , out1] = addon.sparseConvLaneSizes(g1);
         const [in2, , out2] = addon.sparseConvLaneSizes(g2);
@@ -239,7 +239,7 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
         };
       });
       const { g2: last } = geometry[geometry.length - 1];
-      const outShape = [last[0], last[9], last[10], last[4]];
+      const outShape = outputShape(last);
       const z = bufferPool.allocate(size(outShape));
       const stats = geometry.map(({ g1, g2, shortcut }) => [g1[4], g1[4], g2[4], g2[4], ...(shortcut ? [g2[4], g2[4]] : [])].map((c) => bufferPool.allocate(c)));
       const kept: Record<string, Float32Array> = Object.fromEntries(lanes.flatMap((l, i) => Object.entries(l).map(([k, buffer]) => [`${k}${i}`, buffer])));
@@ -279,7 +279,7 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       const stat = (i: number, k: number): Float32Array => v(saved[statsStart[i] + k], 'batch statistics');
       const w = (name: BlockInput, i: number): Float32Array => v(input(name, i), `${name} of block ${i}`);
       const gH = a.head ? headGeometry(x.shape, headInput('filterH'), headInput('activeH'), a) : undefined;
-      const geometry = residualBlockGeometries('residual blocks gradient', gH ? [gH[0], gH[9], gH[10], gH[4]] : x.shape, a, blocks, input);
+      const geometry = residualBlockGeometries('residual blocks gradient', gH ? outputShape(gH) : x.shape, a, blocks, input);
       // The head's mean and variance follow every block's statistics.
       const headStat = (k: number): Float32Array => v(saved[statsStart[blocks - 1] + statCount(a.projection[blocks - 1]) + k], 'batch statistics of the head');
       const lanes = (i: number, name: keyof BlockLanes, kept: Record<string, Float32Array>): Float32Array => kept[`${name}${i}`];
@@ -394,9 +394,9 @@ function registerSparseResidualBlocksInfer(addon: NativeAddon): void {
       const headAt = offsets[blocks];
       const headInput = (name: HeadInput): tf.TensorInfo => all[headAt + HEAD_INPUTS.indexOf(name)];
       const gH = a.head ? headGeometry(x.shape, headInput('filterH'), headInput('activeH'), a) : undefined;
-      const geometry = residualBlockGeometries('residual blocks (evaluation)', gH ? [gH[0], gH[9], gH[10], gH[4]] : x.shape, a, blocks, input);
+      const geometry = residualBlockGeometries('residual blocks (evaluation)', gH ? outputShape(gH) : x.shape, a, blocks, input);
       const { g2: last } = geometry[blocks - 1];
-      const outShape = [last[0], last[9], last[10], last[4]];
+      const outShape = outputShape(last);
       const z = bufferPool.allocate(size(outShape));
       const lanes = geometry.map(({ g1, g2, shortcut }, i): BlockLanes => {
         const pair: PairLanes = {
