@@ -80,6 +80,8 @@ ConvGeometry Geometry(const Napi::CallbackInfo& info, size_t i) {
 
 int64_t inSize(const ConvGeometry& g) { return g.batch * g.inHeight * g.inWidth * g.inChannels; }
 int64_t outSize(const ConvGeometry& g) { return g.batch * g.outHeight * g.outWidth * g.outChannels; }
+// A 2×2 max pool of the output (stride 2, odd last row and column dropped).
+int64_t pooledOutSize(const ConvGeometry& g) { return g.batch * (g.outHeight / 2) * (g.outWidth / 2) * g.outChannels; }
 int64_t filterSize(const ConvGeometry& g) { return g.kernelHeight * g.kernelWidth * g.inChannels * g.outChannels; }
 
 Napi::Value ConvForward(const Napi::CallbackInfo& info) {
@@ -118,7 +120,9 @@ Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
   // Optional 19th argument: evaluation, normalising with the given mean and variance (running statistics).
   const bool inference = info.Length() > 18 && !info[18].IsUndefined() && Bool(info, 18, "inference");
-  const BatchNormEpilogue bn{static_cast<float>(Real(info, 1, "epsilon")), Bool(info, 2, "relu"), inference};
+  // Optional 20th: z is the 2×2 max pool of the activation (pooledOutSize), in NHWC.
+  const bool pool2 = info.Length() > 19 && !info[19].IsUndefined() && Bool(info, 19, "pool2");
+  const BatchNormEpilogue bn{static_cast<float>(Real(info, 1, "epsilon")), Bool(info, 2, "relu"), inference, pool2};
   const int64_t c = g.outChannels;
   const bool chained = info.Length() > 13 && !info[13].IsUndefined() && !info[13].IsNull();
   ConvGeometry next{};
@@ -145,24 +149,30 @@ Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
       throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: the skip geometry's input is not this convolution's output");
     skipLanes = F32(info, 16, "skipLanes", sparseConvInputLanesSize(skipGeometry));
   }
+  if (pool2 && (chained || joined || laneJoined))
+    throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: a pooled output is NHWC without a skip (no next convolution, no join)");
   sparseConvBnForward(g, bn, info[3].IsNull() ? nullptr : F32(info, 3, "x", inSize(g)), F32(info, 4, "filter", filterSize(g)),
                       F32(info, 5, "active", filterSize(g)), F32(info, 6, "gamma", c), F32(info, 7, "beta", c),
-                      chained ? nullptr : F32(info, 8, "z", outSize(g)), F32(info, 9, "mean", c), F32(info, 10, "variance", c),
+                      chained ? nullptr : F32(info, 8, "z", pool2 ? pooledOutSize(g) : outSize(g)), F32(info, 9, "mean", c), F32(info, 10, "variance", c),
                       F32(info, 11, "xLanes", sparseConvInputLanesSize(g)), F32(info, 12, "yLanes", sparseConvOutputLanesSize(g)),
                       chained ? &next : nullptr, nextLanes, skip, skipLanes, laneJoined ? &skipGeometry : nullptr);
   return info.Env().Undefined();
 }
 
-// sparseConvBnBackward(geometry, epsilon, relu, dz, dzInLanes, yLanes, mean, variance, gamma, beta, dyLanes, dgamma, dbeta)
+// sparseConvBnBackward(geometry, epsilon, relu, dz, dzInLanes, yLanes, mean, variance, gamma, beta, dyLanes, dgamma, dbeta
+//                      [, routedLanes]): with routedLanes (output lanes), dz is a 2×2 max pool's gradient (NHWC).
 Napi::Value SparseConvBnBackward(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
-  const BatchNormEpilogue bn{static_cast<float>(Real(info, 1, "epsilon")), Bool(info, 2, "relu")};
+  const bool pool2 = info.Length() > 13 && !info[13].IsUndefined() && !info[13].IsNull();
+  const BatchNormEpilogue bn{static_cast<float>(Real(info, 1, "epsilon")), Bool(info, 2, "relu"), false, pool2};
   const int64_t c = g.outChannels;
   const bool dzInLanes = Bool(info, 4, "dzInLanes");
-  sparseConvBnBackward(g, bn, F32(info, 3, "dz", dzInLanes ? sparseConvOutputLanesSize(g) : outSize(g)), dzInLanes,
+  if (pool2 && dzInLanes) throw Napi::RangeError::New(info.Env(), "sparseConvBnBackward: a max pool's gradient comes in NHWC (dzInLanes false)");
+  float* routedLanes = pool2 ? F32(info, 13, "routedLanes", sparseConvOutputLanesSize(g)) : nullptr;
+  sparseConvBnBackward(g, bn, F32(info, 3, "dz", pool2 ? pooledOutSize(g) : dzInLanes ? sparseConvOutputLanesSize(g) : outSize(g)), dzInLanes,
                        F32(info, 5, "yLanes", sparseConvOutputLanesSize(g)), F32(info, 6, "mean", c), F32(info, 7, "variance", c),
                        F32(info, 8, "gamma", c), F32(info, 9, "beta", c), F32(info, 10, "dyLanes", sparseConvGradLanesSize(g)),
-                       F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c));
+                       F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c), routedLanes);
   return info.Env().Undefined();
 }
 

@@ -25,13 +25,14 @@ enum class Phase : int {
   kWeightsGather,    // filter gradient partial sums (thread 0)
   kWeightsReduce,    // filter gradient partial sums combined
   kReluGradToLanes,  // a residual join's ReLU backward into lanes
+  kPoolGradToLanes,  // a max pool's gradient routed into full-size lanes (with BatchNorm's gradient sums)
   kCount
 };
 
 inline const char* phaseName(Phase p) {
   static const char* const names[] = {"inputToLanes",     "compressFilter",   "forwardGather",   "forwardMoments", "normalizeToNhwc",
                                       "normalizeToLanes", "bnGradientSums",   "bnGradientApply", "dataGather",     "dataFromLanes",
-                                      "weightsGather",    "weightsReduce",    "reluGradToLanes"};
+                                      "weightsGather",    "weightsReduce",    "reluGradToLanes", "poolGradToLanes"};
   return names[static_cast<int>(p)];
 }
 

@@ -565,6 +565,35 @@ void normalizeRows(const ConvGeometry& g, const LaneLayout& l, const float* yLan
   }
 }
 
+// std::max's choice on each lane (the second only where the first is smaller), as maxPool2Forward takes it.
+CIGL_INLINE v16 maxOf(v16 p, v16 q) { return p < q ? q : p; }
+
+// Pooled rows [begin, end) of z (NHWC [n][⌊H/2⌋][⌊W/2⌋][C]) = the 2×2 max pool of act(a·y + b), from y in
+// lanes: each window's four activations by normalizeRows's expressions, their maximum in maxPool2Forward's
+// order, the row gathered in lanes in `tile` and transposed into NHWC while in cache.
+CIGL_MULTIVERSION
+void normalizeRowsPooled(const ConvGeometry& g, const LaneLayout& l, const float* yLanes, const float* a, const float* b, bool relu,
+                         int64_t begin, int64_t end, float* tile, float* z) {
+  const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes, rowSize = g.outWidth * pixel;
+  const int64_t OH = g.outHeight / 2, OW = g.outWidth / 2;
+  for (int64_t r = begin; r < end; r++) {
+    const float* top = yLanes + 2 * r * rowSize;
+    const float* bottom = top + rowSize;
+    for (int64_t w = 0; w < OW; w++)
+      for (int64_t c = 0; c < C; c++) {
+        const int64_t o0 = (2 * w * C + c) * l.lanes, o1 = o0 + pixel;
+        for (int64_t v = 0; v < vectors; v++) {
+          const int64_t i = v * kLaneWidth;
+          v16 t0 = affine(load16(top + o0 + i), a[c], b[c]), t1 = affine(load16(top + o1 + i), a[c], b[c]);
+          v16 b0 = affine(load16(bottom + o0 + i), a[c], b[c]), b1 = affine(load16(bottom + o1 + i), a[c], b[c]);
+          if (relu) t0 = reluOf(t0), t1 = reluOf(t1), b0 = reluOf(b0), b1 = reluOf(b1);
+          store16(tile + (w * C + c) * l.lanes + i, maxOf(maxOf(t0, t1), maxOf(b0, b1)));
+        }
+      }
+    fromLanes(tile, l.lanes, g.batch, OW * C, z + r * OW * C, OH * OW * C);
+  }
+}
+
 // Padded input-lane rows [begin, end) of the next convolution (geometry `gn`, whose input is this
 // layer's output) = act(a·y + b [+ skip]): BatchNorm applied lane to lane, no transpose; borders and
 // padding lanes 0.
@@ -621,6 +650,49 @@ void gradientSumRows(const ConvGeometry& g, const LaneLayout& l, const float* dz
       acc[c] += sum16(sg);
       acc[C + c] += sum16(sgy);
     }
+  }
+}
+
+// Pooled rows [begin, end) of a max pool's gradient (dz NHWC [n][⌊H/2⌋][⌊W/2⌋][C]) routed into the
+// full-size output lanes: each window's gradient to its first maximum in maxPool2Backward's order, the
+// activations re-derived from y as normalizeRowsPooled derived them (the same bits, so the same
+// maxima); 0 elsewhere, also in a dropped odd last row or column. The two full-size rows are then in
+// cache for BatchNorm's gradient sums, which are taken here (gradientSumRows, the same per-row sums).
+CIGL_MULTIVERSION
+void routePooledRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, const float* yLanes, const float* mean, const float* a,
+                     const float* b, bool relu, int64_t begin, int64_t end, float* tile, float* routed, double* acc) {
+  const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes, rowSize = g.outWidth * pixel;
+  const int64_t OH = g.outHeight / 2, OW = g.outWidth / 2;
+  for (int64_t r = begin; r < end; r++) {
+    toLanes(dz + r * OW * C, OH * OW * C, g.batch, OW * C, tile, l.lanes);
+    const float* top = yLanes + 2 * r * rowSize;
+    const float* bottom = top + rowSize;
+    float* gTop = routed + 2 * r * rowSize;
+    float* gBottom = gTop + rowSize;
+    for (int64_t w = 0; w < OW; w++)
+      for (int64_t c = 0; c < C; c++) {
+        const int64_t o0 = (2 * w * C + c) * l.lanes, o1 = o0 + pixel;
+        for (int64_t v = 0; v < vectors; v++) {
+          const int64_t i = v * kLaneWidth;
+          v16 t0 = affine(load16(top + o0 + i), a[c], b[c]), t1 = affine(load16(top + o1 + i), a[c], b[c]);
+          v16 b0 = affine(load16(bottom + o0 + i), a[c], b[c]), b1 = affine(load16(bottom + o1 + i), a[c], b[c]);
+          if (relu) t0 = reluOf(t0), t1 = reluOf(t1), b0 = reluOf(b0), b1 = reluOf(b1);
+          const v16 d = load16(tile + (w * C + c) * l.lanes + i), zero{};
+          const v16 m1 = maxOf(t0, t1), m2 = maxOf(m1, b0);
+          // Exactly one of the four takes d: the last of them that beats every earlier one. Each choice is a
+          // select on a comparison (a comparison kept as a mask variable was compiled to scalar code).
+          const v16 notB1 = b1 > m2 ? zero : d, notB0 = b0 > m1 ? zero : notB1;
+          store16(gBottom + o1 + i, b1 > m2 ? d : zero);
+          store16(gBottom + o0 + i, b0 > m1 ? notB1 : zero);
+          store16(gTop + o1 + i, t1 > t0 ? notB0 : zero);
+          store16(gTop + o0 + i, t1 > t0 ? zero : notB0);
+        }
+      }
+    if (g.outWidth % 2 == 1) {
+      std::memset(gTop + (g.outWidth - 1) * pixel, 0, sizeof(float) * pixel);
+      std::memset(gBottom + (g.outWidth - 1) * pixel, 0, sizeof(float) * pixel);
+    }
+    gradientSumRows(g, l, routed, true, yLanes, mean, a, b, relu, 2 * r, 2 * r + 2, nullptr, acc);
   }
 }
 
@@ -698,6 +770,11 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
     forRowRanges(ln.inRows, perRow(g.outHeight * g.outWidth * C * l.lanes, ln.inRows), [&](int64_t begin, int64_t end, int) {
       normalizeRowsToLanes(g, l, yLanes, a.data(), b.data(), bn.relu, laneSkip, *next, ln, begin, end, nextLanes);
     });
+  } else if (bn.pool2) {
+    PhaseScope time(Phase::kNormalizeToNhwc);
+    forRowRanges(g.outHeight / 2, 2 * g.outWidth * C * l.lanes, [&](int64_t begin, int64_t end, int) {
+      normalizeRowsPooled(g, l, yLanes, a.data(), b.data(), bn.relu, begin, end, scratch(g.outWidth / 2 * C * l.lanes), z);
+    });
   } else {
     PhaseScope time(Phase::kNormalizeToNhwc);
     forRowRanges(g.outHeight, g.outWidth * C * l.lanes,
@@ -708,16 +785,28 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
 
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
                           const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
-                          float* dbeta) {
+                          float* dbeta, float* routedLanes) {
   const LaneLayout l(g);
   const int64_t C = g.outChannels, columns = g.outWidth * C, work = g.outHeight * columns * l.lanes;
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
-  PhaseScope sumsTime(Phase::kBnGradientSums);
-  const std::vector<double> sums = reduceRows(g.outHeight, columns * l.lanes, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
-    gradientSumRows(g, l, dz, dzInLanes, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(columns * l.lanes), acc);
-  });
-  sumsTime.stop();
+  std::vector<double> sums;
+  if (bn.pool2) {
+    // The routed gradient is this layer's dz from here on, in lanes; a dropped odd last row gets none.
+    PhaseScope routeTime(Phase::kPoolGradToLanes);
+    const int64_t pooledRows = g.outHeight / 2;
+    sums = reduceRows(pooledRows, 2 * columns * l.lanes, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
+      routePooledRows(g, l, dz, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(g.outWidth / 2 * C * l.lanes), routedLanes, acc);
+    });
+    if (g.outHeight % 2 == 1) std::memset(routedLanes + (g.outHeight - 1) * columns * l.lanes, 0, sizeof(float) * columns * l.lanes);
+    dz = routedLanes;
+    dzInLanes = true;
+  } else {
+    PhaseScope sumsTime(Phase::kBnGradientSums);
+    sums = reduceRows(g.outHeight, columns * l.lanes, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
+      gradientSumRows(g, l, dz, dzInLanes, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(columns * l.lanes), acc);
+    });
+  }
   PhaseScope applyTime(Phase::kBnGradientApply);
   std::vector<float> A(C), B(C), K(C);
   batchNormBackwardCoefficients(C, static_cast<double>(g.batch) * g.outHeight * g.outWidth, sums.data(), mean, variance, gamma, bn.epsilon,

@@ -50,6 +50,11 @@ struct BatchNormEpilogue {
   // Evaluation: mean and variance are the running statistics to normalise with (read, not written), and
   // no batch moments are taken; yLanes is then only scratch.
   bool inference = false;
+  // A 2×2 max pool (stride 2, odd last row and column dropped) after the activation: forward, z is the
+  // pooled map, NHWC [n][⌊H/2⌋][⌊W/2⌋][C], and the full-size activation is never written; backward, dz
+  // has that shape and goes to each window's first maximum in the order (0,0), (0,1), (1,0), (1,1), as
+  // maxPool2Backward routes it, the maxima re-derived from y by the forward pass's expressions.
+  bool pool2 = false;
 };
 // Chained layers (a pair conv → BN → conv → BN, the second reading only the first's output) stay in
 // lanes between them: with x null, xLanes already holds the input (the previous layer's nextLanes);
@@ -64,9 +69,11 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
                          const float* skipLanes = nullptr, const ConvGeometry* skipGeometry = nullptr);
 // dyLanes (the grad-lanes layout, borders zeroed), dgamma, dbeta from dz and the forward's yLanes and batch
 // statistics; dz in NHWC, or with dzInLanes in the output-lanes layout (the next layer's input gradient).
+// With bn.pool2, dz is the pooled map's gradient (NHWC) and `routedLanes` (output lanes) receives it
+// routed to the windows' maxima, in the same pass that takes BatchNorm's gradient sums.
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
                           const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
-                          float* dbeta);
+                          float* dbeta, float* routedLanes = nullptr);
 // A residual join's ReLU backward into output lanes: gLanes = dz ⊙ [out > 0] with dz and out NHWC of the
 // convolution's output shape. Feeds sparseConvBnBackward (dzInLanes) and, for an identity shortcut, the
 // block input's gradient (sparseConvBackwardData's addLanes).

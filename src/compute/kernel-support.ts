@@ -86,6 +86,8 @@ export function convGeometry(xShape: readonly number[], filterShape: readonly nu
 
 /** The NHWC shape of a convolution's output, from its geometry. */
 export const outputShape = (g: readonly number[]): number[] => [g[0], g[9], g[10], g[4]];
+/** The NHWC shape after a 2×2 max pool at stride 2 (an odd last row or column dropped). */
+export const pooledShape = ([n, h, w, c]: readonly number[]): number[] => [n, Math.floor(h / 2), Math.floor(w / 2), c];
 
 /**
  * Lane buffers a kernel's gradient reads (its input and output in the batch-innermost layout), kept with

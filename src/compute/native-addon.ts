@@ -31,11 +31,14 @@ export interface NativeAddon {
   sparseConvBnForward(geometry: number[], epsilon: number, relu: boolean, x: Float32Array | null, filter: Float32Array, active: Float32Array,
     gamma: Float32Array, beta: Float32Array, z: Float32Array | null, mean: Float32Array, variance: Float32Array, xLanes: Float32Array,
     yLanes: Float32Array, nextGeometry?: number[] | null, nextLanes?: Float32Array | null, skip?: Float32Array | null,
-    skipLanes?: Float32Array | null, skipGeometry?: number[] | null, inference?: boolean): void;
-  /** dy in the grad-lanes layout (for the two convolution gradients), dgamma and dbeta; dz in NHWC or in output lanes. */
+    skipLanes?: Float32Array | null, skipGeometry?: number[] | null, inference?: boolean, pool2?: boolean): void;
+  /**
+   * dy in the grad-lanes layout (for the two convolution gradients), dgamma and dbeta; dz in NHWC or in output lanes.
+   * With routedLanes (output lanes), dz is the gradient of the activation's 2×2 max pool (NHWC), routed there first.
+   */
   sparseConvBnBackward(geometry: number[], epsilon: number, relu: boolean, dz: Float32Array, dzInLanes: boolean, yLanes: Float32Array,
     mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, dyLanes: Float32Array, dgamma: Float32Array,
-    dbeta: Float32Array): void;
+    dbeta: Float32Array, routedLanes?: Float32Array): void;
   /** The array's data address modulo 64 (bytes): lets the buffer pool hand out cache-line-aligned views. */
   byteAlignment(array: Float32Array): number;
   /** A residual join's ReLU backward, dz ⊙ [out > 0] (NHWC, the convolution's output shape), written in output lanes. */
@@ -90,7 +93,7 @@ export interface NativeAddon {
   setPhaseTiming(enabled: boolean): void;
   /** Milliseconds and calls per phase since setPhaseTiming(true); phases inside parallel regions timed on thread 0. */
   phaseTimes(): Record<string, { ms: number; calls: number }>;
-  /** Winograd for 3×3 stride-1 convolutions with ≥ 32 channels (default on). */
+  /** Winograd for 3×3 stride-1 convolutions with ≥ 32 channels: off by default (wrong gradients for some geometries, native/src/conv.cc). */
   setWinograd(enabled: boolean): void;
   convUsesWinograd(geometry: number[]): boolean;
 }

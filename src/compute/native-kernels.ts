@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { bufferPool } from './buffer-pool';
-import { checkPattern, convGeometry, type ConvAttrs, type CpuBackend, cpuBackend, f32, gradLanes, KERNELS, keepLanes, lanesOf, need, once, outputShape, type PairLanes, size, wrap } from './kernel-support';
+import { checkPattern, convGeometry, type ConvAttrs, type CpuBackend, cpuBackend, f32, gradLanes, KERNELS, keepLanes, lanesOf, need, once, outputShape, type PairLanes, pooledShape, size, wrap } from './kernel-support';
 import type { NativeAddon } from './native-addon';
 import { registerResidualBlockKernels } from './residual-blocks-kernels';
 
@@ -250,6 +250,8 @@ export interface SparseConvBnPairAttrs {
   relu2: boolean;
   /** An identity residual block: the output is relu(BN2(conv2(…)) + x) (relu2 must then be false). */
   residual?: boolean;
+  /** The output is the 2×2 max pool (stride 2) of the second activation, which is never written at full size. */
+  pool?: boolean;
 }
 
 /**
@@ -265,6 +267,11 @@ export interface SparseConvBnPairAttrs {
  * conv2's BatchNorm backward reads it without transposing, and is added to x's gradient as conv1's
  * input-gradient rows are written. That replaces three passes over the block's activation (the join, its
  * ReLU backward, the tape's Add of the two gradients of x) and three taped kernels per block.
+ *
+ * With `pool` the output is maxPool2(z2) (cnn's pairs): the pooled map is written straight from conv2's
+ * lanes, and backward its gradient is routed to the windows' maxima in lanes in the pass that takes
+ * conv2's BatchNorm gradient sums. That replaces z2 at full size (written, read by the pool, kept for the
+ * pool's backward), the pool's two passes, and the transposes of the full-size gradient.
  */
 function registerSparseConvBnPair(addon: NativeAddon): void {
   const geometries = (xShape: readonly number[], filter1: readonly number[], filter2: readonly number[], attrs: SparseConvBnPairAttrs): [number[], number[]] => {
@@ -287,10 +294,11 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       const lanes: PairLanes = { xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2) };
       const c1 = g1[4];
       const c2 = g2[4];
-      const outShape = [g2[0], g2[9], g2[10], c2];
-      if (a.residual && (a.relu2 || !tf.util.arraysEqual(outShape, t.x.shape))) {
-        throw new Error(`sparse conv pair: a residual join needs relu2 false and an output of x's shape [${t.x.shape}], got relu2 ${a.relu2} and [${outShape}]`);
+      const convShape = outputShape(g2);
+      if (a.residual && (a.relu2 || a.pool || !tf.util.arraysEqual(convShape, t.x.shape))) {
+        throw new Error(`sparse conv pair: a residual join needs relu2 false, no pool and an output of x's shape [${t.x.shape}], got relu2 ${a.relu2}, pool ${a.pool === true} and [${convShape}]`);
       }
+      const outShape = a.pool ? pooledShape(convShape) : convShape;
       const z = bufferPool.allocate(size(outShape));
       const stats = [bufferPool.allocate(c1), bufferPool.allocate(c1), bufferPool.allocate(c2), bufferPool.allocate(c2)];
       addon.sparseConvBnForward(g1, a.epsilon1, a.relu1, f32(cpu, t.x, 'x'), f32(cpu, t.filter1, 'filter1'), f32(cpu, t.active1, 'active1'),
@@ -298,7 +306,7 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       // With the join, the activation comes after adding x: ReLU on, applied to BN2 + x.
       addon.sparseConvBnForward(g2, a.epsilon2, a.relu2 || a.residual === true, null, f32(cpu, t.filter2, 'filter2'), f32(cpu, t.active2, 'active2'),
         f32(cpu, t.gamma2, 'gamma2'), f32(cpu, t.beta2, 'beta2'), z, stats[2], stats[3], lanes.xLanes2, lanes.yLanes2, null, null,
-        a.residual ? f32(cpu, t.x, 'x') : undefined);
+        a.residual ? f32(cpu, t.x, 'x') : undefined, undefined, undefined, undefined, a.pool === true);
       const out = [cpu.makeTensorInfo(outShape, 'float32', z), cpu.makeTensorInfo([c1], 'float32', stats[0]), cpu.makeTensorInfo([c1], 'float32', stats[1]),
         cpu.makeTensorInfo([c2], 'float32', stats[2]), cpu.makeTensorInfo([c2], 'float32', stats[3])];
       keepLanes(z, lanes);
@@ -319,6 +327,8 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       // backward and added to x's gradient. All of this node's gradient thunks run before the next node's,
       // so a slot per geometry is not overwritten in between.
       const joinGrad = a.residual ? gradLanes.slot(addon, g2, 'pair-join', 2).values : undefined;
+      // The pool's gradient routed to full size, in conv2's output lanes (read by its BatchNorm backward only).
+      const routed = a.pool ? gradLanes.slot(addon, g2, 'pair-pool', 2).values : undefined;
       // Both layers' backward passes except conv1's input gradient, once per node, in the order the shared
       // buffers allow: conv2's BatchNorm → dy2 → its filter and input gradients (the latter in lanes) →
       // conv1's BatchNorm → dy1 → its filter gradient.
@@ -333,7 +343,7 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
         const dz1 = gradLanes.slot(addon, g1, 'pair-between', 2).values;
         if (joinGrad) addon.reluGradToLanes(g2, v(dz, 'dz'), v(z, 'z'), joinGrad);
         addon.sparseConvBnBackward(g2, a.epsilon2, a.relu2, joinGrad ?? v(dz, 'dz'), joinGrad !== undefined, lanes.yLanes2, v(mean2, 'mean2'),
-          v(variance2, 'variance2'), v(gamma2, 'gamma2'), v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2);
+          v(variance2, 'variance2'), v(gamma2, 'gamma2'), v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2, routed);
         addon.sparseConvBackwardWeights(g2, lanes.xLanes2, dy2, v(active2, 'active2'), out.dfilter2);
         addon.sparseConvBackwardData(g2, dy2, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true);
         addon.sparseConvBnBackward(g1, a.epsilon1, a.relu1, dz1, true, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'),
@@ -500,7 +510,7 @@ function registerPointwise(addon: NativeAddon): void {
       const cpu = cpuBackend(backend);
       const { x } = need(inputs, 'x');
       const [n, h, w, c] = x.shape;
-      const outShape = [n, Math.floor(h / 2), Math.floor(w / 2), c];
+      const outShape = pooledShape(x.shape);
       const y = bufferPool.allocate(size(outShape));
       addon.maxPool2Forward(n, h, w, c, f32(cpu, x, 'x'), y);
       return cpu.makeTensorInfo(outShape, 'float32', y);

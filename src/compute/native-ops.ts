@@ -3,7 +3,7 @@ import { requireNativeAddon } from './native-addon';
 import { convGeometry, KERNELS, outputShape, registerNativeKernels, type SparseConvBnPairAttrs } from './native-kernels';
 import { IDENTITY_BLOCK_INPUTS, MAX_RESIDUAL_BLOCKS, SHORTCUT_INPUTS, shortcutTap, type SparseResidualBlocksAttrs } from './residual-blocks-kernels';
 import { activeFraction, type ConvRole, prefersSparse, recordDecision } from './sparse-selection';
-import type { ConvBnCall, ConvBnOptions, Ops, ResidualBlockCall, RunningStats } from './ops';
+import type { ConvBnCall, ConvBnOptions, Ops, PairTail, ResidualBlockCall, RunningStats } from './ops';
 
 /**
  * Ops on the native addon (oneDNN convolutions, fused BatchNorm+ReLU, pooling, dense, loss) for the
@@ -22,9 +22,9 @@ export const nativeOps: Ops = {
     return convBnOn(x, { filter, bn, opts }, sparsePattern(x.shape, filter, opts));
   },
 
-  convBnPair(x, first, second, residual = false) {
+  convBnPair(x, first, second, tail) {
     ensureRegistered();
-    return convBnPairOn(x, first, second, residual, pairPatterns(x.shape, first, second));
+    return convBnPairOn(x, first, second, tail, pairPatterns(x.shape, first, second));
   },
 
   residualBlocks(x, blocks, head) {
@@ -51,8 +51,8 @@ export const nativeOps: Ops = {
       }
       const { call: [first, second, shortcut], patterns, shortcut: active } = plans[i];
       h = shortcut
-        ? nativeOps.addRelu(convBnPairOn(h, first, second, false, patterns), convBnOn(h, shortcut, active))
-        : convBnPairOn(h, first, second, true, patterns);
+        ? nativeOps.addRelu(convBnPairOn(h, first, second, undefined, patterns), convBnOn(h, shortcut, active))
+        : convBnPairOn(h, first, second, 'residual', patterns);
       i++;
     }
     return h;
@@ -190,24 +190,25 @@ function residualBlocksOn(x: tf.Tensor4D, blocks: readonly PlannedBlock[], evalu
 }
 
 /** convBnPair with both layers' paths decided. */
-function convBnPairOn(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, residual: boolean, patterns: Patterns): tf.Tensor4D {
+function convBnPairOn(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, tail: PairTail | undefined, patterns: Patterns): tf.Tensor4D {
   const [a1, a2] = patterns;
   const g1 = convGeometry(x.shape, first.filter.shape, { stride: first.opts.stride, padding: first.opts.padding });
   const between = outputShape(g1);
   if (!fusesAsPair(first, second, patterns)) {
     const body = convBnOn(convBnOn(x, first, a1), second, a2);
-    return residual ? nativeOps.addRelu(body, x) : body;
+    return tail === 'residual' ? nativeOps.addRelu(body, x) : tail === 'maxPool2' ? nativeOps.maxPool2(body) : body;
   }
   const attrs: SparseConvBnPairAttrs = {
     padding: first.opts.padding, stride1: first.opts.stride, stride2: second.opts.stride,
-    epsilon1: first.bn.stats.epsilon, epsilon2: second.bn.stats.epsilon, relu1: first.opts.relu, relu2: second.opts.relu, residual,
+    epsilon1: first.bn.stats.epsilon, epsilon2: second.bn.stats.epsilon, relu1: first.opts.relu, relu2: second.opts.relu,
+    residual: tail === 'residual', pool: tail === 'maxPool2',
   };
   const [z, mean1, variance1, mean2, variance2] = run(KERNELS.sparseConvBnPair, {
     x, filter1: first.filter, active1: a1!, gamma1: first.bn.gamma, beta1: first.bn.beta,
     filter2: second.filter, active2: a2!, gamma2: second.bn.gamma, beta2: second.bn.beta,
   }, attrs as unknown as tf.NamedAttrMap) as [tf.Tensor4D, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
   takeBatchStats(first.bn.stats, mean1, variance1, between);
-  takeBatchStats(second.bn.stats, mean2, variance2, z);
+  takeBatchStats(second.bn.stats, mean2, variance2, outputShape(convGeometry(between, second.filter.shape, { stride: second.opts.stride, padding: second.opts.padding })));
   return z;
 }
 

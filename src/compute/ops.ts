@@ -24,10 +24,11 @@ export interface Ops {
    * Optional: convBn twice, the second reading only the first's output (a residual block's body). A
    * path may fuse the pair (the native path keeps the activation between them in its own layout); the
    * result must equal two convBn calls. Paths without it leave it out and the model calls convBn twice.
-   * With `residual` the pair is an identity residual block's body and the result is
-   * addRelu(pair(x), x) (second.opts.relu false, output of x's shape).
+   * With `tail` 'residual' the pair is an identity residual block's body and the result is
+   * addRelu(pair(x), x) (second.opts.relu false, output of x's shape); with 'maxPool2' the result is
+   * maxPool2(pair(x)).
    */
-  convBnPair?(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, residual?: boolean): tf.Tensor4D;
+  convBnPair?(x: tf.Tensor4D, first: ConvBnCall, second: ConvBnCall, tail?: PairTail): tf.Tensor4D;
 
   /**
    * Optional: residual blocks in sequence, h ← relu(convBnPair(h, first, second) + shortcut(h)), each body a
@@ -58,6 +59,9 @@ export interface Ops {
 
 /** A residual block's body (two convBn calls, the second without ReLU) and a projection block's convBn shortcut (without ReLU). */
 export type ResidualBlockCall = readonly [first: ConvBnCall, second: ConvBnCall, shortcut?: ConvBnCall];
+
+/** What follows a convBn pair inside the same op: an identity residual join, or a 2×2 max pool. */
+export type PairTail = 'residual' | 'maxPool2';
 
 export interface ConvBnOptions {
   readonly stride: number;

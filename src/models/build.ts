@@ -71,7 +71,7 @@ export function buildModel(arch: Architecture, seed: number): Model {
       return [convBnCall(first), convBnCall(second), convBnCall(shortcut)];
     };
     // Consecutive residual blocks of that form go to ops.residualBlocks together, and consecutive convBn
-    // nodes to ops.convBnPair two at a time, where the compute path has them.
+    // nodes to ops.convBnPair two at a time (with a max pool that follows), where the compute path has them.
     const run = (nodes: readonly ArchNode[], input: tf.Tensor): tf.Tensor => {
       let h = input;
       for (let i = 0; i < nodes.length; i++) {
@@ -86,8 +86,10 @@ export function buildModel(arch: Architecture, seed: number): Model {
           i--;
           h = ops.residualBlocks(h as tf.Tensor4D, blocks, head);
         } else if (ops.convBnPair && node.op === 'convBn' && next?.op === 'convBn') {
-          h = ops.convBnPair(h as tf.Tensor4D, convBnCall(node), convBnCall(next));
-          i++;
+          // A max pool right after the pair goes with it (a cnn's conv-conv-pool stage).
+          const pooled = nodes[i + 2]?.op === 'maxPool2';
+          h = ops.convBnPair(h as tf.Tensor4D, convBnCall(node), convBnCall(next), pooled ? 'maxPool2' : undefined);
+          i += pooled ? 2 : 1;
         } else {
           h = forward(node, h);
         }
@@ -110,7 +112,7 @@ export function buildModel(arch: Architecture, seed: number): Model {
           return ops.dense(h as tf.Tensor2D, p[weightName(node.name)] as tf.Tensor2D, p[`${node.name}.b`] as tf.Tensor1D, node.relu);
         case 'residual': {
           const pair = identityPair(node);
-          if (ops.convBnPair && pair) return ops.convBnPair(h as tf.Tensor4D, pair[0], pair[1], true);
+          if (ops.convBnPair && pair) return ops.convBnPair(h as tf.Tensor4D, pair[0], pair[1], 'residual');
           const body = run(node.body, h);
           const shortcut = node.shortcut.length ? run(node.shortcut, h) : h;
           return ops.addRelu(body as tf.Tensor4D, shortcut as tf.Tensor4D);

@@ -77,3 +77,46 @@ t.test('nativeOps are deterministic: the same model, seed and batch give bitwise
   t.ok(runs[0].equals(runs[1]), 'identical gradient bytes');
   tf.dispose([x, labels]);
 });
+
+t.test('cnn with masks in training: each conv-conv-pool stage is one pair kernel with its pool, and matches the dense path', { skip: nativeUnavailable }, async (t) => {
+  const { KERNELS } = await import('../../src/compute/native-kernels');
+  const { setSparseComputeMode, sparseComputeMode } = await import('../../src/compute/sparse-selection');
+  const opts = { seed: 11, inputShape: [12, 10, 3], numClasses: 10 };
+  const x = tf.randomNormal([20, 12, 10, 3], 0, 1, 'float32', 12);
+  const labels = tf.tensor1d([...Array(20).keys()].map((i) => i % 10), 'int32');
+  // Masks at density ~0.1 with the pruned weights zero, as a sparse method leaves them.
+  const probe = createModel('cnn', opts);
+  const active: Record<string, tf.Tensor> = {};
+  for (const spec of probe.specs.filter((s) => s.kind === 'conv')) {
+    const u = tf.randomUniform(spec.shape as number[], 0, 1, 'float32', spec.name.length);
+    active[spec.name] = tf.tensor((u.dataSync() as Float32Array).map((v) => (v > 0.9 ? 1 : 0)), u.shape);
+    u.dispose();
+  }
+  probe.dispose();
+  const pass = (mode: 'on' | 'off') => {
+    const previous = sparseComputeMode();
+    setSparseComputeMode(mode);
+    const model = createModel('cnn', opts);
+    try {
+      for (const [name, mask] of Object.entries(active)) model.params.get(name)!.assign(tf.mul(model.params.get(name)!, mask));
+      const vars = [...model.params.values()];
+      return tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => nativeOps.crossEntropy(model.apply(Object.fromEntries(model.params), x, true, nativeOps, active), labels), vars);
+        return [value, ...[...model.params].map(([param, v]) => (active[param] ? tf.mul(grads[v.name], active[param]) : grads[v.name]))];
+      });
+    } finally {
+      setSparseComputeMode(previous);
+      model.dispose();
+    }
+  };
+  let sparse!: tf.Tensor[];
+  const profile = await tf.profile(() => {
+    sparse = pass('on');
+  });
+  t.equal(profile.kernelNames.filter((k) => k === KERNELS.sparseConvBnPair).length, 2, 'two pair kernels');
+  t.notOk(profile.kernelNames.includes(KERNELS.maxPool2), 'no separate pool kernel');
+  const dense = pass('off');
+  const worst = Math.max(...sparse.map((s, i) => relativeError(s, dense[i])));
+  t.ok(worst < TOLERANCE, `loss and every gradient within ${TOLERANCE} of the dense path (worst ${worst.toExponential(2)})`);
+  tf.dispose([x, labels, ...Object.values(active), ...sparse, ...dense]);
+});

@@ -271,11 +271,12 @@ t.test('without an active pattern, or in mode off, the dense kernels run', { ski
   tf.dispose([x, filter, active, bn.gamma, bn.beta, bn.stats.mean, bn.stats.variance]);
 });
 
-t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identity residual block, on the fused pair kernel matches two dense convBn calls', { skip }, async (t) => {
+t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identity residual block or followed by a max pool, on the fused pair kernel matches two dense convBn calls', { skip }, async (t) => {
   const { KERNELS } = await import('../../src/compute/native-kernels');
   type Pair = { z: tf.Tensor; dx: tf.Tensor; grads: tf.Tensor[]; stats: tf.Tensor[]; leaked: number };
-  // join: none, fused into the pair kernel, or the pair followed by a separate addRelu (same result expected bitwise).
-  type Join = 'none' | 'fused' | 'separate';
+  // join: none, fused into the pair kernel, or the pair followed by a separate addRelu (same result expected bitwise);
+  // 'pooled': a 2×2 max pool fused into the pair kernel, 'poolSeparate': the pair then the pool kernel.
+  type Join = 'none' | 'fused' | 'separate' | 'pooled' | 'poolSeparate';
   const pairResult = (x: tf.Tensor4D, layers: { filter: tf.Tensor4D; active: tf.Tensor4D; gamma: tf.Tensor1D; beta: tf.Tensor1D; stride: number; relu: boolean }[], join: Join): Pair => {
     const stats = layers.map((l) => runningStats(l.filter.shape[3]));
     const before = tf.memory().numTensors;
@@ -286,7 +287,9 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identi
           opts: { stride: layers[i].stride, padding: 'same' as const, relu: layers[i].relu, training: true, active: layers[i].active, layer: `l${i}` },
         });
         if (join === 'separate') return nativeOps.addRelu(nativeOps.convBnPair!(xx as tf.Tensor4D, call(0, f1, g1, b1), call(1, f2, g2, b2)), xx as tf.Tensor4D);
-        return nativeOps.convBnPair!(xx as tf.Tensor4D, call(0, f1, g1, b1), call(1, f2, g2, b2), join === 'fused');
+        if (join === 'poolSeparate') return nativeOps.maxPool2(nativeOps.convBnPair!(xx as tf.Tensor4D, call(0, f1, g1, b1), call(1, f2, g2, b2)));
+        const tail = join === 'fused' ? 'residual' : join === 'pooled' ? 'maxPool2' : undefined;
+        return nativeOps.convBnPair!(xx as tf.Tensor4D, call(0, f1, g1, b1), call(1, f2, g2, b2), tail);
       };
       const inputs = [x, layers[0].filter, layers[0].gamma, layers[0].beta, layers[1].filter, layers[1].gamma, layers[1].beta];
       const z = f(...(inputs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]));
@@ -299,8 +302,10 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identi
     stats.forEach((s) => tf.dispose([s.mean, s.variance]));
     return result;
   };
-  for (const [stride1, outChannels, relu2, join] of [[1, 16, false, 'none'], [2, 24, true, 'none'], [1, 16, false, 'fused']] as const) {
-    const name = `stride ${stride1}, ${outChannels} channels, second ReLU ${relu2}, residual join ${join}`;
+  // The pooled cases have odd sizes (9×7 and, after stride 2, 5×4): a dropped last row and column.
+  const cases = [[1, 16, false, 'none'], [2, 24, true, 'none'], [1, 16, false, 'fused'], [1, 16, true, 'pooled'], [2, 24, true, 'pooled'], [1, 24, false, 'pooled']] as const;
+  for (const [stride1, outChannels, relu2, join] of cases) {
+    const name = `stride ${stride1}, ${outChannels} channels, second ReLU ${relu2}, ${join}`;
     const c1: Case = { batch: 19, height: 9, width: 7, inChannels: 16, outChannels, kernel: 3, stride: stride1, density: 0.15 };
     const c2: Case = { ...c1, inChannels: outChannels, stride: 1 };
     const x = tf.randomNormal([19, 9, 7, 16], 0.2, 1, 'float32', 81) as tf.Tensor4D;
@@ -314,6 +319,7 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identi
     });
     t.ok(profile.kernelNames.includes(KERNELS.sparseConvBnPair), `${name}: the pair kernel ran`);
     if (join === 'fused') t.ok(!profile.kernelNames.includes(KERNELS.addRelu), `${name}: no separate join kernel`);
+    if (join === 'pooled') t.ok(!profile.kernelNames.includes(KERNELS.maxPool2), `${name}: no separate pool kernel`);
     const dense = withMode('off', () => pairResult(x, layers, join));
     t.ok(!profile.kernelNames.includes(KERNELS.conv2d), `${name}: no dense convolution on the sparse side`);
     const labels = ['z', 'dx', 'dfilter1', 'dgamma1', 'dbeta1', 'dfilter2', 'dgamma2', 'dbeta2', 'mean1', 'variance1', 'mean2', 'variance2'];
@@ -329,6 +335,17 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identi
       const separate = withMode('on', () => pairResult(x, layers, 'separate'));
       const c = [separate.z, separate.dx, ...separate.grads, ...separate.stats];
       labels.forEach((label, i) => t.equal(tf.tidy(() => tf.max(tf.abs(tf.sub(a[i], c[i]))).dataSync()[0]), 0, `${name}: ${label} bitwise that of pair + addRelu`));
+      tf.dispose(c);
+    }
+    if (join === 'pooled') {
+      // The same maxima and routing as the pool kernel; only BatchNorm's gradient sums may be added in another order.
+      const separate = withMode('on', () => pairResult(x, layers, 'poolSeparate'));
+      const c = [separate.z, separate.dx, ...separate.grads, ...separate.stats];
+      t.equal(tf.tidy(() => tf.max(tf.abs(tf.sub(a[0], c[0]))).dataSync()[0]), 0, `${name}: z bitwise that of pair + maxPool2`);
+      labels.forEach((label, i) => {
+        const err = relativeError(a[i], c[i]);
+        t.ok(err < 1e-6, `${name}: ${label} against pair + maxPool2: relative error ${err.toExponential(2)}`);
+      });
       tf.dispose(c);
     }
     tf.dispose([x, ...layers.flatMap((l) => [l.filter, l.active, l.gamma, l.beta]), ...a, ...b]);
