@@ -113,7 +113,7 @@ t.test('cnn with masks in training: each conv-conv-pool stage is one pair kernel
   const profile = await tf.profile(() => {
     sparse = pass('on');
   });
-  t.equal(profile.kernelNames.filter((k) => k === KERNELS.sparseConvBnPair).length, 2, 'two pair kernels');
+  t.equal(profile.kernels.filter((k) => k.name === KERNELS.sparseConvBnPair).length, 2, 'two pair kernels');
   t.notOk(profile.kernelNames.includes(KERNELS.maxPool2), 'no separate pool kernel');
   const dense = pass('off');
   const worst = Math.max(...sparse.map((s, i) => relativeError(s, dense[i])));
