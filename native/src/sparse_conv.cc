@@ -568,6 +568,18 @@ void normalizeRows(const ConvGeometry& g, const LaneLayout& l, const float* yLan
 // std::max's choice on each lane (the second only where the first is smaller), as maxPool2Forward takes it.
 CIGL_INLINE v16 maxOf(v16 p, v16 q) { return p < q ? q : p; }
 
+// The activations act(a·y + b) of one 2×2 pooling window (top row t0 t1, bottom row b0 b1) at pixel
+// offsets o0 and o1 = o0 + one pixel of two y rows in lanes. One helper for the pooled forward pass and
+// the routing of its gradient, so both see the same bits and pick the same maxima.
+struct Window {
+  v16 t0, t1, b0, b1;
+};
+CIGL_INLINE Window windowOf(const float* top, const float* bottom, int64_t o0, int64_t o1, float a, float b, bool relu) {
+  Window z{affine(load16(top + o0), a, b), affine(load16(top + o1), a, b), affine(load16(bottom + o0), a, b), affine(load16(bottom + o1), a, b)};
+  if (relu) z = {reluOf(z.t0), reluOf(z.t1), reluOf(z.b0), reluOf(z.b1)};
+  return z;
+}
+
 // Pooled rows [begin, end) of z (NHWC [n][⌊H/2⌋][⌊W/2⌋][C]) = the 2×2 max pool of act(a·y + b), from y in
 // lanes: each window's four activations by normalizeRows's expressions, their maximum in maxPool2Forward's
 // order, the row gathered in lanes in `tile` and transposed into NHWC while in cache.
@@ -584,10 +596,8 @@ void normalizeRowsPooled(const ConvGeometry& g, const LaneLayout& l, const float
         const int64_t o0 = (2 * w * C + c) * l.lanes, o1 = o0 + pixel;
         for (int64_t v = 0; v < vectors; v++) {
           const int64_t i = v * kLaneWidth;
-          v16 t0 = affine(load16(top + o0 + i), a[c], b[c]), t1 = affine(load16(top + o1 + i), a[c], b[c]);
-          v16 b0 = affine(load16(bottom + o0 + i), a[c], b[c]), b1 = affine(load16(bottom + o1 + i), a[c], b[c]);
-          if (relu) t0 = reluOf(t0), t1 = reluOf(t1), b0 = reluOf(b0), b1 = reluOf(b1);
-          store16(tile + (w * C + c) * l.lanes + i, maxOf(maxOf(t0, t1), maxOf(b0, b1)));
+          const Window z = windowOf(top + i, bottom + i, o0, o1, a[c], b[c], relu);
+          store16(tile + (w * C + c) * l.lanes + i, maxOf(maxOf(z.t0, z.t1), maxOf(z.b0, z.b1)));
         }
       }
     fromLanes(tile, l.lanes, g.batch, OW * C, z + r * OW * C, OH * OW * C);
@@ -674,18 +684,16 @@ void routePooledRows(const ConvGeometry& g, const LaneLayout& l, const float* dz
         const int64_t o0 = (2 * w * C + c) * l.lanes, o1 = o0 + pixel;
         for (int64_t v = 0; v < vectors; v++) {
           const int64_t i = v * kLaneWidth;
-          v16 t0 = affine(load16(top + o0 + i), a[c], b[c]), t1 = affine(load16(top + o1 + i), a[c], b[c]);
-          v16 b0 = affine(load16(bottom + o0 + i), a[c], b[c]), b1 = affine(load16(bottom + o1 + i), a[c], b[c]);
-          if (relu) t0 = reluOf(t0), t1 = reluOf(t1), b0 = reluOf(b0), b1 = reluOf(b1);
+          const Window z = windowOf(top + i, bottom + i, o0, o1, a[c], b[c], relu);
           const v16 d = load16(tile + (w * C + c) * l.lanes + i), zero{};
-          const v16 m1 = maxOf(t0, t1), m2 = maxOf(m1, b0);
+          const v16 m1 = maxOf(z.t0, z.t1), m2 = maxOf(m1, z.b0);
           // Exactly one of the four takes d: the last of them that beats every earlier one. Each choice is a
           // select on a comparison (a comparison kept as a mask variable was compiled to scalar code).
-          const v16 notB1 = b1 > m2 ? zero : d, notB0 = b0 > m1 ? zero : notB1;
-          store16(gBottom + o1 + i, b1 > m2 ? d : zero);
-          store16(gBottom + o0 + i, b0 > m1 ? notB1 : zero);
-          store16(gTop + o1 + i, t1 > t0 ? notB0 : zero);
-          store16(gTop + o0 + i, t1 > t0 ? zero : notB0);
+          const v16 notB1 = z.b1 > m2 ? zero : d, notB0 = z.b0 > m1 ? zero : notB1;
+          store16(gBottom + o1 + i, z.b1 > m2 ? d : zero);
+          store16(gBottom + o0 + i, z.b0 > m1 ? notB1 : zero);
+          store16(gTop + o1 + i, z.t1 > z.t0 ? notB0 : zero);
+          store16(gTop + o0 + i, z.t1 > z.t0 ? zero : notB0);
         }
       }
     if (g.outWidth % 2 == 1) {
