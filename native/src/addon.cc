@@ -6,6 +6,7 @@
 #include <omp.h>
 #include <xmmintrin.h>
 
+#include <sys/mman.h>
 #include <time.h>
 
 #include <chrono>
@@ -204,6 +205,38 @@ Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
                          adding ? F32(info, 6, "addLanes", g.inHeight * g.inWidth * g.inChannels * laneCount(g.batch)) : nullptr,
                          gated ? F32(info, 7, "gateLanes", sparseConvInputLanesSize(g)) : nullptr);
   return info.Env().Undefined();
+}
+
+// hugePageBuffer(bytes): a zero-filled ArrayBuffer of fresh anonymous memory starting on a 2 MiB
+// boundary, advised to the kernel as transparent-huge-page memory before anything touches it (Linux;
+// elsewhere, or with THP off, plain pages). The sparse kernels' gathers read their activations in
+// scattered 512-byte runs across megabytes; on 4 KiB pages that costs a TLB miss per run or two (a
+// resnet20 step at density 0.1 measured 2-3% faster with huge pages). Freed when the buffer is
+// collected; its size counts as V8 external memory, as an ordinary ArrayBuffer's does.
+Napi::Value HugePageBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int64_t bytes = Int(info, 0, "bytes");
+  if (bytes <= 0) throw Napi::RangeError::New(env, "hugePageBuffer: bytes must be positive, got " + std::to_string(bytes));
+  constexpr size_t kHugePage = size_t{2} << 20;
+  const size_t length = static_cast<size_t>(bytes);
+  // Over-map by one huge page so that the buffer can start on a boundary; the spare ends are unmapped.
+  const size_t mapped = length + kHugePage;
+  void* raw = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw Napi::Error::New(env, "hugePageBuffer: mmap of " + std::to_string(mapped) + " bytes failed");
+  const uintptr_t start = reinterpret_cast<uintptr_t>(raw), aligned = (start + kHugePage - 1) & ~(kHugePage - 1);
+  if (aligned > start) munmap(raw, aligned - start);
+  const uintptr_t end = aligned + length, mappedEnd = start + mapped;
+  const size_t kept = (end + 4095) & ~size_t{4095};
+  if (mappedEnd > kept) munmap(reinterpret_cast<void*>(kept), mappedEnd - kept);
+#ifdef MADV_HUGEPAGE
+  madvise(reinterpret_cast<void*>(aligned), kept - aligned, MADV_HUGEPAGE);
+#endif
+  Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+  const size_t unmapLength = kept - aligned;
+  return Napi::ArrayBuffer::New(env, reinterpret_cast<void*>(aligned), length, [unmapLength, bytes](Napi::Env env, void* data) {
+    munmap(data, unmapLength);
+    Napi::MemoryManagement::AdjustExternalMemory(env, -bytes);
+  });
 }
 
 // byteAlignment(array): the array's data address modulo 64 (bytes), for allocating cache-line-aligned views.
@@ -525,6 +558,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"sparseConvBnBackward", SparseConvBnBackward},
       {"reluGradToLanes", ReluGradToLanes},
       {"byteAlignment", ByteAlignment},
+      {"hugePageBuffer", HugePageBuffer},
       {"sparseConvBackwardData", SparseConvBackwardData},
       {"sparseConvBackwardWeights", SparseConvBackwardWeights},
       {"batchNormTrainForward", BatchNormTrainForward},

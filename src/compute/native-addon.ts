@@ -41,6 +41,8 @@ export interface NativeAddon {
     dbeta: Float32Array, routedLanes?: Float32Array): void;
   /** The array's data address modulo 64 (bytes): lets the buffer pool hand out cache-line-aligned views. */
   byteAlignment(array: Float32Array): number;
+  /** A zero-filled buffer of fresh memory on a 2 MiB boundary, advised as transparent huge pages (Linux). */
+  hugePageBuffer(bytes: number): ArrayBuffer;
   /** A residual join's ReLU backward, dz ⊙ [out > 0] (NHWC, the convolution's output shape), written in output lanes. */
   reluGradToLanes(geometry: number[], dz: Float32Array, out: Float32Array, gLanes: Float32Array): void;
   sparseConvForward(geometry: number[], x: Float32Array, filter: Float32Array, active: Float32Array, y: Float32Array, xLanes: Float32Array): void;

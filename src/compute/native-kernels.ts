@@ -23,6 +23,7 @@ export function registerNativeKernels(addon: NativeAddon): void {
   }
   registeredWith = addon;
   bufferPool.alignWith((array) => addon.byteAlignment(array));
+  bufferPool.hugePagesFrom((bytes) => addon.hugePageBuffer(bytes));
   registerConv(addon);
   registerSparseConv(addon);
   registerSparseConvBn(addon);

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { BufferPool } from '../../src/compute/buffer-pool';
 import { requireNativeAddon } from '../../src/compute/native-addon';
@@ -124,4 +125,102 @@ t.test('on the native path every pool array starts on a 64-byte boundary', { ski
   pool.alignWith((a) => addon.byteAlignment(a));
   for (const length of [n, n + 1, 3 * n + 5]) t.equal(addon.byteAlignment(pool.allocate(length)), 0, `${length} elements`);
   t.equal(addon.byteAlignment(pool.alignedArray(5)), 0, 'alignedArray too');
+});
+
+t.test('arrays from HUGE_PAGE_MIN_BYTES on come from the huge-page source, and are recycled like any other', async (t) => {
+  const pool = new BufferPool();
+  const asked: number[] = [];
+  pool.alignWith(() => 16);
+  pool.hugePagesFrom((bytes) => {
+    asked.push(bytes);
+    return new ArrayBuffer(bytes);
+  });
+  const big = BufferPool.HUGE_PAGE_MIN_BYTES / 4;
+  const small = pool.allocate(big - 1);
+  t.equal(small.byteOffset, 48, 'below the threshold: an aligned view of an ordinary buffer');
+  const array = pool.allocate(big);
+  t.same(asked, [4 * big], 'at the threshold: one buffer of exactly its size from the source');
+  t.equal(array.byteOffset, 0);
+  t.equal(array.buffer.byteLength, 4 * big);
+  t.equal(pool.alignedArray(big + 5).length, big + 5, 'alignedArray takes it too');
+  t.same(asked, [4 * big, 4 * (big + 5)]);
+  tf.tensor(array, [big]).dispose();
+  t.equal(pool.allocate(big), array, 'recycled, not taken again');
+  t.equal(asked.length, 2);
+});
+
+t.test('a huge-page source that throws is dropped after one warning', async (t) => {
+  const pool = new BufferPool();
+  let calls = 0;
+  pool.hugePagesFrom(() => {
+    calls++;
+    throw new Error('external buffers are not allowed');
+  });
+  const warnings: string[] = [];
+  const warn = console.warn;
+  console.warn = (line: string) => warnings.push(line);
+  try {
+    const big = BufferPool.HUGE_PAGE_MIN_BYTES / 4;
+    t.equal(pool.allocate(big).length, big);
+    t.equal(pool.allocate(big).length, big);
+  } finally {
+    console.warn = warn;
+  }
+  t.equal(calls, 1, 'not asked again');
+  t.equal(warnings.length, 1);
+  t.match(warnings[0], /huge-page buffers unavailable.*external buffers are not allowed/);
+});
+
+/** This process's memory in transparent huge pages, in bytes (Linux), or undefined where unknown. */
+function anonHugePages(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/smaps_rollup', 'utf8').split('\n').find((l) => l.startsWith('AnonHugePages:'));
+    return line ? Number(line.split(/\s+/)[1]) * 1024 : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the kernel gives huge pages to memory that asks for them (THP 'always' or 'madvise'). */
+function hugePagesOnRequest(): boolean {
+  try {
+    return /\[(always|madvise)\]/.test(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+t.test('native hugePageBuffer: zero-filled, of the size asked, aligned, in huge pages where the kernel allows', { skip: nativeUnavailable }, async (t) => {
+  const addon = requireNativeAddon();
+  const bytes = (64 << 20) + 12;
+  const buffer = addon.hugePageBuffer(bytes);
+  t.equal(buffer.byteLength, bytes);
+  const array = new Float32Array(buffer);
+  t.equal(addon.byteAlignment(array), 0, 'starts on a 64-byte boundary');
+  let nonzero = 0;
+  for (let i = 0; i < array.length; i += 1021) if (array[i] !== 0) nonzero++;
+  t.equal(nonzero, 0, 'zero-filled');
+  const before = anonHugePages();
+  array.fill(1);
+  t.equal(array[array.length - 1], 1, 'writable to the end');
+  const after = anonHugePages();
+  if (before === undefined || after === undefined || !hugePagesOnRequest()) {
+    t.comment('transparent huge pages are off or not reported here: backing not checked');
+  } else {
+    t.ok(after - before >= 32 << 20, `touching 64 MiB added ${((after - before) / 2 ** 20).toFixed(0)} MiB of huge pages (at least 32 expected)`);
+  }
+  t.throws(() => addon.hugePageBuffer(0), /hugePageBuffer: bytes must be positive, got 0/);
+  t.throws(() => addon.hugePageBuffer(-5), /got -5/);
+});
+
+t.test('native hugePageBuffer: buffers no longer referenced are given back', { skip: nativeUnavailable }, async (t) => {
+  const addon = requireNativeAddon();
+  const rssBefore = process.memoryUsage().rss;
+  // 3 GiB in all, touched; if collected buffers were never unmapped the process would hold all of it.
+  for (let i = 0; i < 48; i++) {
+    new Float32Array(addon.hugePageBuffer(64 << 20)).fill(i);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const grown = process.memoryUsage().rss - rssBefore;
+  t.ok(grown < 1.5 * 2 ** 30, `resident memory grew by ${(grown / 2 ** 20).toFixed(0)} MiB (under 1.5 GiB expected)`);
 });
