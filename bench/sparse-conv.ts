@@ -54,9 +54,11 @@ function main(): void {
   addon.setNumThreads(threads);
   const clock = (): number => (threads === 1 ? addon.threadCpuSeconds() * 1000 : performance.now());
   const rng = new Rng(1);
-  // Arrays start on a 64-byte boundary, as the buffer pool hands them to the kernels in training: from a
-  // plain JavaScript array every vector load straddles two cache lines, which made the gathers 1.7× slower.
+  // Arrays start on a 64-byte boundary (large ones on huge pages), as the buffer pool hands them to the
+  // kernels in training: from a plain JavaScript array every vector load straddles two cache lines,
+  // which made the gathers 1.7× slower.
   bufferPool.alignWith((array) => addon.byteAlignment(array));
+  bufferPool.hugePagesFrom((bytes) => addon.hugePageBuffer(bytes));
   const zeros = (n: number): Float32Array => bufferPool.alignedArray(n);
   const filled = (n: number, value: (i: number) => number): Float32Array => {
     const a = zeros(n);
