@@ -25,7 +25,7 @@ import * as tf from '@tensorflow/tfjs';
  * Huge pages: arrays of at least HUGE_PAGE_MIN_BYTES come from a source the native path provides
  * (hugePagesFrom): fresh memory on a 2 MiB boundary, advised as transparent huge pages before first
  * touch. The gathers read activations in scattered 512-byte runs over megabytes, and on 4 KiB pages
- * nearly every run missed the TLB (a resnet20 step at density 0.1 measured 2-3% faster).
+ * nearly every run missed the TLB (a resnet20 step measured about 4% faster, sparse or dense).
  */
 export class BufferPool {
   /** Arrays shorter than this come straight from `new Float32Array` (cheap enough, not worth tracking). */
