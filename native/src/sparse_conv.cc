@@ -47,8 +47,16 @@ struct CompressedFilter {
   std::vector<int64_t> offset;
   std::vector<float> value;
   std::vector<int32_t> position;
+  // Entries of a list are in kernel-row order: list k's entries with kernel row ≥ kh start at
+  // rowStart[k · (kernelHeight + 1) + kh]. A row of the pass whose window hangs over the zero padding
+  // takes only the entries of the kernel rows that land on data (the others would add exact zeros).
+  std::vector<int64_t> rowStart;
+  int64_t kernelRows = 0;
 
   int64_t lists() const { return static_cast<int64_t>(start.size()) - 1; }
+  // The entries [first, last) of `list` whose kernel rows lie in [khLo, khHi).
+  int64_t first(int64_t list, int64_t khLo) const { return rowStart[list * (kernelRows + 1) + khLo]; }
+  int64_t last(int64_t list, int64_t khHi) const { return rowStart[list * (kernelRows + 1) + khHi]; }
 };
 
 // Visits every active position in HWIO order: visit(i, kh, kw, ci, co). Each run of 32 output channels
@@ -108,6 +116,17 @@ CompressedFilter compress(const ConvGeometry& g, int64_t lists, const float* w, 
     f.value[at] = w ? w[e.position] : 0.0f;
     f.position[at] = e.position;
   }
+  // Kernel row of an HWIO position: position / (kernelWidth · inChannels · outChannels).
+  const int64_t KH = g.kernelHeight, perRow = g.kernelWidth * g.inChannels * g.outChannels;
+  f.kernelRows = KH;
+  f.rowStart.resize(lists * (KH + 1));
+  for (int64_t k = 0; k < lists; k++) {
+    int64_t e = f.start[k];
+    for (int64_t kh = 0; kh <= KH; kh++) {
+      while (e < f.start[k + 1] && f.position[e] / perRow < kh) e++;
+      f.rowStart[k * (KH + 1) + kh] = e;
+    }
+  }
   return f;
 }
 
@@ -142,13 +161,12 @@ inline int laneChunk(int64_t vectors, int64_t v) {
 // over one list, V vectors wide. P·V independent accumulators hide the FMA latency; each entry's
 // weight is broadcast once for all of them.
 template <int V, int P>
-CIGL_INLINE void gatherPositions(const CompressedFilter& f, int64_t list, const float* base, int64_t baseStep, float* out,
+CIGL_INLINE void gatherPositions(const CompressedFilter& f, int64_t begin, int64_t end, const float* base, int64_t baseStep, float* out,
                                  int64_t outStride) {
   v16 acc[P][V];
   for (int q = 0; q < P; q++)
     for (int v = 0; v < V; v++) acc[q][v] = v16{};
-  const int64_t end = f.start[list + 1];
-  for (int64_t e = f.start[list]; e < end; e++) {
+  for (int64_t e = begin; e < end; e++) {
     const float* p = base + f.offset[e];
     const float w = f.value[e];
     for (int q = 0; q < P; q++)
@@ -158,19 +176,31 @@ CIGL_INLINE void gatherPositions(const CompressedFilter& f, int64_t list, const 
     for (int v = 0; v < V; v++) store16(out + q * outStride + v * kLaneWidth, acc[q][v]);
 }
 
+// The kernel rows [lo, hi) whose input rows lie on x's data (not its zero padding) for output row oh.
+struct KernelRows {
+  int64_t lo, hi;
+};
+inline KernelRows kernelRowsOnData(const ConvGeometry& g, int64_t oh) {
+  const int64_t top = oh * g.strideHeight;  // padded input row of kernel row 0
+  return {std::clamp<int64_t>(g.padTop - top, 0, g.kernelHeight), std::clamp<int64_t>(g.padTop + g.inHeight - top, 0, g.kernelHeight)};
+}
+
 template <int V>
 CIGL_INLINE void forwardRow(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, int64_t oh,
                             int64_t lane0, float* tile) {
   const int64_t xStep = g.strideWidth * g.inChannels * l.lanes, outStep = g.outChannels * l.lanes;
   const float* xRow = xLanes + (oh * g.strideHeight) * l.inCols * g.inChannels * l.lanes + lane0;
+  const KernelRows rows = kernelRowsOnData(g, oh);
   constexpr int P = 16 / V;
   int64_t ow = 0;
   for (; ow + P <= g.outWidth; ow += P)
     for (int64_t co = 0; co < g.outChannels; co++)
-      gatherPositions<V, P>(f, co, xRow + ow * xStep, xStep, tile + ow * outStep + co * l.lanes + lane0, outStep);
+      gatherPositions<V, P>(f, f.first(co, rows.lo), f.last(co, rows.hi), xRow + ow * xStep, xStep, tile + ow * outStep + co * l.lanes + lane0,
+                            outStep);
   for (; ow < g.outWidth; ow++)
     for (int64_t co = 0; co < g.outChannels; co++)
-      gatherPositions<V, 1>(f, co, xRow + ow * xStep, xStep, tile + ow * outStep + co * l.lanes + lane0, outStep);
+      gatherPositions<V, 1>(f, f.first(co, rows.lo), f.last(co, rows.hi), xRow + ow * xStep, xStep, tile + ow * outStep + co * l.lanes + lane0,
+                            outStep);
 }
 
 // Input columns of one parity class (w ≡ w0 mod strideWidth) share their lists; along the class the dy
@@ -179,6 +209,9 @@ template <int V>
 CIGL_INLINE void backwardDataRow(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* dyLanes, int64_t h,
                                  int64_t lane0, float* tile) {
   const int64_t row = h + g.padTop, qh = row / g.strideHeight, rh = row % g.strideHeight;
+  // Kernel row kh reads dy row qh − ⌊kh / stride⌋, which must lie in [0, outHeight).
+  const KernelRows rows{std::clamp<int64_t>((qh - g.outHeight + 1) * g.strideHeight, 0, g.kernelHeight),
+                        std::clamp<int64_t>((qh + 1) * g.strideHeight, 0, g.kernelHeight)};
   const int64_t dyStep = g.outChannels * l.lanes, outStep = g.strideWidth * g.inChannels * l.lanes;
   for (int64_t w0 = 0; w0 < std::min(g.strideWidth, g.inWidth); w0++) {
     const int64_t col = w0 + g.padLeft, qw = col / g.strideWidth, rw = col % g.strideWidth;
@@ -188,13 +221,17 @@ CIGL_INLINE void backwardDataRow(const ConvGeometry& g, const LaneLayout& l, con
     constexpr int P = 16 / V;
     int64_t k = 0;
     for (; k + P <= count; k += P)
-      for (int64_t ci = 0; ci < g.inChannels; ci++)
-        gatherPositions<V, P>(f, (ci * g.strideHeight + rh) * g.strideWidth + rw, base + k * dyStep, dyStep,
-                              out + k * outStep + ci * l.lanes, outStep);
+      for (int64_t ci = 0; ci < g.inChannels; ci++) {
+        const int64_t list = (ci * g.strideHeight + rh) * g.strideWidth + rw;
+        gatherPositions<V, P>(f, f.first(list, rows.lo), f.last(list, rows.hi), base + k * dyStep, dyStep, out + k * outStep + ci * l.lanes,
+                              outStep);
+      }
     for (; k < count; k++)
-      for (int64_t ci = 0; ci < g.inChannels; ci++)
-        gatherPositions<V, 1>(f, (ci * g.strideHeight + rh) * g.strideWidth + rw, base + k * dyStep, dyStep,
-                              out + k * outStep + ci * l.lanes, outStep);
+      for (int64_t ci = 0; ci < g.inChannels; ci++) {
+        const int64_t list = (ci * g.strideHeight + rh) * g.strideWidth + rw;
+        gatherPositions<V, 1>(f, f.first(list, rows.lo), f.last(list, rows.hi), base + k * dyStep, dyStep, out + k * outStep + ci * l.lanes,
+                              outStep);
+      }
   }
 }
 
@@ -231,9 +268,10 @@ CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l
   for (int64_t oh = oh0; oh < oh1; oh++) {
     const float* xRow = xLanes + (oh * g.strideHeight) * l.inCols * g.inChannels * l.lanes + lane0;
     const float* dyRow = dyLanes + ((oh + l.gradTop) * l.gradCols + l.gradLeft) * g.outChannels * l.lanes + lane0;
+    const KernelRows rows = kernelRowsOnData(g, oh);
     for (int64_t co = co0; co < co1; co++) {
-      const int64_t end = f.start[co + 1];
-      for (int64_t e = f.start[co]; e < end;) {
+      const int64_t end = f.last(co, rows.hi);
+      for (int64_t e = f.first(co, rows.lo); e < end;) {
         float* a = acc + (e - e0) * kLaneWidth;
         const int64_t left = end - e;
         if (left >= 8) { filterGradRow<V, 8>(g, l, f, xRow, dyRow, co, e, a); e += 8; }
@@ -739,8 +777,9 @@ void batchMoments(const ConvGeometry& g, const LaneLayout& l, const CompressedFi
   // Moments are taken about a sample of each channel (image 0 at output position (0, 0)) so that the
   // variance E[(y − p)²] − E[y − p]² does not cancel when the mean is large against the spread.
   std::vector<float> pivot(C, 0.0f);
+  const KernelRows rows = kernelRowsOnData(g, 0);
   for (int64_t co = 0; co < C; co++)
-    for (int64_t e = f.start[co]; e < f.start[co + 1]; e++) pivot[co] += f.value[e] * xLanes[f.offset[e]];
+    for (int64_t e = f.first(co, rows.lo); e < f.last(co, rows.hi); e++) pivot[co] += f.value[e] * xLanes[f.offset[e]];
   const std::vector<double> sums = reduceRows(g.outHeight, f.start.back() * g.outWidth * l.lanes, 2 * C,
                                            [&](int64_t begin, int64_t end, double* acc) { forwardRowsToLanes(g, l, f, xLanes, begin, end, yLanes, pivot.data(), acc); });
   const double count = static_cast<double>(g.batch) * g.outHeight * g.outWidth;

@@ -457,6 +457,67 @@ t.test('residual blocks in sequence on the residual-blocks kernel are bitwise th
   tf.dispose([x, image]);
 });
 
+t.test('the gathers never read the padding rows of their lane inputs: rows of the window over zero padding take only the kernel rows on data', { skip }, async (t) => {
+  const { requireNativeAddon } = await import('../../src/compute/native-addon');
+  const { convGeometry } = await import('../../src/compute/native-kernels');
+  const addon = requireNativeAddon();
+  const rng = new Rng(11);
+  for (const stride of [1, 2]) {
+    const [batch, height, width, inC, outC, kernel] = [19, stride === 2 ? 9 : 7, 5, 16, 24, 3];
+    const g = convGeometry([batch, height, width, inC], [kernel, kernel, inC, outC], { stride, padding: 'same' });
+    const [outH, outW, padTop] = [g[9], g[10], g[11]];
+    const lanes = Math.ceil(batch / 16) * 16;
+    // The lane layouts' padded rows (native/src/sparse_conv.cc, LaneLayout).
+    const inRows = Math.max((outH - 1) * stride + kernel, padTop + height);
+    const gradTop = Math.floor((kernel - 1) / stride);
+    const gradRows = gradTop + Math.max(outH, Math.floor((padTop + height - 1) / stride) + 1);
+    const [inLanes, gradLanes] = addon.sparseConvLaneSizes(g);
+    const random = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.nextNormal());
+    const x = random(batch * height * width * inC);
+    const dy = random(batch * outH * outW * outC);
+    const active = Float32Array.from({ length: kernel * kernel * inC * outC }, () => (rng.nextFloat() < 0.3 ? 1 : 0));
+    const filter = active.map((a) => a * rng.nextNormal());
+    const xLanes = new Float32Array(inLanes);
+    const dyLanes = new Float32Array(gradLanes);
+    const y = new Float32Array(dy.length);
+    addon.sparseConvForward(g, x, filter, active, y, xLanes);
+    addon.sparseConvGradToLanes(g, dy, dyLanes);
+    const dx = new Float32Array(x.length);
+    const dw = new Float32Array(filter.length);
+    addon.sparseConvBackwardData(g, dyLanes, filter, active, dx);
+    addon.sparseConvBackwardWeights(g, xLanes, dyLanes, active, dw);
+    // NaN in every padding row: a multiply-add that read one would turn its output into NaN.
+    const poison = (buffer: Float32Array, rows: number, dataRows: [number, number]): number => {
+      const row = buffer.length / rows;
+      let poisoned = 0;
+      for (let r = 0; r < rows; r++) {
+        if (r >= dataRows[0] && r < dataRows[1]) continue;
+        buffer.fill(NaN, r * row, (r + 1) * row);
+        poisoned++;
+      }
+      return poisoned;
+    };
+    t.ok(poison(xLanes, inRows, [padTop, padTop + height]) >= 1, `stride ${stride}: x has padding rows to poison`);
+    t.ok(poison(dyLanes, gradRows, [gradTop, gradTop + outH]) >= 1, `stride ${stride}: dy has padding rows to poison`);
+    const dx2 = new Float32Array(x.length);
+    const dw2 = new Float32Array(filter.length);
+    addon.sparseConvBackwardData(g, dyLanes, filter, active, dx2);
+    addon.sparseConvBackwardWeights(g, xLanes, dyLanes, active, dw2);
+    t.same(dx2, dx, `stride ${stride}: input gradient bitwise the same`);
+    t.same(dw2, dw, `stride ${stride}: filter gradient bitwise the same`);
+    // The forward gather from the given (poisoned) input lanes: x null.
+    const z = (lanesIn: Float32Array, xIn: Float32Array | null): Float32Array => {
+      const out = new Float32Array(dy.length);
+      addon.sparseConvBnForward(g, 1e-5, true, xIn, filter, active, new Float32Array(outC).fill(1), new Float32Array(outC), out,
+        new Float32Array(outC), new Float32Array(outC), lanesIn, new Float32Array(addon.sparseConvLaneSizes(g)[2]));
+      return out;
+    };
+    const clean = z(new Float32Array(inLanes), x);
+    t.ok(clean.some((v) => v > 0), `stride ${stride}: the forward output is not trivially zero`);
+    t.same(z(xLanes, null), clean, `stride ${stride}: forward output bitwise the same`);
+  }
+});
+
 t.test('the addon refuses inconsistent lane options with an error naming them; phase timing records only while on', { skip }, async (t) => {
   const { requireNativeAddon } = await import('../../src/compute/native-addon');
   const { convGeometry } = await import('../../src/compute/native-kernels');
