@@ -117,13 +117,13 @@ CompressedFilter compress(const ConvGeometry& g, int64_t lists, const float* w, 
     f.position[at] = e.position;
   }
   // Kernel row of an HWIO position: position / (kernelWidth · inChannels · outChannels).
-  const int64_t KH = g.kernelHeight, perRow = g.kernelWidth * g.inChannels * g.outChannels;
+  const int64_t KH = g.kernelHeight, perKernelRow = g.kernelWidth * g.inChannels * g.outChannels;
   f.kernelRows = KH;
   f.rowStart.resize(lists * (KH + 1));
   for (int64_t k = 0; k < lists; k++) {
     int64_t e = f.start[k];
     for (int64_t kh = 0; kh <= KH; kh++) {
-      while (e < f.start[k + 1] && f.position[e] / perRow < kh) e++;
+      while (e < f.start[k + 1] && f.position[e] / perKernelRow < kh) e++;
       f.rowStart[k * (KH + 1) + kh] = e;
     }
   }
@@ -158,7 +158,7 @@ inline int laneChunk(int64_t vectors, int64_t v) {
 }
 
 // For P positions at once (base + q·baseStep, out + q·outStride): Σ_e value[e] · base[offset[e] + ·]
-// over one list, V vectors wide. P·V independent accumulators hide the FMA latency; each entry's
+// over entries [begin, end) of one list, V vectors wide. P·V independent accumulators hide the FMA latency; each entry's
 // weight is broadcast once for all of them.
 template <int V, int P>
 CIGL_INLINE void gatherPositions(const CompressedFilter& f, int64_t begin, int64_t end, const float* base, int64_t baseStep, float* out,
