@@ -158,8 +158,8 @@ inline int laneChunk(int64_t vectors, int64_t v) {
 }
 
 // For P positions at once (base + q·baseStep, out + q·outStride): Σ_e value[e] · base[offset[e] + ·]
-// over entries [begin, end) of one list, V vectors wide. P·V independent accumulators hide the FMA latency; each entry's
-// weight is broadcast once for all of them.
+// over entries [begin, end) of one list, V vectors wide. P·V independent accumulators hide the FMA
+// latency; each entry's weight is broadcast once for all of them.
 template <int V, int P>
 CIGL_INLINE void gatherPositions(const CompressedFilter& f, int64_t begin, int64_t end, const float* base, int64_t baseStep, float* out,
                                  int64_t outStride) {
@@ -779,7 +779,7 @@ void batchMoments(const ConvGeometry& g, const LaneLayout& l, const CompressedFi
   std::vector<float> pivot(C, 0.0f);
   const KernelRows rows = kernelRowsOnData(g, 0);
   for (int64_t co = 0; co < C; co++)
-    for (int64_t e = f.first(co, rows.lo); e < f.last(co, rows.hi); e++) pivot[co] += f.value[e] * xLanes[f.offset[e]];
+    for (int64_t e = f.first(co, rows.lo), end = f.last(co, rows.hi); e < end; e++) pivot[co] += f.value[e] * xLanes[f.offset[e]];
   const std::vector<double> sums = reduceRows(g.outHeight, f.start.back() * g.outWidth * l.lanes, 2 * C,
                                            [&](int64_t begin, int64_t end, double* acc) { forwardRowsToLanes(g, l, f, xLanes, begin, end, yLanes, pivot.data(), acc); });
   const double count = static_cast<double>(g.batch) * g.outHeight * g.outWidth;
