@@ -17,7 +17,6 @@
 #include "batchnorm.h"
 #include "conv.h"
 #include "dense.h"
-#include "lanes.h"
 #include "phase_timer.h"
 #include "pointwise.h"
 #include "sgd.h"
@@ -192,9 +191,9 @@ Napi::Value SparseConvGradToLanes(const Napi::CallbackInfo& info) {
 
 Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
-  // Optional 6th argument: dx in lanes ([inH][inW][inC][lanes]) for a chained producer.
+  // Optional 6th argument: dx in lanes ([chunk][inH][inW][inC][lanes]) for a chained producer.
   const bool dxInLanes = info.Length() > 5 && !info[5].IsUndefined() && Bool(info, 5, "dxInLanes");
-  const int64_t dxSize = dxInLanes ? g.inHeight * g.inWidth * g.inChannels * laneCount(g.batch) : inSize(g);
+  const int64_t dxSize = dxInLanes ? sparseConvInputDataLanesSize(g) : inSize(g);
   // Optional 7th argument: lanes of x's shape added to dx (an identity shortcut's gradient).
   const bool adding = info.Length() > 6 && !info[6].IsUndefined() && !info[6].IsNull();
   // Optional 8th: this convolution's padded input lanes; dx (in lanes) kept only where the input is positive.
@@ -202,7 +201,7 @@ Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   if (gated && !dxInLanes) throw Napi::RangeError::New(info.Env(), "sparseConvBackwardData: gateLanes needs dx in lanes");
   sparseConvBackwardData(g, F32(info, 1, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 2, "filter", filterSize(g)),
                          F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", dxSize), dxInLanes,
-                         adding ? F32(info, 6, "addLanes", g.inHeight * g.inWidth * g.inChannels * laneCount(g.batch)) : nullptr,
+                         adding ? F32(info, 6, "addLanes", sparseConvInputDataLanesSize(g)) : nullptr,
                          gated ? F32(info, 7, "gateLanes", sparseConvInputLanesSize(g)) : nullptr);
   return info.Env().Undefined();
 }

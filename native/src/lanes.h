@@ -1,7 +1,8 @@
 // The batch-innermost "lanes" layout of the sparse kernels: a matrix A[n][j] (n < batch, the tfjs
-// batch-outermost layouts) becomes B[j][lane] with lanes = batch rounded up to 16, so one AVX-512
+// batch-outermost layouts) becomes B[j][lane] with lanes ≥ batch (a multiple of 16), so one AVX-512
 // register holds one value for 16 images. Both directions run as 16×16 register-block transposes.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "vec16.h"
@@ -31,7 +32,24 @@ CIGL_INLINE void transpose16(v16* r) {
   swapBlocks<1>(r, v16i{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}, v16i{1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31});
 }
 
-inline int64_t laneCount(int64_t batch) { return (batch + kLaneWidth - 1) / kLaneWidth * kLaneWidth; }
+// The sparse kernels' lane buffers hold the batch in chunks of at most kChunkLanes lanes, chunk after
+// chunk ([chunk][...][lanes of the chunk]): a gather then streams one chunk's rows, half or less of what a
+// whole-batch row would be, and each thread works on its own chunk. Every chunk has the same width (a
+// multiple of 16), so one compressed filter's offsets serve all of them; chunk c holds images
+// [c·width, min((c + 1)·width, batch)) and zeros after them.
+constexpr int64_t kChunkLanes = 64;
+struct LaneChunks {
+  int64_t count, width;
+  explicit LaneChunks(int64_t batch)
+      : count(std::max<int64_t>(1, (batch + kChunkLanes - 1) / kChunkLanes)),
+        width(((batch + count - 1) / count + kLaneWidth - 1) / kLaneWidth * kLaneWidth) {}
+  int64_t lanes() const { return count * width; }
+  // Images held by chunk c.
+  int64_t images(int64_t batch, int64_t c) const { return std::min(width, batch - c * width); }
+};
+
+// Lanes of all chunks together: the batch rounded up to a whole number of equal chunks.
+inline int64_t laneCount(int64_t batch) { return LaneChunks(batch).lanes(); }
 
 // dst[j·lanes + n] = src[n·srcStride + j] for n < batch, 0 for batch ≤ n < lanes; j < columns.
 void toLanes(const float* src, int64_t srcStride, int64_t batch, int64_t columns, float* dst, int64_t lanes);

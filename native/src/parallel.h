@@ -38,17 +38,38 @@ void forRowRanges(int64_t rows, int64_t elementsPerRow, Body body) {
   }
 }
 
-// Per-channel sums over rows: accumulate(begin, end, acc) adds its rows' contributions into `width`
-// doubles; returns the per-thread sums combined in thread order.
+// Calls body(chunk, begin, end, thread) for each thread's contiguous share of the rows of `chunks`
+// chunks taken one after the other ([0, chunks·rows)), cut at chunk boundaries: rows [begin, end) of
+// `chunk`. With as many chunks as threads each thread works on its own chunk.
+template <class Body>
+void forChunkRows(int64_t chunks, int64_t rows, int64_t elementsPerRow, Body body) {
+  forRowRanges(chunks * rows, elementsPerRow, [&](int64_t begin, int64_t end, int t) {
+    for (int64_t i = begin; i < end;) {
+      const int64_t c = i / rows, stop = std::min(end, (c + 1) * rows);
+      body(c, i - c * rows, stop - c * rows, t);
+      i = stop;
+    }
+  });
+}
+
+// Per-channel sums over the rows of all chunks: accumulate(chunk, begin, end, acc) adds its rows'
+// contributions into `width` doubles; returns the per-thread sums combined in thread order.
 template <class Accumulate>
-std::vector<double> reduceRows(int64_t rows, int64_t elementsPerRow, int64_t width, Accumulate accumulate) {
-  const int threads = planThreads(rows, elementsPerRow);
+std::vector<double> reduceChunkRows(int64_t chunks, int64_t rows, int64_t elementsPerRow, int64_t width, Accumulate accumulate) {
+  const int threads = planThreads(chunks * rows, elementsPerRow);
   std::vector<double> partial(static_cast<size_t>(threads) * width, 0.0);
-  forRowRanges(rows, elementsPerRow, [&](int64_t begin, int64_t end, int t) { accumulate(begin, end, partial.data() + t * width); });
+  forChunkRows(chunks, rows, elementsPerRow,
+               [&](int64_t c, int64_t begin, int64_t end, int t) { accumulate(c, begin, end, partial.data() + t * width); });
   std::vector<double> total(width, 0.0);
   for (int t = 0; t < threads; t++)
     for (int64_t i = 0; i < width; i++) total[i] += partial[t * width + i];
   return total;
+}
+
+// reduceChunkRows over one chunk: accumulate(begin, end, acc).
+template <class Accumulate>
+std::vector<double> reduceRows(int64_t rows, int64_t elementsPerRow, int64_t width, Accumulate accumulate) {
+  return reduceChunkRows(1, rows, elementsPerRow, width, [&](int64_t, int64_t begin, int64_t end, double* acc) { accumulate(begin, end, acc); });
 }
 
 }  // namespace cigl

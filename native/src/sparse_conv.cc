@@ -16,15 +16,19 @@
 namespace cigl {
 namespace {
 
-// Sizes of the padded lane buffers (see sparse_conv.h).
+// Sizes of the padded lane buffers (see sparse_conv.h). A buffer is `chunks` equal chunks one after the
+// other (lanes.h, LaneChunks), each the layout of its own images with `lanes` lanes: the kernels run on
+// one chunk at a time, with the chunk's geometry (chunk(g, c): batch = its images) and its base pointers.
 struct LaneLayout {
-  int64_t lanes;
+  int64_t lanes, chunks;  // lanes per chunk
   int64_t inRows, inCols;
   // dy sits at rows [gradTop, gradTop + outHeight) and columns [gradLeft, gradLeft + outWidth).
   int64_t gradRows, gradCols, gradTop, gradLeft;
 
   explicit LaneLayout(const ConvGeometry& g) {
-    lanes = laneCount(g.batch);
+    const LaneChunks k(g.batch);
+    lanes = k.width;
+    chunks = k.count;
     inRows = std::max((g.outHeight - 1) * g.strideHeight + g.kernelHeight, g.padTop + g.inHeight);
     inCols = std::max((g.outWidth - 1) * g.strideWidth + g.kernelWidth, g.padLeft + g.inWidth);
     // The input-gradient gather reads dy at (⌊padded row / stride⌋ − ⌊kh / stride⌋): pad for both ends.
@@ -33,9 +37,27 @@ struct LaneLayout {
     gradRows = gradTop + std::max(g.outHeight, (g.padTop + g.inHeight - 1) / g.strideHeight + 1);
     gradCols = gradLeft + std::max(g.outWidth, (g.padLeft + g.inWidth - 1) / g.strideWidth + 1);
   }
-  int64_t inputSize(const ConvGeometry& g) const { return inRows * inCols * g.inChannels * lanes; }
-  int64_t gradSize(const ConvGeometry& g) const { return gradRows * gradCols * g.outChannels * lanes; }
+  // Elements of one chunk of each buffer.
+  int64_t inputChunk(const ConvGeometry& g) const { return inRows * inCols * g.inChannels * lanes; }
+  int64_t gradChunk(const ConvGeometry& g) const { return gradRows * gradCols * g.outChannels * lanes; }
+  int64_t outputChunk(const ConvGeometry& g) const { return g.outHeight * g.outWidth * g.outChannels * lanes; }
+  // x's shape in lanes, unpadded ([inHeight][inWidth][inChannels][lanes]).
+  int64_t inputDataChunk(const ConvGeometry& g) const { return g.inHeight * g.inWidth * g.inChannels * lanes; }
+  int64_t inputSize(const ConvGeometry& g) const { return inputChunk(g) * chunks; }
+  int64_t gradSize(const ConvGeometry& g) const { return gradChunk(g) * chunks; }
+  int64_t outputSize(const ConvGeometry& g) const { return outputChunk(g) * chunks; }
+  // The convolution of chunk c's images alone; its NHWC tensors start at image firstImage(c).
+  ConvGeometry chunk(const ConvGeometry& g, int64_t c) const {
+    ConvGeometry gc = g;
+    gc.batch = LaneChunks(g.batch).images(g.batch, c);
+    return gc;
+  }
+  int64_t firstImage(int64_t c) const { return c * lanes; }
 };
+
+// Floats of one image in each NHWC tensor of a convolution.
+inline int64_t inImage(const ConvGeometry& g) { return g.inHeight * g.inWidth * g.inChannels; }
+inline int64_t outImage(const ConvGeometry& g) { return g.outHeight * g.outWidth * g.outChannels; }
 
 // The active weights grouped into lists (CSR): list k holds entries [start[k], start[k+1]), each a
 // weight value, its float offset into a lane buffer relative to the list's base pointer, and its HWIO
@@ -148,13 +170,11 @@ CompressedFilter byInputChannel(const ConvGeometry& g, const LaneLayout& l, cons
       });
 }
 
-// Lane vectors handled together starting at vector v of `vectors`: 8 (128 images) when the batch
-// allows. Each active weight then streams 512 contiguous bytes per position, which measured 1.3-2.4×
-// faster than 2-vector chunks with 4 positions blocked (same accumulator count, scattered 128-byte
-// reads). Narrower chunks (small batches) block P = 8 / V positions to keep 8 FMA chains.
-inline int laneChunk(int64_t vectors, int64_t v) {
+// Lane vectors of a chunk handled together starting at vector v of `vectors` (≤ 4): the whole chunk
+// when it is full, so each active weight streams the chunk's contiguous 256 bytes per position.
+inline int vectorsPerCall(int64_t vectors, int64_t v) {
   const int64_t left = vectors - v;
-  return left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+  return left >= 4 ? 4 : left >= 2 ? 2 : 1;
 }
 
 // For P positions at once (base + q·baseStep, out + q·outStride): Σ_e value[e] · base[offset[e] + ·]
@@ -185,26 +205,43 @@ inline KernelRows kernelRowsOnData(const ConvGeometry& g, int64_t oh) {
   return {std::clamp<int64_t>(g.padTop - top, 0, g.kernelHeight), std::clamp<int64_t>(g.padTop + g.inHeight - top, 0, g.kernelHeight)};
 }
 
+// One block of P positions (base + q·baseStep, out + q·outStep) for `lists` lists firstList +
+// k·listStep, list k's results at out + k·outListStep; only the entries of the kernel rows on data.
+template <int V, int P>
+CIGL_INLINE void gatherBlock(const CompressedFilter& f, int64_t firstList, int64_t listStep, int64_t lists, KernelRows rows, const float* base,
+                             int64_t baseStep, float* out, int64_t outStep, int64_t outListStep) {
+  for (int64_t k = 0; k < lists; k++) {
+    const int64_t list = firstList + k * listStep;
+    gatherPositions<V, P>(f, f.first(list, rows.lo), f.last(list, rows.hi), base, baseStep, out + k * outListStep, outStep);
+  }
+}
+
+// `count` positions of a row, blocked: P·V accumulators per block (24 at V = 4: six positions of a
+// 64-lane chunk), the row's remainder in pairs and then singly.
+template <int V>
+CIGL_INLINE void gatherRowPositions(const CompressedFilter& f, int64_t count, int64_t firstList, int64_t listStep, int64_t lists, KernelRows rows,
+                                    const float* base, int64_t baseStep, float* out, int64_t outStep, int64_t outListStep) {
+  constexpr int P = V == 4 ? 6 : 16 / V;
+  int64_t q = 0;
+  for (; q + P <= count; q += P)
+    gatherBlock<V, P>(f, firstList, listStep, lists, rows, base + q * baseStep, baseStep, out + q * outStep, outStep, outListStep);
+  if (P > 2)
+    for (; q + 2 <= count; q += 2)
+      gatherBlock<V, 2>(f, firstList, listStep, lists, rows, base + q * baseStep, baseStep, out + q * outStep, outStep, outListStep);
+  for (; q < count; q++)
+    gatherBlock<V, 1>(f, firstList, listStep, lists, rows, base + q * baseStep, baseStep, out + q * outStep, outStep, outListStep);
+}
+
 template <int V>
 CIGL_INLINE void forwardRow(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, int64_t oh,
                             int64_t lane0, float* tile) {
   const int64_t xStep = g.strideWidth * g.inChannels * l.lanes, outStep = g.outChannels * l.lanes;
   const float* xRow = xLanes + (oh * g.strideHeight) * l.inCols * g.inChannels * l.lanes + lane0;
-  const KernelRows rows = kernelRowsOnData(g, oh);
-  constexpr int P = 16 / V;
-  int64_t ow = 0;
-  for (; ow + P <= g.outWidth; ow += P)
-    for (int64_t co = 0; co < g.outChannels; co++)
-      gatherPositions<V, P>(f, f.first(co, rows.lo), f.last(co, rows.hi), xRow + ow * xStep, xStep, tile + ow * outStep + co * l.lanes + lane0,
-                            outStep);
-  for (; ow < g.outWidth; ow++)
-    for (int64_t co = 0; co < g.outChannels; co++)
-      gatherPositions<V, 1>(f, f.first(co, rows.lo), f.last(co, rows.hi), xRow + ow * xStep, xStep, tile + ow * outStep + co * l.lanes + lane0,
-                            outStep);
+  gatherRowPositions<V>(f, g.outWidth, 0, 1, g.outChannels, kernelRowsOnData(g, oh), xRow, xStep, tile + lane0, outStep, l.lanes);
 }
 
-// Input columns of one parity class (w ≡ w0 mod strideWidth) share their lists; along the class the dy
-// base moves by one output column per step.
+// Input columns of one parity class (w ≡ w0 mod strideWidth) share their lists (one per input channel:
+// list (ci·strideH + rh)·strideW + rw); along the class the dy base moves by one output column per step.
 template <int V>
 CIGL_INLINE void backwardDataRow(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* dyLanes, int64_t h,
                                  int64_t lane0, float* tile) {
@@ -216,22 +253,9 @@ CIGL_INLINE void backwardDataRow(const ConvGeometry& g, const LaneLayout& l, con
   for (int64_t w0 = 0; w0 < std::min(g.strideWidth, g.inWidth); w0++) {
     const int64_t col = w0 + g.padLeft, qw = col / g.strideWidth, rw = col % g.strideWidth;
     const float* base = dyLanes + ((qh + l.gradTop) * l.gradCols + qw + l.gradLeft) * g.outChannels * l.lanes + lane0;
-    float* out = tile + w0 * g.inChannels * l.lanes + lane0;
     const int64_t count = (g.inWidth - w0 + g.strideWidth - 1) / g.strideWidth;
-    constexpr int P = 16 / V;
-    int64_t k = 0;
-    for (; k + P <= count; k += P)
-      for (int64_t ci = 0; ci < g.inChannels; ci++) {
-        const int64_t list = (ci * g.strideHeight + rh) * g.strideWidth + rw;
-        gatherPositions<V, P>(f, f.first(list, rows.lo), f.last(list, rows.hi), base + k * dyStep, dyStep, out + k * outStep + ci * l.lanes,
-                              outStep);
-      }
-    for (; k < count; k++)
-      for (int64_t ci = 0; ci < g.inChannels; ci++) {
-        const int64_t list = (ci * g.strideHeight + rh) * g.strideWidth + rw;
-        gatherPositions<V, 1>(f, f.first(list, rows.lo), f.last(list, rows.hi), base + k * dyStep, dyStep, out + k * outStep + ci * l.lanes,
-                              outStep);
-      }
+    gatherRowPositions<V>(f, count, rh * g.strideWidth + rw, g.strideHeight * g.strideWidth, g.inChannels, rows, base, dyStep,
+                          tile + w0 * g.inChannels * l.lanes + lane0, outStep, l.lanes);
   }
 }
 
@@ -283,12 +307,11 @@ CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l
   }
 }
 
-#define CIGL_DISPATCH_V(chunk, call) \
-  switch (chunk) {                   \
-    case 8: call(8); break;          \
-    case 4: call(4); break;          \
-    case 2: call(2); break;          \
-    default: call(1); break;         \
+#define CIGL_DISPATCH_V(vectors, call) \
+  switch (vectors) {                   \
+    case 4: call(4); break;            \
+    case 2: call(2); break;            \
+    default: call(1); break;           \
   }
 
 // Rows [begin, end) of a gather pass, the forward pass (rows of y) or the input gradient (rows of dx):
@@ -300,15 +323,15 @@ void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, 
   const int64_t rowSize = inputGradient ? g.inWidth * g.inChannels : g.outWidth * g.outChannels;
   for (int64_t r = begin; r < end; r++) {
     PhaseScope gatherTime(inputGradient ? Phase::kDataGather : Phase::kForwardGather);
-    for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
-      chunk = laneChunk(l.lanes / kLaneWidth, v);
+    for (int64_t v = 0, n; v < l.lanes / kLaneWidth; v += n) {
+      n = vectorsPerCall(l.lanes / kLaneWidth, v);
       const int64_t lane0 = v * kLaneWidth;
 #define CIGL_CALL(V)                                      \
   if (inputGradient)                                      \
     backwardDataRow<V>(g, l, f, lanesIn, r, lane0, tile); \
   else                                                    \
     forwardRow<V>(g, l, f, lanesIn, r, lane0, tile);
-      CIGL_DISPATCH_V(chunk, CIGL_CALL)
+      CIGL_DISPATCH_V(n, CIGL_CALL)
 #undef CIGL_CALL
     }
     // An identity shortcut's gradient joins while the row is in cache (else a pass of its own).
@@ -334,11 +357,11 @@ void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compres
   PhaseScope gatherTime(Phase::kDataGather);
   for (int64_t r = begin; r < end; r++) {
     float* row = dxLanes + r * rowSize;
-    for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
-      chunk = laneChunk(l.lanes / kLaneWidth, v);
+    for (int64_t v = 0, n; v < l.lanes / kLaneWidth; v += n) {
+      n = vectorsPerCall(l.lanes / kLaneWidth, v);
       const int64_t lane0 = v * kLaneWidth;
 #define CIGL_CALL(V) backwardDataRow<V>(g, l, f, dyLanes, r, lane0, row)
-      CIGL_DISPATCH_V(chunk, CIGL_CALL)
+      CIGL_DISPATCH_V(n, CIGL_CALL)
 #undef CIGL_CALL
     }
     if (!addLanes && !gateLanes) continue;
@@ -356,12 +379,11 @@ void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compres
 CIGL_MULTIVERSION
 void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes,
                          const float* dyLanes, int64_t oh0, int64_t oh1, float* acc) {
-  std::fill(acc, acc + f.start.back() * kLaneWidth, 0.0f);
-  for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
-    chunk = laneChunk(l.lanes / kLaneWidth, v);
+  for (int64_t v = 0, n; v < l.lanes / kLaneWidth; v += n) {
+    n = vectorsPerCall(l.lanes / kLaneWidth, v);
     const int64_t lane0 = v * kLaneWidth;
 #define CIGL_CALL(V) backwardWeightsChunk<V>(g, l, f, xLanes, dyLanes, oh0, oh1, lane0, acc)
-    CIGL_DISPATCH_V(chunk, CIGL_CALL)
+    CIGL_DISPATCH_V(n, CIGL_CALL)
 #undef CIGL_CALL
   }
 }
@@ -392,61 +414,76 @@ inline float* padRow(float* row, int64_t cols, int64_t left, int64_t width, int6
   return row + left * pixel;
 }
 
-// Writes `rows` padded rows of a lane buffer from an NHWC tensor whose real rows sit at
+// Writes `rows` padded rows of each chunk of a lane buffer from an NHWC tensor whose real rows sit at
 // [top, top + height) and columns at [left, left + width); everything else becomes 0.
 void paddedToLanes(const float* src, int64_t batch, int64_t height, int64_t width, int64_t channels, int64_t rows, int64_t cols,
-                   int64_t top, int64_t left, int64_t lanes, float* dst) {
+                   int64_t top, int64_t left, const LaneLayout& l, float* dst) {
   PhaseScope time(Phase::kInputToLanes);
-  const int64_t pixel = channels * lanes;
-  forRowRanges(rows, cols * pixel, [&](int64_t begin, int64_t end, int) {
+  const int64_t pixel = channels * l.lanes, image = height * width * channels;
+  const LaneChunks chunks(batch);
+  forChunkRows(l.chunks, rows, cols * pixel, [&](int64_t c, int64_t begin, int64_t end, int) {
+    const float* chunkSrc = src + l.firstImage(c) * image;
+    float* chunkDst = dst + c * rows * cols * pixel;
     for (int64_t r = begin; r < end; r++) {
       const int64_t h = r - top;
-      float* data = padRow(dst + r * cols * pixel, cols, left, width, pixel, h >= 0 && h < height);
-      if (data) toLanes(src + h * width * channels, height * width * channels, batch, width * channels, data, lanes);
+      float* data = padRow(chunkDst + r * cols * pixel, cols, left, width, pixel, h >= 0 && h < height);
+      if (data) toLanes(chunkSrc + h * width * channels, image, chunks.images(batch, c), width * channels, data, l.lanes);
     }
   });
+}
+
+void inputToLanes(const ConvGeometry& g, const LaneLayout& l, const float* x, float* xLanes) {
+  paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l, xLanes);
 }
 
 }  // namespace
 
 int64_t sparseConvInputLanesSize(const ConvGeometry& g) { return LaneLayout(g).inputSize(g); }
-int64_t sparseConvOutputLanesSize(const ConvGeometry& g) { return g.outHeight * g.outWidth * g.outChannels * laneCount(g.batch); }
+int64_t sparseConvOutputLanesSize(const ConvGeometry& g) { return LaneLayout(g).outputSize(g); }
 int64_t sparseConvGradLanesSize(const ConvGeometry& g) { return LaneLayout(g).gradSize(g); }
+int64_t sparseConvInputDataLanesSize(const ConvGeometry& g) { const LaneLayout l(g); return l.inputDataChunk(g) * l.chunks; }
 
 void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, const float* active, float* y, float* xLanes) {
   const LaneLayout l(g);
-  paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l.lanes, xLanes);
+  inputToLanes(g, l, x, xLanes);
   const CompressedFilter f = byOutputChannel(g, l, w, active);
-  forRowRanges(g.outHeight, f.start.back() * g.outWidth * l.lanes, [&](int64_t begin, int64_t end, int) {
+  forChunkRows(l.chunks, g.outHeight, f.start.back() * g.outWidth * l.lanes, [&](int64_t c, int64_t begin, int64_t end, int) {
     float* tile = scratch(g.outWidth * g.outChannels * l.lanes);
-    gatherRows(false, g, l, f, xLanes, begin, end, tile, y);
+    gatherRows(false, l.chunk(g, c), l, f, xLanes + c * l.inputChunk(g), begin, end, tile, y + l.firstImage(c) * outImage(g));
   });
 }
 
 void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLanes) {
   const LaneLayout l(g);
-  paddedToLanes(dy, g.batch, g.outHeight, g.outWidth, g.outChannels, l.gradRows, l.gradCols, l.gradTop, l.gradLeft, l.lanes, dyLanes);
+  paddedToLanes(dy, g.batch, g.outHeight, g.outWidth, g.outChannels, l.gradRows, l.gradCols, l.gradTop, l.gradLeft, l, dyLanes);
 }
 
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes,
                             const float* addLanes, const float* gateLanes) {
   const LaneLayout l(g);
   const CompressedFilter f = byInputChannel(g, l, w, active);
-  forRowRanges(g.inHeight, perRow(f.start.back() * g.inWidth * l.lanes, g.strideHeight * g.strideWidth), [&](int64_t begin, int64_t end, int) {
-    if (dxInLanes) gatherRowsToLanes(g, l, f, dyLanes, begin, end, dx, addLanes, gateLanes);
-    else gatherRows(true, g, l, f, dyLanes, begin, end, scratch(g.inWidth * g.inChannels * l.lanes), dx, addLanes);
-  });
+  const int64_t dxChunk = dxInLanes ? l.inputDataChunk(g) : l.lanes * inImage(g);
+  forChunkRows(l.chunks, g.inHeight, perRow(f.start.back() * g.inWidth * l.lanes, g.strideHeight * g.strideWidth),
+               [&](int64_t c, int64_t begin, int64_t end, int) {
+                 const ConvGeometry gc = l.chunk(g, c);
+                 const float* dyChunk = dyLanes + c * l.gradChunk(g);
+                 const float* add = addLanes ? addLanes + c * l.inputDataChunk(g) : nullptr;
+                 if (dxInLanes)
+                   gatherRowsToLanes(gc, l, f, dyChunk, begin, end, dx + c * dxChunk, add, gateLanes ? gateLanes + c * l.inputChunk(g) : nullptr);
+                 else
+                   gatherRows(true, gc, l, f, dyChunk, begin, end, scratch(g.inWidth * g.inChannels * l.lanes), dx + c * dxChunk, add);
+               });
 }
 
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw) {
   const LaneLayout l(g);
   const CompressedFilter f = byOutputChannel(g, l, nullptr, active);
   std::memset(dw, 0, sizeof(float) * g.kernelHeight * g.kernelWidth * g.inChannels * g.outChannels);
-  // Output rows split between the threads, each with partial sums for every active weight, added in
-  // thread order: each thread reads only its share of x and dy (a split by output channel made every
-  // thread stream all of both, and the kernel is bound by those reads).
-  const int64_t total = f.start.back();
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threadsFor(total * g.outHeight * g.outWidth * l.lanes), g.outHeight)));
+  // The rows of all chunks split between the threads, each with partial sums for every active weight,
+  // added in thread order: each thread reads only its share of x and dy (a split by output channel made
+  // every thread stream all of both, and the kernel is bound by those reads).
+  const int64_t total = f.start.back(), rows = l.chunks * g.outHeight;
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threadsFor(total * rows * g.outWidth * l.lanes), rows)));
   std::vector<const float*> partial(threads);
 #pragma omp parallel num_threads(threads)
   {
@@ -454,7 +491,12 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
     float* acc = scratch(total * kLaneWidth + 1);
     partial[t] = acc;
     PhaseScope gatherTime(Phase::kWeightsGather);
-    backwardWeightsRows(g, l, f, xLanes, dyLanes, g.outHeight * t / n, g.outHeight * (t + 1) / n, acc);
+    std::fill(acc, acc + total * kLaneWidth, 0.0f);
+    for (int64_t i = rows * t / n, end = rows * (t + 1) / n; i < end;) {
+      const int64_t c = i / g.outHeight, stop = std::min(end, (c + 1) * g.outHeight);
+      backwardWeightsRows(g, l, f, xLanes + c * l.inputChunk(g), dyLanes + c * l.gradChunk(g), i - c * g.outHeight, stop - c * g.outHeight, acc);
+      i = stop;
+    }
     gatherTime.stop();
 #pragma omp barrier
     PhaseScope reduceTime(Phase::kWeightsReduce);
@@ -475,12 +517,17 @@ namespace {
 CIGL_INLINE v16 affine(v16 y, float a, float b) { return y * a + b; }
 CIGL_INLINE v16 reluOf(v16 v) { return v > v16{} ? v : v16{}; }
 
-// 1 in the lanes of lane vector v that hold an image, 0 in the padding lanes (batch rounded up to 16).
-CIGL_INLINE v16 laneMask(int64_t batch, int64_t v) {
-  v16 m;
-  for (int i = 0; i < 16; i++) m[i] = v * kLaneWidth + i < batch ? 1.0f : 0.0f;
-  return m;
-}
+// Zeroes the padding lanes of a chunk: after its images (`batch`, the chunk's), the rest of their lane
+// vector and, in a chunk that is not full, whole vectors.
+struct PaddingLanes {
+  int64_t full;  // lane vectors with an image in every lane
+  v16 mask[kChunkLanes / kLaneWidth];
+  explicit PaddingLanes(int64_t batch) : full(batch / kLaneWidth) {
+    for (int64_t v = 0; v < kChunkLanes / kLaneWidth; v++)
+      for (int i = 0; i < 16; i++) mask[v][i] = v * kLaneWidth + i < batch ? 1.0f : 0.0f;
+  }
+  CIGL_INLINE v16 zeroed(v16 x, int64_t v) const { return v < full ? x : x * mask[v]; }
+};
 
 // The forward pass's scale and shift from the (float) batch statistics; the backward pass calls it too.
 void affineOf(int64_t C, const float* mean, const float* variance, const float* gamma, const float* beta, float epsilon, float* a, float* b) {
@@ -496,7 +543,7 @@ void affineOf(int64_t C, const float* mean, const float* variance, const float* 
 CIGL_MULTIVERSION
 void rowMoments(const float* row, int64_t width, int64_t C, int64_t lanes, int64_t batch, const float* pivot, double* acc) {
   const int64_t vectors = lanes / kLaneWidth;
-  const v16 last = laneMask(batch, vectors - 1);
+  const PaddingLanes padding(batch);
   for (int64_t c = 0; c < C; c++) {
     v16 s{}, q{};
     const v16 p = v16{} + pivot[c];
@@ -504,7 +551,7 @@ void rowMoments(const float* row, int64_t width, int64_t C, int64_t lanes, int64
       const float* y = row + (w * C + c) * lanes;
       for (int64_t v = 0; v < vectors; v++) {
         v16 d = load16(y + v * kLaneWidth) - p;
-        if (v == vectors - 1) d *= last;
+        d = padding.zeroed(d, v);
         s += d;
         q += d * d;
       }
@@ -522,11 +569,11 @@ void forwardRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compre
   for (int64_t r = begin; r < end; r++) {
     float* row = yLanes + r * rowSize;
     PhaseScope gatherTime(Phase::kForwardGather);
-    for (int64_t v = 0, chunk; v < l.lanes / kLaneWidth; v += chunk) {
-      chunk = laneChunk(l.lanes / kLaneWidth, v);
+    for (int64_t v = 0, n; v < l.lanes / kLaneWidth; v += n) {
+      n = vectorsPerCall(l.lanes / kLaneWidth, v);
       const int64_t lane0 = v * kLaneWidth;
 #define CIGL_CALL(V) forwardRow<V>(g, l, f, xLanes, r, lane0, row)
-      CIGL_DISPATCH_V(chunk, CIGL_CALL)
+      CIGL_DISPATCH_V(n, CIGL_CALL)
 #undef CIGL_CALL
     }
     gatherTime.stop();
@@ -649,7 +696,7 @@ CIGL_MULTIVERSION
 void normalizeRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const float* yLanes, const float* a, const float* b, bool relu,
                           const SkipLanes* skipLanes, const ConvGeometry& gn, const LaneLayout& ln, int64_t begin, int64_t end, float* nextLanes) {
   const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
-  const v16 last = laneMask(g.batch, vectors - 1);
+  const PaddingLanes padding(g.batch);
   for (int64_t R = begin; R < end; R++) {
     const int64_t h = R - gn.padTop;
     float* zRow = padRow(nextLanes + R * ln.inCols * pixel, ln.inCols, gn.padLeft, g.outWidth, pixel, h >= 0 && h < g.outHeight);
@@ -663,7 +710,7 @@ void normalizeRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const floa
           v16 z = affine(load16(yRow + o + v * kLaneWidth), a[c], b[c]);
           if (skipRow) z = z + load16(skipRow + o + v * kLaneWidth);
           if (relu) z = reluOf(z);
-          if (v == vectors - 1) z *= last;
+          z = padding.zeroed(z, v);
           store16(zRow + o + v * kLaneWidth, z);
         }
       }
@@ -748,7 +795,7 @@ void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* 
                        const float* b, bool relu, const float* A, const float* B, const float* K, int64_t begin, int64_t end, float* scratchTile,
                        float* dyLanes) {
   const int64_t C = g.outChannels, columns = g.outWidth * C, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
-  const v16 last = laneMask(g.batch, vectors - 1);
+  const PaddingLanes padding(g.batch);
   for (int64_t R = begin; R < end; R++) {
     const int64_t r = R - l.gradTop;
     float* dyRow = padRow(dyLanes + R * l.gradCols * pixel, l.gradCols, l.gradLeft, g.outWidth, pixel, r >= 0 && r < g.outHeight);
@@ -763,7 +810,7 @@ void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* 
           const v16 y = load16(yRow + o + v * kLaneWidth);
           const v16 gv = throughRelu(load16(tile + o + v * kLaneWidth), y, a[c], b[c], relu);
           v16 dy = gv * A[c] + y * B[c] + K[c];
-          if (v == vectors - 1) dy *= last;
+          dy = padding.zeroed(dy, v);
           store16(dyRow + o + v * kLaneWidth, dy);
         }
       }
@@ -780,8 +827,10 @@ void batchMoments(const ConvGeometry& g, const LaneLayout& l, const CompressedFi
   const KernelRows rows = kernelRowsOnData(g, 0);
   for (int64_t co = 0; co < C; co++)
     for (int64_t e = f.first(co, rows.lo), end = f.last(co, rows.hi); e < end; e++) pivot[co] += f.value[e] * xLanes[f.offset[e]];
-  const std::vector<double> sums = reduceRows(g.outHeight, f.start.back() * g.outWidth * l.lanes, 2 * C,
-                                           [&](int64_t begin, int64_t end, double* acc) { forwardRowsToLanes(g, l, f, xLanes, begin, end, yLanes, pivot.data(), acc); });
+  const std::vector<double> sums =
+      reduceChunkRows(l.chunks, g.outHeight, f.start.back() * g.outWidth * l.lanes, 2 * C, [&](int64_t c, int64_t begin, int64_t end, double* acc) {
+        forwardRowsToLanes(l.chunk(g, c), l, f, xLanes + c * l.inputChunk(g), begin, end, yLanes + c * l.outputChunk(g), pivot.data(), acc);
+      });
   const double count = static_cast<double>(g.batch) * g.outHeight * g.outWidth;
   for (int64_t c = 0; c < C; c++) {
     const double shifted = sums[c] / count;
@@ -797,38 +846,46 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
                          const ConvGeometry* next, float* nextLanes, const float* skip, const float* skipLanes,
                          const ConvGeometry* skipGeometry) {
   const LaneLayout l(g);
-  const SkipLanes skipInLanes{skipLanes, skipGeometry};
-  const SkipLanes* laneSkip = skipLanes ? &skipInLanes : nullptr;
   const int64_t C = g.outChannels;
-  if (x) paddedToLanes(x, g.batch, g.inHeight, g.inWidth, g.inChannels, l.inRows, l.inCols, g.padTop, g.padLeft, l.lanes, xLanes);
+  if (x) inputToLanes(g, l, x, xLanes);
   const CompressedFilter f = byOutputChannel(g, l, w, active);
   if (bn.inference) {
     // Normalised with the given (running) statistics: no batch moments.
-    forRowRanges(g.outHeight, f.start.back() * g.outWidth * l.lanes,
-                 [&](int64_t begin, int64_t end, int) { forwardRowsToLanes(g, l, f, xLanes, begin, end, yLanes, nullptr, nullptr); });
+    forChunkRows(l.chunks, g.outHeight, f.start.back() * g.outWidth * l.lanes, [&](int64_t c, int64_t begin, int64_t end, int) {
+      forwardRowsToLanes(l.chunk(g, c), l, f, xLanes + c * l.inputChunk(g), begin, end, yLanes + c * l.outputChunk(g), nullptr, nullptr);
+    });
   } else {
     batchMoments(g, l, f, xLanes, yLanes, mean, variance);
   }
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
+  // Chunk c's skip in lanes: the same chunk of skipGeometry's input lanes.
+  const int64_t skipChunk = skipLanes ? LaneLayout(*skipGeometry).inputChunk(*skipGeometry) : 0;
   if (next) {
     PhaseScope time(Phase::kNormalizeToLanes);
     const LaneLayout ln(*next);
-    forRowRanges(ln.inRows, perRow(g.outHeight * g.outWidth * C * l.lanes, ln.inRows), [&](int64_t begin, int64_t end, int) {
-      normalizeRowsToLanes(g, l, yLanes, a.data(), b.data(), bn.relu, laneSkip, *next, ln, begin, end, nextLanes);
+    forChunkRows(l.chunks, ln.inRows, perRow(g.outHeight * g.outWidth * C * l.lanes, ln.inRows), [&](int64_t c, int64_t begin, int64_t end, int) {
+      const SkipLanes skipInLanes{skipLanes ? skipLanes + c * skipChunk : nullptr, skipGeometry};
+      normalizeRowsToLanes(l.chunk(g, c), l, yLanes + c * l.outputChunk(g), a.data(), b.data(), bn.relu, skipLanes ? &skipInLanes : nullptr, *next,
+                           ln, begin, end, nextLanes + c * ln.inputChunk(*next));
     });
   } else if (bn.pool2) {
     PhaseScope time(Phase::kNormalizeToNhwc);
-    forRowRanges(g.outHeight / 2, 2 * g.outWidth * C * l.lanes, [&](int64_t begin, int64_t end, int) {
-      normalizeRowsPooled(g, l, yLanes, a.data(), b.data(), bn.relu, begin, end, scratch(g.outWidth / 2 * C * l.lanes), z);
+    const int64_t pooledImage = g.outHeight / 2 * (g.outWidth / 2) * C;
+    forChunkRows(l.chunks, g.outHeight / 2, 2 * g.outWidth * C * l.lanes, [&](int64_t c, int64_t begin, int64_t end, int) {
+      normalizeRowsPooled(l.chunk(g, c), l, yLanes + c * l.outputChunk(g), a.data(), b.data(), bn.relu, begin, end,
+                          scratch(g.outWidth / 2 * C * l.lanes), z + l.firstImage(c) * pooledImage);
     });
   } else {
     PhaseScope time(Phase::kNormalizeToNhwc);
-    forRowRanges(g.outHeight, g.outWidth * C * l.lanes,
-                 [&](int64_t begin, int64_t end, int) { normalizeRows(g, l, yLanes, a.data(), b.data(), bn.relu, skip, laneSkip, begin, end, z); });
+    forChunkRows(l.chunks, g.outHeight, g.outWidth * C * l.lanes, [&](int64_t c, int64_t begin, int64_t end, int) {
+      const SkipLanes skipInLanes{skipLanes ? skipLanes + c * skipChunk : nullptr, skipGeometry};
+      const int64_t image = l.firstImage(c) * outImage(g);
+      normalizeRows(l.chunk(g, c), l, yLanes + c * l.outputChunk(g), a.data(), b.data(), bn.relu, skip ? skip + image : nullptr,
+                    skipLanes ? &skipInLanes : nullptr, begin, end, z + image);
+    });
   }
 }
-
 
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
                           const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
@@ -841,26 +898,32 @@ void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, co
   if (bn.pool2) {
     // The routed gradient is this layer's dz from here on, in lanes; a dropped odd last row gets none.
     PhaseScope routeTime(Phase::kPoolGradToLanes);
-    const int64_t pooledRows = g.outHeight / 2;
-    sums = reduceRows(pooledRows, 2 * columns * l.lanes, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
-      routePooledRows(g, l, dz, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(g.outWidth / 2 * C * l.lanes), routedLanes, acc);
+    const int64_t pooledRows = g.outHeight / 2, pooledImage = pooledRows * (g.outWidth / 2) * C;
+    sums = reduceChunkRows(l.chunks, pooledRows, 2 * columns * l.lanes, 2 * C, [&](int64_t c, int64_t begin, int64_t end, double* acc) {
+      routePooledRows(l.chunk(g, c), l, dz + l.firstImage(c) * pooledImage, yLanes + c * l.outputChunk(g), mean, a.data(), b.data(), bn.relu,
+                      begin, end, scratch(g.outWidth / 2 * C * l.lanes), routedLanes + c * l.outputChunk(g), acc);
     });
-    if (g.outHeight % 2 == 1) std::memset(routedLanes + (g.outHeight - 1) * columns * l.lanes, 0, sizeof(float) * columns * l.lanes);
+    if (g.outHeight % 2 == 1)
+      for (int64_t c = 0; c < l.chunks; c++)
+        std::memset(routedLanes + c * l.outputChunk(g) + (g.outHeight - 1) * columns * l.lanes, 0, sizeof(float) * columns * l.lanes);
     dz = routedLanes;
     dzInLanes = true;
   } else {
     PhaseScope sumsTime(Phase::kBnGradientSums);
-    sums = reduceRows(g.outHeight, columns * l.lanes, 2 * C, [&](int64_t begin, int64_t end, double* acc) {
-      gradientSumRows(g, l, dz, dzInLanes, yLanes, mean, a.data(), b.data(), bn.relu, begin, end, scratch(columns * l.lanes), acc);
+    sums = reduceChunkRows(l.chunks, g.outHeight, columns * l.lanes, 2 * C, [&](int64_t c, int64_t begin, int64_t end, double* acc) {
+      const float* dzChunk = dz + (dzInLanes ? c * l.outputChunk(g) : l.firstImage(c) * outImage(g));
+      gradientSumRows(l.chunk(g, c), l, dzChunk, dzInLanes, yLanes + c * l.outputChunk(g), mean, a.data(), b.data(), bn.relu, begin, end,
+                      scratch(columns * l.lanes), acc);
     });
   }
   PhaseScope applyTime(Phase::kBnGradientApply);
   std::vector<float> A(C), B(C), K(C);
   batchNormBackwardCoefficients(C, static_cast<double>(g.batch) * g.outHeight * g.outWidth, sums.data(), mean, variance, gamma, bn.epsilon,
                                 A.data(), B.data(), K.data(), dgamma, dbeta);
-  forRowRanges(l.gradRows, perRow(work, l.gradRows), [&](int64_t begin, int64_t end, int) {
-    gradientApplyRows(g, l, dz, dzInLanes, yLanes, a.data(), b.data(), bn.relu, A.data(), B.data(), K.data(), begin, end,
-                      scratch(columns * l.lanes), dyLanes);
+  forChunkRows(l.chunks, l.gradRows, perRow(work, l.gradRows), [&](int64_t c, int64_t begin, int64_t end, int) {
+    const float* dzChunk = dz + (dzInLanes ? c * l.outputChunk(g) : l.firstImage(c) * outImage(g));
+    gradientApplyRows(l.chunk(g, c), l, dzChunk, dzInLanes, yLanes + c * l.outputChunk(g), a.data(), b.data(), bn.relu, A.data(), B.data(),
+                      K.data(), begin, end, scratch(columns * l.lanes), dyLanes + c * l.gradChunk(g));
   });
 }
 
@@ -868,8 +931,11 @@ void reluGradToLanes(const ConvGeometry& g, const float* dz, const float* out, f
   const LaneLayout l(g);
   const int64_t columns = g.outWidth * g.outChannels, plane = g.outHeight * columns;
   PhaseScope time(Phase::kReluGradToLanes);
-  forRowRanges(g.outHeight, columns * l.lanes, [&](int64_t begin, int64_t end, int) {
-    for (int64_t r = begin; r < end; r++) toLanesGated(dz + r * columns, out + r * columns, plane, g.batch, columns, gLanes + r * columns * l.lanes, l.lanes);
+  forChunkRows(l.chunks, g.outHeight, columns * l.lanes, [&](int64_t c, int64_t begin, int64_t end, int) {
+    const int64_t image = l.firstImage(c) * plane, batch = l.chunk(g, c).batch;
+    for (int64_t r = begin; r < end; r++)
+      toLanesGated(dz + image + r * columns, out + image + r * columns, plane, batch, columns, gLanes + c * l.outputChunk(g) + r * columns * l.lanes,
+                   l.lanes);
   });
 }
 

@@ -1,10 +1,13 @@
 // Sparse 2-D convolution for masked layers (SparseProp-style): only the active weights are visited, and
 // every active weight drives vector FMAs over the batch. Activations therefore live in a "lanes" layout
 // with the batch innermost, spatially zero-padded so that no inner loop needs a bounds check:
-//   input lanes  [inRows][inCols][inChannels][lanes]   (x padded as the convolution pads it)
-//   grad lanes   [gradRows][gradCols][outChannels][lanes] (dy padded for the transposed gather)
-// with lanes = batch rounded up to 16 (extra lanes hold zeros). Results are written straight into the
-// tfjs layouts (NHWC activations, HWIO filters), so the callers see the same tensors as the dense path.
+//   input lanes  [chunk][inRows][inCols][inChannels][lanes]   (x padded as the convolution pads it)
+//   grad lanes   [chunk][gradRows][gradCols][outChannels][lanes] (dy padded for the transposed gather)
+// The batch is split into equal chunks of at most 64 lanes (lanes.h, LaneChunks: 128 images are two
+// chunks of 64, 19 one chunk of 32; lanes after a chunk's images hold zeros), stored one after the other:
+// a gather then reads one chunk's contiguous 256-byte runs, and with two threads each works on its own
+// chunk. Results are written straight into the tfjs layouts (NHWC activations, HWIO filters), so the
+// callers see the same tensors as the dense path.
 //
 // The active set comes from `active` (same shape as the filter, nonzero = active), not from the weight
 // values: a freshly grown weight is exactly 0 and must still get its gradient. Inactive positions get a
@@ -18,17 +21,19 @@
 namespace cigl {
 
 // Element counts of the lane buffers for a geometry: input (padded x), grad (padded dy), output (y,
-// unpadded: [outRows][outCols][outChannels][lanes]).
+// unpadded: [chunk][outRows][outCols][outChannels][lanes]).
 int64_t sparseConvInputLanesSize(const ConvGeometry& g);
 int64_t sparseConvGradLanesSize(const ConvGeometry& g);
 int64_t sparseConvOutputLanesSize(const ConvGeometry& g);
+// x's shape in lanes, unpadded ([inHeight][inWidth][inChannels][lanes] per chunk): the input gradient in lanes.
+int64_t sparseConvInputDataLanesSize(const ConvGeometry& g);
 
 // y = conv(x, w ⊙ [active ≠ 0]); also writes x in the input-lanes layout (kept for the filter gradient).
 void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, const float* active, float* y, float* xLanes);
 // dy (NHWC) in the grad-lanes layout, shared by the two backward passes.
 void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLanes);
-// dx = ∂L/∂x through the active weights only: NHWC, or with dxInLanes in lanes ([inH][inW][inC][lanes]).
-// With `addLanes` (x's shape in lanes, [inH][inW][inC][lanes]) it is added on the way out: the gradient of
+// dx = ∂L/∂x through the active weights only: NHWC, or with dxInLanes in lanes ([chunk][inH][inW][inC][lanes]).
+// With `addLanes` (x's shape in lanes, as dx) it is added on the way out: the gradient of
 // an identity shortcut around the layer (reluGradToLanes of the join). With `gateLanes` (lanes dx only:
 // this convolution's padded input lanes, xLanes) the result is kept only where x > 0: the ReLU backward
 // of the residual join that produced x, when x never left the lane layout.

@@ -147,13 +147,14 @@ t.test('sparse kernels match the dense masked path: outputs and gradients across
 t.test('the fused sparse convolution + training-mode BatchNorm (+ ReLU) matches the dense path: output, gradients, running statistics', { skip }, async (t) => {
   const { KERNELS } = await import('../../src/compute/native-kernels');
   let cases = 0;
-  for (const density of [0.01, 0.1, 0.5]) {
+  // Batch 19: a partly filled lane vector (statistics must skip the padding lanes). Batch 70: two lane
+  // chunks of 48 lanes (48 and 22 images), whose statistics and gradient sums are taken together.
+  for (const [batch, density] of [[19, 0.01], [19, 0.1], [19, 0.5], [70, 0.1]] as const) {
     for (const stride of [1, 2]) {
       for (const kernel of [1, 3]) {
         for (const relu of [false, true]) {
-          // Batch 19: a partly filled lane vector (statistics must skip the padding lanes).
-          const c: Case = { batch: 19, height: stride === 2 ? 9 : 7, width: 5, inChannels: 16, outChannels: 24, kernel, stride, density };
-          const name = `density ${density}, stride ${stride}, kernel ${kernel}, relu ${relu}`;
+          const c: Case = { batch, height: stride === 2 ? 9 : 7, width: 5, inChannels: 16, outChannels: 24, kernel, stride, density };
+          const name = `batch ${batch}, density ${density}, stride ${stride}, kernel ${kernel}, relu ${relu}`;
           const x = tf.randomNormal([c.batch, c.height, c.width, c.inChannels], 0.2, 1, 'float32', 71 + cases) as tf.Tensor4D;
           const { filter, active } = maskedFilter(c, 72 + cases);
           const gamma = tf.randomUniform([c.outChannels], 0.5, 1.5, 'float32', 73) as tf.Tensor1D;
@@ -188,7 +189,7 @@ t.test('the fused sparse convolution + training-mode BatchNorm (+ ReLU) matches 
       }
     }
   }
-  t.equal(cases, 24);
+  t.equal(cases, 32);
   // Inputs with a mean far from zero against their spread: the batch statistics must not cancel (the
   // gradients are then ill-conditioned sums in float32 on either path, so only the forward is compared).
   const c: Case = { batch: 19, height: 7, width: 5, inChannels: 16, outChannels: 24, kernel: 3, stride: 1, density: 0.1 };
@@ -303,12 +304,14 @@ t.test('a chained pair (conv → BN → ReLU → conv → BN), also as an identi
     return result;
   };
   // The pooled cases have odd sizes (9×7 and, after stride 2, 5×4): a dropped last row and column.
-  const cases = [[1, 16, false, 'none'], [2, 24, true, 'none'], [1, 16, false, 'fused'], [1, 16, true, 'pooled'], [2, 24, true, 'pooled'], [1, 24, false, 'pooled']] as const;
-  for (const [stride1, outChannels, relu2, join] of cases) {
-    const name = `stride ${stride1}, ${outChannels} channels, second ReLU ${relu2}, ${join}`;
-    const c1: Case = { batch: 19, height: 9, width: 7, inChannels: 16, outChannels, kernel: 3, stride: stride1, density: 0.15 };
+  // Batch 70: two lane chunks (48 and 22 images) through the pair, its join and its pool.
+  const cases = [[1, 16, false, 'none', 19], [2, 24, true, 'none', 19], [1, 16, false, 'fused', 19], [1, 16, true, 'pooled', 19], [2, 24, true, 'pooled', 19],
+    [1, 24, false, 'pooled', 19], [2, 24, true, 'none', 70], [1, 16, false, 'fused', 70], [2, 24, true, 'pooled', 70]] as const;
+  for (const [stride1, outChannels, relu2, join, batch] of cases) {
+    const name = `batch ${batch}, stride ${stride1}, ${outChannels} channels, second ReLU ${relu2}, ${join}`;
+    const c1: Case = { batch, height: 9, width: 7, inChannels: 16, outChannels, kernel: 3, stride: stride1, density: 0.15 };
     const c2: Case = { ...c1, inChannels: outChannels, stride: 1 };
-    const x = tf.randomNormal([19, 9, 7, 16], 0.2, 1, 'float32', 81) as tf.Tensor4D;
+    const x = tf.randomNormal([batch, 9, 7, 16], 0.2, 1, 'float32', 81) as tf.Tensor4D;
     const layers = [c1, c2].map((c, i) => ({
       ...maskedFilter(c, 82 + i), stride: c.stride, relu: i === 0 || relu2,
       gamma: tf.randomUniform([outChannels], 0.5, 1.5, 'float32', 83 + i) as tf.Tensor1D, beta: tf.randomNormal([outChannels], 0, 0.3, 'float32', 85 + i) as tf.Tensor1D,
@@ -359,9 +362,10 @@ t.test('a projection block (pair body, 1×1 shortcut with BatchNorm, join) on th
     layersOutcome(x, layers, (xx, call) => nativeOps.residualBlocks!(xx, [[call(0), call(1), call(2)]]), 37, true);
   // Stride 2 on even and odd sizes (the 1×1 shortcut sits at different taps of the 3×3 window), stride 1
   // with a change of width, and a shortcut without pruned weights.
-  for (const [stride, height, width, shortcutDensity] of [[2, 8, 8, 0.5], [2, 9, 7, 0.3], [1, 6, 5, 0.5], [2, 8, 6, 1]] as const) {
-    const name = `stride ${stride}, ${height}×${width}, shortcut density ${shortcutDensity}`;
-    const [cin, cout, batch] = [16, 24, 19];
+  // Batch 70: two lane chunks, the shortcut's join read from the matching chunk of the block input's lanes.
+  for (const [stride, height, width, shortcutDensity, batch] of [[2, 8, 8, 0.5, 19], [2, 9, 7, 0.3, 19], [1, 6, 5, 0.5, 19], [2, 8, 6, 1, 19], [2, 9, 7, 0.3, 70]] as const) {
+    const name = `batch ${batch}, stride ${stride}, ${height}×${width}, shortcut density ${shortcutDensity}`;
+    const [cin, cout] = [16, 24];
     const x = tf.randomNormal([batch, height, width, cin], 0.2, 1, 'float32', 91) as tf.Tensor4D;
     const cases: Case[] = [
       { batch, height, width, inChannels: cin, outChannels: cout, kernel: 3, stride, density: 0.2 },
@@ -462,12 +466,12 @@ t.test('the gathers never read the padding rows of their lane inputs: rows of th
   const { convGeometry } = await import('../../src/compute/native-kernels');
   const addon = requireNativeAddon();
   const rng = new Rng(11);
-  for (const stride of [1, 2]) {
-    const [batch, height, width, inC, outC, kernel] = [19, stride === 2 ? 9 : 7, 5, 16, 24, 3];
+  for (const [stride, batch] of [[1, 19], [2, 19], [1, 70], [2, 70]]) {
+    const [height, width, inC, outC, kernel] = [stride === 2 ? 9 : 7, 5, 16, 24, 3];
     const g = convGeometry([batch, height, width, inC], [kernel, kernel, inC, outC], { stride, padding: 'same' });
     const [outH, outW, padTop] = [g[9], g[10], g[11]];
-    const lanes = Math.ceil(batch / 16) * 16;
-    // The lane layouts' padded rows (native/src/sparse_conv.cc, LaneLayout).
+    const chunks = Math.ceil(batch / 64);
+    // The lane layouts' padded rows in each chunk (native/src/sparse_conv.cc, LaneLayout).
     const inRows = Math.max((outH - 1) * stride + kernel, padTop + height);
     const gradTop = Math.floor((kernel - 1) / stride);
     const gradRows = gradTop + Math.max(outH, Math.floor((padTop + height - 1) / stride) + 1);
@@ -486,12 +490,12 @@ t.test('the gathers never read the padding rows of their lane inputs: rows of th
     const dw = new Float32Array(filter.length);
     addon.sparseConvBackwardData(g, dyLanes, filter, active, dx);
     addon.sparseConvBackwardWeights(g, xLanes, dyLanes, active, dw);
-    // NaN in every padding row: a multiply-add that read one would turn its output into NaN.
+    // NaN in every padding row of every chunk: a multiply-add that read one would turn its output into NaN.
     const poison = (buffer: Float32Array, rows: number, dataRows: [number, number]): number => {
-      const row = buffer.length / rows;
+      const row = buffer.length / (rows * chunks);
       let poisoned = 0;
-      for (let r = 0; r < rows; r++) {
-        if (r >= dataRows[0] && r < dataRows[1]) continue;
+      for (let r = 0; r < rows * chunks; r++) {
+        if (r % rows >= dataRows[0] && r % rows < dataRows[1]) continue;
         buffer.fill(NaN, r * row, (r + 1) * row);
         poisoned++;
       }
@@ -503,8 +507,8 @@ t.test('the gathers never read the padding rows of their lane inputs: rows of th
     const dw2 = new Float32Array(filter.length);
     addon.sparseConvBackwardData(g, dyLanes, filter, active, dx2);
     addon.sparseConvBackwardWeights(g, xLanes, dyLanes, active, dw2);
-    t.same(dx2, dx, `stride ${stride}: input gradient bitwise the same`);
-    t.same(dw2, dw, `stride ${stride}: filter gradient bitwise the same`);
+    t.same(dx2, dx, `stride ${stride}, batch ${batch}: input gradient bitwise the same`);
+    t.same(dw2, dw, `stride ${stride}, batch ${batch}: filter gradient bitwise the same`);
     // The forward gather from the given (poisoned) input lanes: x null.
     const z = (lanesIn: Float32Array, xIn: Float32Array | null): Float32Array => {
       const out = new Float32Array(dy.length);
@@ -513,8 +517,41 @@ t.test('the gathers never read the padding rows of their lane inputs: rows of th
       return out;
     };
     const clean = z(new Float32Array(inLanes), x);
-    t.ok(clean.some((v) => v > 0), `stride ${stride}: the forward output is not trivially zero`);
-    t.same(z(xLanes, null), clean, `stride ${stride}: forward output bitwise the same`);
+    t.ok(clean.some((v) => v > 0), `stride ${stride}, batch ${batch}: the forward output is not trivially zero`);
+    t.same(z(xLanes, null), clean, `stride ${stride}, batch ${batch}: forward output bitwise the same`);
+  }
+});
+
+t.test('lane buffers hold the batch in equal chunks of at most 64 lanes, one chunk after the other', { skip }, async (t) => {
+  const { requireNativeAddon } = await import('../../src/compute/native-addon');
+  const { convGeometry } = await import('../../src/compute/native-kernels');
+  const addon = requireNativeAddon();
+  const [height, width, inC, outC] = [4, 3, 16, 8];
+  // [batch, chunks, lanes per chunk]: equal chunks, each a whole number of 16-lane vectors.
+  for (const [batch, chunks, width16] of [[1, 1, 16], [19, 1, 32], [64, 1, 64], [65, 2, 48], [70, 2, 48], [100, 2, 64], [128, 2, 64], [130, 3, 48]]) {
+    const g = convGeometry([batch, height, width, inC], [3, 3, inC, outC], { stride: 1, padding: 'same' });
+    const [inLanes, gradLanes, outLanes] = addon.sparseConvLaneSizes(g);
+    const [inRows, inCols] = [height + 2, width + 2];
+    t.equal(inLanes, chunks * inRows * inCols * inC * width16, `batch ${batch}: input lanes are ${chunks} × ${width16}`);
+    t.equal(outLanes, chunks * height * width * outC * width16, `batch ${batch}: output lanes are ${chunks} × ${width16}`);
+    // dy padded by kernel − 1 above and left, and to the padded input's last row and column + 1 (LaneLayout).
+    t.equal(gradLanes, chunks * (height + 3) * (width + 3) * outC * width16, `batch ${batch}: grad lanes are ${chunks} × ${width16}`);
+    const x = Float32Array.from({ length: batch * height * width * inC }, (_, i) => i + 1);
+    const xLanes = new Float32Array(inLanes).fill(NaN);
+    addon.sparseConvForward(g, x, new Float32Array(9 * inC * outC), new Float32Array(9 * inC * outC), new Float32Array(batch * height * width * outC), xLanes);
+    // Image n is lane n mod width of chunk ⌊n / width⌋; the chunk's other lanes and its border hold 0.
+    let misplaced = 0;
+    for (let c = 0; c < chunks; c++)
+      for (let r = 0; r < inRows; r++)
+        for (let col = 0; col < inCols; col++)
+          for (let ci = 0; ci < inC; ci++)
+            for (let lane = 0; lane < width16; lane++) {
+              const [n, h, w] = [c * width16 + lane, r - 1, col - 1];
+              const inside = n < batch && h >= 0 && h < height && w >= 0 && w < width;
+              const expected = inside ? x[((n * height + h) * width + w) * inC + ci] : 0;
+              if (xLanes[(((c * inRows + r) * inCols + col) * inC + ci) * width16 + lane] !== expected) misplaced++;
+            }
+    t.equal(misplaced, 0, `batch ${batch}: every input value in its chunk and lane, zeros elsewhere`);
   }
 });
 
@@ -712,8 +749,10 @@ t.test('residual blocks in evaluation (identity and projection blocks, with a he
     { name: 'a head, an identity block, a projection at stride 2, an identity block', input: 3, head: layer(3, 16, 3, 1, true, 400),
       blocks: [identity(16, 500), projection(16, 24, 600), identity(24, 700)] },
   ];
-  for (const { name, input, head, blocks } of cases) {
-    const x = tf.randomNormal([batch, height, width, input], 0.1, 1, 'float32', 151) as tf.Tensor4D;
+  // Batch 70 as well: two lane chunks (48 and 22 images), each block's skip from its own chunk.
+  for (const [{ name: blocksName, input, head, blocks }, images] of cases.flatMap((c) => [[c, batch], [c, 70]] as const)) {
+    const name = `${blocksName}, batch ${images}`;
+    const x = tf.randomNormal([images, height, width, input], 0.1, 1, 'float32', 151) as tf.Tensor4D;
     const calls = blocks.map((block) => block.map((l) => l.call) as unknown as ResidualBlockCall);
     const before = tf.memory().numTensors;
     let fused!: tf.Tensor;
@@ -731,6 +770,7 @@ t.test('residual blocks in evaluation (identity and projection blocks, with a he
       t.ok(err < TOLERANCE, `${name}: the ${label}' output (relative error ${err.toExponential(2)})`);
     }
     t.ok(tf.tidy(() => tf.max(tf.abs(fused)).dataSync()[0]) > 0, `${name}: the output is not zero`);
-    tf.dispose([x, fused, dense, stock, ...[...(head ? [head] : []), ...blocks.flat()].flatMap((l) => l.tensors)]);
+    tf.dispose([x, fused, dense, stock]);
   }
+  tf.dispose(cases.flatMap(({ head, blocks }) => [...(head ? [head] : []), ...blocks.flat()].flatMap((l) => l.tensors)));
 });
