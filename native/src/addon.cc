@@ -10,8 +10,10 @@
 #include <time.h>
 
 #include <chrono>
+#include <cstring>
 #include <napi.h>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "batchnorm.h"
@@ -112,12 +114,67 @@ Napi::Value SparseConvLaneSizes(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// sparseConvBnForward(geometry, epsilon, relu, x | null, filter, active, gamma, beta, z | null, mean, variance, xLanes, yLanes
-//                     [, nextGeometry, nextLanes, skip, skipLanes, skipGeometry]): x null = xLanes already filled; with
-//                     nextGeometry, z goes to nextLanes; skip (NHWC) or skipLanes (padded input lanes of skipGeometry)
-//                     is added before the activation; inference: mean and variance are read (running statistics).
+// A pending output (PendingLanes, PendingGrad) handed to JavaScript by a `defer` argument, holding on to
+// the arrays it reads and writes until the call that consumes it has written it. Kinds are tagged: an
+// external of another kind is refused, not reinterpreted.
+struct HandleBase {
+  const char* kind;
+  std::vector<Napi::ObjectReference> arrays;
+  bool written = false;
+  explicit HandleBase(const char* k) : kind(k) {}
+  virtual ~HandleBase() = default;
+};
+template <class P>
+struct Handle : HandleBase {
+  static constexpr const char* kKind = std::is_same_v<P, PendingLanes> ? "pending lanes" : "pending dy";
+  P pending;
+  Handle() : HandleBase(kKind) {}
+};
+
+// A new handle as a JavaScript value, keeping the typed arrays among info[indices] alive.
+template <class P>
+Napi::Value NewHandle(const Napi::CallbackInfo& info, std::initializer_list<int> indices, Handle<P>*& handle) {
+  handle = new Handle<P>();
+  for (int i : indices)
+    if (info.Length() > static_cast<size_t>(i) && info[i].IsTypedArray()) handle->arrays.push_back(Napi::Persistent(info[i].As<Napi::Object>()));
+  return Napi::External<HandleBase>::New(info.Env(), handle, [](Napi::Env, HandleBase* h) { delete h; });
+}
+
+// The pending input at info[i] (undefined or null: none), of kind P and not yet written.
+template <class P>
+Handle<P>* TakeHandle(const Napi::CallbackInfo& info, size_t i, const char* fn) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return nullptr;
+  HandleBase* h = info[i].IsExternal() ? info[i].As<Napi::External<HandleBase>>().Data() : nullptr;
+  if (!h || h->kind != Handle<P>::kKind)
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i) + " must be a " + Handle<P>::kKind + " handle");
+  if (h->written) throw Napi::Error::New(info.Env(), std::string(fn) + ": this " + h->kind + " handle was already written");
+  return static_cast<Handle<P>*>(h);
+}
+
+// A pending input must be for this very convolution and buffer.
+void CheckTarget(const Napi::CallbackInfo& info, const char* fn, const ConvGeometry& g, const ConvGeometry& target, const float* lanes,
+                 const float* targetLanes) {
+  if (targetLanes != lanes || std::memcmp(&target, &g, sizeof g) != 0)
+    throw Napi::RangeError::New(info.Env(), std::string(fn) + ": the pending input is for another convolution (other geometry or lanes)");
+}
+
+// Drops a consumed handle's hold on its arrays.
+void Written(HandleBase* h) {
+  if (!h) return;
+  h->written = true;
+  h->arrays.clear();
+}
+
+// sparseConvBnForward(geometry, epsilon, relu, x | null | pending, filter, active, gamma, beta, z | null, mean, variance, xLanes, yLanes
+//                     [, nextGeometry, nextLanes, skip, skipLanes, skipGeometry, inference, pool2, defer]): x null = xLanes
+//                     already filled, a pending handle = xLanes written on the way by this call; with nextGeometry, z goes to
+//                     nextLanes (with defer: returns a pending handle for the next convolution's call instead); skip (NHWC)
+//                     or skipLanes (padded input lanes of skipGeometry) is added before the activation; inference: mean
+//                     and variance are read (running statistics).
 Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
+  // Optional 21st argument: with nextGeometry, leave z pending for the next convolution's forward pass.
+  const bool defer = info.Length() > 20 && !info[20].IsUndefined() && Bool(info, 20, "defer");
   // Optional 19th argument: evaluation, normalising with the given mean and variance (running statistics).
   const bool inference = info.Length() > 18 && !info[18].IsUndefined() && Bool(info, 18, "inference");
   // Optional 20th: z is the 2×2 max pool of the activation (pooledOutSize), in NHWC.
@@ -151,12 +208,21 @@ Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
   }
   if (pool2 && (chained || joined || laneJoined))
     throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: a pooled output is NHWC without a skip (no next convolution, no join)");
-  sparseConvBnForward(g, bn, info[3].IsNull() ? nullptr : F32(info, 3, "x", inSize(g)), F32(info, 4, "filter", filterSize(g)),
+  if (defer && !chained) throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: only an output into the next convolution's lanes (nextGeometry) can be deferred");
+  float* xLanes = F32(info, 11, "xLanes", sparseConvInputLanesSize(g));
+  Handle<PendingLanes>* input = info[3].IsExternal() ? TakeHandle<PendingLanes>(info, 3, "sparseConvBnForward") : nullptr;
+  if (input) CheckTarget(info, "sparseConvBnForward", g, input->pending.consumer, xLanes, input->pending.lanes);
+  const float* yLanes = F32(info, 12, "yLanes", sparseConvOutputLanesSize(g));
+  Handle<PendingLanes>* deferred = nullptr;
+  // Keeps y, the destination and the skip alive while pending (JavaScript holds the handle).
+  const Napi::Value result = defer ? NewHandle(info, {12, 14, 16}, deferred) : info.Env().Undefined();
+  sparseConvBnForward(g, bn, input || info[3].IsNull() ? nullptr : F32(info, 3, "x", inSize(g)), F32(info, 4, "filter", filterSize(g)),
                       F32(info, 5, "active", filterSize(g)), F32(info, 6, "gamma", c), F32(info, 7, "beta", c),
                       chained ? nullptr : F32(info, 8, "z", pool2 ? pooledOutSize(g) : outSize(g)), F32(info, 9, "mean", c), F32(info, 10, "variance", c),
-                      F32(info, 11, "xLanes", sparseConvInputLanesSize(g)), F32(info, 12, "yLanes", sparseConvOutputLanesSize(g)),
-                      chained ? &next : nullptr, nextLanes, skip, skipLanes, laneJoined ? &skipGeometry : nullptr);
-  return info.Env().Undefined();
+                      xLanes, const_cast<float*>(yLanes), chained ? &next : nullptr, nextLanes, skip, skipLanes, laneJoined ? &skipGeometry : nullptr,
+                      deferred ? &deferred->pending : nullptr, input ? &input->pending : nullptr);
+  Written(input);
+  return result;
 }
 
 // sparseConvBnBackward(geometry, epsilon, relu, dz, dzInLanes, yLanes, mean, variance, gamma, beta, dyLanes, dgamma, dbeta
@@ -169,11 +235,17 @@ Napi::Value SparseConvBnBackward(const Napi::CallbackInfo& info) {
   const bool dzInLanes = Bool(info, 4, "dzInLanes");
   if (pool2 && dzInLanes) throw Napi::RangeError::New(info.Env(), "sparseConvBnBackward: a max pool's gradient comes in NHWC (dzInLanes false)");
   float* routedLanes = pool2 ? F32(info, 13, "routedLanes", sparseConvOutputLanesSize(g)) : nullptr;
-  sparseConvBnBackward(g, bn, F32(info, 3, "dz", pool2 ? pooledOutSize(g) : dzInLanes ? sparseConvOutputLanesSize(g) : outSize(g)), dzInLanes,
-                       F32(info, 5, "yLanes", sparseConvOutputLanesSize(g)), F32(info, 6, "mean", c), F32(info, 7, "variance", c),
-                       F32(info, 8, "gamma", c), F32(info, 9, "beta", c), F32(info, 10, "dyLanes", sparseConvGradLanesSize(g)),
-                       F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c), routedLanes);
-  return info.Env().Undefined();
+  // Optional 15th argument: leave dy pending for the first convolution gradient that reads it.
+  const bool defer = info.Length() > 14 && !info[14].IsUndefined() && Bool(info, 14, "defer");
+  const float* dz = F32(info, 3, "dz", pool2 ? pooledOutSize(g) : dzInLanes ? sparseConvOutputLanesSize(g) : outSize(g));
+  Handle<PendingGrad>* deferred = nullptr;
+  // Keeps dz, y, dy and the routed gradient alive while pending.
+  const Napi::Value result = defer ? NewHandle(info, {3, 5, 10, 13}, deferred) : info.Env().Undefined();
+  sparseConvBnBackward(g, bn, dz, dzInLanes, F32(info, 5, "yLanes", sparseConvOutputLanesSize(g)), F32(info, 6, "mean", c),
+                       F32(info, 7, "variance", c), F32(info, 8, "gamma", c), F32(info, 9, "beta", c),
+                       F32(info, 10, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c), routedLanes,
+                       deferred ? &deferred->pending : nullptr);
+  return result;
 }
 
 Napi::Value SparseConvForward(const Napi::CallbackInfo& info) {
@@ -199,10 +271,14 @@ Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   // Optional 8th: this convolution's padded input lanes; dx (in lanes) kept only where the input is positive.
   const bool gated = info.Length() > 7 && !info[7].IsUndefined() && !info[7].IsNull();
   if (gated && !dxInLanes) throw Napi::RangeError::New(info.Env(), "sparseConvBackwardData: gateLanes needs dx in lanes");
-  sparseConvBackwardData(g, F32(info, 1, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 2, "filter", filterSize(g)),
-                         F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", dxSize), dxInLanes,
-                         adding ? F32(info, 6, "addLanes", sparseConvInputDataLanesSize(g)) : nullptr,
-                         gated ? F32(info, 7, "gateLanes", sparseConvInputLanesSize(g)) : nullptr);
+  const float* dyLanes = F32(info, 1, "dyLanes", sparseConvGradLanesSize(g));
+  // Optional 9th: a pending dy (sparseConvBnBackward's defer) for dyLanes, written on the way.
+  Handle<PendingGrad>* input = TakeHandle<PendingGrad>(info, 8, "sparseConvBackwardData");
+  if (input) CheckTarget(info, "sparseConvBackwardData", g, input->pending.g, dyLanes, input->pending.dyLanes);
+  sparseConvBackwardData(g, dyLanes, F32(info, 2, "filter", filterSize(g)), F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", dxSize),
+                         dxInLanes, adding ? F32(info, 6, "addLanes", sparseConvInputDataLanesSize(g)) : nullptr,
+                         gated ? F32(info, 7, "gateLanes", sparseConvInputLanesSize(g)) : nullptr, input ? &input->pending : nullptr);
+  Written(input);
   return info.Env().Undefined();
 }
 
@@ -261,8 +337,13 @@ Napi::Value ReluGradToLanes(const Napi::CallbackInfo& info) {
 
 Napi::Value SparseConvBackwardWeights(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
-  sparseConvBackwardWeights(g, F32(info, 1, "xLanes", sparseConvInputLanesSize(g)), F32(info, 2, "dyLanes", sparseConvGradLanesSize(g)),
-                            F32(info, 3, "active", filterSize(g)), F32(info, 4, "dfilter", filterSize(g)));
+  const float* dyLanes = F32(info, 2, "dyLanes", sparseConvGradLanesSize(g));
+  // Optional 6th: a pending dy (sparseConvBnBackward's defer) for dyLanes, written on the way.
+  Handle<PendingGrad>* input = TakeHandle<PendingGrad>(info, 5, "sparseConvBackwardWeights");
+  if (input) CheckTarget(info, "sparseConvBackwardWeights", g, input->pending.g, dyLanes, input->pending.dyLanes);
+  sparseConvBackwardWeights(g, F32(info, 1, "xLanes", sparseConvInputLanesSize(g)), dyLanes, F32(info, 3, "active", filterSize(g)),
+                            F32(info, 4, "dfilter", filterSize(g)), input ? &input->pending : nullptr);
+  Written(input);
   return info.Env().Undefined();
 }
 

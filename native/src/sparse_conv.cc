@@ -109,10 +109,10 @@ void forEachActive(const ConvGeometry& g, const float* active, Visit visit) {
         }
 }
 
-// The active entries sorted into their lists (a stable counting sort: within a list, HWIO scan order).
+// The active entries sorted into their lists (a stable counting sort: within a list, HWIO scan order),
+// with value 0 (see withValues).
 template <class ListOf, class OffsetOf>
-CompressedFilter compress(const ConvGeometry& g, int64_t lists, const float* w, const float* active, ListOf listOf, OffsetOf offsetOf) {
-  PhaseScope time(Phase::kCompressFilter);
+CompressedFilter compress(const ConvGeometry& g, int64_t lists, const float* active, ListOf listOf, OffsetOf offsetOf) {
   struct Found {
     int64_t list, offset;
     int32_t position;
@@ -135,7 +135,6 @@ CompressedFilter compress(const ConvGeometry& g, int64_t lists, const float* w, 
   for (const Found& e : found) {
     const int64_t at = next[e.list]++;
     f.offset[at] = e.offset;
-    f.value[at] = w ? w[e.position] : 0.0f;
     f.position[at] = e.position;
   }
   // Kernel row of an HWIO position: position / (kernelWidth · inChannels · outChannels).
@@ -152,18 +151,67 @@ CompressedFilter compress(const ConvGeometry& g, int64_t lists, const float* w, 
   return f;
 }
 
+// Recently compressed patterns, per thread. Within a step each layer's pattern is compressed for the
+// forward pass, the filter gradient and the input gradient, and between mask updates it does not change
+// at all: a hit copies the lists and reads only the weight values. Keyed by the geometry, the kind of
+// lists and the pattern itself, compared in full (a memcmp of the filter, far cheaper than a rebuild).
+enum class Lists { kByOutputChannel, kByInputChannel };
+class PatternCache {
+ public:
+  template <class Build>
+  CompressedFilter get(const ConvGeometry& g, Lists kind, const float* active, Build build) {
+    const int64_t size = g.kernelHeight * g.kernelWidth * g.inChannels * g.outChannels;
+    clock_++;
+    for (Entry& e : entries_)
+      if (e.kind == kind && std::memcmp(&e.geometry, &g, sizeof g) == 0 && std::memcmp(e.active.data(), active, sizeof(float) * size) == 0) {
+        e.used = clock_;
+        return e.filter;
+      }
+    Entry& e = entries_.size() < kCapacity ? entries_.emplace_back()
+                                            : *std::min_element(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) { return a.used < b.used; });
+    e = Entry{g, kind, std::vector<float>(active, active + size), build(), clock_};
+    return e.filter;
+  }
+
+ private:
+  struct Entry {
+    ConvGeometry geometry;
+    Lists kind;
+    std::vector<float> active;
+    CompressedFilter filter;
+    uint64_t used;
+  };
+  // A step of resnet20 needs 2 per masked layer (38); more networks or geometries just rebuild.
+  static constexpr size_t kCapacity = 64;
+  std::vector<Entry> entries_;
+  uint64_t clock_ = 0;
+};
+
+// The pattern's lists with the weight values of w (0 without w: the filter gradient reads none).
+CompressedFilter withValues(CompressedFilter f, const float* w) {
+  for (size_t e = 0; e < f.value.size(); e++) f.value[e] = w ? w[f.position[e]] : 0.0f;
+  return f;
+}
+
+template <class ListOf, class OffsetOf>
+CompressedFilter compressed(const ConvGeometry& g, Lists kind, int64_t lists, const float* w, const float* active, ListOf listOf, OffsetOf offsetOf) {
+  PhaseScope time(Phase::kCompressFilter);
+  thread_local PatternCache cache;
+  return withValues(cache.get(g, kind, active, [&] { return compress(g, lists, active, listOf, offsetOf); }), w);
+}
+
 // One list per output channel, offsets into the input lanes (forward and filter gradient).
 CompressedFilter byOutputChannel(const ConvGeometry& g, const LaneLayout& l, const float* w, const float* active) {
-  return compress(
-      g, g.outChannels, w, active, [](int64_t, int64_t, int64_t, int64_t co) { return co; },
+  return compressed(
+      g, Lists::kByOutputChannel, g.outChannels, w, active, [](int64_t, int64_t, int64_t, int64_t co) { return co; },
       [&](int64_t kh, int64_t kw, int64_t ci, int64_t) { return ((kh * l.inCols + kw) * g.inChannels + ci) * l.lanes; });
 }
 
 // One list per (input channel, kh mod strideH, kw mod strideW), offsets into the grad lanes relative to
 // dy's position (⌊row / stride⌋, ⌊col / stride⌋) of a padded input pixel: the input gradient as a gather.
 CompressedFilter byInputChannel(const ConvGeometry& g, const LaneLayout& l, const float* w, const float* active) {
-  return compress(
-      g, g.inChannels * g.strideHeight * g.strideWidth, w, active,
+  return compressed(
+      g, Lists::kByInputChannel, g.inChannels * g.strideHeight * g.strideWidth, w, active,
       [&](int64_t kh, int64_t kw, int64_t ci, int64_t) { return (ci * g.strideHeight + kh % g.strideHeight) * g.strideWidth + kw % g.strideWidth; },
       [&](int64_t kh, int64_t kw, int64_t, int64_t co) {
         return ((-(kh / g.strideHeight) * l.gradCols - kw / g.strideWidth) * g.outChannels + co) * l.lanes;
@@ -391,8 +439,10 @@ void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const Compr
 // Per-thread scratch that survives between calls (no page faults on every step), starting on a cache
 // line like the pool's arrays (see BufferPool): a 64-byte vector load from a misaligned base straddles
 // two lines, and that alone cost the gathers a third of their speed.
-float* scratch(size_t size) {
-  thread_local std::vector<float> buffer;
+// Slot 1 is for a pending dy's rows written inside a gather that holds slot 0.
+float* scratch(size_t size, int slot = 0) {
+  thread_local std::vector<float> buffers[2];
+  std::vector<float>& buffer = buffers[slot];
   if (buffer.size() < size + kLaneWidth) buffer.resize(size + kLaneWidth);
   const uintptr_t address = reinterpret_cast<uintptr_t>(buffer.data());
   return buffer.data() + ((64 - address % 64) % 64) / sizeof(float);
@@ -400,6 +450,28 @@ float* scratch(size_t size) {
 
 // parallel.h's thread rule takes elements per row; these kernels know their whole job's work.
 inline int64_t perRow(int64_t work, int64_t rows) { return (work + rows - 1) / std::max<int64_t>(1, rows); }
+
+// Whether forChunkRows gives every thread whole chunks (then a thread's rows of a chunk are its own).
+bool threadsOwnChunks(int64_t chunks, int64_t rows, int64_t elementsPerRow) { return chunks % planThreads(chunks * rows, elementsPerRow) == 0; }
+
+// A pending dy (sparse_conv.h): grad-lanes rows [begin, end) of chunk c, or all of it in one pass.
+void writePendingGradRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end);
+void writePendingGrad(const PendingGrad& p);
+
+// Grad-lanes rows of chunk c written so far by a gather that consumes a pending dy: each gathered row
+// first writes the rows up to the last one it reads.
+struct PendingGradRows {
+  const PendingGrad* pending;
+  int64_t chunk, rows, ready = 0;
+  void upTo(int64_t need) {
+    need = std::min(need, rows);
+    if (!pending || need <= ready) return;
+    PhaseScope time(Phase::kBnGradientApply);
+    writePendingGradRows(*pending, chunk, ready, need);
+    ready = need;
+  }
+  void rest() { upTo(rows); }
+};
 
 // Zeroes the padding of one row of a padded lane buffer (`cols` pixels of `pixel` floats, data in
 // [left, left + width)), or the whole row when it lies outside the data; returns where the data starts,
@@ -459,23 +531,34 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
 }
 
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes,
-                            const float* addLanes, const float* gateLanes) {
+                            const float* addLanes, const float* gateLanes, const PendingGrad* input) {
   const LaneLayout l(g);
   const CompressedFilter f = byInputChannel(g, l, w, active);
   const int64_t dxChunk = dxInLanes ? l.inputDataChunk(g) : l.lanes * inImage(g);
-  forChunkRows(l.chunks, g.inHeight, perRow(f.start.back() * g.inWidth * l.lanes, g.strideHeight * g.strideWidth),
-               [&](int64_t c, int64_t begin, int64_t end, int) {
-                 const ConvGeometry gc = l.chunk(g, c);
-                 const float* dyChunk = dyLanes + c * l.gradChunk(g);
-                 const float* add = addLanes ? addLanes + c * l.inputDataChunk(g) : nullptr;
-                 if (dxInLanes)
-                   gatherRowsToLanes(gc, l, f, dyChunk, begin, end, dx + c * dxChunk, add, gateLanes ? gateLanes + c * l.inputChunk(g) : nullptr);
-                 else
-                   gatherRows(true, gc, l, f, dyChunk, begin, end, scratch(g.inWidth * g.inChannels * l.lanes), dx + c * dxChunk, add);
-               });
+  const int64_t work = perRow(f.start.back() * g.inWidth * l.lanes, g.strideHeight * g.strideWidth);
+  if (input && !threadsOwnChunks(l.chunks, g.inHeight, work)) {
+    writePendingGrad(*input);
+    input = nullptr;
+  }
+  forChunkRows(l.chunks, g.inHeight, work, [&](int64_t c, int64_t begin, int64_t end, int) {
+    const ConvGeometry gc = l.chunk(g, c);
+    const float* dyChunk = dyLanes + c * l.gradChunk(g);
+    const float* add = addLanes ? addLanes + c * l.inputDataChunk(g) : nullptr;
+    // Input row r reads dy's grad-lanes rows up to ⌊(r + padTop) / strideH⌋ + gradTop.
+    PendingGradRows dy{input, c, l.gradRows};
+    for (int64_t r = begin; r < end; r++) {
+      dy.upTo((r + g.padTop) / g.strideHeight + l.gradTop + 1);
+      if (dxInLanes)
+        gatherRowsToLanes(gc, l, f, dyChunk, r, r + 1, dx + c * dxChunk, add, gateLanes ? gateLanes + c * l.inputChunk(g) : nullptr);
+      else
+        gatherRows(true, gc, l, f, dyChunk, r, r + 1, scratch(g.inWidth * g.inChannels * l.lanes), dx + c * dxChunk, add);
+    }
+    dy.rest();
+  });
 }
 
-void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw) {
+void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw,
+                               const PendingGrad* input) {
   const LaneLayout l(g);
   const CompressedFilter f = byOutputChannel(g, l, nullptr, active);
   std::memset(dw, 0, sizeof(float) * g.kernelHeight * g.kernelWidth * g.inChannels * g.outChannels);
@@ -484,20 +567,29 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
   // every thread stream all of both, and the kernel is bound by those reads).
   const int64_t total = f.start.back(), rows = l.chunks * g.outHeight;
   const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threadsFor(total * rows * g.outWidth * l.lanes), rows)));
+  if (input && l.chunks % threads != 0) {
+    writePendingGrad(*input);
+    input = nullptr;
+  }
   std::vector<const float*> partial(threads);
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
     float* acc = scratch(total * kLaneWidth + 1);
     partial[t] = acc;
-    PhaseScope gatherTime(Phase::kWeightsGather);
     std::fill(acc, acc + total * kLaneWidth, 0.0f);
     for (int64_t i = rows * t / n, end = rows * (t + 1) / n; i < end;) {
       const int64_t c = i / g.outHeight, stop = std::min(end, (c + 1) * g.outHeight);
-      backwardWeightsRows(g, l, f, xLanes + c * l.inputChunk(g), dyLanes + c * l.gradChunk(g), i - c * g.outHeight, stop - c * g.outHeight, acc);
+      // Output row oh reads dy's grad-lanes row oh + gradTop.
+      PendingGradRows dy{input, c, l.gradRows};
+      for (int64_t oh = i - c * g.outHeight; oh < stop - c * g.outHeight; oh++) {
+        dy.upTo(oh + l.gradTop + 1);
+        PhaseScope gatherTime(Phase::kWeightsGather);
+        backwardWeightsRows(g, l, f, xLanes + c * l.inputChunk(g), dyLanes + c * l.gradChunk(g), oh, oh + 1, acc);
+      }
+      dy.rest();
       i = stop;
     }
-    gatherTime.stop();
 #pragma omp barrier
     PhaseScope reduceTime(Phase::kWeightsReduce);
     for (int64_t e = total * t / n; e < total * (t + 1) / n; e++) {
@@ -817,20 +909,75 @@ void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* 
   }
 }
 
-// The convolution into yLanes with the batch mean and (biased) variance of its output channels.
-void batchMoments(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, float* yLanes, float* mean,
-                  float* variance) {
-  const int64_t C = g.outChannels;
+// Rows [begin, end) of chunk c of a pending output's destination (the consumer's padded input lanes).
+void writePendingRows(const PendingLanes& p, int64_t c, int64_t begin, int64_t end) {
+  const LaneLayout l(p.producer), ln(p.consumer);
+  const SkipLanes skip{p.skipLanes ? p.skipLanes + c * LaneLayout(p.skipGeometry).inputChunk(p.skipGeometry) : nullptr, &p.skipGeometry};
+  normalizeRowsToLanes(l.chunk(p.producer, c), l, p.yLanes + c * l.outputChunk(p.producer), p.a.data(), p.b.data(), p.relu,
+                       p.skipLanes ? &skip : nullptr, p.consumer, ln, begin, end, p.lanes + c * ln.inputChunk(p.consumer));
+}
+
+// All of a pending output, in one pass.
+void writePending(const PendingLanes& p) {
+  PhaseScope time(Phase::kNormalizeToLanes);
+  const LaneLayout l(p.producer), ln(p.consumer);
+  forChunkRows(l.chunks, ln.inRows, perRow(outImage(p.producer) * l.lanes, ln.inRows),
+               [&](int64_t c, int64_t begin, int64_t end, int) { writePendingRows(p, c, begin, end); });
+}
+
+// The forward gather into yLanes, with the moments' partial sums when `acc` (see forwardWithMoments). With a
+// pending input whose chunks the threads own whole, each thread writes its chunk's input rows just
+// ahead of the output rows that first read them.
+void forwardRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, float* yLanes,
+                 const PendingLanes* input, int64_t c, int64_t begin, int64_t end, const float* pivot, double* acc) {
+  const ConvGeometry gc = l.chunk(g, c);
+  const float* x = xLanes + c * l.inputChunk(g);
+  float* y = yLanes + c * l.outputChunk(g);
+  if (!input) return forwardRowsToLanes(gc, l, f, x, begin, end, y, pivot, acc);
+  // Chunk 0's first window is written before the region (the moments' pivot reads it).
+  int64_t ready = c == 0 ? std::min(l.inRows, g.kernelHeight) : 0;
+  for (int64_t r = begin; r < end; r++) {
+    const int64_t need = std::min(l.inRows, r * g.strideHeight + g.kernelHeight);
+    if (need > ready) {
+      PhaseScope time(Phase::kNormalizeToLanes);
+      writePendingRows(*input, c, ready, need);
+      ready = need;
+    }
+    forwardRowsToLanes(gc, l, f, x, r, r + 1, y, pivot, acc);
+  }
+  PhaseScope time(Phase::kNormalizeToLanes);
+  if (ready < l.inRows) writePendingRows(*input, c, ready, l.inRows);
+}
+
+// The convolution into yLanes with the batch mean and (biased) variance of its output channels (with
+// `acc` null: evaluation, no moments). A pending input is written on the way (forwardRows), or first
+// in one pass when threads would share a chunk.
+void forwardWithMoments(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, float* yLanes,
+                        const PendingLanes* input, float* mean, float* variance) {
+  const int64_t C = g.outChannels, work = f.start.back() * g.outWidth * l.lanes;
+  if (input && !threadsOwnChunks(l.chunks, g.outHeight, work)) {
+    writePending(*input);
+    input = nullptr;
+  }
+  if (input) {
+    PhaseScope time(Phase::kNormalizeToLanes);
+    writePendingRows(*input, 0, 0, std::min(l.inRows, g.kernelHeight));
+  }
+  if (!mean) {
+    forChunkRows(l.chunks, g.outHeight, work, [&](int64_t c, int64_t begin, int64_t end, int) {
+      forwardRows(g, l, f, xLanes, yLanes, input, c, begin, end, nullptr, nullptr);
+    });
+    return;
+  }
   // Moments are taken about a sample of each channel (image 0 at output position (0, 0)) so that the
   // variance E[(y − p)²] − E[y − p]² does not cancel when the mean is large against the spread.
   std::vector<float> pivot(C, 0.0f);
   const KernelRows rows = kernelRowsOnData(g, 0);
   for (int64_t co = 0; co < C; co++)
     for (int64_t e = f.first(co, rows.lo), end = f.last(co, rows.hi); e < end; e++) pivot[co] += f.value[e] * xLanes[f.offset[e]];
-  const std::vector<double> sums =
-      reduceChunkRows(l.chunks, g.outHeight, f.start.back() * g.outWidth * l.lanes, 2 * C, [&](int64_t c, int64_t begin, int64_t end, double* acc) {
-        forwardRowsToLanes(l.chunk(g, c), l, f, xLanes + c * l.inputChunk(g), begin, end, yLanes + c * l.outputChunk(g), pivot.data(), acc);
-      });
+  const std::vector<double> sums = reduceChunkRows(l.chunks, g.outHeight, work, 2 * C, [&](int64_t c, int64_t begin, int64_t end, double* acc) {
+    forwardRows(g, l, f, xLanes, yLanes, input, c, begin, end, pivot.data(), acc);
+  });
   const double count = static_cast<double>(g.batch) * g.outHeight * g.outWidth;
   for (int64_t c = 0; c < C; c++) {
     const double shifted = sums[c] / count;
@@ -839,36 +986,40 @@ void batchMoments(const ConvGeometry& g, const LaneLayout& l, const CompressedFi
   }
 }
 
+void writePendingGradRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end) {
+  const LaneLayout l(p.g);
+  const float* dz = p.dz + (p.dzInLanes ? c * l.outputChunk(p.g) : l.firstImage(c) * outImage(p.g));
+  gradientApplyRows(l.chunk(p.g, c), l, dz, p.dzInLanes, p.yLanes + c * l.outputChunk(p.g), p.a.data(), p.b.data(), p.relu, p.A.data(),
+                    p.B.data(), p.K.data(), begin, end, scratch(p.g.outWidth * p.g.outChannels * l.lanes, 1), p.dyLanes + c * l.gradChunk(p.g));
+}
+
+void writePendingGrad(const PendingGrad& p) {
+  PhaseScope time(Phase::kBnGradientApply);
+  const LaneLayout l(p.g);
+  forChunkRows(l.chunks, l.gradRows, perRow(outImage(p.g) * l.lanes, l.gradRows),
+               [&](int64_t c, int64_t begin, int64_t end, int) { writePendingGradRows(p, c, begin, end); });
+}
+
 }  // namespace
 
 void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
                          const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes,
                          const ConvGeometry* next, float* nextLanes, const float* skip, const float* skipLanes,
-                         const ConvGeometry* skipGeometry) {
+                         const ConvGeometry* skipGeometry, PendingLanes* deferTo, const PendingLanes* input) {
   const LaneLayout l(g);
   const int64_t C = g.outChannels;
   if (x) inputToLanes(g, l, x, xLanes);
   const CompressedFilter f = byOutputChannel(g, l, w, active);
-  if (bn.inference) {
-    // Normalised with the given (running) statistics: no batch moments.
-    forChunkRows(l.chunks, g.outHeight, f.start.back() * g.outWidth * l.lanes, [&](int64_t c, int64_t begin, int64_t end, int) {
-      forwardRowsToLanes(l.chunk(g, c), l, f, xLanes + c * l.inputChunk(g), begin, end, yLanes + c * l.outputChunk(g), nullptr, nullptr);
-    });
-  } else {
-    batchMoments(g, l, f, xLanes, yLanes, mean, variance);
-  }
+  // In evaluation mean and variance are the running statistics to normalise with: no batch moments.
+  forwardWithMoments(g, l, f, xLanes, yLanes, input, bn.inference ? nullptr : mean, bn.inference ? nullptr : variance);
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
   // Chunk c's skip in lanes: the same chunk of skipGeometry's input lanes.
   const int64_t skipChunk = skipLanes ? LaneLayout(*skipGeometry).inputChunk(*skipGeometry) : 0;
   if (next) {
-    PhaseScope time(Phase::kNormalizeToLanes);
-    const LaneLayout ln(*next);
-    forChunkRows(l.chunks, ln.inRows, perRow(g.outHeight * g.outWidth * C * l.lanes, ln.inRows), [&](int64_t c, int64_t begin, int64_t end, int) {
-      const SkipLanes skipInLanes{skipLanes ? skipLanes + c * skipChunk : nullptr, skipGeometry};
-      normalizeRowsToLanes(l.chunk(g, c), l, yLanes + c * l.outputChunk(g), a.data(), b.data(), bn.relu, skipLanes ? &skipInLanes : nullptr, *next,
-                           ln, begin, end, nextLanes + c * ln.inputChunk(*next));
-    });
+    PendingLanes pending{g, *next, std::move(a), std::move(b), bn.relu, yLanes, skipLanes, skipGeometry ? *skipGeometry : ConvGeometry{}, nextLanes};
+    if (deferTo) *deferTo = std::move(pending);
+    else writePending(pending);
   } else if (bn.pool2) {
     PhaseScope time(Phase::kNormalizeToNhwc);
     const int64_t pooledImage = g.outHeight / 2 * (g.outWidth / 2) * C;
@@ -889,9 +1040,9 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
 
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
                           const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
-                          float* dbeta, float* routedLanes) {
+                          float* dbeta, float* routedLanes, PendingGrad* deferTo) {
   const LaneLayout l(g);
-  const int64_t C = g.outChannels, columns = g.outWidth * C, work = g.outHeight * columns * l.lanes;
+  const int64_t C = g.outChannels, columns = g.outWidth * C;
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
   std::vector<double> sums;
@@ -916,15 +1067,12 @@ void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, co
                       scratch(columns * l.lanes), acc);
     });
   }
-  PhaseScope applyTime(Phase::kBnGradientApply);
   std::vector<float> A(C), B(C), K(C);
   batchNormBackwardCoefficients(C, static_cast<double>(g.batch) * g.outHeight * g.outWidth, sums.data(), mean, variance, gamma, bn.epsilon,
                                 A.data(), B.data(), K.data(), dgamma, dbeta);
-  forChunkRows(l.chunks, l.gradRows, perRow(work, l.gradRows), [&](int64_t c, int64_t begin, int64_t end, int) {
-    const float* dzChunk = dz + (dzInLanes ? c * l.outputChunk(g) : l.firstImage(c) * outImage(g));
-    gradientApplyRows(l.chunk(g, c), l, dzChunk, dzInLanes, yLanes + c * l.outputChunk(g), a.data(), b.data(), bn.relu, A.data(), B.data(),
-                      K.data(), begin, end, scratch(columns * l.lanes), dyLanes + c * l.gradChunk(g));
-  });
+  PendingGrad pending{g, dz, dzInLanes, yLanes, bn.relu, std::move(a), std::move(b), std::move(A), std::move(B), std::move(K), dyLanes};
+  if (deferTo) *deferTo = std::move(pending);
+  else writePendingGrad(pending);
 }
 
 void reluGradToLanes(const ConvGeometry& g, const float* dz, const float* out, float* gLanes) {

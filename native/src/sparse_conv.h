@@ -15,6 +15,7 @@
 // to the convolution, and it makes CigL's per-step random mask free.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "conv.h"
 
@@ -37,10 +38,13 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
 // an identity shortcut around the layer (reluGradToLanes of the join). With `gateLanes` (lanes dx only:
 // this convolution's padded input lanes, xLanes) the result is kept only where x > 0: the ReLU backward
 // of the residual join that produced x, when x never left the lane layout.
+// With `input` (a pending dy, see PendingGrad, for dyLanes), dyLanes is written on the way.
+struct PendingGrad;
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes = false,
-                            const float* addLanes = nullptr, const float* gateLanes = nullptr);
-// dw = ∂L/∂w at the active positions, 0 elsewhere.
-void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw);
+                            const float* addLanes = nullptr, const float* gateLanes = nullptr, const PendingGrad* input = nullptr);
+// dw = ∂L/∂w at the active positions, 0 elsewhere; with `input`, dyLanes is written on the way.
+void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw,
+                               const PendingGrad* input = nullptr);
 
 // Sparse convolution fused with training-mode BatchNorm (+ ReLU). The convolution's output y never
 // leaves the lane layout: the forward pass computes it into yLanes (kept for the backward pass), takes
@@ -68,17 +72,50 @@ struct BatchNormEpilogue {
 // identity residual join folded into the same pass. With `skipLanes` instead, the skip is read from the
 // padded input lanes of `skipGeometry` (a convolution whose input has z's shape: the block's first), and
 // z may go to NHWC or to `nextLanes`: a run of residual blocks whose activations stay in lanes.
+//
+// A chained layer's output can also be left pending (`deferTo`, with `next`): instead of a pass that
+// writes all of nextLanes, the next convolution's forward pass (`input`, x null, xLanes = nextLanes)
+// writes each row of its input lanes just before its gather first reads it, so the gather finds the
+// row in cache rather than in memory. The values written are the same either way. A pending output
+// must go to that next call before anything else reads nextLanes or changes yLanes, the skip or the
+// statistics it was made from.
+struct PendingLanes {
+  ConvGeometry producer{}, consumer{};
+  std::vector<float> a, b;  // BatchNorm's per-channel scale and shift, as the forward pass applies them
+  bool relu = false;
+  const float* yLanes = nullptr;
+  const float* skipLanes = nullptr;
+  ConvGeometry skipGeometry{};
+  float* lanes = nullptr;  // the consumer's input lanes (nextLanes)
+};
 void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
                          const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes,
                          const ConvGeometry* next = nullptr, float* nextLanes = nullptr, const float* skip = nullptr,
-                         const float* skipLanes = nullptr, const ConvGeometry* skipGeometry = nullptr);
+                         const float* skipLanes = nullptr, const ConvGeometry* skipGeometry = nullptr, PendingLanes* deferTo = nullptr,
+                         const PendingLanes* input = nullptr);
 // dyLanes (the grad-lanes layout, borders zeroed), dgamma, dbeta from dz and the forward's yLanes and batch
 // statistics; dz in NHWC, or with dzInLanes in the output-lanes layout (the next layer's input gradient).
 // With bn.pool2, dz is the pooled map's gradient (NHWC) and `routedLanes` (output lanes) receives it
 // routed to the windows' maxima, in the same pass that takes BatchNorm's gradient sums.
+//
+// dy can also be left pending (`deferTo`): the batch sums and dgamma, dbeta are taken now, but dyLanes is
+// written by the first convolution gradient that reads it (sparseConvBackwardData or
+// sparseConvBackwardWeights, `input`), each row just before it first reads the row, so the gather finds
+// it in cache. The values are the same either way. A pending dy must go to that call before anything
+// else reads dyLanes or changes dz, yLanes (or routedLanes) or the statistics.
+struct PendingGrad {
+  ConvGeometry g{};
+  const float* dz = nullptr;  // in lanes or NHWC, as given (the routed gradient with pool2)
+  bool dzInLanes = false;
+  const float* yLanes = nullptr;
+  bool relu = false;
+  std::vector<float> a, b;     // the forward pass's BatchNorm scale and shift (for the ReLU decision)
+  std::vector<float> A, B, K;  // dy = g·A + y·B + K per channel
+  float* dyLanes = nullptr;
+};
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
                           const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
-                          float* dbeta, float* routedLanes = nullptr);
+                          float* dbeta, float* routedLanes = nullptr, PendingGrad* deferTo = nullptr);
 // A residual join's ReLU backward into output lanes: gLanes = dz ⊙ [out > 0] with dz and out NHWC of the
 // convolution's output shape. Feeds sparseConvBnBackward (dzInLanes) and, for an identity shortcut, the
 // block input's gradient (sparseConvBackwardData's addLanes).

@@ -7,6 +7,22 @@ import { defaultOpenMpSpinning } from './openmp-spinning';
  * The native compute addon (native/, built by node-gyp at `npm install`). All functions read and write
  * caller-owned Float32Arrays in place; shapes are plain numbers. See native/src/*.h for the semantics.
  */
+/**
+ * A layer's BatchNorm output left for the next convolution's forward pass to write into its input lanes
+ * (sparseConvBnForward's defer). Opaque; it holds the arrays it reads until it is written.
+ */
+export interface PendingLanes {
+  readonly __pendingLanes: never;
+}
+
+/**
+ * BatchNorm's backward output dy left for the first convolution gradient that reads it to write into the
+ * grad lanes (sparseConvBnBackward's defer). Opaque; it holds the arrays it reads until it is written.
+ */
+export interface PendingGrad {
+  readonly __pendingGrad: never;
+}
+
 export interface NativeAddon {
   /** geometry: [batch, inH, inW, inC, outC, kH, kW, strideH, strideW, outH, outW, padTop, padLeft, padBottom, padRight]. */
   convForward(geometry: number[], x: Float32Array, filter: Float32Array, y: Float32Array): void;
@@ -27,18 +43,25 @@ export interface NativeAddon {
    * With skipLanes instead (the padded input lanes of skipGeometry, a convolution whose input has z's
    * shape), the same join with the skip read in lanes, z in NHWC or in nextLanes. With inference, mean and
    * variance are inputs (the running statistics) and no batch moments are taken (yLanes is scratch).
+   * With defer (and nextGeometry), nextLanes is not written now: the call returns a pending handle, and the
+   * next convolution's call, given it as x, writes each row of its input lanes just before its gather reads
+   * it (in cache). Nothing may read nextLanes, or change yLanes, the skip or the statistics, in between.
    */
-  sparseConvBnForward(geometry: number[], epsilon: number, relu: boolean, x: Float32Array | null, filter: Float32Array, active: Float32Array,
-    gamma: Float32Array, beta: Float32Array, z: Float32Array | null, mean: Float32Array, variance: Float32Array, xLanes: Float32Array,
-    yLanes: Float32Array, nextGeometry?: number[] | null, nextLanes?: Float32Array | null, skip?: Float32Array | null,
-    skipLanes?: Float32Array | null, skipGeometry?: number[] | null, inference?: boolean, pool2?: boolean): void;
+  sparseConvBnForward(geometry: number[], epsilon: number, relu: boolean, x: Float32Array | PendingLanes | null, filter: Float32Array,
+    active: Float32Array, gamma: Float32Array, beta: Float32Array, z: Float32Array | null, mean: Float32Array, variance: Float32Array,
+    xLanes: Float32Array, yLanes: Float32Array, nextGeometry?: number[] | null, nextLanes?: Float32Array | null, skip?: Float32Array | null,
+    skipLanes?: Float32Array | null, skipGeometry?: number[] | null, inference?: boolean, pool2?: boolean, defer?: boolean): PendingLanes | undefined;
   /**
    * dy in the grad-lanes layout (for the two convolution gradients), dgamma and dbeta; dz in NHWC or in output lanes.
    * With routedLanes (output lanes), dz is the gradient of the activation's 2×2 max pool (NHWC), routed there first.
+   * With defer, dgamma and dbeta are written now but dyLanes is not: the call returns a pending handle for the
+   * first of sparseConvBackwardData / sparseConvBackwardWeights to read dyLanes, which writes each row just
+   * before it reads it (in cache). Nothing may read dyLanes, or change dz, yLanes, routedLanes or the
+   * statistics, in between.
    */
   sparseConvBnBackward(geometry: number[], epsilon: number, relu: boolean, dz: Float32Array, dzInLanes: boolean, yLanes: Float32Array,
     mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, dyLanes: Float32Array, dgamma: Float32Array,
-    dbeta: Float32Array, routedLanes?: Float32Array): void;
+    dbeta: Float32Array, routedLanes?: Float32Array | null, defer?: boolean): PendingGrad | undefined;
   /** The array's data address modulo 64 (bytes): lets the buffer pool hand out cache-line-aligned views. */
   byteAlignment(array: Float32Array): number;
   /** A zero-filled buffer of fresh memory on a 2 MiB boundary, advised as transparent huge pages (Linux). */
@@ -51,11 +74,13 @@ export interface NativeAddon {
    * dx in NHWC, or with dxInLanes in the output-lanes layout of the layer that produced x. With addLanes
    * (x's shape in lanes), dx += addLanes: an identity shortcut's gradient (reluGradToLanes). With gateLanes
    * (lanes dx only: this layer's padded input lanes), dx is kept where x > 0 (the ReLU of the join that made x).
+   * With pending (sparseConvBnBackward's defer, for dyLanes), dyLanes is written on the way.
    */
   sparseConvBackwardData(geometry: number[], dyLanes: Float32Array, filter: Float32Array, active: Float32Array, dx: Float32Array, dxInLanes?: boolean,
-    addLanes?: Float32Array | null, gateLanes?: Float32Array): void;
-  /** dfilter at the active positions, 0 elsewhere. */
-  sparseConvBackwardWeights(geometry: number[], xLanes: Float32Array, dyLanes: Float32Array, active: Float32Array, dfilter: Float32Array): void;
+    addLanes?: Float32Array | null, gateLanes?: Float32Array | null, pending?: PendingGrad): void;
+  /** dfilter at the active positions, 0 elsewhere. With pending (for dyLanes), dyLanes is written on the way. */
+  sparseConvBackwardWeights(geometry: number[], xLanes: Float32Array, dyLanes: Float32Array, active: Float32Array, dfilter: Float32Array,
+    pending?: PendingGrad): void;
   batchNormTrainForward(rows: number, channels: number, epsilon: number, relu: boolean, y: Float32Array, gamma: Float32Array,
     beta: Float32Array, z: Float32Array, mean: Float32Array, variance: Float32Array): void;
   batchNormTrainBackward(rows: number, channels: number, epsilon: number, relu: boolean, dz: Float32Array, z: Float32Array,

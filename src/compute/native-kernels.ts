@@ -302,10 +302,12 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       const outShape = a.pool ? pooledShape(convShape) : convShape;
       const z = bufferPool.allocate(size(outShape));
       const stats = [bufferPool.allocate(c1), bufferPool.allocate(c1), bufferPool.allocate(c2), bufferPool.allocate(c2)];
-      addon.sparseConvBnForward(g1, a.epsilon1, a.relu1, f32(cpu, t.x, 'x'), f32(cpu, t.filter1, 'filter1'), f32(cpu, t.active1, 'active1'),
-        f32(cpu, t.gamma1, 'gamma1'), f32(cpu, t.beta1, 'beta1'), null, stats[0], stats[1], lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2);
+      // conv1's output goes to conv2's input lanes, written by conv2's forward pass just ahead of its gather.
+      const between = addon.sparseConvBnForward(g1, a.epsilon1, a.relu1, f32(cpu, t.x, 'x'), f32(cpu, t.filter1, 'filter1'), f32(cpu, t.active1, 'active1'),
+        f32(cpu, t.gamma1, 'gamma1'), f32(cpu, t.beta1, 'beta1'), null, stats[0], stats[1], lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2,
+        null, null, null, false, false, true)!;
       // With the join, the activation comes after adding x: ReLU on, applied to BN2 + x.
-      addon.sparseConvBnForward(g2, a.epsilon2, a.relu2 || a.residual === true, null, f32(cpu, t.filter2, 'filter2'), f32(cpu, t.active2, 'active2'),
+      addon.sparseConvBnForward(g2, a.epsilon2, a.relu2 || a.residual === true, between, f32(cpu, t.filter2, 'filter2'), f32(cpu, t.active2, 'active2'),
         f32(cpu, t.gamma2, 'gamma2'), f32(cpu, t.beta2, 'beta2'), z, stats[2], stats[3], lanes.xLanes2, lanes.yLanes2, null, null,
         a.residual ? f32(cpu, t.x, 'x') : undefined, undefined, undefined, undefined, a.pool === true);
       const out = [cpu.makeTensorInfo(outShape, 'float32', z), cpu.makeTensorInfo([c1], 'float32', stats[0]), cpu.makeTensorInfo([c1], 'float32', stats[1]),
@@ -343,13 +345,14 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
         const dy2 = gradLanes.claim(addon, g2, dz.dataId, 'pair2');
         const dz1 = gradLanes.slot(addon, g1, 'pair-between', 2).values;
         if (joinGrad) addon.reluGradToLanes(g2, v(dz, 'dz'), v(z, 'z'), joinGrad);
-        addon.sparseConvBnBackward(g2, a.epsilon2, a.relu2, joinGrad ?? v(dz, 'dz'), joinGrad !== undefined, lanes.yLanes2, v(mean2, 'mean2'),
-          v(variance2, 'variance2'), v(gamma2, 'gamma2'), v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2, routed);
+        // Each dy is left pending and written by the first gradient that reads it, row by row ahead of its gather.
+        const pending2 = addon.sparseConvBnBackward(g2, a.epsilon2, a.relu2, joinGrad ?? v(dz, 'dz'), joinGrad !== undefined, lanes.yLanes2,
+          v(mean2, 'mean2'), v(variance2, 'variance2'), v(gamma2, 'gamma2'), v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2, routed ?? null, true);
+        addon.sparseConvBackwardData(g2, dy2, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true, null, null, pending2);
         addon.sparseConvBackwardWeights(g2, lanes.xLanes2, dy2, v(active2, 'active2'), out.dfilter2);
-        addon.sparseConvBackwardData(g2, dy2, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true);
-        addon.sparseConvBnBackward(g1, a.epsilon1, a.relu1, dz1, true, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'),
-          v(gamma1, 'gamma1'), v(beta1, 'beta1'), out.dy1, out.dgamma1, out.dbeta1);
-        addon.sparseConvBackwardWeights(g1, lanes.xLanes1, out.dy1, v(active1, 'active1'), out.dfilter1);
+        const pending1 = addon.sparseConvBnBackward(g1, a.epsilon1, a.relu1, dz1, true, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'),
+          v(gamma1, 'gamma1'), v(beta1, 'beta1'), out.dy1, out.dgamma1, out.dbeta1, null, true);
+        addon.sparseConvBackwardWeights(g1, lanes.xLanes1, out.dy1, v(active1, 'active1'), out.dfilter1, pending1);
         return out;
       });
       return {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { bufferPool } from './buffer-pool';
 import { checkPattern, convGeometry, cpuBackend, f32, gradLanes, KERNELS, keepLanes, lanesOf, once, outputShape, type PairLanes, size, wrap } from './kernel-support';
-import type { NativeAddon } from './native-addon';
+import type { NativeAddon, PendingLanes } from './native-addon';
 
 /**
  * Where a 1×1 shortcut's weights sit inside the first layer's kernel window when the shortcut reads the
@@ -124,16 +124,19 @@ interface BlockArrays {
  * each block's first layer writes the second's input lanes; a projection block's shortcut, run as the first
  * layer's geometry on the same input lanes, writes its BatchNorm output into a buffer of the second layer's
  * input-lane layout; the join (ReLU after adding the block's input, read from its input lanes, or the
- * shortcut's output) goes to the next block's input lanes, or for the last block to z (NHWC).
+ * shortcut's output) goes to the next block's input lanes, or for the last block to z (NHWC). Each output
+ * bound for the next layer's input lanes is left pending and written by that layer's forward pass, row by
+ * row just ahead of its gather (x: the first block's input, NHWC, already in its lanes (null), or pending).
  */
-function residualBlocksForward(addon: NativeAddon, a: SparseResidualBlocksAttrs, x: Float32Array | null, z: Float32Array,
+function residualBlocksForward(addon: NativeAddon, a: SparseResidualBlocksAttrs, x: Float32Array | PendingLanes | null, z: Float32Array,
   geometry: readonly BlockGeometry[], arraysOf: (block: number) => BlockArrays, inference: boolean): void {
   const blocks = geometry.map((_, i) => arraysOf(i));
+  let input = x;
   blocks.forEach(({ weights: w, stats, lanes }, i) => {
     const { g1, g2, shortcut } = geometry[i];
     const next = blocks[i + 1];
-    addon.sparseConvBnForward(g1, a.epsilon1[i], a.relu1[i], i === 0 ? x : null, w('filter1'), w('active1'), w('gamma1'), w('beta1'), null, stats[0], stats[1],
-      lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2, null, null, null, inference);
+    const between = addon.sparseConvBnForward(g1, a.epsilon1[i], a.relu1[i], input, w('filter1'), w('active1'), w('gamma1'), w('beta1'), null,
+      stats[0], stats[1], lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2, null, null, null, inference, false, true)!;
     let skip = lanes.xLanes1;
     let skipGeometry = g1;
     if (shortcut) {
@@ -142,8 +145,9 @@ function residualBlocksForward(addon: NativeAddon, a: SparseResidualBlocksAttrs,
       addon.sparseConvBnForward(shortcut.gS, a.epsilonS[i], false, null, lanes.filterS!, lanes.activeS!, w('gammaS'), w('betaS'), null, stats[4], stats[5],
         lanes.xLanes1, lanes.yLanesS!, g2, skip, null, null, null, inference);
     }
-    addon.sparseConvBnForward(g2, a.epsilon2[i], true, null, w('filter2'), w('active2'), w('gamma2'), w('beta2'), next ? null : z, stats[2], stats[3],
-      lanes.xLanes2, lanes.yLanes2, next ? geometry[i + 1].g1 : null, next ? next.lanes.xLanes1 : null, null, skip, skipGeometry, inference);
+    input = addon.sparseConvBnForward(g2, a.epsilon2[i], true, between, w('filter2'), w('active2'), w('gamma2'), w('beta2'), next ? null : z,
+      stats[2], stats[3], lanes.xLanes2, lanes.yLanes2, next ? geometry[i + 1].g1 : null, next ? next.lanes.xLanes1 : null, null, skip, skipGeometry,
+      inference, false, next !== undefined) ?? null;
   });
 }
 
@@ -243,17 +247,18 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       const z = bufferPool.allocate(size(outShape));
       const stats = geometry.map(({ g1, g2, shortcut }) => [g1[4], g1[4], g2[4], g2[4], ...(shortcut ? [g2[4], g2[4]] : [])].map((c) => bufferPool.allocate(c)));
       const kept: Record<string, Float32Array> = Object.fromEntries(lanes.flatMap((l, i) => Object.entries(l).map(([k, buffer]) => [`${k}${i}`, buffer])));
+      let head: PendingLanes | undefined;
       if (gH) {
-        // The head writes the first block's input lanes.
+        // The head's output is the first block's input lanes, written by its forward pass.
         const [inH, , outH] = addon.sparseConvLaneSizes(gH);
         kept.headX = bufferPool.allocate(inH);
         kept.headY = bufferPool.allocate(outH);
         stats.push([gH[4], gH[4]].map((c) => bufferPool.allocate(c)));
         const h = (name: HeadInput): Float32Array => f32(cpu, headInput(name), `${name} of the head`);
-        addon.sparseConvBnForward(gH, a.headEpsilon, a.headRelu, f32(cpu, x, 'x'), h('filterH'), h('activeH'), h('gammaH'), h('betaH'), null,
-          stats[stats.length - 1][0], stats[stats.length - 1][1], kept.headX, kept.headY, geometry[0].g1, lanes[0].xLanes1);
+        head = addon.sparseConvBnForward(gH, a.headEpsilon, a.headRelu, f32(cpu, x, 'x'), h('filterH'), h('activeH'), h('gammaH'), h('betaH'), null,
+          stats[stats.length - 1][0], stats[stats.length - 1][1], kept.headX, kept.headY, geometry[0].g1, lanes[0].xLanes1, null, null, null, false, false, true)!;
       }
-      residualBlocksForward(addon, a, gH ? null : f32(cpu, x, 'x'), z, geometry, (i) => ({ weights: (name) => v(name, i), stats: stats[i], lanes: lanes[i] }), false);
+      residualBlocksForward(addon, a, head ?? f32(cpu, x, 'x'), z, geometry, (i) => ({ weights: (name) => v(name, i), stats: stats[i], lanes: lanes[i] }), false);
       const outs = [cpu.makeTensorInfo(outShape, 'float32', z), ...stats.flat().map((s) => cpu.makeTensorInfo([s.length], 'float32', s))];
       keepLanes(z, kept);
       return outs;
@@ -299,22 +304,23 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
           const dy2 = gradLanes.claim(addon, g2, dz.dataId, 'blocks2');
           const dz1 = gradLanes.slot(addon, g1, 'blocks-between', 2).values;
           const dy1 = gradLanes.claim(addon, g1, dz.dataId, 'blocks1');
-          addon.sparseConvBnBackward(g2, a.epsilon2[i], false, join, true, lanes(i, 'yLanes2', kept), stat(i, 2), stat(i, 3), w('gamma2', i), w('beta2', i),
-            dy2, d.gamma2, d.beta2);
+          // Each dy is left pending and written by the first gradient that reads it, row by row ahead of its gather.
+          const pending2 = addon.sparseConvBnBackward(g2, a.epsilon2[i], false, join, true, lanes(i, 'yLanes2', kept), stat(i, 2), stat(i, 3),
+            w('gamma2', i), w('beta2', i), dy2, d.gamma2, d.beta2, null, true);
+          addon.sparseConvBackwardData(g2, dy2, w('filter2', i), w('active2', i), dz1, true, null, null, pending2);
           addon.sparseConvBackwardWeights(g2, lanes(i, 'xLanes2', kept), dy2, w('active2', i), d.filter2);
-          addon.sparseConvBackwardData(g2, dy2, w('filter2', i), w('active2', i), dz1, true);
-          addon.sparseConvBnBackward(g1, a.epsilon1[i], a.relu1[i], dz1, true, lanes(i, 'yLanes1', kept), stat(i, 0), stat(i, 1), w('gamma1', i),
-            w('beta1', i), dy1, d.gamma1, d.beta1);
-          addon.sparseConvBackwardWeights(g1, lanes(i, 'xLanes1', kept), dy1, w('active1', i), d.filter1);
+          const pending1 = addon.sparseConvBnBackward(g1, a.epsilon1[i], a.relu1[i], dz1, true, lanes(i, 'yLanes1', kept), stat(i, 0), stat(i, 1),
+            w('gamma1', i), w('beta1', i), dy1, d.gamma1, d.beta1, null, true);
+          addon.sparseConvBackwardWeights(g1, lanes(i, 'xLanes1', kept), dy1, w('active1', i), d.filter1, pending1);
           // The block input's gradient besides conv1's: the identity's (the join's gradient itself) or the shortcut's, gathered in lanes.
           let besides = join;
           if (shortcut) {
             const dyS = gradLanes.claim(addon, shortcut.gS, dz.dataId, 'blocksS');
-            addon.sparseConvBnBackward(shortcut.gS, a.epsilonS[i], false, join, true, lanes(i, 'yLanesS', kept), stat(i, 4), stat(i, 5), w('gammaS', i),
-              w('betaS', i), dyS, d.gammaS, d.betaS);
+            const pendingS = addon.sparseConvBnBackward(shortcut.gS, a.epsilonS[i], false, join, true, lanes(i, 'yLanesS', kept), stat(i, 4), stat(i, 5),
+              w('gammaS', i), w('betaS', i), dyS, d.gammaS, d.betaS, null, true);
             // The shortcut's filter gradient at its tap of the window is the 1×1 filter's gradient.
             const embedded = gradLanes.scratch('shortcut-dfilter', shortcut.embeddedSize);
-            addon.sparseConvBackwardWeights(shortcut.gS, lanes(i, 'xLanes1', kept), dyS, lanes(i, 'activeS', kept), embedded);
+            addon.sparseConvBackwardWeights(shortcut.gS, lanes(i, 'xLanes1', kept), dyS, lanes(i, 'activeS', kept), embedded, pendingS);
             const at = (shortcut.tap[0] * g1[6] + shortcut.tap[1]) * d.filterS.length;
             d.filterS.set(embedded.subarray(at, at + d.filterS.length));
             besides = gradLanes.scratch('shortcut-dx', inputInLanesSize(addon, g1));
@@ -328,9 +334,9 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
             addon.sparseConvBackwardData(g1, dy1, w('filter1', 0), w('active1', 0), dzH, true, besides);
             const head = { dy: gradLanes.claim(addon, gH, dz.dataId, 'head'), filterH: bufferPool.allocate(headInput('filterH').size),
               gammaH: bufferPool.allocate(headInput('gammaH').size), betaH: bufferPool.allocate(headInput('betaH').size) };
-            addon.sparseConvBnBackward(gH, a.headEpsilon, a.headRelu, dzH, true, kept.headY, headStat(0), headStat(1), h('gammaH'), h('betaH'), head.dy,
-              head.gammaH, head.betaH);
-            addon.sparseConvBackwardWeights(gH, kept.headX, head.dy, h('activeH'), head.filterH);
+            const pendingH = addon.sparseConvBnBackward(gH, a.headEpsilon, a.headRelu, dzH, true, kept.headY, headStat(0), headStat(1), h('gammaH'),
+              h('betaH'), head.dy, head.gammaH, head.betaH, null, true);
+            addon.sparseConvBackwardWeights(gH, kept.headX, head.dy, h('activeH'), head.filterH, pendingH);
             return { grads, dy1, besides, head };
           }
           // The previous block's join gradient: this block's input gradient plus its shortcut's, kept
@@ -410,14 +416,15 @@ function registerSparseResidualBlocksInfer(addon: NativeAddon): void {
           activeS: embedAtTap(w('activeS', i), g1[6], shortcut.tap, gradLanes.scratch(`infer-shortcut-active-${i}`, shortcut.embeddedSize)),
         };
       });
+      let head: PendingLanes | undefined;
       if (gH) {
         const h = (name: HeadInput): Float32Array => f32(cpu, headInput(name), `${name} of the head`);
         const stat = (k: number): Float32Array => f32(cpu, all[headAt + HEAD_INPUTS.length + k], 'running statistics of the head');
-        addon.sparseConvBnForward(gH, a.headEpsilon, a.headRelu, f32(cpu, x, 'x'), h('filterH'), h('activeH'), h('gammaH'), h('betaH'), null, stat(0), stat(1),
-          gradLanes.slot(addon, gH, 'infer-head-x', 0).values, gradLanes.slot(addon, gH, 'infer-head-y', 2).values, geometry[0].g1, lanes[0].xLanes1,
-          null, null, null, true);
+        head = addon.sparseConvBnForward(gH, a.headEpsilon, a.headRelu, f32(cpu, x, 'x'), h('filterH'), h('activeH'), h('gammaH'), h('betaH'), null, stat(0),
+          stat(1), gradLanes.slot(addon, gH, 'infer-head-x', 0).values, gradLanes.slot(addon, gH, 'infer-head-y', 2).values, geometry[0].g1, lanes[0].xLanes1,
+          null, null, null, true, false, true)!;
       }
-      residualBlocksForward(addon, a, gH ? null : f32(cpu, x, 'x'), z, geometry, (i) => ({ weights: (name) => w(name, i), stats: running(i), lanes: lanes[i] }), true);
+      residualBlocksForward(addon, a, head ?? f32(cpu, x, 'x'), z, geometry, (i) => ({ weights: (name) => w(name, i), stats: running(i), lanes: lanes[i] }), true);
       return cpu.makeTensorInfo(outShape, 'float32', z);
     },
   });

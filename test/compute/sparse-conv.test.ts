@@ -522,6 +522,95 @@ t.test('the gathers never read the padding rows of their lane inputs: rows of th
   }
 });
 
+t.test('pending outputs (defer): the consumer writes the lanes ahead of its gather, bitwise what the separate pass writes; misuse is refused', { skip }, async (t) => {
+  const { requireNativeAddon } = await import('../../src/compute/native-addon');
+  const { convGeometry } = await import('../../src/compute/native-kernels');
+  const addon = requireNativeAddon();
+  const rng = new Rng(23);
+  const random = (n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => scale * rng.nextNormal());
+  const pattern = (n: number): Float32Array => Float32Array.from({ length: n }, () => (rng.nextFloat() < 0.3 ? 1 : 0));
+  // Batch 70: two lane chunks, each thread writes its own chunk's rows; batch 19: one chunk shared by the
+  // threads, so the consumer writes the pending output in one pass first. Stride 2 for the first layer
+  // (the second reads a smaller map), a skip in lanes on the second's output, and evaluation mode.
+  for (const [batch, stride, inference] of [[70, 1, false], [70, 2, false], [19, 1, false], [70, 1, true]] as const) {
+    const name = `batch ${batch}, stride ${stride}${inference ? ', evaluation' : ''}`;
+    const [h, w, c] = [9, 7, 16];
+    const g1 = convGeometry([batch, h, w, c], [3, 3, c, 24], { stride, padding: 'same' });
+    const g2 = convGeometry([batch, g1[9], g1[10], 24], [3, 3, 24, 24], { stride: 1, padding: 'same' });
+    const g3 = convGeometry([batch, g2[9], g2[10], 24], [3, 3, 24, 16], { stride: 1, padding: 'same' });
+    const x = random(batch * h * w * c);
+    const layers = [[g1, c, 24], [g2, 24, 24], [g3, 24, 16]].map(([g, cin, cout]) => {
+      const active = pattern(9 * (cin as number) * (cout as number));
+      return { g: g as number[], active, filter: active.map((a) => a * rng.nextNormal()), gamma: random(cout as number, 0.3).map((v) => 1 + v),
+        beta: random(cout as number, 0.3), mean: random(cout as number, 0.1), variance: random(cout as number, 0.2).map((v) => 1 + Math.abs(v)) };
+    });
+    const sizes = layers.map((l) => addon.sparseConvLaneSizes(l.g));
+    const dz = random(batch * g3[9] * g3[10] * 16);
+    // conv1 → conv2 → conv3 (z in NHWC), conv2's join reading conv2's own input lanes as the skip; every
+    // pending output given to the next call, or none deferred.
+    const run = (defer: boolean) => {
+      const lanes = sizes.map(([input, , output]) => ({ x: new Float32Array(input), y: new Float32Array(output) }));
+      const stats = layers.map((l) => [l.mean.slice(), l.variance.slice()]);
+      const z = new Float32Array(batch * g3[9] * g3[10] * 16);
+      let input: Float32Array | ReturnType<typeof addon.sparseConvBnForward> = x;
+      layers.forEach((l, i) => {
+        const next = layers[i + 1];
+        const skip = i === 1 ? lanes[1].x : null;
+        input = addon.sparseConvBnForward(l.g, 1e-5, true, input ?? null, l.filter, l.active, l.gamma, l.beta, next ? null : z, stats[i][0], stats[i][1],
+          lanes[i].x, lanes[i].y, next ? next.g : null, next ? lanes[i + 1].x : null, null, skip, skip ? l.g : null, inference, false, defer && next !== undefined);
+      });
+      if (inference) return { z, stats, lanes, grads: [] };
+      // Backward through conv3 and conv2: each dy pending for the first gradient that reads it (conv3's input
+      // gradient, conv2's filter gradient), or written by its own pass.
+      const dyLanes = layers.map((l) => new Float32Array(addon.sparseConvLaneSizes(l.g)[1]));
+      const dz2 = new Float32Array(sizes[1][2]);
+      const dgamma = [new Float32Array(16), new Float32Array(24)];
+      const dbeta = [new Float32Array(16), new Float32Array(24)];
+      const dfilter = [new Float32Array(layers[2].filter.length), new Float32Array(layers[1].filter.length)];
+      const p3 = addon.sparseConvBnBackward(g3, 1e-5, true, dz, false, lanes[2].y, stats[2][0], stats[2][1], layers[2].gamma, layers[2].beta, dyLanes[2],
+        dgamma[0], dbeta[0], null, defer);
+      addon.sparseConvBackwardData(g3, dyLanes[2], layers[2].filter, layers[2].active, dz2, true, null, null, p3);
+      addon.sparseConvBackwardWeights(g3, lanes[2].x, dyLanes[2], layers[2].active, dfilter[0]);
+      const p2 = addon.sparseConvBnBackward(g2, 1e-5, true, dz2, true, lanes[1].y, stats[1][0], stats[1][1], layers[1].gamma, layers[1].beta, dyLanes[1],
+        dgamma[1], dbeta[1], null, defer);
+      addon.sparseConvBackwardWeights(g2, lanes[1].x, dyLanes[1], layers[1].active, dfilter[1], p2);
+      const dz1 = new Float32Array(sizes[0][2]);
+      addon.sparseConvBackwardData(g2, dyLanes[1], layers[1].filter, layers[1].active, dz1, true);
+      return { z, stats, lanes, grads: [dz2, dz1, ...dgamma, ...dbeta, ...dfilter, dyLanes[2], dyLanes[1]] };
+    };
+    const deferred = run(true);
+    const separate = run(false);
+    // Elements whose bits differ (Object.is: NaN equals NaN, 0 and -0 differ).
+    const differing = (a: Float32Array, b: Float32Array): number => a.length === b.length ? a.reduce((n, v, i) => n + (Object.is(v, b[i]) ? 0 : 1), 0) : -1;
+    t.ok(deferred.z.some((v) => v !== 0), `${name}: the output is not zero`);
+    t.equal(differing(deferred.z, separate.z), 0, `${name}: z bitwise`);
+    deferred.stats.flat().forEach((s, i) => t.equal(differing(s, separate.stats.flat()[i]), 0, `${name}: statistics ${i} bitwise`));
+    deferred.lanes.forEach((l, i) => {
+      t.equal(differing(l.x, separate.lanes[i].x), 0, `${name}: layer ${i + 1}'s input lanes bitwise`);
+      t.equal(differing(l.y, separate.lanes[i].y), 0, `${name}: layer ${i + 1}'s output lanes bitwise`);
+    });
+    deferred.grads.forEach((gr, i) => t.equal(differing(gr, separate.grads[i]), 0, `${name}: gradient array ${i} bitwise`));
+  }
+  // Misuse: a handle written twice, given to another convolution, or of the other kind; defer without a next convolution.
+  const g = convGeometry([70, 5, 5, 16], [3, 3, 16, 16], { stride: 1, padding: 'same' });
+  const [inLanes, gradLanes, outLanes] = addon.sparseConvLaneSizes(g);
+  const f32 = (n: number): Float32Array => new Float32Array(n);
+  const [filter, active] = [f32(9 * 16 * 16).fill(0.1), f32(9 * 16 * 16).fill(1)];
+  const ones = f32(16).fill(1);
+  const nextLanes = f32(inLanes);
+  const forward = (input: Float32Array | ReturnType<typeof addon.sparseConvBnForward>, xLanes: Float32Array, defer: boolean) =>
+    addon.sparseConvBnForward(g, 1e-5, true, input ?? null, filter, active, ones, f32(16), defer ? null : f32(70 * 25 * 16), f32(16), f32(16), xLanes, f32(outLanes),
+      defer ? g : null, defer ? nextLanes : null, null, null, null, false, false, defer);
+  const pending = forward(f32(70 * 25 * 16), f32(inLanes), true);
+  t.throws(() => forward(pending, f32(inLanes), false), /pending input is for another convolution/, 'another buffer is refused');
+  t.doesNotThrow(() => forward(pending, nextLanes, false), 'its own consumer takes it');
+  t.throws(() => forward(pending, nextLanes, false), /already written/, 'a second use is refused');
+  t.throws(() => addon.sparseConvBackwardWeights(g, f32(inLanes), f32(gradLanes), active, f32(filter.length), forward(f32(70 * 25 * 16), f32(inLanes), true) as never),
+    /must be a pending dy handle/, 'a pending output of the other kind is refused');
+  t.throws(() => addon.sparseConvBnForward(g, 1e-5, true, f32(70 * 25 * 16), filter, active, ones, f32(16), f32(70 * 25 * 16), f32(16), f32(16), f32(inLanes),
+    f32(outLanes), null, null, null, null, null, false, false, true), /only an output into the next convolution's lanes/);
+});
+
 t.test('lane buffers hold the batch in equal chunks of at most 64 lanes, one chunk after the other', { skip }, async (t) => {
   const { requireNativeAddon } = await import('../../src/compute/native-addon');
   const { convGeometry } = await import('../../src/compute/native-kernels');
@@ -565,9 +654,10 @@ t.test('the addon refuses inconsistent lane options with an error naming them; p
   const filter = f32(3 * 3 * 16 * 16).fill(0.1);
   const active = f32(filter.length).fill(1);
   const c = 16;
-  const forward = (skip: Float32Array | null, skipLanes?: Float32Array, skipGeometry?: number[]): void =>
+  const forward = (skip: Float32Array | null, skipLanes?: Float32Array, skipGeometry?: number[]): void => {
     addon.sparseConvBnForward(g, 1e-5, true, f32(4 * 5 * 5 * 16), filter, active, f32(c).fill(1), f32(c), f32(4 * 5 * 5 * 16), f32(c), f32(c),
       f32(inLanes), f32(outLanes), null, null, skip, skipLanes, skipGeometry);
+  };
   t.throws(() => forward(f32(4 * 5 * 5 * 16), f32(inLanes), g), /skip in NHWC or in lanes, not both/);
   const wider = convGeometry([4, 5, 5, 32], [3, 3, 32, 16], { stride: 1, padding: 'same' });
   t.throws(() => forward(null, f32(addon.sparseConvLaneSizes(wider)[0]), wider), /skip geometry's input is not this convolution's output/);

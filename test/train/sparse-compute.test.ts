@@ -50,7 +50,7 @@ async function lockstep(method: 'rigl' | 'cigl'): Promise<{ steps: StepCompariso
   addon.sparseConvBnForward = (...args) => {
     calls++;
     if (args[16] instanceof Float32Array) laneJoins++;
-    fusedForward(...args);
+    return fusedForward(...args);
   };
   // ERK, as in training runs; CigL at p = 0.01, the rate the reproduction chose.
   const config = (model: ReturnType<typeof createModel>) => tinyConfig(model, {
