@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "batchnorm.h"
@@ -110,7 +111,7 @@ void forEachActive(const ConvGeometry& g, const float* active, Visit visit) {
 }
 
 // The active entries sorted into their lists (a stable counting sort: within a list, HWIO scan order),
-// with value 0 (see withValues).
+// with value 0 (see compressed).
 template <class ListOf, class OffsetOf>
 CompressedFilter compress(const ConvGeometry& g, int64_t lists, const float* active, ListOf listOf, OffsetOf offsetOf) {
   struct Found {
@@ -153,24 +154,27 @@ CompressedFilter compress(const ConvGeometry& g, int64_t lists, const float* act
 
 // Recently compressed patterns, per thread. Within a step each layer's pattern is compressed for the
 // forward pass, the filter gradient and the input gradient, and between mask updates it does not change
-// at all: a hit copies the lists and reads only the weight values. Keyed by the geometry, the kind of
-// lists and the pattern itself, compared in full (a memcmp of the filter, far cheaper than a rebuild).
+// at all: a hit reads only the weight values. Keyed by the geometry, the kind of lists and the pattern
+// itself, compared in full (a memcmp of the filter, far cheaper than a rebuild). A returned filter
+// stays valid until this thread's next lookup (the kernels hold one at a time).
 enum class Lists { kByOutputChannel, kByInputChannel };
 class PatternCache {
  public:
   template <class Build>
-  CompressedFilter get(const ConvGeometry& g, Lists kind, const float* active, Build build) {
+  CompressedFilter& get(const ConvGeometry& g, Lists kind, const float* active, Build build) {
     const int64_t size = g.kernelHeight * g.kernelWidth * g.inChannels * g.outChannels;
     clock_++;
-    for (Entry& e : entries_)
-      if (e.kind == kind && std::memcmp(&e.geometry, &g, sizeof g) == 0 && std::memcmp(e.active.data(), active, sizeof(float) * size) == 0) {
-        e.used = clock_;
-        return e.filter;
+    for (auto& e : entries_)
+      if (e->kind == kind && std::memcmp(&e->geometry, &g, sizeof g) == 0 && std::memcmp(e->active.data(), active, sizeof(float) * size) == 0) {
+        e->used = clock_;
+        return e->filter;
       }
-    Entry& e = entries_.size() < kCapacity ? entries_.emplace_back()
-                                            : *std::min_element(entries_.begin(), entries_.end(), [](const Entry& a, const Entry& b) { return a.used < b.used; });
-    e = Entry{g, kind, std::vector<float>(active, active + size), build(), clock_};
-    return e.filter;
+    // A new entry while there is room, else the least recently used one.
+    Entry* e = entries_.size() < kCapacity
+                   ? entries_.emplace_back(std::make_unique<Entry>()).get()
+                   : std::min_element(entries_.begin(), entries_.end(), [](const auto& a, const auto& b) { return a->used < b->used; })->get();
+    *e = Entry{g, kind, std::vector<float>(active, active + size), build(), clock_};
+    return e->filter;
   }
 
  private:
@@ -183,25 +187,25 @@ class PatternCache {
   };
   // A step of resnet20 needs 2 per masked layer (38); more networks or geometries just rebuild.
   static constexpr size_t kCapacity = 64;
-  std::vector<Entry> entries_;
+  std::vector<std::unique_ptr<Entry>> entries_;  // stable addresses for the returned references
   uint64_t clock_ = 0;
 };
 
-// The pattern's lists with the weight values of w (0 without w: the filter gradient reads none).
-CompressedFilter withValues(CompressedFilter f, const float* w) {
-  for (size_t e = 0; e < f.value.size(); e++) f.value[e] = w ? w[f.position[e]] : 0.0f;
+// The pattern's lists (cached) with the weight values of w; without w (the filter gradient, which reads
+// none) the values are left as they are.
+template <class ListOf, class OffsetOf>
+const CompressedFilter& compressed(const ConvGeometry& g, Lists kind, int64_t lists, const float* w, const float* active, ListOf listOf,
+                                   OffsetOf offsetOf) {
+  PhaseScope time(Phase::kCompressFilter);
+  thread_local PatternCache cache;
+  CompressedFilter& f = cache.get(g, kind, active, [&] { return compress(g, lists, active, listOf, offsetOf); });
+  if (w)
+    for (size_t e = 0; e < f.value.size(); e++) f.value[e] = w[f.position[e]];
   return f;
 }
 
-template <class ListOf, class OffsetOf>
-CompressedFilter compressed(const ConvGeometry& g, Lists kind, int64_t lists, const float* w, const float* active, ListOf listOf, OffsetOf offsetOf) {
-  PhaseScope time(Phase::kCompressFilter);
-  thread_local PatternCache cache;
-  return withValues(cache.get(g, kind, active, [&] { return compress(g, lists, active, listOf, offsetOf); }), w);
-}
-
 // One list per output channel, offsets into the input lanes (forward and filter gradient).
-CompressedFilter byOutputChannel(const ConvGeometry& g, const LaneLayout& l, const float* w, const float* active) {
+const CompressedFilter& byOutputChannel(const ConvGeometry& g, const LaneLayout& l, const float* w, const float* active) {
   return compressed(
       g, Lists::kByOutputChannel, g.outChannels, w, active, [](int64_t, int64_t, int64_t, int64_t co) { return co; },
       [&](int64_t kh, int64_t kw, int64_t ci, int64_t) { return ((kh * l.inCols + kw) * g.inChannels + ci) * l.lanes; });
@@ -209,7 +213,7 @@ CompressedFilter byOutputChannel(const ConvGeometry& g, const LaneLayout& l, con
 
 // One list per (input channel, kh mod strideH, kw mod strideW), offsets into the grad lanes relative to
 // dy's position (⌊row / stride⌋, ⌊col / stride⌋) of a padded input pixel: the input gradient as a gather.
-CompressedFilter byInputChannel(const ConvGeometry& g, const LaneLayout& l, const float* w, const float* active) {
+const CompressedFilter& byInputChannel(const ConvGeometry& g, const LaneLayout& l, const float* w, const float* active) {
   return compressed(
       g, Lists::kByInputChannel, g.inChannels * g.strideHeight * g.strideWidth, w, active,
       [&](int64_t kh, int64_t kw, int64_t ci, int64_t) { return (ci * g.strideHeight + kh % g.strideHeight) * g.strideWidth + kw % g.strideWidth; },
@@ -518,7 +522,7 @@ int64_t sparseConvInputDataLanesSize(const ConvGeometry& g) { const LaneLayout l
 void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, const float* active, float* y, float* xLanes) {
   const LaneLayout l(g);
   inputToLanes(g, l, x, xLanes);
-  const CompressedFilter f = byOutputChannel(g, l, w, active);
+  const CompressedFilter& f = byOutputChannel(g, l, w, active);
   forChunkRows(l.chunks, g.outHeight, f.start.back() * g.outWidth * l.lanes, [&](int64_t c, int64_t begin, int64_t end, int) {
     float* tile = scratch(g.outWidth * g.outChannels * l.lanes);
     gatherRows(false, l.chunk(g, c), l, f, xLanes + c * l.inputChunk(g), begin, end, tile, y + l.firstImage(c) * outImage(g));
@@ -533,7 +537,7 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes,
                             const float* addLanes, const float* gateLanes, const PendingGrad* input) {
   const LaneLayout l(g);
-  const CompressedFilter f = byInputChannel(g, l, w, active);
+  const CompressedFilter& f = byInputChannel(g, l, w, active);
   const int64_t dxChunk = dxInLanes ? l.inputDataChunk(g) : l.lanes * inImage(g);
   const int64_t work = perRow(f.start.back() * g.inWidth * l.lanes, g.strideHeight * g.strideWidth);
   if (input && !threadsOwnChunks(l.chunks, g.inHeight, work)) {
@@ -560,7 +564,7 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw,
                                const PendingGrad* input) {
   const LaneLayout l(g);
-  const CompressedFilter f = byOutputChannel(g, l, nullptr, active);
+  const CompressedFilter& f = byOutputChannel(g, l, nullptr, active);
   std::memset(dw, 0, sizeof(float) * g.kernelHeight * g.kernelWidth * g.inChannels * g.outChannels);
   // The rows of all chunks split between the threads, each with partial sums for every active weight,
   // added in thread order: each thread reads only its share of x and dy (a split by output channel made
@@ -1009,7 +1013,7 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
   const LaneLayout l(g);
   const int64_t C = g.outChannels;
   if (x) inputToLanes(g, l, x, xLanes);
-  const CompressedFilter f = byOutputChannel(g, l, w, active);
+  const CompressedFilter& f = byOutputChannel(g, l, w, active);
   // In evaluation mean and variance are the running statistics to normalise with: no batch moments.
   forwardWithMoments(g, l, f, xLanes, yLanes, input, bn.inference ? nullptr : mean, bn.inference ? nullptr : variance);
   std::vector<float> a(C), b(C);
