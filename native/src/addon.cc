@@ -43,42 +43,43 @@ bool Bool(const Napi::CallbackInfo& info, size_t i, const char* name) {
   return info[i].As<Napi::Boolean>().Value();
 }
 
-// A Float32Array argument holding at least `size` elements.
-float* F32(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t size) {
-  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a Float32Array");
-  auto array = info[i].As<Napi::Float32Array>();
+// A typed array value of element type T (napi type `type`, named `typeName`) holding at least `size` elements.
+template <class T, class Array>
+T* TypedOf(Napi::Env env, const Napi::Value& value, napi_typedarray_type type, const char* typeName, const std::string& name, int64_t size) {
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type)
+    throw Napi::TypeError::New(env, "argument '" + name + "' must be a " + typeName);
+  auto array = value.As<Array>();
   if (static_cast<int64_t>(array.ElementLength()) < size)
-    throw Napi::RangeError::New(info.Env(), std::string("argument '") + name + "' has " + std::to_string(array.ElementLength()) +
-                                                " elements, expected " + std::to_string(size));
+    throw Napi::RangeError::New(env, "argument '" + name + "' has " + std::to_string(array.ElementLength()) + " elements, expected " + std::to_string(size));
   return array.Data();
 }
 
+// A Float32Array argument holding at least `size` elements.
+float* F32(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t size) {
+  return TypedOf<float, Napi::Float32Array>(info.Env(), info[i], napi_float32_array, "Float32Array", name, size);
+}
+
 const int32_t* I32(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t size) {
-  if (!info[i].IsTypedArray() || info[i].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be an Int32Array");
-  auto array = info[i].As<Napi::Int32Array>();
-  if (static_cast<int64_t>(array.ElementLength()) < size)
-    throw Napi::RangeError::New(info.Env(), std::string("argument '") + name + "' has " + std::to_string(array.ElementLength()) +
-                                                " elements, expected " + std::to_string(size));
-  return array.Data();
+  return TypedOf<int32_t, Napi::Int32Array>(info.Env(), info[i], napi_int32_array, "Int32Array", name, size);
 }
 
 // Geometry as an array of 15 numbers: batch, inHeight, inWidth, inChannels, outChannels, kernelHeight,
 // kernelWidth, strideHeight, strideWidth, outHeight, outWidth, padTop, padLeft, padBottom, padRight.
-ConvGeometry Geometry(const Napi::CallbackInfo& info, size_t i) {
-  if (!info[i].IsArray()) throw Napi::TypeError::New(info.Env(), "argument 'geometry' must be an array of 15 numbers");
-  auto a = info[i].As<Napi::Array>();
-  if (a.Length() != 15) throw Napi::TypeError::New(info.Env(), "argument 'geometry' must be an array of 15 numbers");
+ConvGeometry GeometryOf(Napi::Env env, const Napi::Value& value) {
+  if (!value.IsArray()) throw Napi::TypeError::New(env, "argument 'geometry' must be an array of 15 numbers");
+  auto a = value.As<Napi::Array>();
+  if (a.Length() != 15) throw Napi::TypeError::New(env, "argument 'geometry' must be an array of 15 numbers");
   int64_t v[15];
   for (uint32_t k = 0; k < 15; k++) {
     Napi::Value e = a.Get(k);
-    if (!e.IsNumber()) throw Napi::TypeError::New(info.Env(), "argument 'geometry' must be an array of 15 numbers");
+    if (!e.IsNumber()) throw Napi::TypeError::New(env, "argument 'geometry' must be an array of 15 numbers");
     v[k] = e.As<Napi::Number>().Int64Value();
-    if (v[k] < 0 || (k < 11 && v[k] == 0)) throw Napi::RangeError::New(info.Env(), "convolution geometry entry " + std::to_string(k) + " is invalid");
+    if (v[k] < 0 || (k < 11 && v[k] == 0)) throw Napi::RangeError::New(env, "convolution geometry entry " + std::to_string(k) + " is invalid");
   }
   return ConvGeometry{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14]};
 }
+
+ConvGeometry Geometry(const Napi::CallbackInfo& info, size_t i) { return GeometryOf(info.Env(), info[i]); }
 
 int64_t inSize(const ConvGeometry& g) { return g.batch * g.inHeight * g.inWidth * g.inChannels; }
 int64_t outSize(const ConvGeometry& g) { return g.batch * g.outHeight * g.outWidth * g.outChannels; }
@@ -240,11 +241,15 @@ Napi::Value SparseConvBnBackward(const Napi::CallbackInfo& info) {
   const float* dz = F32(info, 3, "dz", pool2 ? pooledOutSize(g) : dzInLanes ? sparseConvOutputLanesSize(g) : outSize(g));
   Handle<PendingGrad>* deferred = nullptr;
   // Keeps dz, y, dy and the routed gradient alive while pending.
+  // Optional 16th: the gradient sums, already taken from dz by the gather that wrote it (Float64Array, 2·C).
+  const bool summed = info.Length() > 15 && !info[15].IsUndefined() && !info[15].IsNull();
+  if (summed && pool2) throw Napi::RangeError::New(info.Env(), "sparseConvBnBackward: a pooled layer takes its sums while routing (no given sums)");
+  const double* sums = summed ? TypedOf<double, Napi::Float64Array>(info.Env(), info[15], napi_float64_array, "Float64Array", "sums", 2 * c) : nullptr;
   const Napi::Value result = defer ? NewHandle(info, {3, 5, 10, 13}, deferred) : info.Env().Undefined();
   sparseConvBnBackward(g, bn, dz, dzInLanes, F32(info, 5, "yLanes", sparseConvOutputLanesSize(g)), F32(info, 6, "mean", c),
                        F32(info, 7, "variance", c), F32(info, 8, "gamma", c), F32(info, 9, "beta", c),
                        F32(info, 10, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c), routedLanes,
-                       deferred ? &deferred->pending : nullptr);
+                       deferred ? &deferred->pending : nullptr, sums);
   return result;
 }
 
@@ -261,6 +266,40 @@ Napi::Value SparseConvGradToLanes(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// sparseConvBackwardData's sums targets: an array of { geometry, yLanes, mean, variance, gamma, beta,
+// epsilon, relu, sums } (sums: a Float64Array of 2·outChannels, written), each a layer whose output
+// gradient is dx (its output has x's shape); dx must be in lanes.
+std::vector<GradientSums> SumsTargets(const Napi::CallbackInfo& info, size_t i, const ConvGeometry& g, bool dxInLanes) {
+  std::vector<GradientSums> targets;
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return targets;
+  const Napi::Env env = info.Env();
+  if (!info[i].IsArray()) throw Napi::TypeError::New(env, "sparseConvBackwardData: argument 'sums' must be an array of targets");
+  if (!dxInLanes) throw Napi::RangeError::New(env, "sparseConvBackwardData: gradient sums need dx in lanes");
+  auto list = info[i].As<Napi::Array>();
+  for (uint32_t k = 0; k < list.Length(); k++) {
+    if (!list.Get(k).IsObject()) throw Napi::TypeError::New(env, "sparseConvBackwardData: sums target " + std::to_string(k) + " must be an object");
+    auto o = list.Get(k).As<Napi::Object>();
+    const std::string at = "sums[" + std::to_string(k) + "].";
+    GradientSums t;
+    t.g = GeometryOf(env, o.Get("geometry"));
+    if (t.g.batch != g.batch || t.g.outHeight != g.inHeight || t.g.outWidth != g.inWidth || t.g.outChannels != g.inChannels)
+      throw Napi::RangeError::New(env, "sparseConvBackwardData: " + at + "geometry's output is not this convolution's input");
+    const int64_t c = t.g.outChannels;
+    t.yLanes = TypedOf<float, Napi::Float32Array>(env, o.Get("yLanes"), napi_float32_array, "Float32Array", at + "yLanes", sparseConvOutputLanesSize(t.g));
+    t.mean = TypedOf<float, Napi::Float32Array>(env, o.Get("mean"), napi_float32_array, "Float32Array", at + "mean", c);
+    t.variance = TypedOf<float, Napi::Float32Array>(env, o.Get("variance"), napi_float32_array, "Float32Array", at + "variance", c);
+    t.gamma = TypedOf<float, Napi::Float32Array>(env, o.Get("gamma"), napi_float32_array, "Float32Array", at + "gamma", c);
+    t.beta = TypedOf<float, Napi::Float32Array>(env, o.Get("beta"), napi_float32_array, "Float32Array", at + "beta", c);
+    if (!o.Get("epsilon").IsNumber() || !o.Get("relu").IsBoolean())
+      throw Napi::TypeError::New(env, "sparseConvBackwardData: " + at + "epsilon must be a number and " + at + "relu a boolean");
+    t.epsilon = static_cast<float>(o.Get("epsilon").As<Napi::Number>().DoubleValue());
+    t.relu = o.Get("relu").As<Napi::Boolean>().Value();
+    t.out = TypedOf<double, Napi::Float64Array>(env, o.Get("sums"), napi_float64_array, "Float64Array", at + "sums", 2 * c);
+    targets.push_back(t);
+  }
+  return targets;
+}
+
 Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
   // Optional 6th argument: dx in lanes ([chunk][inH][inW][inC][lanes]) for a chained producer.
@@ -275,9 +314,11 @@ Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   // Optional 9th: a pending dy (sparseConvBnBackward's defer) for dyLanes, written on the way.
   Handle<PendingGrad>* input = TakeHandle<PendingGrad>(info, 8, "sparseConvBackwardData");
   if (input) CheckTarget(info, "sparseConvBackwardData", g, input->pending.g, dyLanes, input->pending.dyLanes);
+  // Optional 10th: BatchNorm gradient sums to take from dx (in lanes) on the way (GradientSums).
+  const std::vector<GradientSums> sums = SumsTargets(info, 9, g, dxInLanes);
   sparseConvBackwardData(g, dyLanes, F32(info, 2, "filter", filterSize(g)), F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", dxSize),
                          dxInLanes, adding ? F32(info, 6, "addLanes", sparseConvInputDataLanesSize(g)) : nullptr,
-                         gated ? F32(info, 7, "gateLanes", sparseConvInputLanesSize(g)) : nullptr, input ? &input->pending : nullptr);
+                         gated ? F32(info, 7, "gateLanes", sparseConvInputLanesSize(g)) : nullptr, input ? &input->pending : nullptr, sums);
   Written(input);
   return info.Env().Undefined();
 }

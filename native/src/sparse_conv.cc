@@ -462,6 +462,15 @@ bool threadsOwnChunks(int64_t chunks, int64_t rows, int64_t elementsPerRow) { re
 void writePendingGradRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end);
 void writePendingGrad(const PendingGrad& p);
 
+// GradientSums (sparse_conv.h) with BatchNorm's scale and shift worked out; rowSums adds row r of chunk
+// c of dz (in lanes) to acc (2·C doubles).
+struct SumsTarget {
+  const GradientSums* target;
+  std::vector<float> a, b;
+  explicit SumsTarget(const GradientSums& t);
+  void rowSums(int64_t c, int64_t r, const float* dz, double* acc) const;
+};
+
 // Grad-lanes rows of chunk c written so far by a gather that consumes a pending dy: each gathered row
 // first writes the rows up to the last one it reads.
 struct PendingGradRows {
@@ -535,7 +544,7 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
 }
 
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes,
-                            const float* addLanes, const float* gateLanes, const PendingGrad* input) {
+                            const float* addLanes, const float* gateLanes, const PendingGrad* input, const std::vector<GradientSums>& sums) {
   const LaneLayout l(g);
   const CompressedFilter& f = byInputChannel(g, l, w, active);
   const int64_t dxChunk = dxInLanes ? l.inputDataChunk(g) : l.lanes * inImage(g);
@@ -544,7 +553,11 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
     writePendingGrad(*input);
     input = nullptr;
   }
-  forChunkRows(l.chunks, g.inHeight, work, [&](int64_t c, int64_t begin, int64_t end, int) {
+  const std::vector<SumsTarget> targets(sums.begin(), sums.end());
+  // Each target's sums side by side in one accumulator: [target][2·C].
+  std::vector<int64_t> at{0};
+  for (const GradientSums& s : sums) at.push_back(at.back() + 2 * s.g.outChannels);
+  const std::vector<double> total = reduceChunkRows(l.chunks, g.inHeight, work, at.back(), [&](int64_t c, int64_t begin, int64_t end, double* acc) {
     const ConvGeometry gc = l.chunk(g, c);
     const float* dyChunk = dyLanes + c * l.gradChunk(g);
     const float* add = addLanes ? addLanes + c * l.inputDataChunk(g) : nullptr;
@@ -556,9 +569,11 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
         gatherRowsToLanes(gc, l, f, dyChunk, r, r + 1, dx + c * dxChunk, add, gateLanes ? gateLanes + c * l.inputChunk(g) : nullptr);
       else
         gatherRows(true, gc, l, f, dyChunk, r, r + 1, scratch(g.inWidth * g.inChannels * l.lanes), dx + c * dxChunk, add);
+      for (size_t k = 0; k < targets.size(); k++) targets[k].rowSums(c, r, dx + c * dxChunk, acc + at[k]);
     }
     dy.rest();
   });
+  for (size_t k = 0; k < sums.size(); k++) std::copy(total.begin() + at[k], total.begin() + at[k + 1], sums[k].out);
 }
 
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw,
@@ -990,6 +1005,17 @@ void forwardWithMoments(const ConvGeometry& g, const LaneLayout& l, const Compre
   }
 }
 
+SumsTarget::SumsTarget(const GradientSums& t) : target(&t), a(t.g.outChannels), b(t.g.outChannels) {
+  affineOf(t.g.outChannels, t.mean, t.variance, t.gamma, t.beta, t.epsilon, a.data(), b.data());
+}
+
+void SumsTarget::rowSums(int64_t c, int64_t r, const float* dz, double* acc) const {
+  PhaseScope time(Phase::kBnGradientSums);
+  const ConvGeometry& g = target->g;
+  const LaneLayout l(g);
+  gradientSumRows(l.chunk(g, c), l, dz, true, target->yLanes + c * l.outputChunk(g), target->mean, a.data(), b.data(), target->relu, r, r + 1, nullptr, acc);
+}
+
 void writePendingGradRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end) {
   const LaneLayout l(p.g);
   const float* dz = p.dz + (p.dzInLanes ? c * l.outputChunk(p.g) : l.firstImage(c) * outImage(p.g));
@@ -1044,7 +1070,7 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
 
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
                           const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
-                          float* dbeta, float* routedLanes, PendingGrad* deferTo) {
+                          float* dbeta, float* routedLanes, PendingGrad* deferTo, const double* givenSums) {
   const LaneLayout l(g);
   const int64_t C = g.outChannels, columns = g.outWidth * C;
   std::vector<float> a(C), b(C);
@@ -1063,6 +1089,8 @@ void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, co
         std::memset(routedLanes + c * l.outputChunk(g) + (g.outHeight - 1) * columns * l.lanes, 0, sizeof(float) * columns * l.lanes);
     dz = routedLanes;
     dzInLanes = true;
+  } else if (givenSums) {
+    sums.assign(givenSums, givenSums + 2 * C);
   } else {
     PhaseScope sumsTime(Phase::kBnGradientSums);
     sums = reduceChunkRows(l.chunks, g.outHeight, columns * l.lanes, 2 * C, [&](int64_t c, int64_t begin, int64_t end, double* acc) {

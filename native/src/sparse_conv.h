@@ -38,10 +38,14 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
 // an identity shortcut around the layer (reluGradToLanes of the join). With `gateLanes` (lanes dx only:
 // this convolution's padded input lanes, xLanes) the result is kept only where x > 0: the ReLU backward
 // of the residual join that produced x, when x never left the lane layout.
-// With `input` (a pending dy, see PendingGrad, for dyLanes), dyLanes is written on the way.
+// With `input` (a pending dy, see PendingGrad, for dyLanes), dyLanes is written on the way. With `sums`
+// (dx in lanes only), the BatchNorm gradient sums of the layers whose output gradient dx is are taken
+// from each row as it is written (GradientSums), for their sparseConvBnBackward.
 struct PendingGrad;
+struct GradientSums;
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes = false,
-                            const float* addLanes = nullptr, const float* gateLanes = nullptr, const PendingGrad* input = nullptr);
+                            const float* addLanes = nullptr, const float* gateLanes = nullptr, const PendingGrad* input = nullptr,
+                            const std::vector<GradientSums>& sums = {});
 // dw = ∂L/∂w at the active positions, 0 elsewhere; with `input`, dyLanes is written on the way.
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw,
                                const PendingGrad* input = nullptr);
@@ -113,9 +117,22 @@ struct PendingGrad {
   std::vector<float> A, B, K;  // dy = g·A + y·B + K per channel
   float* dyLanes = nullptr;
 };
+// The gradient sums (Σ g, Σ g·(y − mean) per channel, g = dz through the ReLU) that sparseConvBnBackward
+// takes from dz, taken instead by the gather that writes dz in lanes (sparseConvBackwardData's `sums`),
+// while each row is in cache. For the layer of geometry g (dz has its output's shape), with its forward
+// pass's yLanes and statistics; `out` receives 2·outChannels sums.
+struct GradientSums {
+  ConvGeometry g{};
+  const float* yLanes = nullptr;
+  const float *mean = nullptr, *variance = nullptr, *gamma = nullptr, *beta = nullptr;
+  float epsilon = 0;
+  bool relu = false;
+  double* out = nullptr;
+};
+// With `sums` (from GradientSums.out, for this dz), the pass that takes them is skipped.
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
                           const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
-                          float* dbeta, float* routedLanes = nullptr, PendingGrad* deferTo = nullptr);
+                          float* dbeta, float* routedLanes = nullptr, PendingGrad* deferTo = nullptr, const double* sums = nullptr);
 // A residual join's ReLU backward into output lanes: gLanes = dz ⊙ [out > 0] with dz and out NHWC of the
 // convolution's output shape. Feeds sparseConvBnBackward (dzInLanes) and, for an identity shortcut, the
 // block input's gradient (sparseConvBackwardData's addLanes).

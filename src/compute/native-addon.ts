@@ -23,6 +23,24 @@ export interface PendingGrad {
   readonly __pendingGrad: never;
 }
 
+/**
+ * A layer whose BatchNorm gradient sums a gather takes from the output gradient it writes in lanes
+ * (sparseConvBackwardData's sums): its geometry (output = the gather's dx), the forward pass's yLanes and
+ * batch statistics, its gamma, beta, epsilon and ReLU; `sums` (2 · channels) receives them for
+ * sparseConvBnBackward.
+ */
+export interface GradientSumsTarget {
+  geometry: number[];
+  yLanes: Float32Array;
+  mean: Float32Array;
+  variance: Float32Array;
+  gamma: Float32Array;
+  beta: Float32Array;
+  epsilon: number;
+  relu: boolean;
+  sums: Float64Array;
+}
+
 export interface NativeAddon {
   /** geometry: [batch, inH, inW, inC, outC, kH, kW, strideH, strideW, outH, outW, padTop, padLeft, padBottom, padRight]. */
   convForward(geometry: number[], x: Float32Array, filter: Float32Array, y: Float32Array): void;
@@ -57,11 +75,11 @@ export interface NativeAddon {
    * With defer, dgamma and dbeta are written now but dyLanes is not: the call returns a pending handle for the
    * first of sparseConvBackwardData / sparseConvBackwardWeights to read dyLanes, which writes each row just
    * before it reads it (in cache). Nothing may read dyLanes, or change dz, yLanes, routedLanes or the
-   * statistics, in between.
+   * statistics, in between. With sums (a GradientSumsTarget's, taken from this dz), the pass that takes them is skipped.
    */
   sparseConvBnBackward(geometry: number[], epsilon: number, relu: boolean, dz: Float32Array, dzInLanes: boolean, yLanes: Float32Array,
     mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, dyLanes: Float32Array, dgamma: Float32Array,
-    dbeta: Float32Array, routedLanes?: Float32Array | null, defer?: boolean): PendingGrad | undefined;
+    dbeta: Float32Array, routedLanes?: Float32Array | null, defer?: boolean, sums?: Float64Array): PendingGrad | undefined;
   /** The array's data address modulo 64 (bytes): lets the buffer pool hand out cache-line-aligned views. */
   byteAlignment(array: Float32Array): number;
   /** A zero-filled buffer of fresh memory on a 2 MiB boundary, advised as transparent huge pages (Linux). */
@@ -74,10 +92,11 @@ export interface NativeAddon {
    * dx in NHWC, or with dxInLanes in the output-lanes layout of the layer that produced x. With addLanes
    * (x's shape in lanes), dx += addLanes: an identity shortcut's gradient (reluGradToLanes). With gateLanes
    * (lanes dx only: this layer's padded input lanes), dx is kept where x > 0 (the ReLU of the join that made x).
-   * With pending (sparseConvBnBackward's defer, for dyLanes), dyLanes is written on the way.
+   * With pending (sparseConvBnBackward's defer, for dyLanes), dyLanes is written on the way. With sums (dx in
+   * lanes), the BatchNorm gradient sums of each target layer are taken from dx's rows as they are written.
    */
   sparseConvBackwardData(geometry: number[], dyLanes: Float32Array, filter: Float32Array, active: Float32Array, dx: Float32Array, dxInLanes?: boolean,
-    addLanes?: Float32Array | null, gateLanes?: Float32Array | null, pending?: PendingGrad): void;
+    addLanes?: Float32Array | null, gateLanes?: Float32Array | null, pending?: PendingGrad | null, sums?: GradientSumsTarget[]): void;
   /** dfilter at the active positions, 0 elsewhere. With pending (for dyLanes), dyLanes is written on the way. */
   sparseConvBackwardWeights(geometry: number[], xLanes: Float32Array, dyLanes: Float32Array, active: Float32Array, dfilter: Float32Array,
     pending?: PendingGrad): void;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { bufferPool } from './buffer-pool';
 import { checkPattern, convGeometry, type ConvAttrs, type CpuBackend, cpuBackend, f32, gradLanes, KERNELS, keepLanes, lanesOf, need, once, outputShape, type PairLanes, pooledShape, size, wrap } from './kernel-support';
-import type { NativeAddon } from './native-addon';
+import type { GradientSumsTarget, NativeAddon } from './native-addon';
 import { registerResidualBlockKernels } from './residual-blocks-kernels';
 
 export { convGeometry, KERNELS, outputShape } from './kernel-support';
@@ -348,10 +348,13 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
         // Each dy is left pending and written by the first gradient that reads it, row by row ahead of its gather.
         const pending2 = addon.sparseConvBnBackward(g2, a.epsilon2, a.relu2, joinGrad ?? v(dz, 'dz'), joinGrad !== undefined, lanes.yLanes2,
           v(mean2, 'mean2'), v(variance2, 'variance2'), v(gamma2, 'gamma2'), v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2, routed ?? null, true);
-        addon.sparseConvBackwardData(g2, dy2, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true, null, null, pending2);
+        // conv1's gradient sums are taken as conv2's input gradient writes dz1.
+        const sums1: GradientSumsTarget = { geometry: g1, yLanes: lanes.yLanes1, mean: v(mean1, 'mean1'), variance: v(variance1, 'variance1'),
+          gamma: v(gamma1, 'gamma1'), beta: v(beta1, 'beta1'), epsilon: a.epsilon1, relu: a.relu1, sums: new Float64Array(2 * g1[4]) };
+        addon.sparseConvBackwardData(g2, dy2, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true, null, null, pending2, [sums1]);
         addon.sparseConvBackwardWeights(g2, lanes.xLanes2, dy2, v(active2, 'active2'), out.dfilter2);
         const pending1 = addon.sparseConvBnBackward(g1, a.epsilon1, a.relu1, dz1, true, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'),
-          v(gamma1, 'gamma1'), v(beta1, 'beta1'), out.dy1, out.dgamma1, out.dbeta1, null, true);
+          v(gamma1, 'gamma1'), v(beta1, 'beta1'), out.dy1, out.dgamma1, out.dbeta1, null, true, sums1.sums);
         addon.sparseConvBackwardWeights(g1, lanes.xLanes1, out.dy1, v(active1, 'active1'), out.dfilter1, pending1);
         return out;
       });

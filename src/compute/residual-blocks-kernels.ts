@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { bufferPool } from './buffer-pool';
 import { checkPattern, convGeometry, cpuBackend, f32, gradLanes, KERNELS, keepLanes, lanesOf, once, outputShape, type PairLanes, size, wrap } from './kernel-support';
-import type { NativeAddon, PendingLanes } from './native-addon';
+import type { GradientSumsTarget, NativeAddon, PendingLanes } from './native-addon';
 
 /**
  * Where a 1×1 shortcut's weights sit inside the first layer's kernel window when the shortcut reads the
@@ -298,26 +298,36 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
         const joinBuffer = (i: number): Float32Array => gradLanes.slot(addon, geometry[i].g2, `blocks-join-${i % 2}`, 2).values;
         let join = joinBuffer(blocks - 1);
         addon.reluGradToLanes(geometry[blocks - 1].g2, v(dz, 'dz'), v(z, 'z'), join);
+        // BatchNorm gradient sums taken by the gather that wrote a layer's output gradient (undefined: the
+        // layer's backward pass takes them): the next block's input gradient is this block's join.
+        let joinSums: { second: Float64Array; shortcut?: Float64Array } | undefined;
+        const sumsTarget = (geometryOf: number[], i: number, layer: '1' | '2' | 'S', relu: boolean): GradientSumsTarget => {
+          const k = { 1: 0, 2: 2, S: 4 }[layer];
+          return { geometry: geometryOf, yLanes: lanes(i, `yLanes${layer}`, kept), mean: stat(i, k), variance: stat(i, k + 1), gamma: w(`gamma${layer}`, i),
+            beta: w(`beta${layer}`, i), epsilon: { 1: a.epsilon1, 2: a.epsilon2, S: a.epsilonS }[layer][i], relu, sums: new Float64Array(2 * geometryOf[4]) };
+        };
         for (let i = blocks - 1; ; i--) {
           const { g1, g2, shortcut } = geometry[i];
           const d = grads[i];
           const dy2 = gradLanes.claim(addon, g2, dz.dataId, 'blocks2');
           const dz1 = gradLanes.slot(addon, g1, 'blocks-between', 2).values;
           const dy1 = gradLanes.claim(addon, g1, dz.dataId, 'blocks1');
-          // Each dy is left pending and written by the first gradient that reads it, row by row ahead of its gather.
+          // Each dy is left pending and written by the first gradient that reads it, row by row ahead of its
+          // gather; conv1's gradient sums are taken as conv2's input gradient writes dz1.
           const pending2 = addon.sparseConvBnBackward(g2, a.epsilon2[i], false, join, true, lanes(i, 'yLanes2', kept), stat(i, 2), stat(i, 3),
-            w('gamma2', i), w('beta2', i), dy2, d.gamma2, d.beta2, null, true);
-          addon.sparseConvBackwardData(g2, dy2, w('filter2', i), w('active2', i), dz1, true, null, null, pending2);
+            w('gamma2', i), w('beta2', i), dy2, d.gamma2, d.beta2, null, true, joinSums?.second);
+          const sums1 = sumsTarget(g1, i, '1', a.relu1[i]);
+          addon.sparseConvBackwardData(g2, dy2, w('filter2', i), w('active2', i), dz1, true, null, null, pending2, [sums1]);
           addon.sparseConvBackwardWeights(g2, lanes(i, 'xLanes2', kept), dy2, w('active2', i), d.filter2);
           const pending1 = addon.sparseConvBnBackward(g1, a.epsilon1[i], a.relu1[i], dz1, true, lanes(i, 'yLanes1', kept), stat(i, 0), stat(i, 1),
-            w('gamma1', i), w('beta1', i), dy1, d.gamma1, d.beta1, null, true);
+            w('gamma1', i), w('beta1', i), dy1, d.gamma1, d.beta1, null, true, sums1.sums);
           addon.sparseConvBackwardWeights(g1, lanes(i, 'xLanes1', kept), dy1, w('active1', i), d.filter1, pending1);
           // The block input's gradient besides conv1's: the identity's (the join's gradient itself) or the shortcut's, gathered in lanes.
           let besides = join;
           if (shortcut) {
             const dyS = gradLanes.claim(addon, shortcut.gS, dz.dataId, 'blocksS');
             const pendingS = addon.sparseConvBnBackward(shortcut.gS, a.epsilonS[i], false, join, true, lanes(i, 'yLanesS', kept), stat(i, 4), stat(i, 5),
-              w('gammaS', i), w('betaS', i), dyS, d.gammaS, d.betaS, null, true);
+              w('gammaS', i), w('betaS', i), dyS, d.gammaS, d.betaS, null, true, joinSums?.shortcut);
             // The shortcut's filter gradient at its tap of the window is the 1×1 filter's gradient.
             const embedded = gradLanes.scratch('shortcut-dfilter', shortcut.embeddedSize);
             addon.sparseConvBackwardWeights(shortcut.gS, lanes(i, 'xLanes1', kept), dyS, lanes(i, 'activeS', kept), embedded, pendingS);
@@ -331,18 +341,24 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
             // The head's output gradient (the first block's input gradient plus its shortcut's) in lanes, then its BatchNorm and filter gradients.
             const h = (name: HeadInput): Float32Array => v(headInput(name), `${name} of the head`);
             const dzH = gradLanes.slot(addon, gH, 'head-between', 2).values;
-            addon.sparseConvBackwardData(g1, dy1, w('filter1', 0), w('active1', 0), dzH, true, besides);
+            const sumsH: GradientSumsTarget = { geometry: gH, yLanes: kept.headY, mean: headStat(0), variance: headStat(1), gamma: h('gammaH'), beta: h('betaH'),
+              epsilon: a.headEpsilon, relu: a.headRelu, sums: new Float64Array(2 * gH[4]) };
+            addon.sparseConvBackwardData(g1, dy1, w('filter1', 0), w('active1', 0), dzH, true, besides, null, null, [sumsH]);
             const head = { dy: gradLanes.claim(addon, gH, dz.dataId, 'head'), filterH: bufferPool.allocate(headInput('filterH').size),
               gammaH: bufferPool.allocate(headInput('gammaH').size), betaH: bufferPool.allocate(headInput('betaH').size) };
             const pendingH = addon.sparseConvBnBackward(gH, a.headEpsilon, a.headRelu, dzH, true, kept.headY, headStat(0), headStat(1), h('gammaH'),
-              h('betaH'), head.dy, head.gammaH, head.betaH, null, true);
+              h('betaH'), head.dy, head.gammaH, head.betaH, null, true, sumsH.sums);
             addon.sparseConvBackwardWeights(gH, kept.headX, head.dy, h('activeH'), head.filterH, pendingH);
             return { grads, dy1, besides, head };
           }
           // The previous block's join gradient: this block's input gradient plus its shortcut's, kept
           // where the previous join's output (this block's input, in its input lanes) was positive.
+          // Its gradient sums for the previous block's conv2 (and shortcut) are taken on the way.
           const previous = joinBuffer(i - 1);
-          addon.sparseConvBackwardData(g1, dy1, w('filter1', i), w('active1', i), previous, true, besides, lanes(i, 'xLanes1', kept));
+          const before = geometry[i - 1];
+          const targets = [sumsTarget(before.g2, i - 1, '2', false), ...(before.shortcut ? [sumsTarget(before.shortcut.gS, i - 1, 'S', false)] : [])];
+          addon.sparseConvBackwardData(g1, dy1, w('filter1', i), w('active1', i), previous, true, besides, lanes(i, 'xLanes1', kept), null, targets);
+          joinSums = { second: targets[0].sums, shortcut: targets[1]?.sums };
           join = previous;
         }
       });

@@ -611,6 +611,59 @@ t.test('pending outputs (defer): the consumer writes the lanes ahead of its gath
     f32(outLanes), null, null, null, null, null, false, false, true), /only an output into the next convolution's lanes/);
 });
 
+t.test('BatchNorm gradient sums taken by the gather that writes dz in lanes give the backward pass what its own sums pass gives', { skip }, async (t) => {
+  const { requireNativeAddon } = await import('../../src/compute/native-addon');
+  const { convGeometry } = await import('../../src/compute/native-kernels');
+  const addon = requireNativeAddon();
+  const rng = new Rng(41);
+  const random = (n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => scale * rng.nextNormal());
+  for (const [batch, stride] of [[70, 1], [70, 2], [19, 1]] as const) {
+    const name = `batch ${batch}, stride ${stride}`;
+    // conv1 (the BatchNorm layer whose output gradient is gathered) → conv2 (whose input gradient it is).
+    const g1 = convGeometry([batch, 9, 7, 16], [3, 3, 16, 24], { stride, padding: 'same' });
+    const g2 = convGeometry([batch, g1[9], g1[10], 24], [3, 3, 24, 16], { stride: 1, padding: 'same' });
+    const [, , out1] = addon.sparseConvLaneSizes(g1);
+    const [, grad2] = addon.sparseConvLaneSizes(g2);
+    const active = Float32Array.from({ length: 9 * 24 * 16 }, () => (rng.nextFloat() < 0.3 ? 1 : 0));
+    const filter = active.map((a) => a * rng.nextNormal());
+    // y1 in lanes as the forward pass leaves it: zero in the padding lanes (a convolution of zero images).
+    const y1 = new Float32Array(out1);
+    addon.sparseConvBnForward(g1, 1e-5, true, random(batch * 9 * 7 * 16), Float32Array.from({ length: 9 * 16 * 24 }, () => rng.nextNormal()),
+      new Float32Array(9 * 16 * 24).fill(1), new Float32Array(24).fill(1), new Float32Array(24), new Float32Array(batch * g1[9] * g1[10] * 24),
+      new Float32Array(24), new Float32Array(24), new Float32Array(addon.sparseConvLaneSizes(g1)[0]), y1);
+    const [mean, variance, gamma, beta] = [random(24, 0.3), random(24, 0.3).map((v) => 1 + Math.abs(v)), random(24, 0.3).map((v) => 1 + v), random(24, 0.3)];
+    const dyLanes2 = new Float32Array(grad2);
+    addon.sparseConvGradToLanes(g2, random(batch * g2[9] * g2[10] * 16), dyLanes2);
+    const dz1 = new Float32Array(out1);
+    const target = { geometry: g1, yLanes: y1, mean, variance, gamma, beta, epsilon: 1e-5, relu: true, sums: new Float64Array(48) };
+    addon.sparseConvBackwardData(g2, dyLanes2, filter, active, dz1, true, null, null, null, [target]);
+    const dz1Plain = new Float32Array(out1);
+    addon.sparseConvBackwardData(g2, dyLanes2, filter, active, dz1Plain, true);
+    t.ok(dz1.every((v, i) => Object.is(v, dz1Plain[i])), `${name}: dz bitwise the same with the sums taken`);
+    t.ok(target.sums.some((v) => v !== 0), `${name}: sums were written`);
+    const backward = (sums?: Float64Array) => {
+      const out = { dy: new Float32Array(addon.sparseConvLaneSizes(g1)[1]), dgamma: new Float32Array(24), dbeta: new Float32Array(24) };
+      addon.sparseConvBnBackward(g1, 1e-5, true, dz1, true, y1, mean, variance, gamma, beta, out.dy, out.dgamma, out.dbeta, null, false, sums);
+      return out;
+    };
+    const [given, own] = [backward(target.sums), backward()];
+    const relative = (a: Float32Array, b: Float32Array): number =>
+      a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0) / b.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    for (const key of ['dy', 'dgamma', 'dbeta'] as const) t.ok(relative(given[key], own[key]) < 1e-6, `${name}: ${key} as with its own sums pass (${relative(given[key], own[key]).toExponential(1)})`);
+  }
+  const g = convGeometry([70, 5, 5, 16], [3, 3, 16, 16], { stride: 1, padding: 'same' });
+  const [, grad, out] = addon.sparseConvLaneSizes(g);
+  const f32 = (n: number): Float32Array => new Float32Array(n);
+  const target = (geometry: number[]) => ({ geometry, yLanes: f32(out), mean: f32(16), variance: f32(16), gamma: f32(16), beta: f32(16), epsilon: 1e-5, relu: false, sums: new Float64Array(32) });
+  t.throws(() => addon.sparseConvBackwardData(g, f32(grad), f32(9 * 256), f32(9 * 256), f32(70 * 25 * 16), false, null, null, null, [target(g)]),
+    /gradient sums need dx in lanes/);
+  const other = convGeometry([70, 5, 5, 8], [3, 3, 8, 8], { stride: 1, padding: 'same' });
+  t.throws(() => addon.sparseConvBackwardData(g, f32(grad), f32(9 * 256), f32(9 * 256), f32(out), true, null, null, null, [target(other)]),
+    /sums\[0\]\.geometry's output is not this convolution's input/);
+  t.throws(() => addon.sparseConvBackwardData(g, f32(grad), f32(9 * 256), f32(9 * 256), f32(out), true, null, null, null, [{ ...target(g), sums: new Float64Array(3) }]),
+    /sums\[0\]\.sums' has 3 elements, expected 32/);
+});
+
 t.test('a pattern changed in place (same array, same geometry) is compressed again, not taken from the cache', { skip }, async (t) => {
   const { requireNativeAddon } = await import('../../src/compute/native-addon');
   const { convGeometry } = await import('../../src/compute/native-kernels');
