@@ -36,6 +36,15 @@ interface Case {
 }
 
 /** A 0/1 pattern at `density`, a filter that is 0 outside it, and a few active weights exactly 0 (freshly grown). */
+/** The addon and convGeometry for tests that call the kernels directly, with seeded random arrays. */
+async function directKernels(seed: number) {
+  const { requireNativeAddon } = await import('../../src/compute/native-addon');
+  const { convGeometry } = await import('../../src/compute/native-kernels');
+  const rng = new Rng(seed);
+  const random = (n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => scale * rng.nextNormal());
+  return { addon: requireNativeAddon(), convGeometry, rng, random };
+}
+
 function maskedFilter(c: Case, seed: number): { filter: tf.Tensor4D; active: tf.Tensor4D; zeroActive: number[] } {
   const rng = new Rng(seed);
   const n = c.kernel * c.kernel * c.inChannels * c.outChannels;
@@ -462,10 +471,7 @@ t.test('residual blocks in sequence on the residual-blocks kernel are bitwise th
 });
 
 t.test('the gathers never read the padding rows of their lane inputs: rows of the window over zero padding take only the kernel rows on data', { skip }, async (t) => {
-  const { requireNativeAddon } = await import('../../src/compute/native-addon');
-  const { convGeometry } = await import('../../src/compute/native-kernels');
-  const addon = requireNativeAddon();
-  const rng = new Rng(11);
+  const { addon, convGeometry, rng } = await directKernels(11);
   for (const [stride, batch] of [[1, 19], [2, 19], [1, 70], [2, 70]]) {
     const [height, width, inC, outC, kernel] = [stride === 2 ? 9 : 7, 5, 16, 24, 3];
     const g = convGeometry([batch, height, width, inC], [kernel, kernel, inC, outC], { stride, padding: 'same' });
@@ -523,11 +529,7 @@ t.test('the gathers never read the padding rows of their lane inputs: rows of th
 });
 
 t.test('pending outputs (defer): the consumer writes the lanes ahead of its gather, bitwise what the separate pass writes; misuse is refused', { skip }, async (t) => {
-  const { requireNativeAddon } = await import('../../src/compute/native-addon');
-  const { convGeometry } = await import('../../src/compute/native-kernels');
-  const addon = requireNativeAddon();
-  const rng = new Rng(23);
-  const random = (n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => scale * rng.nextNormal());
+  const { addon, convGeometry, rng, random } = await directKernels(23);
   const pattern = (n: number): Float32Array => Float32Array.from({ length: n }, () => (rng.nextFloat() < 0.3 ? 1 : 0));
   // Batch 70: two lane chunks, each thread writes its own chunk's rows; batch 19: one chunk shared by the
   // threads, so the consumer writes the pending output in one pass first. Stride 2 for the first layer
@@ -612,11 +614,7 @@ t.test('pending outputs (defer): the consumer writes the lanes ahead of its gath
 });
 
 t.test('BatchNorm gradient sums taken by the gather that writes dz in lanes give the backward pass what its own sums pass gives', { skip }, async (t) => {
-  const { requireNativeAddon } = await import('../../src/compute/native-addon');
-  const { convGeometry } = await import('../../src/compute/native-kernels');
-  const addon = requireNativeAddon();
-  const rng = new Rng(41);
-  const random = (n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => scale * rng.nextNormal());
+  const { addon, convGeometry, rng, random } = await directKernels(41);
   for (const [batch, stride] of [[70, 1], [70, 2], [19, 1]] as const) {
     const name = `batch ${batch}, stride ${stride}`;
     // conv1 (the BatchNorm layer whose output gradient is gathered) → conv2 (whose input gradient it is).
@@ -665,10 +663,7 @@ t.test('BatchNorm gradient sums taken by the gather that writes dz in lanes give
 });
 
 t.test('a pattern changed in place (same array, same geometry) is compressed again, not taken from the cache', { skip }, async (t) => {
-  const { requireNativeAddon } = await import('../../src/compute/native-addon');
-  const { convGeometry } = await import('../../src/compute/native-kernels');
-  const addon = requireNativeAddon();
-  const rng = new Rng(31);
+  const { addon, convGeometry, rng } = await directKernels(31);
   const g = convGeometry([70, 6, 5, 16], [3, 3, 16, 24], { stride: 1, padding: 'same' });
   const x = Float32Array.from({ length: 70 * 6 * 5 * 16 }, () => rng.nextNormal());
   const filter = Float32Array.from({ length: 9 * 16 * 24 }, () => rng.nextNormal());
@@ -701,9 +696,7 @@ t.test('a pattern changed in place (same array, same geometry) is compressed aga
 });
 
 t.test('lane buffers hold the batch in equal chunks of at most 64 lanes, one chunk after the other', { skip }, async (t) => {
-  const { requireNativeAddon } = await import('../../src/compute/native-addon');
-  const { convGeometry } = await import('../../src/compute/native-kernels');
-  const addon = requireNativeAddon();
+  const { addon, convGeometry } = await directKernels(0);
   const [height, width, inC, outC] = [4, 3, 16, 8];
   // [batch, chunks, lanes per chunk]: equal chunks, each a whole number of 16-lane vectors.
   for (const [batch, chunks, width16] of [[1, 1, 16], [19, 1, 32], [64, 1, 64], [65, 2, 48], [70, 2, 48], [100, 2, 64], [128, 2, 64], [130, 3, 48]]) {
@@ -734,9 +727,7 @@ t.test('lane buffers hold the batch in equal chunks of at most 64 lanes, one chu
 });
 
 t.test('the addon refuses inconsistent lane options with an error naming them; phase timing records only while on', { skip }, async (t) => {
-  const { requireNativeAddon } = await import('../../src/compute/native-addon');
-  const { convGeometry } = await import('../../src/compute/native-kernels');
-  const addon = requireNativeAddon();
+  const { addon, convGeometry } = await directKernels(0);
   const g = convGeometry([4, 5, 5, 16], [3, 3, 16, 16], { stride: 1, padding: 'same' });
   const [inLanes, gradLanes, outLanes] = addon.sparseConvLaneSizes(g);
   const f32 = (n: number): Float32Array => new Float32Array(n);
