@@ -227,7 +227,9 @@ Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
 }
 
 // sparseConvBnBackward(geometry, epsilon, relu, dz, dzInLanes, yLanes, mean, variance, gamma, beta, dyLanes, dgamma, dbeta
-//                      [, routedLanes]): with routedLanes (output lanes), dz is a 2×2 max pool's gradient (NHWC).
+//                      [, routedLanes, defer, sums]): with routedLanes (output lanes), dz is a 2×2 max pool's gradient
+//                      (NHWC); with defer, returns a pending dy handle for the first gradient that reads dyLanes; with
+//                      sums (Float64Array, taken by the gather that wrote dz), no sums pass.
 Napi::Value SparseConvBnBackward(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
   const bool pool2 = info.Length() > 13 && !info[13].IsUndefined() && !info[13].IsNull();

@@ -80,9 +80,9 @@ struct BatchNormEpilogue {
 // A chained layer's output can also be left pending (`deferTo`, with `next`): instead of a pass that
 // writes all of nextLanes, the next convolution's forward pass (`input`, x null, xLanes = nextLanes)
 // writes each row of its input lanes just before its gather first reads it, so the gather finds the
-// row in cache rather than in memory. The values written are the same either way. A pending output
-// must go to that next call before anything else reads nextLanes or changes yLanes, the skip or the
-// statistics it was made from.
+// row in cache rather than in memory. The values written are the same either way (BatchNorm's scale and
+// shift are copied in). A pending output must go to that next call before anything else reads nextLanes
+// or changes yLanes or the skip.
 struct PendingLanes {
   ConvGeometry producer{}, consumer{};
   std::vector<float> a, b;  // BatchNorm's per-channel scale and shift, as the forward pass applies them
@@ -105,8 +105,8 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
 // dy can also be left pending (`deferTo`): the batch sums and dgamma, dbeta are taken now, but dyLanes is
 // written by the first convolution gradient that reads it (sparseConvBackwardData or
 // sparseConvBackwardWeights, `input`), each row just before it first reads the row, so the gather finds
-// it in cache. The values are the same either way. A pending dy must go to that call before anything
-// else reads dyLanes or changes dz, yLanes (or routedLanes) or the statistics.
+// it in cache. The values are the same either way (the coefficients are copied in). A pending dy must go
+// to that call before anything else reads dyLanes or changes dz or yLanes (dz: routedLanes with pool2).
 struct PendingGrad {
   ConvGeometry g{};
   const float* dz = nullptr;  // in lanes or NHWC, as given (the routed gradient with pool2)

@@ -63,7 +63,7 @@ export interface NativeAddon {
    * variance are inputs (the running statistics) and no batch moments are taken (yLanes is scratch).
    * With defer (and nextGeometry), nextLanes is not written now: the call returns a pending handle, and the
    * next convolution's call, given it as x, writes each row of its input lanes just before its gather reads
-   * it (in cache). Nothing may read nextLanes, or change yLanes, the skip or the statistics, in between.
+   * it (in cache). Nothing may read nextLanes, or change yLanes or the skip, in between.
    */
   sparseConvBnForward(geometry: number[], epsilon: number, relu: boolean, x: Float32Array | PendingLanes | null, filter: Float32Array,
     active: Float32Array, gamma: Float32Array, beta: Float32Array, z: Float32Array | null, mean: Float32Array, variance: Float32Array,
@@ -74,8 +74,8 @@ export interface NativeAddon {
    * With routedLanes (output lanes), dz is the gradient of the activation's 2×2 max pool (NHWC), routed there first.
    * With defer, dgamma and dbeta are written now but dyLanes is not: the call returns a pending handle for the
    * first of sparseConvBackwardData / sparseConvBackwardWeights to read dyLanes, which writes each row just
-   * before it reads it (in cache). Nothing may read dyLanes, or change dz, yLanes, routedLanes or the
-   * statistics, in between. With sums (a GradientSumsTarget's, taken from this dz), the pass that takes them is skipped.
+   * before it reads it (in cache). Nothing may read dyLanes, or change dz, yLanes or routedLanes, in between.
+   * With sums (a GradientSumsTarget's, taken from this dz), the pass that takes them is skipped.
    */
   sparseConvBnBackward(geometry: number[], epsilon: number, relu: boolean, dz: Float32Array, dzInLanes: boolean, yLanes: Float32Array,
     mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, dyLanes: Float32Array, dgamma: Float32Array,
