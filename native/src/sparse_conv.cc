@@ -60,6 +60,11 @@ struct LaneLayout {
 inline int64_t inImage(const ConvGeometry& g) { return g.inHeight * g.inWidth * g.inChannels; }
 inline int64_t outImage(const ConvGeometry& g) { return g.outHeight * g.outWidth * g.outChannels; }
 
+// Where chunk c starts in a tensor of the convolution's output shape, in output lanes or in NHWC.
+inline const float* outputChunkOf(const float* t, bool inLanes, const LaneLayout& l, const ConvGeometry& g, int64_t c) {
+  return t + (inLanes ? c * l.outputChunk(g) : l.firstImage(c) * outImage(g));
+}
+
 // The active weights grouped into lists (CSR): list k holds entries [start[k], start[k+1]), each a
 // weight value, its float offset into a lane buffer relative to the list's base pointer, and its HWIO
 // index in the filter. Built by a counting sort over one sequential scan of the filter (a list per
@@ -458,8 +463,9 @@ inline int64_t perRow(int64_t work, int64_t rows) { return (work + rows - 1) / s
 // Whether forChunkRows gives every thread whole chunks (then a thread's rows of a chunk are its own).
 bool threadsOwnChunks(int64_t chunks, int64_t rows, int64_t elementsPerRow) { return chunks % planThreads(chunks * rows, elementsPerRow) == 0; }
 
-// A pending dy (sparse_conv.h): grad-lanes rows [begin, end) of chunk c, or all of it in one pass.
-void writePendingGradRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end);
+// A pending output (sparse_conv.h): rows [begin, end) of chunk c of its destination, or all of it in one pass.
+void writePendingRows(const PendingLanes& p, int64_t c, int64_t begin, int64_t end);
+void writePendingRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end);
 void writePendingGrad(const PendingGrad& p);
 
 // GradientSums (sparse_conv.h) with BatchNorm's scale and shift worked out; rowSums adds row r of chunk
@@ -471,16 +477,19 @@ struct SumsTarget {
   void rowSums(int64_t c, int64_t r, const float* dz, double* acc) const;
 };
 
-// Grad-lanes rows of chunk c written so far by a gather that consumes a pending dy: each gathered row
-// first writes the rows up to the last one it reads.
-struct PendingGradRows {
-  const PendingGrad* pending;
-  int64_t chunk, rows, ready = 0;
+// Rows of chunk c of a pending output's destination written so far by the gather that consumes it: each
+// gathered row first writes the rows up to the last one it reads (timed as `phase`). None without a pending.
+template <class Pending>
+struct RowsAhead {
+  const Pending* pending;
+  int64_t chunk, rows;
+  Phase phase;
+  int64_t ready = 0;
   void upTo(int64_t need) {
     need = std::min(need, rows);
     if (!pending || need <= ready) return;
-    PhaseScope time(Phase::kBnGradientApply);
-    writePendingGradRows(*pending, chunk, ready, need);
+    PhaseScope time(phase);
+    writePendingRows(*pending, chunk, ready, need);
     ready = need;
   }
   void rest() { upTo(rows); }
@@ -562,7 +571,7 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
     const float* dyChunk = dyLanes + c * l.gradChunk(g);
     const float* add = addLanes ? addLanes + c * l.inputDataChunk(g) : nullptr;
     // Input row r reads dy's grad-lanes rows up to ⌊(r + padTop) / strideH⌋ + gradTop.
-    PendingGradRows dy{input, c, l.gradRows};
+    RowsAhead<PendingGrad> dy{input, c, l.gradRows, Phase::kBnGradientApply};
     for (int64_t r = begin; r < end; r++) {
       dy.upTo((r + g.padTop) / g.strideHeight + l.gradTop + 1);
       if (dxInLanes)
@@ -600,7 +609,7 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
     for (int64_t i = rows * t / n, end = rows * (t + 1) / n; i < end;) {
       const int64_t c = i / g.outHeight, stop = std::min(end, (c + 1) * g.outHeight);
       // Output row oh reads dy's grad-lanes row oh + gradTop.
-      PendingGradRows dy{input, c, l.gradRows};
+      RowsAhead<PendingGrad> dy{input, c, l.gradRows, Phase::kBnGradientApply};
       for (int64_t oh = i - c * g.outHeight; oh < stop - c * g.outHeight; oh++) {
         dy.upTo(oh + l.gradTop + 1);
         PhaseScope gatherTime(Phase::kWeightsGather);
@@ -699,6 +708,8 @@ void forwardRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compre
 struct SkipLanes {
   const float* lanes;
   const ConvGeometry* geometry;
+  // The same skip for chunk c alone (the same chunk of the geometry's input lanes).
+  SkipLanes ofChunk(int64_t c) const { return {lanes + c * LaneLayout(*geometry).inputChunk(*geometry), geometry}; }
   const float* row(int64_t r, const LaneLayout& own) const {
     const LaneLayout ls(*geometry);
     return lanes + ((r + geometry->padTop) * ls.inCols + geometry->padLeft) * geometry->inChannels * own.lanes;
@@ -931,7 +942,7 @@ void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* 
 // Rows [begin, end) of chunk c of a pending output's destination (the consumer's padded input lanes).
 void writePendingRows(const PendingLanes& p, int64_t c, int64_t begin, int64_t end) {
   const LaneLayout l(p.producer), ln(p.consumer);
-  const SkipLanes skip{p.skipLanes ? p.skipLanes + c * LaneLayout(p.skipGeometry).inputChunk(p.skipGeometry) : nullptr, &p.skipGeometry};
+  const SkipLanes skip = p.skipLanes ? SkipLanes{p.skipLanes, &p.skipGeometry}.ofChunk(c) : SkipLanes{};
   normalizeRowsToLanes(l.chunk(p.producer, c), l, p.yLanes + c * l.outputChunk(p.producer), p.a.data(), p.b.data(), p.relu,
                        p.skipLanes ? &skip : nullptr, p.consumer, ln, begin, end, p.lanes + c * ln.inputChunk(p.consumer));
 }
@@ -953,19 +964,14 @@ void forwardRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFil
   const float* x = xLanes + c * l.inputChunk(g);
   float* y = yLanes + c * l.outputChunk(g);
   if (!input) return forwardRowsToLanes(gc, l, f, x, begin, end, y, pivot, acc);
+  RowsAhead<PendingLanes> xRows{input, c, l.inRows, Phase::kNormalizeToLanes};
   // Chunk 0's first window is written before the region (the moments' pivot reads it).
-  int64_t ready = c == 0 ? std::min(l.inRows, g.kernelHeight) : 0;
+  if (c == 0) xRows.ready = std::min(l.inRows, g.kernelHeight);
   for (int64_t r = begin; r < end; r++) {
-    const int64_t need = std::min(l.inRows, r * g.strideHeight + g.kernelHeight);
-    if (need > ready) {
-      PhaseScope time(Phase::kNormalizeToLanes);
-      writePendingRows(*input, c, ready, need);
-      ready = need;
-    }
+    xRows.upTo(r * g.strideHeight + g.kernelHeight);
     forwardRowsToLanes(gc, l, f, x, r, r + 1, y, pivot, acc);
   }
-  PhaseScope time(Phase::kNormalizeToLanes);
-  if (ready < l.inRows) writePendingRows(*input, c, ready, l.inRows);
+  xRows.rest();
 }
 
 // The convolution into yLanes with the batch mean and (biased) variance of its output channels (with
@@ -1016,10 +1022,9 @@ void SumsTarget::rowSums(int64_t c, int64_t r, const float* dz, double* acc) con
   gradientSumRows(l.chunk(g, c), l, dz, true, target->yLanes + c * l.outputChunk(g), target->mean, a.data(), b.data(), target->relu, r, r + 1, nullptr, acc);
 }
 
-void writePendingGradRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end) {
+void writePendingRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end) {
   const LaneLayout l(p.g);
-  const float* dz = p.dz + (p.dzInLanes ? c * l.outputChunk(p.g) : l.firstImage(c) * outImage(p.g));
-  gradientApplyRows(l.chunk(p.g, c), l, dz, p.dzInLanes, p.yLanes + c * l.outputChunk(p.g), p.a.data(), p.b.data(), p.relu, p.A.data(),
+  gradientApplyRows(l.chunk(p.g, c), l, outputChunkOf(p.dz, p.dzInLanes, l, p.g, c), p.dzInLanes, p.yLanes + c * l.outputChunk(p.g), p.a.data(), p.b.data(), p.relu, p.A.data(),
                     p.B.data(), p.K.data(), begin, end, scratch(p.g.outWidth * p.g.outChannels * l.lanes, 1), p.dyLanes + c * l.gradChunk(p.g));
 }
 
@@ -1027,7 +1032,7 @@ void writePendingGrad(const PendingGrad& p) {
   PhaseScope time(Phase::kBnGradientApply);
   const LaneLayout l(p.g);
   forChunkRows(l.chunks, l.gradRows, perRow(outImage(p.g) * l.lanes, l.gradRows),
-               [&](int64_t c, int64_t begin, int64_t end, int) { writePendingGradRows(p, c, begin, end); });
+               [&](int64_t c, int64_t begin, int64_t end, int) { writePendingRows(p, c, begin, end); });
 }
 
 }  // namespace
@@ -1044,8 +1049,6 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
   forwardWithMoments(g, l, f, xLanes, yLanes, input, bn.inference ? nullptr : mean, bn.inference ? nullptr : variance);
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
-  // Chunk c's skip in lanes: the same chunk of skipGeometry's input lanes.
-  const int64_t skipChunk = skipLanes ? LaneLayout(*skipGeometry).inputChunk(*skipGeometry) : 0;
   if (next) {
     PendingLanes pending{g, *next, std::move(a), std::move(b), bn.relu, yLanes, skipLanes, skipGeometry ? *skipGeometry : ConvGeometry{}, nextLanes};
     if (deferTo) *deferTo = std::move(pending);
@@ -1060,7 +1063,7 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
   } else {
     PhaseScope time(Phase::kNormalizeToNhwc);
     forChunkRows(l.chunks, g.outHeight, g.outWidth * C * l.lanes, [&](int64_t c, int64_t begin, int64_t end, int) {
-      const SkipLanes skipInLanes{skipLanes ? skipLanes + c * skipChunk : nullptr, skipGeometry};
+      const SkipLanes skipInLanes = skipLanes ? SkipLanes{skipLanes, skipGeometry}.ofChunk(c) : SkipLanes{};
       const int64_t image = l.firstImage(c) * outImage(g);
       normalizeRows(l.chunk(g, c), l, yLanes + c * l.outputChunk(g), a.data(), b.data(), bn.relu, skip ? skip + image : nullptr,
                     skipLanes ? &skipInLanes : nullptr, begin, end, z + image);
@@ -1094,8 +1097,7 @@ void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, co
   } else {
     PhaseScope sumsTime(Phase::kBnGradientSums);
     sums = reduceChunkRows(l.chunks, g.outHeight, columns * l.lanes, 2 * C, [&](int64_t c, int64_t begin, int64_t end, double* acc) {
-      const float* dzChunk = dz + (dzInLanes ? c * l.outputChunk(g) : l.firstImage(c) * outImage(g));
-      gradientSumRows(l.chunk(g, c), l, dzChunk, dzInLanes, yLanes + c * l.outputChunk(g), mean, a.data(), b.data(), bn.relu, begin, end,
+      gradientSumRows(l.chunk(g, c), l, outputChunkOf(dz, dzInLanes, l, g, c), dzInLanes, yLanes + c * l.outputChunk(g), mean, a.data(), b.data(), bn.relu, begin, end,
                       scratch(columns * l.lanes), acc);
     });
   }
