@@ -227,9 +227,10 @@ Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
 }
 
 // sparseConvBnBackward(geometry, epsilon, relu, dz, dzInLanes, yLanes, mean, variance, gamma, beta, dyLanes, dgamma, dbeta
-//                      [, routedLanes, defer, sums]): with routedLanes (output lanes), dz is a 2×2 max pool's gradient
-//                      (NHWC); with defer, returns a pending dy handle for the first gradient that reads dyLanes; with
-//                      sums (Float64Array, taken by the gather that wrote dz), no sums pass.
+//                      [, poolLanes, defer, sums]): with poolLanes (output-lanes size), dz is a 2×2 max pool's
+//                      gradient (NHWC), held there in lanes until dy is written; with defer, returns a pending dy handle for the first gradient that reads dyLanes; with
+//                      sums (Float64Array, taken by the gather that wrote dz), no sums pass. dyLanes null (with defer):
+//                      a transient dy, for sparseConvBackwardWeights with dyLanes null alone.
 Napi::Value SparseConvBnBackward(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
   const bool pool2 = info.Length() > 13 && !info[13].IsUndefined() && !info[13].IsNull();
@@ -237,12 +238,15 @@ Napi::Value SparseConvBnBackward(const Napi::CallbackInfo& info) {
   const int64_t c = g.outChannels;
   const bool dzInLanes = Bool(info, 4, "dzInLanes");
   if (pool2 && dzInLanes) throw Napi::RangeError::New(info.Env(), "sparseConvBnBackward: a max pool's gradient comes in NHWC (dzInLanes false)");
-  float* routedLanes = pool2 ? F32(info, 13, "routedLanes", sparseConvOutputLanesSize(g)) : nullptr;
+  float* poolLanes = pool2 ? F32(info, 13, "poolLanes", sparseConvOutputLanesSize(g)) : nullptr;
   // Optional 15th argument: leave dy pending for the first convolution gradient that reads it.
   const bool defer = info.Length() > 14 && !info[14].IsUndefined() && Bool(info, 14, "defer");
+  // dyLanes null: a transient dy (with defer), for the filter gradient alone.
+  const bool transient = info[10].IsNull();
+  if (transient && !defer) throw Napi::RangeError::New(info.Env(), "sparseConvBnBackward: dyLanes null (a transient dy) needs defer");
   const float* dz = F32(info, 3, "dz", pool2 ? pooledOutSize(g) : dzInLanes ? sparseConvOutputLanesSize(g) : outSize(g));
   Handle<PendingGrad>* deferred = nullptr;
-  // Keeps dz, y, dy and the routed gradient alive while pending.
+  // Keeps dz, y, dy and the pool's gradient in lanes alive while pending.
   // Optional 16th: the gradient sums, already taken from dz by the gather that wrote it (Float64Array, 2·C).
   const bool summed = info.Length() > 15 && !info[15].IsUndefined() && !info[15].IsNull();
   if (summed && pool2) throw Napi::RangeError::New(info.Env(), "sparseConvBnBackward: a pooled layer takes its sums while routing (no given sums)");
@@ -250,7 +254,7 @@ Napi::Value SparseConvBnBackward(const Napi::CallbackInfo& info) {
   const Napi::Value result = defer ? NewHandle(info, {3, 5, 10, 13}, deferred) : info.Env().Undefined();
   sparseConvBnBackward(g, bn, dz, dzInLanes, F32(info, 5, "yLanes", sparseConvOutputLanesSize(g)), F32(info, 6, "mean", c),
                        F32(info, 7, "variance", c), F32(info, 8, "gamma", c), F32(info, 9, "beta", c),
-                       F32(info, 10, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c), routedLanes,
+                       transient ? nullptr : F32(info, 10, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c), poolLanes,
                        deferred ? &deferred->pending : nullptr, sums);
   return result;
 }
@@ -315,6 +319,8 @@ Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   const float* dyLanes = F32(info, 1, "dyLanes", sparseConvGradLanesSize(g));
   // Optional 9th: a pending dy (sparseConvBnBackward's defer) for dyLanes, written on the way.
   Handle<PendingGrad>* input = TakeHandle<PendingGrad>(info, 8, "sparseConvBackwardData");
+  if (input && !input->pending.dyLanes)
+    throw Napi::RangeError::New(info.Env(), "sparseConvBackwardData: a transient dy (no dyLanes) is for the filter gradient alone");
   if (input) CheckTarget(info, "sparseConvBackwardData", g, input->pending.g, dyLanes, input->pending.dyLanes);
   // Optional 10th: BatchNorm gradient sums to take from dx (in lanes) on the way (GradientSums).
   const std::vector<GradientSums> sums = SumsTargets(info, 9, g, dxInLanes);
@@ -380,9 +386,13 @@ Napi::Value ReluGradToLanes(const Napi::CallbackInfo& info) {
 
 Napi::Value SparseConvBackwardWeights(const Napi::CallbackInfo& info) {
   const ConvGeometry g = Geometry(info, 0);
-  const float* dyLanes = F32(info, 2, "dyLanes", sparseConvGradLanesSize(g));
-  // Optional 6th: a pending dy (sparseConvBnBackward's defer) for dyLanes, written on the way.
+  // Optional 6th: a pending dy (sparseConvBnBackward's defer) for dyLanes, written on the way; dyLanes null
+  // with a transient pending dy (never stored whole).
   Handle<PendingGrad>* input = TakeHandle<PendingGrad>(info, 5, "sparseConvBackwardWeights");
+  const bool transient = input && !input->pending.dyLanes;
+  if (transient && !info[2].IsNull())
+    throw Napi::RangeError::New(info.Env(), "sparseConvBackwardWeights: a transient pending dy goes with dyLanes null");
+  const float* dyLanes = transient ? nullptr : F32(info, 2, "dyLanes", sparseConvGradLanesSize(g));
   if (input) CheckTarget(info, "sparseConvBackwardWeights", g, input->pending.g, dyLanes, input->pending.dyLanes);
   sparseConvBackwardWeights(g, F32(info, 1, "xLanes", sparseConvInputLanesSize(g)), dyLanes, F32(info, 3, "active", filterSize(g)),
                             F32(info, 4, "dfilter", filterSize(g)), input ? &input->pending : nullptr);

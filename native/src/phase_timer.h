@@ -25,7 +25,7 @@ enum class Phase : int {
   kWeightsGather,    // filter gradient partial sums (thread 0)
   kWeightsReduce,    // filter gradient partial sums combined
   kReluGradToLanes,  // a residual join's ReLU backward into lanes
-  kPoolGradToLanes,  // a max pool's gradient routed into full-size lanes (with BatchNorm's gradient sums)
+  kPoolGradToLanes,  // a max pool's gradient into lanes, with BatchNorm's gradient sums of it routed
   kCount
 };
 

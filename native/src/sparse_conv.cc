@@ -339,16 +339,20 @@ CIGL_INLINE void filterGradRow(const ConvGeometry& g, const LaneLayout& l, const
   for (int j = 0; j < G; j++) store16(acc + j * kLaneWidth, a[j]);
 }
 
+// Row R of a padded grad-lanes buffer, or its slot in a ring of `ringRows` rows (a transient dy, see
+// PendingGrad: written by the filter gradient just ahead of reading it, never stored whole); 0: no ring.
+inline int64_t dyRowIndex(int64_t R, int64_t ringRows) { return ringRows ? R % ringRows : R; }
+
 // Filter-gradient partial sums over output rows [oh0, oh1), all channels: acc holds one vector per
 // entry. Rows outermost, so x's rows are read from memory once and then served from cache for every
 // channel.
 template <int V>
 CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes,
-                                      const float* dyLanes, int64_t oh0, int64_t oh1, int64_t lane0, float* acc) {
+                                      const float* dyLanes, int64_t ringRows, int64_t oh0, int64_t oh1, int64_t lane0, float* acc) {
   const int64_t co0 = 0, co1 = g.outChannels, e0 = 0;
   for (int64_t oh = oh0; oh < oh1; oh++) {
     const float* xRow = xLanes + (oh * g.strideHeight) * l.inCols * g.inChannels * l.lanes + lane0;
-    const float* dyRow = dyLanes + ((oh + l.gradTop) * l.gradCols + l.gradLeft) * g.outChannels * l.lanes + lane0;
+    const float* dyRow = dyLanes + (dyRowIndex(oh + l.gradTop, ringRows) * l.gradCols + l.gradLeft) * g.outChannels * l.lanes + lane0;
     const KernelRows rows = kernelRowsOnData(g, oh);
     for (int64_t co = co0; co < co1; co++) {
       const int64_t end = f.last(co, rows.hi);
@@ -435,11 +439,11 @@ void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compres
 
 CIGL_MULTIVERSION
 void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes,
-                         const float* dyLanes, int64_t oh0, int64_t oh1, float* acc) {
+                         const float* dyLanes, int64_t ringRows, int64_t oh0, int64_t oh1, float* acc) {
   for (int64_t v = 0, n; v < l.lanes / kLaneWidth; v += n) {
     n = vectorsPerCall(l.lanes / kLaneWidth, v);
     const int64_t lane0 = v * kLaneWidth;
-#define CIGL_CALL(V) backwardWeightsChunk<V>(g, l, f, xLanes, dyLanes, oh0, oh1, lane0, acc)
+#define CIGL_CALL(V) backwardWeightsChunk<V>(g, l, f, xLanes, dyLanes, ringRows, oh0, oh1, lane0, acc)
     CIGL_DISPATCH_V(n, CIGL_CALL)
 #undef CIGL_CALL
   }
@@ -448,9 +452,10 @@ void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const Compr
 // Per-thread scratch that survives between calls (no page faults on every step), starting on a cache
 // line like the pool's arrays (see BufferPool): a 64-byte vector load from a misaligned base straddles
 // two lines, and that alone cost the gathers a third of their speed.
-// Slot 1 is for a pending dy's rows written inside a gather that holds slot 0.
+// Slot 1 is for a pending dy's rows written inside a gather that holds slot 0, slot 2 for a transient
+// dy's ring of rows.
 float* scratch(size_t size, int slot = 0) {
-  thread_local std::vector<float> buffers[2];
+  thread_local std::vector<float> buffers[3];
   std::vector<float>& buffer = buffers[slot];
   if (buffer.size() < size + kLaneWidth) buffer.resize(size + kLaneWidth);
   const uintptr_t address = reinterpret_cast<uintptr_t>(buffer.data());
@@ -467,6 +472,10 @@ bool threadsOwnChunks(int64_t chunks, int64_t rows, int64_t elementsPerRow) { re
 void writePendingRows(const PendingLanes& p, int64_t c, int64_t begin, int64_t end);
 void writePendingRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end);
 void writePendingGrad(const PendingGrad& p);
+// Where a consumer that needs rows up to `end` should stop writing: a pooled dy's rows come in window
+// pairs, so the pair's second row is written with its first (its gradient is routed once for both).
+inline int64_t pendingRowsEnd(const PendingLanes&, int64_t end) { return end; }
+int64_t pendingRowsEnd(const PendingGrad& p, int64_t end);
 
 // GradientSums (sparse_conv.h) with BatchNorm's scale and shift worked out; rowSums adds row r of chunk
 // c of dz (in lanes) to acc (2·C doubles).
@@ -486,8 +495,9 @@ struct RowsAhead {
   Phase phase;
   int64_t ready = 0;
   void upTo(int64_t need) {
-    need = std::min(need, rows);
-    if (!pending || need <= ready) return;
+    if (!pending) return;
+    need = std::min(pendingRowsEnd(*pending, std::min(need, rows)), rows);
+    if (need <= ready) return;
     PhaseScope time(phase);
     writePendingRows(*pending, chunk, ready, need);
     ready = need;
@@ -595,7 +605,10 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
   // every thread stream all of both, and the kernel is bound by those reads).
   const int64_t total = f.start.back(), rows = l.chunks * g.outHeight;
   const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threadsFor(total * rows * g.outWidth * l.lanes), rows)));
-  if (input && l.chunks % threads != 0) {
+  // A transient dy (no dyLanes) goes row by row through each thread's own ring: output row oh reads dy's row
+  // oh + gradTop alone, so any split of the rows works. A stored one needs whole chunks per thread.
+  const bool transient = input && !input->dyLanes;
+  if (input && !transient && l.chunks % threads != 0) {
     writePendingGrad(*input);
     input = nullptr;
   }
@@ -606,16 +619,25 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
     float* acc = scratch(total * kLaneWidth + 1);
     partial[t] = acc;
     std::fill(acc, acc + total * kLaneWidth, 0.0f);
+    // Two rows: a pooled dy writes a window's rows together.
+    PendingGrad ringed;
+    if (transient) {
+      ringed = *input;
+      ringed.ringRows = 2;
+      ringed.dyLanes = scratch(2 * l.gradCols * g.outChannels * l.lanes, 2);
+    }
     for (int64_t i = rows * t / n, end = rows * (t + 1) / n; i < end;) {
-      const int64_t c = i / g.outHeight, stop = std::min(end, (c + 1) * g.outHeight);
+      const int64_t c = i / g.outHeight, first = i - c * g.outHeight, stop = std::min(end, (c + 1) * g.outHeight);
       // Output row oh reads dy's grad-lanes row oh + gradTop.
-      RowsAhead<PendingGrad> dy{input, c, l.gradRows, Phase::kBnGradientApply};
-      for (int64_t oh = i - c * g.outHeight; oh < stop - c * g.outHeight; oh++) {
+      RowsAhead<PendingGrad> dy{transient ? &ringed : input, c, l.gradRows, Phase::kBnGradientApply};
+      if (transient) dy.ready = first + l.gradTop;
+      const float* dyChunk = transient ? ringed.dyLanes : dyLanes + c * l.gradChunk(g);
+      for (int64_t oh = first; oh < stop - c * g.outHeight; oh++) {
         dy.upTo(oh + l.gradTop + 1);
         PhaseScope gatherTime(Phase::kWeightsGather);
-        backwardWeightsRows(g, l, f, xLanes + c * l.inputChunk(g), dyLanes + c * l.gradChunk(g), oh, oh + 1, acc);
+        backwardWeightsRows(g, l, f, xLanes + c * l.inputChunk(g), dyChunk, ringed.ringRows, oh, oh + 1, acc);
       }
-      dy.rest();
+      if (!transient) dy.rest();
       i = stop;
     }
 #pragma omp barrier
@@ -870,70 +892,144 @@ void gradientSumRows(const ConvGeometry& g, const LaneLayout& l, const float* dz
   }
 }
 
-// Pooled rows [begin, end) of a max pool's gradient (dz NHWC [n][⌊H/2⌋][⌊W/2⌋][C]) routed into the
-// full-size output lanes: each window's gradient to its first maximum in maxPool2Backward's order, the
-// activations re-derived from y as normalizeRowsPooled derived them (the same bits, so the same
-// maxima); 0 elsewhere, also in a dropped odd last row or column. The two full-size rows are then in
-// cache for BatchNorm's gradient sums, which are taken here (gradientSumRows, the same per-row sums).
+// One pooled row of a max pool's gradient (`pooled`, in lanes [⌊W/2⌋][C][lanes]) routed into the two
+// full-size rows of its windows (gTop, gBottom, [W][C][lanes]): each window's gradient to its first maximum
+// in maxPool2Backward's order, the activations re-derived from y rows `top` and `bottom` as
+// normalizeRowsPooled derived them (the same bits, so the same maxima); 0 elsewhere and in a dropped odd
+// last column.
 CIGL_MULTIVERSION
-void routePooledRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, const float* yLanes, const float* mean, const float* a,
-                     const float* b, bool relu, int64_t begin, int64_t end, float* tile, float* routed, double* acc) {
-  const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes, rowSize = g.outWidth * pixel;
-  const int64_t OH = g.outHeight / 2, OW = g.outWidth / 2;
-  for (int64_t r = begin; r < end; r++) {
-    toLanes(dz + r * OW * C, OH * OW * C, g.batch, OW * C, tile, l.lanes);
-    const float* top = yLanes + 2 * r * rowSize;
-    const float* bottom = top + rowSize;
-    float* gTop = routed + 2 * r * rowSize;
-    float* gBottom = gTop + rowSize;
-    for (int64_t w = 0; w < OW; w++)
-      for (int64_t c = 0; c < C; c++) {
-        const int64_t o0 = (2 * w * C + c) * l.lanes, o1 = o0 + pixel;
-        for (int64_t v = 0; v < vectors; v++) {
-          const int64_t i = v * kLaneWidth;
-          const Window z = windowOf(top + i, bottom + i, o0, o1, a[c], b[c], relu);
-          const v16 d = load16(tile + (w * C + c) * l.lanes + i), zero{};
-          const v16 m1 = maxOf(z.t0, z.t1), m2 = maxOf(m1, z.b0);
-          // Exactly one of the four takes d: the last of them that beats every earlier one. Each choice is a
-          // select on a comparison (a comparison kept as a mask variable was compiled to scalar code).
-          const v16 notB1 = z.b1 > m2 ? zero : d, notB0 = z.b0 > m1 ? zero : notB1;
-          store16(gBottom + o1 + i, z.b1 > m2 ? d : zero);
-          store16(gBottom + o0 + i, z.b0 > m1 ? notB1 : zero);
-          store16(gTop + o1 + i, z.t1 > z.t0 ? notB0 : zero);
-          store16(gTop + o0 + i, z.t1 > z.t0 ? zero : notB0);
-        }
+void routeWindowRows(const ConvGeometry& g, const LaneLayout& l, const float* pooled, const float* top, const float* bottom, const float* a,
+                     const float* b, bool relu, float* gTop, float* gBottom) {
+  const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes, OW = g.outWidth / 2;
+  for (int64_t w = 0; w < OW; w++)
+    for (int64_t c = 0; c < C; c++) {
+      const int64_t o0 = (2 * w * C + c) * l.lanes, o1 = o0 + pixel;
+      for (int64_t v = 0; v < vectors; v++) {
+        const int64_t i = v * kLaneWidth;
+        const Window z = windowOf(top + i, bottom + i, o0, o1, a[c], b[c], relu);
+        const v16 d = load16(pooled + (w * C + c) * l.lanes + i), zero{};
+        const v16 m1 = maxOf(z.t0, z.t1), m2 = maxOf(m1, z.b0);
+        // Exactly one of the four takes d: the last of them that beats every earlier one. Each choice is a
+        // select on a comparison (a comparison kept as a mask variable was compiled to scalar code).
+        const v16 notB1 = z.b1 > m2 ? zero : d, notB0 = z.b0 > m1 ? zero : notB1;
+        store16(gBottom + o1 + i, z.b1 > m2 ? d : zero);
+        store16(gBottom + o0 + i, z.b0 > m1 ? notB1 : zero);
+        store16(gTop + o1 + i, z.t1 > z.t0 ? notB0 : zero);
+        store16(gTop + o0 + i, z.t1 > z.t0 ? zero : notB0);
       }
-    if (g.outWidth % 2 == 1) {
-      std::memset(gTop + (g.outWidth - 1) * pixel, 0, sizeof(float) * pixel);
-      std::memset(gBottom + (g.outWidth - 1) * pixel, 0, sizeof(float) * pixel);
     }
-    gradientSumRows(g, l, routed, true, yLanes, mean, a, b, relu, 2 * r, 2 * r + 2, nullptr, acc);
+  if (g.outWidth % 2 == 1) {
+    std::memset(gTop + (g.outWidth - 1) * pixel, 0, sizeof(float) * pixel);
+    std::memset(gBottom + (g.outWidth - 1) * pixel, 0, sizeof(float) * pixel);
+  }
+}
+
+// dy = g·A + y·B + K, 0 in padding lanes, with g = dz through the ReLU. One helper for every dy row.
+CIGL_INLINE v16 dyOf(v16 dz, v16 y, float a, float b, bool relu, float A, float B, float K, const PaddingLanes& padding, int64_t v) {
+  const v16 gv = throughRelu(dz, y, a, b, relu);
+  return padding.zeroed(gv * A + y * B + K, v);
+}
+
+// Both full-size rows of one pooled row's windows of dy (interior columns, from dyTop and dyBottom): the
+// pool's gradient (`pooled`, in lanes) routed as routeWindowRows routes it, straight into dyOf, without
+// storing the routed rows.
+CIGL_MULTIVERSION
+void pooledDyPair(const ConvGeometry& g, const LaneLayout& l, const float* pooled, const float* top, const float* bottom, const float* a,
+                  const float* b, bool relu, const float* A, const float* B, const float* K, float* dyTop, float* dyBottom) {
+  const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes, OW = g.outWidth / 2;
+  const PaddingLanes padding(g.batch);
+  for (int64_t w = 0; w < OW; w++)
+    for (int64_t c = 0; c < C; c++) {
+      const int64_t o0 = (2 * w * C + c) * l.lanes, o1 = o0 + pixel;
+      for (int64_t v = 0; v < vectors; v++) {
+        const int64_t i = v * kLaneWidth;
+        const Window z = windowOf(top + i, bottom + i, o0, o1, a[c], b[c], relu);
+        const v16 d = load16(pooled + (w * C + c) * l.lanes + i), zero{};
+        const v16 m1 = maxOf(z.t0, z.t1), m2 = maxOf(m1, z.b0);
+        const v16 notB1 = z.b1 > m2 ? zero : d, notB0 = z.b0 > m1 ? zero : notB1;
+        store16(dyBottom + o1 + i, dyOf(z.b1 > m2 ? d : zero, load16(bottom + o1 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
+        store16(dyBottom + o0 + i, dyOf(z.b0 > m1 ? notB1 : zero, load16(bottom + o0 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
+        store16(dyTop + o1 + i, dyOf(z.t1 > z.t0 ? notB0 : zero, load16(top + o1 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
+        store16(dyTop + o0 + i, dyOf(z.t1 > z.t0 ? zero : notB0, load16(top + o0 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
+      }
+    }
+  if (g.outWidth % 2 == 0) return;
+  // A dropped odd last column: no gradient reaches it.
+  const int64_t o = (g.outWidth - 1) * pixel;
+  for (int64_t c = 0; c < C; c++)
+    for (int64_t v = 0; v < vectors; v++) {
+      const int64_t i = o + c * l.lanes + v * kLaneWidth;
+      store16(dyTop + i, dyOf(v16{}, load16(top + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
+      store16(dyBottom + i, dyOf(v16{}, load16(bottom + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
+    }
+}
+
+// Pooled rows [begin, end) of a max pool's gradient (dz NHWC [n][⌊H/2⌋][⌊W/2⌋][C]) into `pooledLanes`
+// ([⌊H/2⌋][⌊W/2⌋][C][lanes]), and BatchNorm's gradient sums of the routed full-size gradient
+// (routeWindowRows, two rows at a time in `routed`, 2·W·C·lanes floats of cache-resident scratch, then
+// gradientSumRows). The routed gradient is never stored: dy's rows route it again from pooledLanes, a
+// quarter of its size.
+CIGL_MULTIVERSION
+void poolGradRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, const float* yLanes, const float* mean, const float* a,
+                  const float* b, bool relu, int64_t begin, int64_t end, float* pooledLanes, float* routed, double* acc) {
+  const int64_t C = g.outChannels, rowSize = g.outWidth * C * l.lanes, OH = g.outHeight / 2, OW = g.outWidth / 2;
+  for (int64_t r = begin; r < end; r++) {
+    float* pooled = pooledLanes + r * OW * C * l.lanes;
+    toLanes(dz + r * OW * C, OH * OW * C, g.batch, OW * C, pooled, l.lanes);
+    const float* top = yLanes + 2 * r * rowSize;
+    routeWindowRows(g, l, pooled, top, top + rowSize, a, b, relu, routed, routed + rowSize);
+    gradientSumRows(g, l, routed, true, top, mean, a, b, relu, 0, 2, nullptr, acc);
   }
 }
 
 // Padded grad-lanes rows [begin, end): dy = g·A + y·B + K inside, 0 on the borders and in padding lanes.
+// g is dz through the ReLU; with `pooledLanes` dz is a max pool's gradient in lanes (poolGradRows), routed
+// here again a window row pair at a time into `scratchTile` (2·W·C·lanes floats); otherwise dz is in
+// lanes, or NHWC transposed a row at a time into `scratchTile`.
 CIGL_MULTIVERSION
-void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, bool dzInLanes, const float* yLanes, const float* a,
-                       const float* b, bool relu, const float* A, const float* B, const float* K, int64_t begin, int64_t end, float* scratchTile,
-                       float* dyLanes) {
+void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, bool dzInLanes, const float* pooledLanes, const float* yLanes,
+                       const float* a, const float* b, bool relu, const float* A, const float* B, const float* K, int64_t begin, int64_t end,
+                       float* scratchTile, float* dyLanes, int64_t ringRows) {
   const int64_t C = g.outChannels, columns = g.outWidth * C, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
   const PaddingLanes padding(g.batch);
+  int64_t routedPair = -1;
   for (int64_t R = begin; R < end; R++) {
     const int64_t r = R - l.gradTop;
-    float* dyRow = padRow(dyLanes + R * l.gradCols * pixel, l.gradCols, l.gradLeft, g.outWidth, pixel, r >= 0 && r < g.outHeight);
+    float* dyRow = padRow(dyLanes + dyRowIndex(R, ringRows) * l.gradCols * pixel, l.gradCols, l.gradLeft, g.outWidth, pixel, r >= 0 && r < g.outHeight);
     if (!dyRow) continue;
     const float* tile = dzInLanes ? dz + r * columns * l.lanes : scratchTile;
-    if (!dzInLanes) toLanes(dz + r * columns, g.outHeight * columns, g.batch, columns, scratchTile, l.lanes);
+    if (pooledLanes && r % 2 == 0 && R + 1 < end && r + 1 < g.outHeight / 2 * 2) {
+      // Both rows of a window pair at once; a lone row of a pair (a range's edge) routes through the scratch below.
+      float* dyBottom = padRow(dyLanes + dyRowIndex(R + 1, ringRows) * l.gradCols * pixel, l.gradCols, l.gradLeft, g.outWidth, pixel, true);
+      const float* top = yLanes + r * columns * l.lanes;
+      pooledDyPair(g, l, pooledLanes + r / 2 * (g.outWidth / 2) * pixel, top, top + columns * l.lanes, a, b, relu, A, B, K, dyRow, dyBottom);
+      R++;
+      continue;
+    }
+    if (pooledLanes) {
+      const int64_t pair = r / 2;
+      if (pair >= g.outHeight / 2) {
+        // A dropped odd last row: no gradient reaches it.
+        if (routedPair != pair) std::memset(scratchTile, 0, sizeof(float) * columns * l.lanes);
+        tile = scratchTile;
+      } else {
+        if (routedPair != pair) {
+          const float* top = yLanes + 2 * pair * columns * l.lanes;
+          routeWindowRows(g, l, pooledLanes + pair * (g.outWidth / 2) * pixel, top, top + columns * l.lanes, a, b, relu, scratchTile,
+                          scratchTile + columns * l.lanes);
+        }
+        tile = scratchTile + (r % 2) * columns * l.lanes;
+      }
+      routedPair = pair;
+    } else if (!dzInLanes) {
+      toLanes(dz + r * columns, g.outHeight * columns, g.batch, columns, scratchTile, l.lanes);
+    }
     const float* yRow = yLanes + r * columns * l.lanes;
     for (int64_t w = 0; w < g.outWidth; w++)
       for (int64_t c = 0; c < C; c++) {
         const int64_t o = (w * C + c) * l.lanes;
         for (int64_t v = 0; v < vectors; v++) {
-          const v16 y = load16(yRow + o + v * kLaneWidth);
-          const v16 gv = throughRelu(load16(tile + o + v * kLaneWidth), y, a[c], b[c], relu);
-          v16 dy = gv * A[c] + y * B[c] + K[c];
-          dy = padding.zeroed(dy, v);
-          store16(dyRow + o + v * kLaneWidth, dy);
+          store16(dyRow + o + v * kLaneWidth, dyOf(load16(tile + o + v * kLaneWidth), load16(yRow + o + v * kLaneWidth), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
         }
       }
   }
@@ -1024,8 +1120,17 @@ void SumsTarget::rowSums(int64_t c, int64_t r, const float* dz, double* acc) con
 
 void writePendingRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end) {
   const LaneLayout l(p.g);
-  gradientApplyRows(l.chunk(p.g, c), l, outputChunkOf(p.dz, p.dzInLanes, l, p.g, c), p.dzInLanes, p.yLanes + c * l.outputChunk(p.g), p.a.data(), p.b.data(), p.relu, p.A.data(),
-                    p.B.data(), p.K.data(), begin, end, scratch(p.g.outWidth * p.g.outChannels * l.lanes, 1), p.dyLanes + c * l.gradChunk(p.g));
+  const int64_t rowSize = p.g.outWidth * p.g.outChannels * l.lanes;
+  gradientApplyRows(l.chunk(p.g, c), l, p.pooled ? nullptr : outputChunkOf(p.dz, p.dzInLanes, l, p.g, c), p.dzInLanes,
+                    p.pooled ? p.dz + c * l.outputChunk(p.g) : nullptr, p.yLanes + c * l.outputChunk(p.g), p.a.data(), p.b.data(), p.relu,
+                    p.A.data(), p.B.data(), p.K.data(), begin, end, scratch((p.pooled ? 2 : 1) * rowSize, 1),
+                    p.ringRows ? p.dyLanes : p.dyLanes + c * l.gradChunk(p.g), p.ringRows);
+}
+
+int64_t pendingRowsEnd(const PendingGrad& p, int64_t end) {
+  if (!p.pooled) return end;
+  const int64_t r = end - 1 - LaneLayout(p.g).gradTop;
+  return r >= 0 && r % 2 == 0 && r + 1 < p.g.outHeight / 2 * 2 ? end + 1 : end;
 }
 
 void writePendingGrad(const PendingGrad& p) {
@@ -1073,25 +1178,22 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
 
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
                           const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
-                          float* dbeta, float* routedLanes, PendingGrad* deferTo, const double* givenSums) {
+                          float* dbeta, float* poolLanes, PendingGrad* deferTo, const double* givenSums) {
   const LaneLayout l(g);
   const int64_t C = g.outChannels, columns = g.outWidth * C;
   std::vector<float> a(C), b(C);
   affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
   std::vector<double> sums;
   if (bn.pool2) {
-    // The routed gradient is this layer's dz from here on, in lanes; a dropped odd last row gets none.
+    // dz (NHWC, pooled) goes into poolLanes once, in lanes; dy's rows route it to the windows' maxima from there.
     PhaseScope routeTime(Phase::kPoolGradToLanes);
     const int64_t pooledRows = g.outHeight / 2, pooledImage = pooledRows * (g.outWidth / 2) * C;
     sums = reduceChunkRows(l.chunks, pooledRows, 2 * columns * l.lanes, 2 * C, [&](int64_t c, int64_t begin, int64_t end, double* acc) {
-      routePooledRows(l.chunk(g, c), l, dz + l.firstImage(c) * pooledImage, yLanes + c * l.outputChunk(g), mean, a.data(), b.data(), bn.relu,
-                      begin, end, scratch(g.outWidth / 2 * C * l.lanes), routedLanes + c * l.outputChunk(g), acc);
+      poolGradRows(l.chunk(g, c), l, dz + l.firstImage(c) * pooledImage, yLanes + c * l.outputChunk(g), mean, a.data(), b.data(), bn.relu,
+                   begin, end, poolLanes + c * l.outputChunk(g), scratch(2 * columns * l.lanes), acc);
     });
-    if (g.outHeight % 2 == 1)
-      for (int64_t c = 0; c < l.chunks; c++)
-        std::memset(routedLanes + c * l.outputChunk(g) + (g.outHeight - 1) * columns * l.lanes, 0, sizeof(float) * columns * l.lanes);
-    dz = routedLanes;
-    dzInLanes = true;
+    dz = poolLanes;
+    dzInLanes = false;
   } else if (givenSums) {
     sums.assign(givenSums, givenSums + 2 * C);
   } else {
@@ -1104,7 +1206,7 @@ void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, co
   std::vector<float> A(C), B(C), K(C);
   batchNormBackwardCoefficients(C, static_cast<double>(g.batch) * g.outHeight * g.outWidth, sums.data(), mean, variance, gamma, bn.epsilon,
                                 A.data(), B.data(), K.data(), dgamma, dbeta);
-  PendingGrad pending{g, dz, dzInLanes, yLanes, bn.relu, std::move(a), std::move(b), std::move(A), std::move(B), std::move(K), dyLanes};
+  PendingGrad pending{g, dz, dzInLanes, bn.pool2, yLanes, bn.relu, std::move(a), std::move(b), std::move(A), std::move(B), std::move(K), dyLanes};
   if (deferTo) *deferTo = std::move(pending);
   else writePendingGrad(pending);
 }

@@ -46,7 +46,8 @@ struct GradientSums;
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes = false,
                             const float* addLanes = nullptr, const float* gateLanes = nullptr, const PendingGrad* input = nullptr,
                             const std::vector<GradientSums>& sums = {});
-// dw = ∂L/∂w at the active positions, 0 elsewhere; with `input`, dyLanes is written on the way.
+// dw = ∂L/∂w at the active positions, 0 elsewhere; with `input`, dyLanes is written on the way, or with a
+// transient pending dy (its dyLanes null, and dyLanes here null), only ever held a row or two at a time.
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw,
                                const PendingGrad* input = nullptr);
 
@@ -99,23 +100,28 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
                          const PendingLanes* input = nullptr);
 // dyLanes (the grad-lanes layout, borders zeroed), dgamma, dbeta from dz and the forward's yLanes and batch
 // statistics; dz in NHWC, or with dzInLanes in the output-lanes layout (the next layer's input gradient).
-// With bn.pool2, dz is the pooled map's gradient (NHWC) and `routedLanes` (output lanes) receives it
-// routed to the windows' maxima, in the same pass that takes BatchNorm's gradient sums.
+// With bn.pool2, dz is the pooled map's gradient (NHWC): `poolLanes` (output-lanes size) receives it in
+// lanes in the pass that takes BatchNorm's gradient sums, and dy's rows route it to the windows' maxima
+// from there (the full-size routed gradient is never stored).
 //
 // dy can also be left pending (`deferTo`): the batch sums and dgamma, dbeta are taken now, but dyLanes is
 // written by the first convolution gradient that reads it (sparseConvBackwardData or
 // sparseConvBackwardWeights, `input`), each row just before it first reads the row, so the gather finds
 // it in cache. The values are the same either way (the coefficients are copied in). A pending dy must go
-// to that call before anything else reads dyLanes or changes dz or yLanes (dz: routedLanes with pool2).
+// to that call before anything else reads dyLanes or changes dz or yLanes (dz: poolLanes with pool2).
 struct PendingGrad {
   ConvGeometry g{};
-  const float* dz = nullptr;  // in lanes or NHWC, as given (the routed gradient with pool2)
+  const float* dz = nullptr;  // in lanes or NHWC, as given; with pool2 poolLanes
   bool dzInLanes = false;
+  bool pooled = false;  // dz is a max pool's gradient in lanes, [⌊H/2⌋][⌊W/2⌋][C][lanes] per chunk
   const float* yLanes = nullptr;
   bool relu = false;
   std::vector<float> a, b;     // the forward pass's BatchNorm scale and shift (for the ReLU decision)
   std::vector<float> A, B, K;  // dy = g·A + y·B + K per channel
+  // Null: a transient dy, read only by the filter gradient (sparseConvBackwardWeights given no dyLanes),
+  // which writes each row into a ring of its own just before reading it; dy is never stored whole.
   float* dyLanes = nullptr;
+  int64_t ringRows = 0;  // set by that consumer: dyLanes is then its ring of this many rows
 };
 // The gradient sums (Σ g, Σ g·(y − mean) per channel, g = dz through the ReLU) that sparseConvBnBackward
 // takes from dz, taken instead by the gather that writes dz in lanes (sparseConvBackwardData's `sums`),
@@ -132,7 +138,7 @@ struct GradientSums {
 // With `sums` (from GradientSums.out, for this dz), the pass that takes them is skipped.
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,
                           const float* mean, const float* variance, const float* gamma, const float* beta, float* dyLanes, float* dgamma,
-                          float* dbeta, float* routedLanes = nullptr, PendingGrad* deferTo = nullptr, const double* sums = nullptr);
+                          float* dbeta, float* poolLanes = nullptr, PendingGrad* deferTo = nullptr, const double* sums = nullptr);
 // A residual join's ReLU backward into output lanes: gLanes = dz ⊙ [out > 0] with dz and out NHWC of the
 // convolution's output shape. Feeds sparseConvBnBackward (dzInLanes) and, for an identity shortcut, the
 // block input's gradient (sparseConvBackwardData's addLanes).

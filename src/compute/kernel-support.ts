@@ -70,6 +70,27 @@ export function once<T>(compute: () => T): () => T {
   return () => (result ??= compute());
 }
 
+/**
+ * Whether a kernel's input 0 (x) gets a gradient in this backward pass. tfjs calls the gradient thunks of
+ * the inputs that need one in input order, so x's runs first or not at all: `wanted()`, called by the
+ * shared backward pass, is true only after `ask()` (x's thunk). Then what only x's gradient reads (the
+ * first convolution's dy) need not be kept when x is the network's input; x's gradient asked for after
+ * the others is refused, not computed from a dy that was never stored.
+ */
+export function inputGradientOrder(kernel: string): { ask(): void; wanted(): boolean } {
+  let state: 'open' | 'asked' | 'skipped' = 'open';
+  return {
+    ask() {
+      if (state === 'skipped') throw new Error(`${kernel}: x's gradient asked for after the other inputs' (tfjs asks for input 0's first), so the dy it reads was not kept`);
+      state = 'asked';
+    },
+    wanted() {
+      if (state === 'open') state = 'skipped';
+      return state === 'asked';
+    },
+  };
+}
+
 export interface ConvAttrs {
   stride: number;
   padding: 'same' | 'valid';

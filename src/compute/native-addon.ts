@@ -71,15 +71,18 @@ export interface NativeAddon {
     skipLanes?: Float32Array | null, skipGeometry?: number[] | null, inference?: boolean, pool2?: boolean, defer?: boolean): PendingLanes | undefined;
   /**
    * dy in the grad-lanes layout (for the two convolution gradients), dgamma and dbeta; dz in NHWC or in output lanes.
-   * With routedLanes (output lanes), dz is the gradient of the activation's 2×2 max pool (NHWC), routed there first.
+   * With poolLanes (output-lanes size), dz is the gradient of the activation's 2×2 max pool (NHWC), held there in lanes
+   * until dy is written (dy's rows route it to the windows' maxima).
    * With defer, dgamma and dbeta are written now but dyLanes is not: the call returns a pending handle for the
    * first of sparseConvBackwardData / sparseConvBackwardWeights to read dyLanes, which writes each row just
-   * before it reads it (in cache). Nothing may read dyLanes, or change dz, yLanes or routedLanes, in between.
+   * before it reads it (in cache). Nothing may read dyLanes, or change dz, yLanes or poolLanes, in between.
    * With sums (a GradientSumsTarget's, taken from this dz), the pass that takes them is skipped.
+   * dyLanes null (with defer): a transient dy, for sparseConvBackwardWeights alone (given dyLanes null), which
+   * writes each row into a ring of two rows just before reading it: dy is never stored whole.
    */
   sparseConvBnBackward(geometry: number[], epsilon: number, relu: boolean, dz: Float32Array, dzInLanes: boolean, yLanes: Float32Array,
-    mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, dyLanes: Float32Array, dgamma: Float32Array,
-    dbeta: Float32Array, routedLanes?: Float32Array | null, defer?: boolean, sums?: Float64Array): PendingGrad | undefined;
+    mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, dyLanes: Float32Array | null, dgamma: Float32Array,
+    dbeta: Float32Array, poolLanes?: Float32Array | null, defer?: boolean, sums?: Float64Array): PendingGrad | undefined;
   /** The array's data address modulo 64 (bytes): lets the buffer pool hand out cache-line-aligned views. */
   byteAlignment(array: Float32Array): number;
   /** A zero-filled buffer of fresh memory on a 2 MiB boundary, advised as transparent huge pages (Linux). */
@@ -97,8 +100,11 @@ export interface NativeAddon {
    */
   sparseConvBackwardData(geometry: number[], dyLanes: Float32Array, filter: Float32Array, active: Float32Array, dx: Float32Array, dxInLanes?: boolean,
     addLanes?: Float32Array | null, gateLanes?: Float32Array | null, pending?: PendingGrad | null, sums?: GradientSumsTarget[]): void;
-  /** dfilter at the active positions, 0 elsewhere. With pending (for dyLanes), dyLanes is written on the way. */
-  sparseConvBackwardWeights(geometry: number[], xLanes: Float32Array, dyLanes: Float32Array, active: Float32Array, dfilter: Float32Array,
+  /**
+   * dfilter at the active positions, 0 elsewhere. With pending (for dyLanes), dyLanes is written on the way;
+   * with a transient pending dy (sparseConvBnBackward given dyLanes null), dyLanes is null here too.
+   */
+  sparseConvBackwardWeights(geometry: number[], xLanes: Float32Array, dyLanes: Float32Array | null, active: Float32Array, dfilter: Float32Array,
     pending?: PendingGrad): void;
   batchNormTrainForward(rows: number, channels: number, epsilon: number, relu: boolean, y: Float32Array, gamma: Float32Array,
     beta: Float32Array, z: Float32Array, mean: Float32Array, variance: Float32Array): void;

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { bufferPool } from './buffer-pool';
-import { checkPattern, convGeometry, type ConvAttrs, type CpuBackend, cpuBackend, f32, gradLanes, KERNELS, keepLanes, lanesOf, need, once, outputShape, type PairLanes, pooledShape, size, wrap } from './kernel-support';
+import { checkPattern, convGeometry, type ConvAttrs, type CpuBackend, cpuBackend, f32, gradLanes, inputGradientOrder, KERNELS, keepLanes, lanesOf, need, once, outputShape, type PairLanes, pooledShape, size, wrap } from './kernel-support';
 import type { GradientSumsTarget, NativeAddon } from './native-addon';
 import { registerResidualBlockKernels } from './residual-blocks-kernels';
 
@@ -270,8 +270,8 @@ export interface SparseConvBnPairAttrs {
  * ReLU backward, the tape's Add of the two gradients of x) and three taped kernels per block.
  *
  * With `pool` the output is maxPool2(z2) (cnn's pairs): the pooled map is written straight from conv2's
- * lanes, and backward its gradient is routed to the windows' maxima in lanes in the pass that takes
- * conv2's BatchNorm gradient sums. That replaces z2 at full size (written, read by the pool, kept for the
+ * lanes, and backward its gradient is routed to the windows' maxima in lanes twice, in cache: in the pass
+ * that takes conv2's BatchNorm gradient sums and again as each row of conv2's dy is written. That replaces z2 at full size (written, read by the pool, kept for the
  * pool's backward), the pool's two passes, and the transposes of the full-size gradient.
  */
 function registerSparseConvBnPair(addon: NativeAddon): void {
@@ -330,15 +330,17 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       // backward and added to x's gradient. All of this node's gradient thunks run before the next node's,
       // so a slot per geometry is not overwritten in between.
       const joinGrad = a.residual ? gradLanes.slot(addon, g2, 'pair-join', 2).values : undefined;
-      // The pool's gradient routed to full size, in conv2's output lanes (read by its BatchNorm backward only).
-      const routed = a.pool ? gradLanes.slot(addon, g2, 'pair-pool', 2).values : undefined;
+      // The pool's gradient in lanes until conv2's dy is written (read by its BatchNorm backward only).
+      const poolLanes = a.pool ? gradLanes.slot(addon, g2, 'pair-pool', 2).values : undefined;
       // Both layers' backward passes except conv1's input gradient, once per node, in the order the shared
       // buffers allow: conv2's BatchNorm → dy2 → its filter and input gradients (the latter in lanes) →
       // conv1's BatchNorm → dy1 → its filter gradient.
+      const xGradient = inputGradientOrder('sparse conv pair');
       const backward = once(() => {
         const lanes = lanesOf<PairLanes>(z, 'sparse conv pair');
         const out = {
-          dy1: gradLanes.claim(addon, g1, dz.dataId, 'pair1'),
+          // Without x's gradient (x is the network's input), dy1 is read by conv1's filter gradient alone: never stored.
+          dy1: xGradient.wanted() ? gradLanes.claim(addon, g1, dz.dataId, 'pair1') : null,
           dgamma1: bufferPool.allocate(gamma1.size), dbeta1: bufferPool.allocate(gamma1.size), dfilter1: bufferPool.allocate(filter1.size),
           dgamma2: bufferPool.allocate(gamma2.size), dbeta2: bufferPool.allocate(gamma2.size), dfilter2: bufferPool.allocate(filter2.size),
         };
@@ -347,7 +349,7 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
         if (joinGrad) addon.reluGradToLanes(g2, v(dz, 'dz'), v(z, 'z'), joinGrad);
         // Each dy is left pending and written by the first gradient that reads it, row by row ahead of its gather.
         const pending2 = addon.sparseConvBnBackward(g2, a.epsilon2, a.relu2, joinGrad ?? v(dz, 'dz'), joinGrad !== undefined, lanes.yLanes2,
-          v(mean2, 'mean2'), v(variance2, 'variance2'), v(gamma2, 'gamma2'), v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2, routed ?? null, true);
+          v(mean2, 'mean2'), v(variance2, 'variance2'), v(gamma2, 'gamma2'), v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2, poolLanes ?? null, true);
         // conv1's gradient sums are taken as conv2's input gradient writes dz1.
         const sums1: GradientSumsTarget = { geometry: g1, yLanes: lanes.yLanes1, mean: v(mean1, 'mean1'), variance: v(variance1, 'variance1'),
           gamma: v(gamma1, 'gamma1'), beta: v(beta1, 'beta1'), epsilon: a.epsilon1, relu: a.relu1, sums: new Float64Array(2 * g1[4]) };
@@ -360,8 +362,9 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       });
       return {
         x: () => {
+          xGradient.ask();
           const dx = bufferPool.allocate(x.size);
-          addon.sparseConvBackwardData(g1, backward().dy1, v(filter1, 'filter1'), v(active1, 'active1'), dx, false, joinGrad);
+          addon.sparseConvBackwardData(g1, backward().dy1!, v(filter1, 'filter1'), v(active1, 'active1'), dx, false, joinGrad);
           return wrap(dx, x.shape);
         },
         filter1: () => wrap(backward().dfilter1, filter1.shape),

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { bufferPool } from './buffer-pool';
-import { checkPattern, convGeometry, cpuBackend, f32, gradLanes, KERNELS, keepLanes, lanesOf, once, outputShape, type PairLanes, size, wrap } from './kernel-support';
+import { checkPattern, convGeometry, cpuBackend, f32, gradLanes, inputGradientOrder, KERNELS, keepLanes, lanesOf, once, outputShape, type PairLanes, size, wrap } from './kernel-support';
 import type { GradientSumsTarget, NativeAddon, PendingLanes } from './native-addon';
 
 /**
@@ -291,6 +291,7 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       // Every gradient but x's, last block first. The gradient at each block's output (after its join's
       // ReLU) alternates between two lane buffers: block i's is read while block i − 1's is written. All of
       // this node's thunks run before the next node's, so the shared slots are not overwritten in between.
+      const xGradient = inputGradientOrder('residual blocks');
       const backward = once(() => {
         const kept = lanesOf<Record<string, Float32Array>>(z, 'residual blocks');
         const grads = geometry.map((_, i) => Object.fromEntries([...IDENTITY_BLOCK_INPUTS, ...(a.projection[i] ? SHORTCUT_INPUTS : [])]
@@ -344,7 +345,8 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
             const sumsH: GradientSumsTarget = { geometry: gH, yLanes: kept.headY, mean: headStat(0), variance: headStat(1), gamma: h('gammaH'), beta: h('betaH'),
               epsilon: a.headEpsilon, relu: a.headRelu, sums: new Float64Array(2 * gH[4]) };
             addon.sparseConvBackwardData(g1, dy1, w('filter1', 0), w('active1', 0), dzH, true, besides, null, null, [sumsH]);
-            const head = { dy: gradLanes.claim(addon, gH, dz.dataId, 'head'), filterH: bufferPool.allocate(headInput('filterH').size),
+            // Without x's gradient (x is the network's input), the head's dy is read by its filter gradient alone: never stored.
+            const head = { dy: xGradient.wanted() ? gradLanes.claim(addon, gH, dz.dataId, 'head') : null, filterH: bufferPool.allocate(headInput('filterH').size),
               gammaH: bufferPool.allocate(headInput('gammaH').size), betaH: bufferPool.allocate(headInput('betaH').size) };
             const pendingH = addon.sparseConvBnBackward(gH, a.headEpsilon, a.headRelu, dzH, true, kept.headY, headStat(0), headStat(1), h('gammaH'),
               h('betaH'), head.dy, head.gammaH, head.betaH, null, true, sumsH.sums);
@@ -364,9 +366,10 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       });
       const result: Record<string, () => tf.Tensor> = {
         0: () => {
+          xGradient.ask();
           const b = backward();
           const dx = bufferPool.allocate(x.size);
-          if (gH && b.head) addon.sparseConvBackwardData(gH, b.head.dy, v(headInput('filterH'), 'filterH'), v(headInput('activeH'), 'activeH'), dx);
+          if (gH && b.head) addon.sparseConvBackwardData(gH, b.head.dy!, v(headInput('filterH'), 'filterH'), v(headInput('activeH'), 'activeH'), dx);
           else addon.sparseConvBackwardData(geometry[0].g1, b.dy1, w('filter1', 0), w('active1', 0), dx, false, b.besides);
           return wrap(dx, x.shape);
         },

@@ -613,6 +613,70 @@ t.test('pending outputs (defer): the consumer writes the lanes ahead of its gath
     f32(outLanes), null, null, null, null, null, false, false, true), /only an output into the next convolution's lanes/);
 });
 
+t.test('a dy left pending for the filter gradient alone (transient, never stored) or routed from a max pool gives the stored dy\'s gradients bitwise; misuse is refused', { skip }, async (t) => {
+  const { addon, convGeometry, rng, random } = await directKernels(53);
+  // Batch 70: two lane chunks, one per thread; batch 19: one chunk whose rows the threads split (a stored
+  // pending dy is then written in one pass first; a transient one goes through each thread's ring).
+  // 9×7 with stride 2 and the pool: odd sizes, so a dropped last row and column.
+  for (const [batch, stride, pool, dzInLanes] of [[70, 1, false, true], [70, 2, false, false], [19, 1, false, true], [70, 1, true, false], [70, 2, true, false],
+    [19, 1, true, false]] as const) {
+    const name = `batch ${batch}, stride ${stride}${pool ? ', max pool' : ''}, dz ${dzInLanes ? 'in lanes' : 'NHWC'}`;
+    const g = convGeometry([batch, 9, 7, 16], [3, 3, 16, 24], { stride, padding: 'same' });
+    const [inLanes, gradLanes, outLanes] = addon.sparseConvLaneSizes(g);
+    const [oh, ow] = [g[9], g[10]];
+    const active = Float32Array.from({ length: 9 * 16 * 24 }, () => (rng.nextFloat() < 0.3 ? 1 : 0));
+    const filter = active.map((a) => a * rng.nextNormal());
+    const [gamma, beta] = [random(24, 0.3).map((v) => 1 + v), random(24, 0.3)];
+    const xLanes = new Float32Array(inLanes);
+    const yLanes = new Float32Array(outLanes);
+    const [mean, variance] = [new Float32Array(24), new Float32Array(24)];
+    addon.sparseConvBnForward(g, 1e-5, true, random(batch * 9 * 7 * 16), filter, active, gamma, beta, new Float32Array(batch * (pool ? (oh >> 1) * (ow >> 1) : oh * ow) * 24),
+      mean, variance, xLanes, yLanes, null, null, null, null, null, false, pool);
+    let dz = random(pool ? batch * (oh >> 1) * (ow >> 1) * 24 : batch * oh * ow * 24);
+    if (dzInLanes) {
+      // dz in output lanes as a gather leaves it: zero in the padding lanes.
+      const lanes = new Float32Array(outLanes);
+      const dzGeometry = convGeometry([batch, oh, ow, 24], [1, 1, 24, 24], { stride: 1, padding: 'same' });
+      addon.sparseConvBackwardData(dzGeometry, (() => { const d = new Float32Array(addon.sparseConvLaneSizes(dzGeometry)[1]); addon.sparseConvGradToLanes(dzGeometry, dz, d); return d; })(),
+        new Float32Array(24 * 24).fill(0).map((_, i) => (i % 25 === 0 ? 1 : 0)), new Float32Array(24 * 24).fill(1), lanes, true);
+      dz = lanes;
+    }
+    // dy stored (written in its own pass, or by the input gradient ahead of its gather) or transient.
+    const backward = (mode: 'stored' | 'deferred' | 'transient') => {
+      const out = { dy: mode === 'transient' ? null : new Float32Array(gradLanes), dgamma: new Float32Array(24), dbeta: new Float32Array(24),
+        dfilter: new Float32Array(filter.length), dx: new Float32Array(batch * 9 * 7 * 16) };
+      const pending = addon.sparseConvBnBackward(g, 1e-5, true, dz, dzInLanes, yLanes, mean, variance, gamma, beta, out.dy, out.dgamma, out.dbeta,
+        pool ? new Float32Array(outLanes) : null, mode !== 'stored');
+      if (mode === 'deferred') addon.sparseConvBackwardData(g, out.dy!, filter, active, out.dx, false, null, null, pending);
+      addon.sparseConvBackwardWeights(g, xLanes, out.dy, active, out.dfilter, mode === 'transient' ? pending : undefined);
+      if (mode === 'stored') addon.sparseConvBackwardData(g, out.dy!, filter, active, out.dx);
+      return out;
+    };
+    const [stored, deferred, transient] = [backward('stored'), backward('deferred'), backward('transient')];
+    const same = (a: Float32Array, b: Float32Array): boolean => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+    t.ok(stored.dfilter.some((v) => v !== 0) && stored.dx.some((v) => v !== 0), `${name}: the gradients are not zero`);
+    t.ok(same(deferred.dy!, stored.dy!), `${name}: dy written ahead of the input gradient bitwise that of its own pass`);
+    t.ok(same(deferred.dx, stored.dx), `${name}: input gradient bitwise`);
+    for (const [label, r] of [['deferred', deferred], ['transient', transient]] as const) {
+      t.ok(same(r.dfilter, stored.dfilter), `${name}: ${label} dy, filter gradient bitwise`);
+      t.ok(same(r.dgamma, stored.dgamma) && same(r.dbeta, stored.dbeta), `${name}: ${label} dy, dgamma and dbeta bitwise`);
+    }
+  }
+  // Misuse: a transient dy is for the filter gradient alone, and only as a pending dy.
+  const g = convGeometry([70, 5, 5, 16], [3, 3, 16, 16], { stride: 1, padding: 'same' });
+  const [inLanes, gradLanes, outLanes] = addon.sparseConvLaneSizes(g);
+  const f32 = (n: number): Float32Array => new Float32Array(n);
+  const [filter, active, ones] = [f32(9 * 256).fill(0.1), f32(9 * 256).fill(1), f32(16).fill(1)];
+  const transient = () => addon.sparseConvBnBackward(g, 1e-5, true, f32(70 * 25 * 16), false, f32(outLanes), f32(16), ones, ones, f32(16), null, f32(16), f32(16), null, true);
+  t.throws(() => addon.sparseConvBnBackward(g, 1e-5, true, f32(70 * 25 * 16), false, f32(outLanes), f32(16), ones, ones, f32(16), null, f32(16), f32(16), null, false),
+    /dyLanes null \(a transient dy\) needs defer/);
+  t.throws(() => addon.sparseConvBackwardData(g, f32(gradLanes), filter, active, f32(70 * 25 * 16), false, null, null, transient()),
+    /a transient dy \(no dyLanes\) is for the filter gradient alone/);
+  t.throws(() => addon.sparseConvBackwardWeights(g, f32(inLanes), f32(gradLanes), active, f32(9 * 256), transient()),
+    /a transient pending dy goes with dyLanes null/);
+  t.throws(() => addon.sparseConvBackwardWeights(g, f32(inLanes), null, active, f32(9 * 256)), /dyLanes/, 'dyLanes null without a transient dy is refused');
+});
+
 t.test('BatchNorm gradient sums taken by the gather that writes dz in lanes give the backward pass what its own sums pass gives', { skip }, async (t) => {
   const { addon, convGeometry, rng, random } = await directKernels(41);
   for (const [batch, stride] of [[70, 1], [70, 2], [19, 1]] as const) {
@@ -814,20 +878,23 @@ t.test('the image layer (3 input channels) runs sparse at the head of a training
     ...maskedFilter(c, 102 + i),
     gamma: tf.randomUniform([16], 0.5, 1.5, 'float32', 104 + i) as tf.Tensor1D, beta: tf.randomNormal([16], 0, 0.3, 'float32', 106 + i) as tf.Tensor1D,
   }));
-  const pair = (training: boolean) => {
+  // withX: x's gradient too, so conv1's dy is stored for it (without, only its filter gradient reads it).
+  const pair = (training: boolean, withX = false) => {
     const stats = layers.map(() => runningStats(16));
     const out = tf.tidy(() => {
-      const f = (f1: tf.Tensor, f2: tf.Tensor): tf.Tensor4D => {
+      const f = (f1: tf.Tensor, f2: tf.Tensor, xx = x): tf.Tensor4D => {
         const call = (i: number, filter: tf.Tensor) => ({
           filter: filter as tf.Tensor4D, bn: { gamma: layers[i].gamma, beta: layers[i].beta, stats: stats[i] },
           opts: { stride: 1, padding: 'same' as const, relu: true, training, active: layers[i].active, layer: `image-pair-${i}` },
         });
-        return nativeOps.convBnPair!(x, call(0, f1), call(1, f2));
+        return nativeOps.convBnPair!(xx, call(0, f1), call(1, f2));
       };
       const z = f(layers[0].filter, layers[1].filter);
       if (!training) return [z];
       const upstream = tf.randomNormal(z.shape, 0, 1, 'float32', 108);
-      const grads = tf.grads((f1: tf.Tensor, f2: tf.Tensor) => tf.sum(tf.mul(f(f1, f2), upstream)))([layers[0].filter, layers[1].filter]);
+      const grads = withX
+        ? tf.grads((xx: tf.Tensor, f1: tf.Tensor, f2: tf.Tensor) => tf.sum(tf.mul(f(f1, f2, xx as tf.Tensor4D), upstream)))([x, layers[0].filter, layers[1].filter]).slice(1)
+        : tf.grads((f1: tf.Tensor, f2: tf.Tensor) => tf.sum(tf.mul(f(f1, f2), upstream)))([layers[0].filter, layers[1].filter]);
       return [z, tf.mul(grads[0], layers[0].active), tf.mul(grads[1], layers[1].active)];
     });
     stats.forEach((s) => tf.dispose([s.mean, s.variance]));
@@ -846,10 +913,42 @@ t.test('the image layer (3 input channels) runs sparse at the head of a training
     const err = relativeError(auto[i], dense[i]);
     t.ok(err < TOLERANCE, `${label} against the dense path: relative error ${err.toExponential(2)}`);
   });
+  // Which dy conv1's filter gradient was given (null: transient), seen through the addon object the kernels call.
+  const { requireNativeAddon } = await import('../../src/compute/native-addon');
+  const addon = requireNativeAddon();
+  const original = addon.sparseConvBackwardWeights;
+  const conv1Dy: (Float32Array | null)[] = [];
+  addon.sparseConvBackwardWeights = (g, xLanes, dyLanes, ...rest) => {
+    if (g[3] === 3) conv1Dy.push(dyLanes);
+    return original.call(addon, g, xLanes, dyLanes, ...rest);
+  };
+  let stored: tf.Tensor[];
+  try {
+    tf.dispose(withMode('auto', () => pair(true)));
+    stored = withMode('auto', () => pair(true, true));
+  } finally {
+    addon.sparseConvBackwardWeights = original;
+  }
+  t.same(conv1Dy.map((d) => d === null), [true, false], "conv1's dy: transient without x's gradient, stored with it");
+  ['dfilter1', 'dfilter2'].forEach((label, i) => {
+    const [a, b] = [auto[i + 1].dataSync(), stored[i + 1].dataSync()];
+    t.ok(a.every((v, k) => Object.is(v, b[k])), `${label}: bitwise the same whether conv1's dy is kept for x's gradient or never stored`);
+  });
   resetSparseComputeReport();
   const evaluation = withMode('auto', () => pair(false));
   t.same(sparseComputeReport().map((d) => [d.layer, d.sparse]), [['image-pair-0', false], ['image-pair-1', true]], 'evaluation: the image layer dense');
-  tf.dispose([x, ...layers.flatMap((l) => [l.filter, l.active, l.gamma, l.beta]), ...auto, ...dense, ...evaluation]);
+  tf.dispose([x, ...layers.flatMap((l) => [l.filter, l.active, l.gamma, l.beta]), ...auto, ...dense, ...stored, ...evaluation]);
+});
+
+t.test("input 0's gradient: asked for first or not at all (tfjs's order); asked for after the others it is refused", async (t) => {
+  const { inputGradientOrder } = await import('../../src/compute/kernel-support');
+  const asked = inputGradientOrder('k');
+  asked.ask();
+  t.ok(asked.wanted(), 'x asked for first: wanted');
+  t.doesNotThrow(() => asked.ask(), 'and asked for again');
+  const skipped = inputGradientOrder('k');
+  t.notOk(skipped.wanted(), 'the others first: not wanted');
+  t.throws(() => skipped.ask(), /k: x's gradient asked for after the other inputs'/, 'x asked for afterwards is refused');
 });
 
 t.test('in evaluation a pruned filter is its own pattern: the fused sparse evaluation kernel without one given, dense where gradients are recorded', { skip }, async (t) => {
