@@ -316,17 +316,29 @@ Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   // Optional 8th: this convolution's padded input lanes; dx (in lanes) kept only where the input is positive.
   const bool gated = info.Length() > 7 && !info[7].IsUndefined() && !info[7].IsNull();
   if (gated && !dxInLanes) throw Napi::RangeError::New(info.Env(), "sparseConvBackwardData: gateLanes needs dx in lanes");
-  const float* dyLanes = F32(info, 1, "dyLanes", sparseConvGradLanesSize(g));
   // Optional 9th: a pending dy (sparseConvBnBackward's defer) for dyLanes, written on the way.
   Handle<PendingGrad>* input = TakeHandle<PendingGrad>(info, 8, "sparseConvBackwardData");
-  if (input && !input->pending.dyLanes)
-    throw Napi::RangeError::New(info.Env(), "sparseConvBackwardData: a transient dy (no dyLanes) is for the filter gradient alone");
+  // Optional 11th: {xLanes, dfilter}, the filter gradient taken in the same pass over dy's rows.
+  const bool withWeights = info.Length() > 10 && !info[10].IsUndefined() && !info[10].IsNull();
+  const bool transient = input && !input->pending.dyLanes;
+  if (transient && !withWeights)
+    throw Napi::RangeError::New(info.Env(), "sparseConvBackwardData: a transient dy (no dyLanes) needs the filter gradient taken in the same call (weights)");
+  if (transient && !info[1].IsNull()) throw Napi::RangeError::New(info.Env(), "sparseConvBackwardData: a transient pending dy goes with dyLanes null");
+  const float* dyLanes = transient ? nullptr : F32(info, 1, "dyLanes", sparseConvGradLanesSize(g));
   if (input) CheckTarget(info, "sparseConvBackwardData", g, input->pending.g, dyLanes, input->pending.dyLanes);
   // Optional 10th: BatchNorm gradient sums to take from dx (in lanes) on the way (GradientSums).
   const std::vector<GradientSums> sums = SumsTargets(info, 9, g, dxInLanes);
+  FilterGradient weights{};
+  if (withWeights) {
+    if (!info[10].IsObject()) throw Napi::TypeError::New(info.Env(), "sparseConvBackwardData: argument 'weights' must be {xLanes, dfilter}");
+    auto o = info[10].As<Napi::Object>();
+    weights.xLanes = TypedOf<float, Napi::Float32Array>(info.Env(), o.Get("xLanes"), napi_float32_array, "Float32Array", "weights.xLanes", sparseConvInputLanesSize(g));
+    weights.dw = TypedOf<float, Napi::Float32Array>(info.Env(), o.Get("dfilter"), napi_float32_array, "Float32Array", "weights.dfilter", filterSize(g));
+  }
   sparseConvBackwardData(g, dyLanes, F32(info, 2, "filter", filterSize(g)), F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", dxSize),
                          dxInLanes, adding ? F32(info, 6, "addLanes", sparseConvInputDataLanesSize(g)) : nullptr,
-                         gated ? F32(info, 7, "gateLanes", sparseConvInputLanesSize(g)) : nullptr, input ? &input->pending : nullptr, sums);
+                         gated ? F32(info, 7, "gateLanes", sparseConvInputLanesSize(g)) : nullptr, input ? &input->pending : nullptr, sums,
+                         withWeights ? &weights : nullptr);
   Written(input);
   return info.Env().Undefined();
 }

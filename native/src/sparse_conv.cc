@@ -297,10 +297,24 @@ CIGL_INLINE void forwardRow(const ConvGeometry& g, const LaneLayout& l, const Co
   gatherRowPositions<V>(f, g.outWidth, 0, 1, g.outChannels, kernelRowsOnData(g, oh), xRow, xStep, tile + lane0, outStep, l.lanes);
 }
 
+// Where the rows of one chunk of dy in the padded grad-lanes layout lie: the whole buffer (no slots), or a
+// ring of `slots` rows for a transient dy (PendingGrad), written by its consumer just ahead of reading it.
+// A row in one of the ring's last `behind` slots is copied `slots` rows back as well (mirror), so that a
+// reader of row R finds rows R − behind … R one after the other, as in the whole buffer.
+struct DyRows {
+  float* lanes = nullptr;
+  int64_t rowSize = 0;  // gradCols · outChannels · lanes
+  int64_t slots = 0, behind = 0;
+  float* row(int64_t R) const { return lanes + (slots ? R % slots + behind : R) * rowSize; }
+  float* mirror(int64_t R) const { return slots && R % slots >= slots - behind ? lanes + (R % slots + behind - slots) * rowSize : nullptr; }
+  // Rows of the ring (slots + behind), for its buffer's size.
+  int64_t ringRows() const { return slots + behind; }
+};
+
 // Input columns of one parity class (w ≡ w0 mod strideWidth) share their lists (one per input channel:
 // list (ci·strideH + rh)·strideW + rw); along the class the dy base moves by one output column per step.
 template <int V>
-CIGL_INLINE void backwardDataRow(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* dyLanes, int64_t h,
+CIGL_INLINE void backwardDataRow(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const DyRows& dy, int64_t h,
                                  int64_t lane0, float* tile) {
   const int64_t row = h + g.padTop, qh = row / g.strideHeight, rh = row % g.strideHeight;
   // Kernel row kh reads dy row qh − ⌊kh / stride⌋, which must lie in [0, outHeight).
@@ -309,7 +323,7 @@ CIGL_INLINE void backwardDataRow(const ConvGeometry& g, const LaneLayout& l, con
   const int64_t dyStep = g.outChannels * l.lanes, outStep = g.strideWidth * g.inChannels * l.lanes;
   for (int64_t w0 = 0; w0 < std::min(g.strideWidth, g.inWidth); w0++) {
     const int64_t col = w0 + g.padLeft, qw = col / g.strideWidth, rw = col % g.strideWidth;
-    const float* base = dyLanes + ((qh + l.gradTop) * l.gradCols + qw + l.gradLeft) * g.outChannels * l.lanes + lane0;
+    const float* base = dy.row(qh + l.gradTop) + (qw + l.gradLeft) * g.outChannels * l.lanes + lane0;
     const int64_t count = (g.inWidth - w0 + g.strideWidth - 1) / g.strideWidth;
     gatherRowPositions<V>(f, count, rh * g.strideWidth + rw, g.strideHeight * g.strideWidth, g.inChannels, rows, base, dyStep,
                           tile + w0 * g.inChannels * l.lanes + lane0, outStep, l.lanes);
@@ -339,20 +353,16 @@ CIGL_INLINE void filterGradRow(const ConvGeometry& g, const LaneLayout& l, const
   for (int j = 0; j < G; j++) store16(acc + j * kLaneWidth, a[j]);
 }
 
-// Row R of a padded grad-lanes buffer, or its slot in a ring of `ringRows` rows (a transient dy, see
-// PendingGrad: written by the filter gradient just ahead of reading it, never stored whole); 0: no ring.
-inline int64_t dyRowIndex(int64_t R, int64_t ringRows) { return ringRows ? R % ringRows : R; }
-
 // Filter-gradient partial sums over output rows [oh0, oh1), all channels: acc holds one vector per
 // entry. Rows outermost, so x's rows are read from memory once and then served from cache for every
 // channel.
 template <int V>
 CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes,
-                                      const float* dyLanes, int64_t ringRows, int64_t oh0, int64_t oh1, int64_t lane0, float* acc) {
+                                      const DyRows& dy, int64_t oh0, int64_t oh1, int64_t lane0, float* acc) {
   const int64_t co0 = 0, co1 = g.outChannels, e0 = 0;
   for (int64_t oh = oh0; oh < oh1; oh++) {
     const float* xRow = xLanes + (oh * g.strideHeight) * l.inCols * g.inChannels * l.lanes + lane0;
-    const float* dyRow = dyLanes + (dyRowIndex(oh + l.gradTop, ringRows) * l.gradCols + l.gradLeft) * g.outChannels * l.lanes + lane0;
+    const float* dyRow = dy.row(oh + l.gradTop) + l.gradLeft * g.outChannels * l.lanes + lane0;
     const KernelRows rows = kernelRowsOnData(g, oh);
     for (int64_t co = co0; co < co1; co++) {
       const int64_t end = f.last(co, rows.hi);
@@ -375,11 +385,12 @@ CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l
     default: call(1); break;           \
   }
 
-// Rows [begin, end) of a gather pass, the forward pass (rows of y) or the input gradient (rows of dx):
-// each row is computed in lanes into `tile`, then transposed into the NHWC result while still in cache.
+// Rows [begin, end) of a gather pass, the forward pass (rows of y, from x's lanes `lanesIn`) or the input
+// gradient (rows of dx, from `dy`): each row is computed in lanes into `tile`, then transposed into the
+// NHWC result while still in cache.
 CIGL_MULTIVERSION
 void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* lanesIn,
-                int64_t begin, int64_t end, float* tile, float* out, const float* addLanes = nullptr) {
+                int64_t begin, int64_t end, float* tile, float* out, const float* addLanes = nullptr, const DyRows* dy = nullptr) {
   const int64_t rows = inputGradient ? g.inHeight : g.outHeight;
   const int64_t rowSize = inputGradient ? g.inWidth * g.inChannels : g.outWidth * g.outChannels;
   for (int64_t r = begin; r < end; r++) {
@@ -389,7 +400,7 @@ void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, 
       const int64_t lane0 = v * kLaneWidth;
 #define CIGL_CALL(V)                                      \
   if (inputGradient)                                      \
-    backwardDataRow<V>(g, l, f, lanesIn, r, lane0, tile); \
+    backwardDataRow<V>(g, l, f, *dy, r, lane0, tile);     \
   else                                                    \
     forwardRow<V>(g, l, f, lanesIn, r, lane0, tile);
       CIGL_DISPATCH_V(n, CIGL_CALL)
@@ -412,7 +423,7 @@ void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, 
 // passes only where the input was positive, while each row is in cache: an identity shortcut's gradient
 // and the ReLU of the residual join that produced x.
 CIGL_MULTIVERSION
-void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* dyLanes, int64_t begin,
+void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const DyRows& dy, int64_t begin,
                        int64_t end, float* dxLanes, const float* addLanes, const float* gateLanes) {
   const int64_t rowSize = g.inWidth * g.inChannels * l.lanes;
   PhaseScope gatherTime(Phase::kDataGather);
@@ -421,7 +432,7 @@ void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compres
     for (int64_t v = 0, n; v < l.lanes / kLaneWidth; v += n) {
       n = vectorsPerCall(l.lanes / kLaneWidth, v);
       const int64_t lane0 = v * kLaneWidth;
-#define CIGL_CALL(V) backwardDataRow<V>(g, l, f, dyLanes, r, lane0, row)
+#define CIGL_CALL(V) backwardDataRow<V>(g, l, f, dy, r, lane0, row)
       CIGL_DISPATCH_V(n, CIGL_CALL)
 #undef CIGL_CALL
     }
@@ -439,11 +450,11 @@ void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compres
 
 CIGL_MULTIVERSION
 void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes,
-                         const float* dyLanes, int64_t ringRows, int64_t oh0, int64_t oh1, float* acc) {
+                         const DyRows& dy, int64_t oh0, int64_t oh1, float* acc) {
   for (int64_t v = 0, n; v < l.lanes / kLaneWidth; v += n) {
     n = vectorsPerCall(l.lanes / kLaneWidth, v);
     const int64_t lane0 = v * kLaneWidth;
-#define CIGL_CALL(V) backwardWeightsChunk<V>(g, l, f, xLanes, dyLanes, ringRows, oh0, oh1, lane0, acc)
+#define CIGL_CALL(V) backwardWeightsChunk<V>(g, l, f, xLanes, dy, oh0, oh1, lane0, acc)
     CIGL_DISPATCH_V(n, CIGL_CALL)
 #undef CIGL_CALL
   }
@@ -453,9 +464,9 @@ void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const Compr
 // line like the pool's arrays (see BufferPool): a 64-byte vector load from a misaligned base straddles
 // two lines, and that alone cost the gathers a third of their speed.
 // Slot 1 is for a pending dy's rows written inside a gather that holds slot 0, slot 2 for a transient
-// dy's ring of rows.
+// dy's ring of rows, slot 3 for filter-gradient partial sums taken inside an input-gradient gather.
 float* scratch(size_t size, int slot = 0) {
-  thread_local std::vector<float> buffers[3];
+  thread_local std::vector<float> buffers[4];
   std::vector<float>& buffer = buffers[slot];
   if (buffer.size() < size + kLaneWidth) buffer.resize(size + kLaneWidth);
   const uintptr_t address = reinterpret_cast<uintptr_t>(buffer.data());
@@ -471,6 +482,8 @@ bool threadsOwnChunks(int64_t chunks, int64_t rows, int64_t elementsPerRow) { re
 // A pending output (sparse_conv.h): rows [begin, end) of chunk c of its destination, or all of it in one pass.
 void writePendingRows(const PendingLanes& p, int64_t c, int64_t begin, int64_t end);
 void writePendingRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end);
+// Where chunk c of a pending dy's rows go: its dyLanes, or the consumer's ring.
+DyRows dyRowsOf(const PendingGrad& p, const LaneLayout& l, int64_t c);
 void writePendingGrad(const PendingGrad& p);
 // Where a consumer that needs rows up to `end` should stop writing: a pooled dy's rows come in window
 // pairs, so the pair's second row is written with its first (its gradient is routed once for both).
@@ -562,37 +575,108 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
   paddedToLanes(dy, g.batch, g.outHeight, g.outWidth, g.outChannels, l.gradRows, l.gradCols, l.gradTop, l.gradLeft, l, dyLanes);
 }
 
+namespace {
+
+// Rows a transient dy's ring holds per thread beyond the `behind` rows a reader looks back: the row being
+// read, one written ahead of it, and a pooled dy's window partner.
+constexpr int64_t kRingAhead = 3;
+
+// A pending dy's copy whose rows go into this thread's ring (scratch slot 2) of slots + behind rows.
+PendingGrad ringed(const PendingGrad& input, const LaneLayout& l, int64_t behind) {
+  PendingGrad p = input;
+  p.ringBehind = behind;
+  p.ringSlots = behind + kRingAhead;
+  p.dyLanes = scratch((p.ringSlots + behind) * l.gradCols * input.g.outChannels * l.lanes, 2);
+  return p;
+}
+
+// Combines the threads' filter-gradient partial sums (one vector per active entry) in thread order into dw.
+void reduceFilterGradient(const CompressedFilter& f, const std::vector<const float*>& partial, int64_t begin, int64_t end, float* dw) {
+  for (int64_t e = begin; e < end; e++) {
+    float sum = 0.0f;
+    for (const float* p : partial)
+      if (p) sum += sum16(load16(p + e * kLaneWidth));
+    dw[f.position[e]] = sum;
+  }
+}
+
+}  // namespace
+
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes,
-                            const float* addLanes, const float* gateLanes, const PendingGrad* input, const std::vector<GradientSums>& sums) {
+                            const float* addLanes, const float* gateLanes, const PendingGrad* input, const std::vector<GradientSums>& sums,
+                            const FilterGradient* weights) {
   const LaneLayout l(g);
   const CompressedFilter& f = byInputChannel(g, l, w, active);
   const int64_t dxChunk = dxInLanes ? l.inputDataChunk(g) : l.lanes * inImage(g);
   const int64_t work = perRow(f.start.back() * g.inWidth * l.lanes, g.strideHeight * g.strideWidth);
+  const bool transient = input && !input->dyLanes;
   if (input && !threadsOwnChunks(l.chunks, g.inHeight, work)) {
-    writePendingGrad(*input);
-    input = nullptr;
+    // Threads would share a chunk's dy rows: dy is written whole first (a transient one into a buffer of
+    // this call's), and the filter gradient runs on its own after the input gradient.
+    std::vector<float> whole(transient ? static_cast<size_t>(l.chunks * l.gradChunk(g)) : 0);
+    PendingGrad stored = *input;
+    if (transient) stored.dyLanes = whole.data();
+    writePendingGrad(stored);
+    sparseConvBackwardData(g, stored.dyLanes, w, active, dx, dxInLanes, addLanes, gateLanes, nullptr, sums);
+    if (weights) sparseConvBackwardWeights(g, weights->xLanes, stored.dyLanes, active, weights->dw);
+    return;
   }
+  if (weights && !input) {
+    sparseConvBackwardData(g, dyLanes, w, active, dx, dxInLanes, addLanes, gateLanes, nullptr, sums);
+    sparseConvBackwardWeights(g, weights->xLanes, dyLanes, active, weights->dw);
+    return;
+  }
+  // With `weights`, each dy row also adds its filter-gradient terms right after it is written: partial
+  // sums per thread (scratch slot 3), combined in thread order as sparseConvBackwardWeights combines them.
+  const CompressedFilter* fw = weights ? &byOutputChannel(g, l, nullptr, active) : nullptr;
+  const int64_t entries = fw ? fw->start.back() : 0;
+  std::vector<const float*> partial(static_cast<size_t>(planThreads(l.chunks * g.inHeight, work)));
+  if (fw) std::memset(weights->dw, 0, sizeof(float) * g.kernelHeight * g.kernelWidth * g.inChannels * g.outChannels);
   const std::vector<SumsTarget> targets(sums.begin(), sums.end());
   // Each target's sums side by side in one accumulator: [target][2·C].
   std::vector<int64_t> at{0};
   for (const GradientSums& s : sums) at.push_back(at.back() + 2 * s.g.outChannels);
+  // Input row r reads dy's rows ⌊(r + padTop) / strideH⌋ + gradTop back to `behind` rows before it.
+  const int64_t behind = (g.kernelHeight - 1) / g.strideHeight;
   const std::vector<double> total = reduceChunkRows(l.chunks, g.inHeight, work, at.back(), [&](int64_t c, int64_t begin, int64_t end, double* acc) {
     const ConvGeometry gc = l.chunk(g, c);
-    const float* dyChunk = dyLanes + c * l.gradChunk(g);
+    const PendingGrad own = transient ? ringed(*input, l, behind) : PendingGrad{};
+    const DyRows dyRows = transient ? dyRowsOf(own, l, c) : DyRows{const_cast<float*>(dyLanes) + c * l.gradChunk(g), l.gradCols * g.outChannels * l.lanes};
     const float* add = addLanes ? addLanes + c * l.inputDataChunk(g) : nullptr;
-    // Input row r reads dy's grad-lanes rows up to ⌊(r + padTop) / strideH⌋ + gradTop.
-    RowsAhead<PendingGrad> dy{input, c, l.gradRows, Phase::kBnGradientApply};
+    float* filterAcc = nullptr;
+    if (fw) {
+      // Zeroed by the thread's first chunk only: a thread may go on to another.
+      const float*& mine = partial[omp_get_thread_num()];
+      filterAcc = scratch(entries * kLaneWidth + 1, 3);
+      if (!mine) std::fill(filterAcc, filterAcc + entries * kLaneWidth, 0.0f);
+      mine = filterAcc;
+    }
+    RowsAhead<PendingGrad> dy{transient ? &own : input, c, l.gradRows, Phase::kBnGradientApply};
+    int64_t filterRows = 0;  // output rows whose filter-gradient terms are added
+    const auto filterUpTo = [&](int64_t oh) {
+      for (; filterRows < std::min(oh, g.outHeight); filterRows++) {
+        PhaseScope gatherTime(Phase::kWeightsGather);
+        backwardWeightsRows(g, l, *fw, weights->xLanes + c * l.inputChunk(g), dyRows, filterRows, filterRows + 1, filterAcc);
+      }
+    };
     for (int64_t r = begin; r < end; r++) {
       dy.upTo((r + g.padTop) / g.strideHeight + l.gradTop + 1);
+      if (fw) filterUpTo(dy.ready - l.gradTop);
       if (dxInLanes)
-        gatherRowsToLanes(gc, l, f, dyChunk, r, r + 1, dx + c * dxChunk, add, gateLanes ? gateLanes + c * l.inputChunk(g) : nullptr);
+        gatherRowsToLanes(gc, l, f, dyRows, r, r + 1, dx + c * dxChunk, add, gateLanes ? gateLanes + c * l.inputChunk(g) : nullptr);
       else
-        gatherRows(true, gc, l, f, dyChunk, r, r + 1, scratch(g.inWidth * g.inChannels * l.lanes), dx + c * dxChunk, add);
+        gatherRows(true, gc, l, f, nullptr, r, r + 1, scratch(g.inWidth * g.inChannels * l.lanes), dx + c * dxChunk, add, &dyRows);
       for (size_t k = 0; k < targets.size(); k++) targets[k].rowSums(c, r, dx + c * dxChunk, acc + at[k]);
     }
-    dy.rest();
+    // dy's rows no input row reads (but the filter gradient's output rows may).
+    for (int64_t oh = filterRows; fw && oh < g.outHeight; oh++) {
+      dy.upTo(oh + l.gradTop + 1);
+      filterUpTo(oh + 1);
+    }
+    if (!transient) dy.rest();
   });
   for (size_t k = 0; k < sums.size(); k++) std::copy(total.begin() + at[k], total.begin() + at[k + 1], sums[k].out);
+  if (fw) reduceFilterGradient(*fw, partial, 0, entries, weights->dw);
 }
 
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw,
@@ -619,34 +703,24 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
     float* acc = scratch(total * kLaneWidth + 1);
     partial[t] = acc;
     std::fill(acc, acc + total * kLaneWidth, 0.0f);
-    // Two rows: a pooled dy writes a window's rows together.
-    PendingGrad ringed;
-    if (transient) {
-      ringed = *input;
-      ringed.ringRows = 2;
-      ringed.dyLanes = scratch(2 * l.gradCols * g.outChannels * l.lanes, 2);
-    }
+    const PendingGrad own = transient ? ringed(*input, l, 0) : PendingGrad{};
     for (int64_t i = rows * t / n, end = rows * (t + 1) / n; i < end;) {
       const int64_t c = i / g.outHeight, first = i - c * g.outHeight, stop = std::min(end, (c + 1) * g.outHeight);
       // Output row oh reads dy's grad-lanes row oh + gradTop.
-      RowsAhead<PendingGrad> dy{transient ? &ringed : input, c, l.gradRows, Phase::kBnGradientApply};
+      RowsAhead<PendingGrad> dy{transient ? &own : input, c, l.gradRows, Phase::kBnGradientApply};
       if (transient) dy.ready = first + l.gradTop;
-      const float* dyChunk = transient ? ringed.dyLanes : dyLanes + c * l.gradChunk(g);
+      const DyRows dyRows = transient ? dyRowsOf(own, l, c) : DyRows{const_cast<float*>(dyLanes) + c * l.gradChunk(g), l.gradCols * g.outChannels * l.lanes};
       for (int64_t oh = first; oh < stop - c * g.outHeight; oh++) {
         dy.upTo(oh + l.gradTop + 1);
         PhaseScope gatherTime(Phase::kWeightsGather);
-        backwardWeightsRows(g, l, f, xLanes + c * l.inputChunk(g), dyChunk, ringed.ringRows, oh, oh + 1, acc);
+        backwardWeightsRows(g, l, f, xLanes + c * l.inputChunk(g), dyRows, oh, oh + 1, acc);
       }
       if (!transient) dy.rest();
       i = stop;
     }
 #pragma omp barrier
     PhaseScope reduceTime(Phase::kWeightsReduce);
-    for (int64_t e = total * t / n; e < total * (t + 1) / n; e++) {
-      float sum = 0.0f;
-      for (int u = 0; u < n; u++) sum += sum16(load16(partial[u] + e * kLaneWidth));
-      dw[f.position[e]] = sum;
-    }
+    reduceFilterGradient(f, partial, total * t / n, total * (t + 1) / n, dw);
   }
 }
 
@@ -982,6 +1056,11 @@ void poolGradRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, c
   }
 }
 
+// Row R of a ring also at its mirror position (DyRows), once written.
+inline void mirrorRow(const DyRows& dy, int64_t R) {
+  if (float* m = dy.mirror(R)) std::memcpy(m, dy.row(R), sizeof(float) * dy.rowSize);
+}
+
 // Padded grad-lanes rows [begin, end): dy = g·A + y·B + K inside, 0 on the borders and in padding lanes.
 // g is dz through the ReLU; with `pooledLanes` dz is a max pool's gradient in lanes (poolGradRows), routed
 // here again a window row pair at a time into `scratchTile` (2·W·C·lanes floats); otherwise dz is in
@@ -989,20 +1068,25 @@ void poolGradRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, c
 CIGL_MULTIVERSION
 void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, bool dzInLanes, const float* pooledLanes, const float* yLanes,
                        const float* a, const float* b, bool relu, const float* A, const float* B, const float* K, int64_t begin, int64_t end,
-                       float* scratchTile, float* dyLanes, int64_t ringRows) {
+                       float* scratchTile, const DyRows& dy) {
   const int64_t C = g.outChannels, columns = g.outWidth * C, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
   const PaddingLanes padding(g.batch);
   int64_t routedPair = -1;
   for (int64_t R = begin; R < end; R++) {
     const int64_t r = R - l.gradTop;
-    float* dyRow = padRow(dyLanes + dyRowIndex(R, ringRows) * l.gradCols * pixel, l.gradCols, l.gradLeft, g.outWidth, pixel, r >= 0 && r < g.outHeight);
-    if (!dyRow) continue;
+    float* dyRow = padRow(dy.row(R), l.gradCols, l.gradLeft, g.outWidth, pixel, r >= 0 && r < g.outHeight);
+    if (!dyRow) {
+      mirrorRow(dy, R);
+      continue;
+    }
     const float* tile = dzInLanes ? dz + r * columns * l.lanes : scratchTile;
     if (pooledLanes && r % 2 == 0 && R + 1 < end && r + 1 < g.outHeight / 2 * 2) {
       // Both rows of a window pair at once; a lone row of a pair (a range's edge) routes through the scratch below.
-      float* dyBottom = padRow(dyLanes + dyRowIndex(R + 1, ringRows) * l.gradCols * pixel, l.gradCols, l.gradLeft, g.outWidth, pixel, true);
+      float* dyBottom = padRow(dy.row(R + 1), l.gradCols, l.gradLeft, g.outWidth, pixel, true);
       const float* top = yLanes + r * columns * l.lanes;
       pooledDyPair(g, l, pooledLanes + r / 2 * (g.outWidth / 2) * pixel, top, top + columns * l.lanes, a, b, relu, A, B, K, dyRow, dyBottom);
+      mirrorRow(dy, R);
+      mirrorRow(dy, R + 1);
       R++;
       continue;
     }
@@ -1032,6 +1116,7 @@ void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* 
           store16(dyRow + o + v * kLaneWidth, dyOf(load16(tile + o + v * kLaneWidth), load16(yRow + o + v * kLaneWidth), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
         }
       }
+    mirrorRow(dy, R);
   }
 }
 
@@ -1123,8 +1208,12 @@ void writePendingRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t en
   const int64_t rowSize = p.g.outWidth * p.g.outChannels * l.lanes;
   gradientApplyRows(l.chunk(p.g, c), l, p.pooled ? nullptr : outputChunkOf(p.dz, p.dzInLanes, l, p.g, c), p.dzInLanes,
                     p.pooled ? p.dz + c * l.outputChunk(p.g) : nullptr, p.yLanes + c * l.outputChunk(p.g), p.a.data(), p.b.data(), p.relu,
-                    p.A.data(), p.B.data(), p.K.data(), begin, end, scratch((p.pooled ? 2 : 1) * rowSize, 1),
-                    p.ringRows ? p.dyLanes : p.dyLanes + c * l.gradChunk(p.g), p.ringRows);
+                    p.A.data(), p.B.data(), p.K.data(), begin, end, scratch((p.pooled ? 2 : 1) * rowSize, 1), dyRowsOf(p, l, c));
+}
+
+DyRows dyRowsOf(const PendingGrad& p, const LaneLayout& l, int64_t c) {
+  const int64_t rowSize = l.gradCols * p.g.outChannels * l.lanes;
+  return p.ringSlots ? DyRows{p.dyLanes, rowSize, p.ringSlots, p.ringBehind} : DyRows{p.dyLanes + c * l.gradChunk(p.g), rowSize};
 }
 
 int64_t pendingRowsEnd(const PendingGrad& p, int64_t end) {

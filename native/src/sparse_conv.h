@@ -41,11 +41,18 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
 // With `input` (a pending dy, see PendingGrad, for dyLanes), dyLanes is written on the way. With `sums`
 // (dx in lanes only), the BatchNorm gradient sums of the layers whose output gradient dx is are taken
 // from each row as it is written (GradientSums), for their sparseConvBnBackward.
+// With `weights`, the filter gradient too (dw, from x's lanes), each dy row used for both right after it
+// is written: then a transient pending dy (its dyLanes null, and dyLanes here null) is only ever held a
+// few rows at a time.
 struct PendingGrad;
 struct GradientSums;
+struct FilterGradient {
+  const float* xLanes;
+  float* dw;
+};
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes = false,
                             const float* addLanes = nullptr, const float* gateLanes = nullptr, const PendingGrad* input = nullptr,
-                            const std::vector<GradientSums>& sums = {});
+                            const std::vector<GradientSums>& sums = {}, const FilterGradient* weights = nullptr);
 // dw = ∂L/∂w at the active positions, 0 elsewhere; with `input`, dyLanes is written on the way, or with a
 // transient pending dy (its dyLanes null, and dyLanes here null), only ever held a row or two at a time.
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw,
@@ -121,7 +128,8 @@ struct PendingGrad {
   // Null: a transient dy, read only by the filter gradient (sparseConvBackwardWeights given no dyLanes),
   // which writes each row into a ring of its own just before reading it; dy is never stored whole.
   float* dyLanes = nullptr;
-  int64_t ringRows = 0;  // set by that consumer: dyLanes is then its ring of this many rows
+  // Set by the consumer of a transient dy for its own copy: dyLanes is then its ring (DyRows).
+  int64_t ringSlots = 0, ringBehind = 0;
 };
 // The gradient sums (Σ g, Σ g·(y − mean) per channel, g = dz through the ReLU) that sparseConvBnBackward
 // takes from dz, taken instead by the gather that writes dz in lanes (sparseConvBackwardData's `sums`),

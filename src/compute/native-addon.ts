@@ -77,8 +77,9 @@ export interface NativeAddon {
    * first of sparseConvBackwardData / sparseConvBackwardWeights to read dyLanes, which writes each row just
    * before it reads it (in cache). Nothing may read dyLanes, or change dz, yLanes or poolLanes, in between.
    * With sums (a GradientSumsTarget's, taken from this dz), the pass that takes them is skipped.
-   * dyLanes null (with defer): a transient dy, for sparseConvBackwardWeights alone (given dyLanes null), which
-   * writes each row into a ring of two rows just before reading it: dy is never stored whole.
+   * dyLanes null (with defer): a transient dy, for sparseConvBackwardWeights or sparseConvBackwardData with
+   * weights (given dyLanes null), which write each row into a ring of a few rows just before reading it: dy
+   * is never stored whole.
    */
   sparseConvBnBackward(geometry: number[], epsilon: number, relu: boolean, dz: Float32Array, dzInLanes: boolean, yLanes: Float32Array,
     mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array, dyLanes: Float32Array | null, dgamma: Float32Array,
@@ -97,9 +98,12 @@ export interface NativeAddon {
    * (lanes dx only: this layer's padded input lanes), dx is kept where x > 0 (the ReLU of the join that made x).
    * With pending (sparseConvBnBackward's defer, for dyLanes), dyLanes is written on the way. With sums (dx in
    * lanes), the BatchNorm gradient sums of each target layer are taken from dx's rows as they are written.
+   * With weights, the filter gradient too, each dy row read for both right after it is written; a transient
+   * pending dy (sparseConvBnBackward given dyLanes null; dyLanes null here too) is then held a few rows at a time.
    */
-  sparseConvBackwardData(geometry: number[], dyLanes: Float32Array, filter: Float32Array, active: Float32Array, dx: Float32Array, dxInLanes?: boolean,
-    addLanes?: Float32Array | null, gateLanes?: Float32Array | null, pending?: PendingGrad | null, sums?: GradientSumsTarget[]): void;
+  sparseConvBackwardData(geometry: number[], dyLanes: Float32Array | null, filter: Float32Array, active: Float32Array, dx: Float32Array, dxInLanes?: boolean,
+    addLanes?: Float32Array | null, gateLanes?: Float32Array | null, pending?: PendingGrad | null, sums?: GradientSumsTarget[] | null,
+    weights?: { xLanes: Float32Array; dfilter: Float32Array }): void;
   /**
    * dfilter at the active positions, 0 elsewhere. With pending (for dyLanes), dyLanes is written on the way;
    * with a transient pending dy (sparseConvBnBackward given dyLanes null), dyLanes is null here too.

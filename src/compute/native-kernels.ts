@@ -332,40 +332,41 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       const joinGrad = a.residual ? gradLanes.slot(addon, g2, 'pair-join', 2).values : undefined;
       // The pool's gradient in lanes until conv2's dy is written (read by its BatchNorm backward only).
       const poolLanes = a.pool ? gradLanes.slot(addon, g2, 'pair-pool', 2).values : undefined;
-      // Both layers' backward passes except conv1's input gradient, once per node, in the order the shared
-      // buffers allow: conv2's BatchNorm → dy2 → its filter and input gradients (the latter in lanes) →
-      // conv1's BatchNorm → dy1 → its filter gradient.
+      // Both layers' backward passes, once per node, in the order the shared buffers allow: conv2's BatchNorm
+      // → both of its gradients (the input gradient in lanes) → conv1's BatchNorm → its filter gradient, and
+      // x's gradient with it when asked for. Each dy is transient: written row by row just ahead of the pass
+      // that takes its layer's gradients, never stored whole.
       const xGradient = inputGradientOrder('sparse conv pair');
       const backward = once(() => {
         const lanes = lanesOf<PairLanes>(z, 'sparse conv pair');
         const out = {
-          // Without x's gradient (x is the network's input), dy1 is read by conv1's filter gradient alone: never stored.
-          dy1: xGradient.wanted() ? gradLanes.claim(addon, g1, dz.dataId, 'pair1') : null,
+          dx: xGradient.wanted() ? bufferPool.allocate(x.size) : undefined,
           dgamma1: bufferPool.allocate(gamma1.size), dbeta1: bufferPool.allocate(gamma1.size), dfilter1: bufferPool.allocate(filter1.size),
           dgamma2: bufferPool.allocate(gamma2.size), dbeta2: bufferPool.allocate(gamma2.size), dfilter2: bufferPool.allocate(filter2.size),
         };
-        const dy2 = gradLanes.claim(addon, g2, dz.dataId, 'pair2');
         const dz1 = gradLanes.slot(addon, g1, 'pair-between', 2).values;
         if (joinGrad) addon.reluGradToLanes(g2, v(dz, 'dz'), v(z, 'z'), joinGrad);
-        // Each dy is left pending and written by the first gradient that reads it, row by row ahead of its gather.
         const pending2 = addon.sparseConvBnBackward(g2, a.epsilon2, a.relu2, joinGrad ?? v(dz, 'dz'), joinGrad !== undefined, lanes.yLanes2,
-          v(mean2, 'mean2'), v(variance2, 'variance2'), v(gamma2, 'gamma2'), v(beta2, 'beta2'), dy2, out.dgamma2, out.dbeta2, poolLanes ?? null, true);
+          v(mean2, 'mean2'), v(variance2, 'variance2'), v(gamma2, 'gamma2'), v(beta2, 'beta2'), null, out.dgamma2, out.dbeta2, poolLanes ?? null, true);
         // conv1's gradient sums are taken as conv2's input gradient writes dz1.
         const sums1: GradientSumsTarget = { geometry: g1, yLanes: lanes.yLanes1, mean: v(mean1, 'mean1'), variance: v(variance1, 'variance1'),
           gamma: v(gamma1, 'gamma1'), beta: v(beta1, 'beta1'), epsilon: a.epsilon1, relu: a.relu1, sums: new Float64Array(2 * g1[4]) };
-        addon.sparseConvBackwardData(g2, dy2, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true, null, null, pending2, [sums1]);
-        addon.sparseConvBackwardWeights(g2, lanes.xLanes2, dy2, v(active2, 'active2'), out.dfilter2);
+        addon.sparseConvBackwardData(g2, null, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true, null, null, pending2, [sums1],
+          { xLanes: lanes.xLanes2, dfilter: out.dfilter2 });
         const pending1 = addon.sparseConvBnBackward(g1, a.epsilon1, a.relu1, dz1, true, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'),
-          v(gamma1, 'gamma1'), v(beta1, 'beta1'), out.dy1, out.dgamma1, out.dbeta1, null, true, sums1.sums);
-        addon.sparseConvBackwardWeights(g1, lanes.xLanes1, out.dy1, v(active1, 'active1'), out.dfilter1, pending1);
+          v(gamma1, 'gamma1'), v(beta1, 'beta1'), null, out.dgamma1, out.dbeta1, null, true, sums1.sums);
+        if (out.dx) {
+          addon.sparseConvBackwardData(g1, null, v(filter1, 'filter1'), v(active1, 'active1'), out.dx, false, joinGrad, null, pending1, null,
+            { xLanes: lanes.xLanes1, dfilter: out.dfilter1 });
+        } else {
+          addon.sparseConvBackwardWeights(g1, lanes.xLanes1, null, v(active1, 'active1'), out.dfilter1, pending1);
+        }
         return out;
       });
       return {
         x: () => {
           xGradient.ask();
-          const dx = bufferPool.allocate(x.size);
-          addon.sparseConvBackwardData(g1, backward().dy1!, v(filter1, 'filter1'), v(active1, 'active1'), dx, false, joinGrad);
-          return wrap(dx, x.shape);
+          return wrap(backward().dx!, x.shape);
         },
         filter1: () => wrap(backward().dfilter1, filter1.shape),
         gamma1: () => wrap(backward().dgamma1, gamma1.shape),

@@ -288,7 +288,7 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       // The head's mean and variance follow every block's statistics.
       const headStat = (k: number): Float32Array => v(saved[statsStart[blocks - 1] + statCount(a.projection[blocks - 1]) + k], 'batch statistics of the head');
       const lanes = (i: number, name: keyof BlockLanes, kept: Record<string, Float32Array>): Float32Array => kept[`${name}${i}`];
-      // Every gradient but x's, last block first. The gradient at each block's output (after its join's
+      // Every gradient (x's only when asked for), last block first. The gradient at each block's output (after its join's
       // ReLU) alternates between two lane buffers: block i's is read while block i − 1's is written. All of
       // this node's thunks run before the next node's, so the shared slots are not overwritten in between.
       const xGradient = inputGradientOrder('residual blocks');
@@ -307,51 +307,56 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
           return { geometry: geometryOf, yLanes: lanes(i, `yLanes${layer}`, kept), mean: stat(i, k), variance: stat(i, k + 1), gamma: w(`gamma${layer}`, i),
             beta: w(`beta${layer}`, i), epsilon: { 1: a.epsilon1, 2: a.epsilon2, S: a.epsilonS }[layer][i], relu, sums: new Float64Array(2 * geometryOf[4]) };
         };
+        // x's gradient (NHWC) when asked for, taken in the first layer's backward pass with its filter gradient.
+        const dx = xGradient.wanted() ? bufferPool.allocate(x.size) : undefined;
         for (let i = blocks - 1; ; i--) {
           const { g1, g2, shortcut } = geometry[i];
           const d = grads[i];
-          const dy2 = gradLanes.claim(addon, g2, dz.dataId, 'blocks2');
           const dz1 = gradLanes.slot(addon, g1, 'blocks-between', 2).values;
-          const dy1 = gradLanes.claim(addon, g1, dz.dataId, 'blocks1');
-          // Each dy is left pending and written by the first gradient that reads it, row by row ahead of its
-          // gather; conv1's gradient sums are taken as conv2's input gradient writes dz1.
+          // Each dy is transient: written row by row just ahead of the pass that takes both of its layer's
+          // gradients, never stored whole. conv1's gradient sums are taken as conv2's input gradient writes dz1.
           const pending2 = addon.sparseConvBnBackward(g2, a.epsilon2[i], false, join, true, lanes(i, 'yLanes2', kept), stat(i, 2), stat(i, 3),
-            w('gamma2', i), w('beta2', i), dy2, d.gamma2, d.beta2, null, true, joinSums?.second);
+            w('gamma2', i), w('beta2', i), null, d.gamma2, d.beta2, null, true, joinSums?.second);
           const sums1 = sumsTarget(g1, i, '1', a.relu1[i]);
-          addon.sparseConvBackwardData(g2, dy2, w('filter2', i), w('active2', i), dz1, true, null, null, pending2, [sums1]);
-          addon.sparseConvBackwardWeights(g2, lanes(i, 'xLanes2', kept), dy2, w('active2', i), d.filter2);
-          const pending1 = addon.sparseConvBnBackward(g1, a.epsilon1[i], a.relu1[i], dz1, true, lanes(i, 'yLanes1', kept), stat(i, 0), stat(i, 1),
-            w('gamma1', i), w('beta1', i), dy1, d.gamma1, d.beta1, null, true, sums1.sums);
-          addon.sparseConvBackwardWeights(g1, lanes(i, 'xLanes1', kept), dy1, w('active1', i), d.filter1, pending1);
+          addon.sparseConvBackwardData(g2, null, w('filter2', i), w('active2', i), dz1, true, null, null, pending2, [sums1],
+            { xLanes: lanes(i, 'xLanes2', kept), dfilter: d.filter2 });
           // The block input's gradient besides conv1's: the identity's (the join's gradient itself) or the shortcut's, gathered in lanes.
           let besides = join;
           if (shortcut) {
-            const dyS = gradLanes.claim(addon, shortcut.gS, dz.dataId, 'blocksS');
             const pendingS = addon.sparseConvBnBackward(shortcut.gS, a.epsilonS[i], false, join, true, lanes(i, 'yLanesS', kept), stat(i, 4), stat(i, 5),
-              w('gammaS', i), w('betaS', i), dyS, d.gammaS, d.betaS, null, true, joinSums?.shortcut);
+              w('gammaS', i), w('betaS', i), null, d.gammaS, d.betaS, null, true, joinSums?.shortcut);
             // The shortcut's filter gradient at its tap of the window is the 1×1 filter's gradient.
             const embedded = gradLanes.scratch('shortcut-dfilter', shortcut.embeddedSize);
-            addon.sparseConvBackwardWeights(shortcut.gS, lanes(i, 'xLanes1', kept), dyS, lanes(i, 'activeS', kept), embedded, pendingS);
+            besides = gradLanes.scratch('shortcut-dx', inputInLanesSize(addon, g1));
+            addon.sparseConvBackwardData(shortcut.gS, null, lanes(i, 'filterS', kept), lanes(i, 'activeS', kept), besides, true, null, null, pendingS, null,
+              { xLanes: lanes(i, 'xLanes1', kept), dfilter: embedded });
             const at = (shortcut.tap[0] * g1[6] + shortcut.tap[1]) * d.filterS.length;
             d.filterS.set(embedded.subarray(at, at + d.filterS.length));
-            besides = gradLanes.scratch('shortcut-dx', inputInLanesSize(addon, g1));
-            addon.sparseConvBackwardData(shortcut.gS, dyS, lanes(i, 'filterS', kept), lanes(i, 'activeS', kept), besides, true);
           }
+          const pending1 = addon.sparseConvBnBackward(g1, a.epsilon1[i], a.relu1[i], dz1, true, lanes(i, 'yLanes1', kept), stat(i, 0), stat(i, 1),
+            w('gamma1', i), w('beta1', i), null, d.gamma1, d.beta1, null, true, sums1.sums);
+          const conv1 = { xLanes: lanes(i, 'xLanes1', kept), dfilter: d.filter1 };
           if (i === 0) {
-            if (!gH) return { grads, dy1, besides };
+            if (!gH) {
+              // conv1's input gradient is x's (plus the identity's or shortcut's), when asked for.
+              if (dx) addon.sparseConvBackwardData(g1, null, w('filter1', 0), w('active1', 0), dx, false, besides, null, pending1, null, conv1);
+              else addon.sparseConvBackwardWeights(g1, conv1.xLanes, null, w('active1', 0), d.filter1, pending1);
+              return { grads, dx };
+            }
             // The head's output gradient (the first block's input gradient plus its shortcut's) in lanes, then its BatchNorm and filter gradients.
             const h = (name: HeadInput): Float32Array => v(headInput(name), `${name} of the head`);
             const dzH = gradLanes.slot(addon, gH, 'head-between', 2).values;
             const sumsH: GradientSumsTarget = { geometry: gH, yLanes: kept.headY, mean: headStat(0), variance: headStat(1), gamma: h('gammaH'), beta: h('betaH'),
               epsilon: a.headEpsilon, relu: a.headRelu, sums: new Float64Array(2 * gH[4]) };
-            addon.sparseConvBackwardData(g1, dy1, w('filter1', 0), w('active1', 0), dzH, true, besides, null, null, [sumsH]);
-            // Without x's gradient (x is the network's input), the head's dy is read by its filter gradient alone: never stored.
-            const head = { dy: xGradient.wanted() ? gradLanes.claim(addon, gH, dz.dataId, 'head') : null, filterH: bufferPool.allocate(headInput('filterH').size),
-              gammaH: bufferPool.allocate(headInput('gammaH').size), betaH: bufferPool.allocate(headInput('betaH').size) };
+            addon.sparseConvBackwardData(g1, null, w('filter1', 0), w('active1', 0), dzH, true, besides, null, pending1, [sumsH], conv1);
+            const head = { filterH: bufferPool.allocate(headInput('filterH').size), gammaH: bufferPool.allocate(headInput('gammaH').size),
+              betaH: bufferPool.allocate(headInput('betaH').size) };
             const pendingH = addon.sparseConvBnBackward(gH, a.headEpsilon, a.headRelu, dzH, true, kept.headY, headStat(0), headStat(1), h('gammaH'),
-              h('betaH'), head.dy, head.gammaH, head.betaH, null, true, sumsH.sums);
-            addon.sparseConvBackwardWeights(gH, kept.headX, head.dy, h('activeH'), head.filterH, pendingH);
-            return { grads, dy1, besides, head };
+              h('betaH'), null, head.gammaH, head.betaH, null, true, sumsH.sums);
+            // The head's input gradient is x's, when asked for.
+            if (dx) addon.sparseConvBackwardData(gH, null, h('filterH'), h('activeH'), dx, false, null, null, pendingH, null, { xLanes: kept.headX, dfilter: head.filterH });
+            else addon.sparseConvBackwardWeights(gH, kept.headX, null, h('activeH'), head.filterH, pendingH);
+            return { grads, dx, head };
           }
           // The previous block's join gradient: this block's input gradient plus its shortcut's, kept
           // where the previous join's output (this block's input, in its input lanes) was positive.
@@ -359,7 +364,7 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
           const previous = joinBuffer(i - 1);
           const before = geometry[i - 1];
           const targets = [sumsTarget(before.g2, i - 1, '2', false), ...(before.shortcut ? [sumsTarget(before.shortcut.gS, i - 1, 'S', false)] : [])];
-          addon.sparseConvBackwardData(g1, dy1, w('filter1', i), w('active1', i), previous, true, besides, lanes(i, 'xLanes1', kept), null, targets);
+          addon.sparseConvBackwardData(g1, null, w('filter1', i), w('active1', i), previous, true, besides, conv1.xLanes, pending1, targets, conv1);
           joinSums = { second: targets[0].sums, shortcut: targets[1]?.sums };
           join = previous;
         }
@@ -367,11 +372,7 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       const result: Record<string, () => tf.Tensor> = {
         0: () => {
           xGradient.ask();
-          const b = backward();
-          const dx = bufferPool.allocate(x.size);
-          if (gH && b.head) addon.sparseConvBackwardData(gH, b.head.dy!, v(headInput('filterH'), 'filterH'), v(headInput('activeH'), 'activeH'), dx);
-          else addon.sparseConvBackwardData(geometry[0].g1, b.dy1, w('filter1', 0), w('active1', 0), dx, false, b.besides);
-          return wrap(dx, x.shape);
+          return wrap(backward().dx!, x.shape);
         },
       };
       if (gH) {

@@ -613,7 +613,7 @@ t.test('pending outputs (defer): the consumer writes the lanes ahead of its gath
     f32(outLanes), null, null, null, null, null, false, false, true), /only an output into the next convolution's lanes/);
 });
 
-t.test('a dy left pending for the filter gradient alone (transient, never stored) or routed from a max pool gives the stored dy\'s gradients bitwise; misuse is refused', { skip }, async (t) => {
+t.test('a dy left pending for the gradients (transient, never stored; both gradients in one pass) or routed from a max pool gives the stored dy\'s gradients bitwise; misuse is refused', { skip }, async (t) => {
   const { addon, convGeometry, rng, random } = await directKernels(53);
   // Batch 70: two lane chunks, one per thread; batch 19: one chunk whose rows the threads split (a stored
   // pending dy is then written in one pass first; a transient one goes through each thread's ring).
@@ -641,23 +641,31 @@ t.test('a dy left pending for the filter gradient alone (transient, never stored
         new Float32Array(24 * 24).fill(0).map((_, i) => (i % 25 === 0 ? 1 : 0)), new Float32Array(24 * 24).fill(1), lanes, true);
       dz = lanes;
     }
-    // dy stored (written in its own pass, or by the input gradient ahead of its gather) or transient.
-    const backward = (mode: 'stored' | 'deferred' | 'transient') => {
-      const out = { dy: mode === 'transient' ? null : new Float32Array(gradLanes), dgamma: new Float32Array(24), dbeta: new Float32Array(24),
+    // dy stored (written in its own pass, or by the input gradient ahead of its gather), transient (for the
+    // filter gradient alone), or taken by both gradients in one pass (stored or transient).
+    type Mode = 'stored' | 'deferred' | 'transient' | 'fused' | 'fused transient';
+    const backward = (mode: Mode) => {
+      const kept = mode !== 'transient' && mode !== 'fused transient';
+      const out = { dy: kept ? new Float32Array(gradLanes) : null, dgamma: new Float32Array(24), dbeta: new Float32Array(24),
         dfilter: new Float32Array(filter.length), dx: new Float32Array(batch * 9 * 7 * 16) };
       const pending = addon.sparseConvBnBackward(g, 1e-5, true, dz, dzInLanes, yLanes, mean, variance, gamma, beta, out.dy, out.dgamma, out.dbeta,
         pool ? new Float32Array(outLanes) : null, mode !== 'stored');
+      if (mode.startsWith('fused')) {
+        addon.sparseConvBackwardData(g, out.dy, filter, active, out.dx, false, null, null, pending, null, { xLanes, dfilter: out.dfilter });
+        return out;
+      }
       if (mode === 'deferred') addon.sparseConvBackwardData(g, out.dy!, filter, active, out.dx, false, null, null, pending);
       addon.sparseConvBackwardWeights(g, xLanes, out.dy, active, out.dfilter, mode === 'transient' ? pending : undefined);
       if (mode === 'stored') addon.sparseConvBackwardData(g, out.dy!, filter, active, out.dx);
       return out;
     };
-    const [stored, deferred, transient] = [backward('stored'), backward('deferred'), backward('transient')];
+    const [stored, deferred, transient, fused, fusedTransient] = (['stored', 'deferred', 'transient', 'fused', 'fused transient'] as const).map(backward);
     const same = (a: Float32Array, b: Float32Array): boolean => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
     t.ok(stored.dfilter.some((v) => v !== 0) && stored.dx.some((v) => v !== 0), `${name}: the gradients are not zero`);
     t.ok(same(deferred.dy!, stored.dy!), `${name}: dy written ahead of the input gradient bitwise that of its own pass`);
-    t.ok(same(deferred.dx, stored.dx), `${name}: input gradient bitwise`);
-    for (const [label, r] of [['deferred', deferred], ['transient', transient]] as const) {
+    t.ok(same(fused.dy!, stored.dy!), `${name}: dy written ahead of both gradients in one pass bitwise that of its own pass`);
+    for (const [label, r] of [['deferred', deferred], ['fused', fused], ['fused transient', fusedTransient]] as const) t.ok(same(r.dx, stored.dx), `${name}: ${label} dy, input gradient bitwise`);
+    for (const [label, r] of [['deferred', deferred], ['transient', transient], ['fused', fused], ['fused transient', fusedTransient]] as const) {
       t.ok(same(r.dfilter, stored.dfilter), `${name}: ${label} dy, filter gradient bitwise`);
       t.ok(same(r.dgamma, stored.dgamma) && same(r.dbeta, stored.dbeta), `${name}: ${label} dy, dgamma and dbeta bitwise`);
     }
@@ -671,7 +679,7 @@ t.test('a dy left pending for the filter gradient alone (transient, never stored
   t.throws(() => addon.sparseConvBnBackward(g, 1e-5, true, f32(70 * 25 * 16), false, f32(outLanes), f32(16), ones, ones, f32(16), null, f32(16), f32(16), null, false),
     /dyLanes null \(a transient dy\) needs defer/);
   t.throws(() => addon.sparseConvBackwardData(g, f32(gradLanes), filter, active, f32(70 * 25 * 16), false, null, null, transient()),
-    /a transient dy \(no dyLanes\) is for the filter gradient alone/);
+    /a transient dy \(no dyLanes\) needs the filter gradient taken in the same call \(weights\)/);
   t.throws(() => addon.sparseConvBackwardWeights(g, f32(inLanes), f32(gradLanes), active, f32(9 * 256), transient()),
     /a transient pending dy goes with dyLanes null/);
   t.throws(() => addon.sparseConvBackwardWeights(g, f32(inLanes), null, active, f32(9 * 256)), /dyLanes/, 'dyLanes null without a transient dy is refused');
@@ -913,26 +921,32 @@ t.test('the image layer (3 input channels) runs sparse at the head of a training
     const err = relativeError(auto[i], dense[i]);
     t.ok(err < TOLERANCE, `${label} against the dense path: relative error ${err.toExponential(2)}`);
   });
-  // Which dy conv1's filter gradient was given (null: transient), seen through the addon object the kernels call.
+  // Which call took conv1's filter gradient, and from which dy (null: transient), seen through the addon
+  // object the kernels call.
   const { requireNativeAddon } = await import('../../src/compute/native-addon');
   const addon = requireNativeAddon();
-  const original = addon.sparseConvBackwardWeights;
-  const conv1Dy: (Float32Array | null)[] = [];
+  const [weightsAlone, data] = [addon.sparseConvBackwardWeights, addon.sparseConvBackwardData];
+  const conv1: string[] = [];
   addon.sparseConvBackwardWeights = (g, xLanes, dyLanes, ...rest) => {
-    if (g[3] === 3) conv1Dy.push(dyLanes);
-    return original.call(addon, g, xLanes, dyLanes, ...rest);
+    if (g[3] === 3) conv1.push(`filter gradient alone, dy ${dyLanes === null ? 'transient' : 'stored'}`);
+    return weightsAlone.call(addon, g, xLanes, dyLanes, ...rest);
+  };
+  addon.sparseConvBackwardData = (g, dyLanes, ...rest) => {
+    if (g[3] === 3) conv1.push(`both gradients${rest[8] ? '' : ' (no filter gradient)'}, dy ${dyLanes === null ? 'transient' : 'stored'}`);
+    return data.call(addon, g, dyLanes, ...rest);
   };
   let stored: tf.Tensor[];
   try {
     tf.dispose(withMode('auto', () => pair(true)));
     stored = withMode('auto', () => pair(true, true));
   } finally {
-    addon.sparseConvBackwardWeights = original;
+    addon.sparseConvBackwardWeights = weightsAlone;
+    addon.sparseConvBackwardData = data;
   }
-  t.same(conv1Dy.map((d) => d === null), [true, false], "conv1's dy: transient without x's gradient, stored with it");
+  t.same(conv1, ['filter gradient alone, dy transient', 'both gradients, dy transient'], "conv1's dy: for its filter gradient alone without x's gradient, for both with it");
   ['dfilter1', 'dfilter2'].forEach((label, i) => {
     const [a, b] = [auto[i + 1].dataSync(), stored[i + 1].dataSync()];
-    t.ok(a.every((v, k) => Object.is(v, b[k])), `${label}: bitwise the same whether conv1's dy is kept for x's gradient or never stored`);
+    t.ok(a.every((v, k) => Object.is(v, b[k])), `${label}: bitwise the same with and without x's gradient`);
   });
   resetSparseComputeReport();
   const evaluation = withMode('auto', () => pair(false));
