@@ -189,7 +189,8 @@ Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
     next = Geometry(info, 13);
     if (next.batch != g.batch || next.inHeight != g.outHeight || next.inWidth != g.outWidth || next.inChannels != g.outChannels)
       throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: the next convolution's input is not this one's output");
-    nextLanes = F32(info, 14, "nextLanes", sparseConvInputLanesSize(next));
+    // nextLanes null (with defer): a transient input, written a few rows at a time into its consumer's ring.
+    nextLanes = info[14].IsNull() ? nullptr : F32(info, 14, "nextLanes", sparseConvInputLanesSize(next));
   }
   // Optional 16th argument: an identity shortcut added before the activation (NHWC, z's shape).
   const bool joined = info.Length() > 15 && !info[15].IsUndefined() && !info[15].IsNull();
@@ -210,8 +211,12 @@ Napi::Value SparseConvBnForward(const Napi::CallbackInfo& info) {
   if (pool2 && (chained || joined || laneJoined))
     throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: a pooled output is NHWC without a skip (no next convolution, no join)");
   if (defer && !chained) throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: only an output into the next convolution's lanes (nextGeometry) can be deferred");
-  float* xLanes = F32(info, 11, "xLanes", sparseConvInputLanesSize(g));
+  if (chained && !nextLanes && !defer) throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: nextLanes null (a transient input) needs defer");
   Handle<PendingLanes>* input = info[3].IsExternal() ? TakeHandle<PendingLanes>(info, 3, "sparseConvBnForward") : nullptr;
+  // xLanes null with a transient pending input: never stored.
+  const bool transientInput = input && !input->pending.lanes;
+  if (transientInput && !info[11].IsNull()) throw Napi::RangeError::New(info.Env(), "sparseConvBnForward: a transient pending input goes with xLanes null");
+  float* xLanes = transientInput ? nullptr : F32(info, 11, "xLanes", sparseConvInputLanesSize(g));
   if (input) CheckTarget(info, "sparseConvBnForward", g, input->pending.consumer, xLanes, input->pending.lanes);
   const float* yLanes = F32(info, 12, "yLanes", sparseConvOutputLanesSize(g));
   Handle<PendingLanes>* deferred = nullptr;
@@ -256,6 +261,23 @@ Napi::Value SparseConvBnBackward(const Napi::CallbackInfo& info) {
                        F32(info, 7, "variance", c), F32(info, 8, "gamma", c), F32(info, 9, "beta", c),
                        transient ? nullptr : F32(info, 10, "dyLanes", sparseConvGradLanesSize(g)), F32(info, 11, "dgamma", c), F32(info, 12, "dbeta", c), poolLanes,
                        deferred ? &deferred->pending : nullptr, sums);
+  return result;
+}
+
+// sparseConvPendingInput(producerGeometry, consumerGeometry, epsilon, relu, yLanes, mean, variance, gamma, beta): the
+// consumer's input lanes act(BN(y)) as the producer's forward pass left them, as a transient pending lanes handle
+// for sparseConvBackwardData's weights.xLanes (re-derived a few rows at a time, never stored).
+Napi::Value SparseConvPendingInput(const Napi::CallbackInfo& info) {
+  const ConvGeometry producer = Geometry(info, 0), consumer = Geometry(info, 1);
+  if (consumer.batch != producer.batch || consumer.inHeight != producer.outHeight || consumer.inWidth != producer.outWidth ||
+      consumer.inChannels != producer.outChannels)
+    throw Napi::RangeError::New(info.Env(), "sparseConvPendingInput: the consumer's input is not the producer's output");
+  const BatchNormEpilogue bn{static_cast<float>(Real(info, 2, "epsilon")), Bool(info, 3, "relu")};
+  const int64_t c = producer.outChannels;
+  Handle<PendingLanes>* handle = nullptr;
+  const Napi::Value result = NewHandle(info, {4}, handle);
+  handle->pending = sparseConvPendingInput(producer, consumer, bn, F32(info, 4, "yLanes", sparseConvOutputLanesSize(producer)), F32(info, 5, "mean", c),
+                                           F32(info, 6, "variance", c), F32(info, 7, "gamma", c), F32(info, 8, "beta", c));
   return result;
 }
 
@@ -329,10 +351,23 @@ Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
   // Optional 10th: BatchNorm gradient sums to take from dx (in lanes) on the way (GradientSums).
   const std::vector<GradientSums> sums = SumsTargets(info, 9, g, dxInLanes);
   FilterGradient weights{};
+  Handle<PendingLanes>* xInput = nullptr;
   if (withWeights) {
     if (!info[10].IsObject()) throw Napi::TypeError::New(info.Env(), "sparseConvBackwardData: argument 'weights' must be {xLanes, dfilter}");
     auto o = info[10].As<Napi::Object>();
-    weights.xLanes = TypedOf<float, Napi::Float32Array>(info.Env(), o.Get("xLanes"), napi_float32_array, "Float32Array", "weights.xLanes", sparseConvInputLanesSize(g));
+    const Napi::Value x = o.Get("xLanes");
+    if (x.IsExternal()) {
+      // x re-derived (sparseConvPendingInput): a transient pending input of this convolution.
+      HandleBase* h = x.As<Napi::External<HandleBase>>().Data();
+      if (h->kind != Handle<PendingLanes>::kKind) throw Napi::TypeError::New(info.Env(), "sparseConvBackwardData: weights.xLanes must be a Float32Array or a pending lanes handle");
+      if (h->written) throw Napi::Error::New(info.Env(), "sparseConvBackwardData: this pending lanes handle was already written");
+      xInput = static_cast<Handle<PendingLanes>*>(h);
+      if (xInput->pending.lanes) throw Napi::RangeError::New(info.Env(), "sparseConvBackwardData: weights.xLanes as a handle must be transient (sparseConvPendingInput)");
+      CheckTarget(info, "sparseConvBackwardData", g, xInput->pending.consumer, nullptr, nullptr);
+      weights.x = &xInput->pending;
+    } else {
+      weights.xLanes = TypedOf<float, Napi::Float32Array>(info.Env(), x, napi_float32_array, "Float32Array", "weights.xLanes", sparseConvInputLanesSize(g));
+    }
     weights.dw = TypedOf<float, Napi::Float32Array>(info.Env(), o.Get("dfilter"), napi_float32_array, "Float32Array", "weights.dfilter", filterSize(g));
   }
   sparseConvBackwardData(g, dyLanes, F32(info, 2, "filter", filterSize(g)), F32(info, 3, "active", filterSize(g)), F32(info, 4, "dx", dxSize),
@@ -340,6 +375,7 @@ Napi::Value SparseConvBackwardData(const Napi::CallbackInfo& info) {
                          gated ? F32(info, 7, "gateLanes", sparseConvInputLanesSize(g)) : nullptr, input ? &input->pending : nullptr, sums,
                          withWeights ? &weights : nullptr);
   Written(input);
+  Written(xInput);
   return info.Env().Undefined();
 }
 
@@ -709,6 +745,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"sparseConvGradToLanes", SparseConvGradToLanes},
       {"sparseConvBnForward", SparseConvBnForward},
       {"sparseConvBnBackward", SparseConvBnBackward},
+      {"sparseConvPendingInput", SparseConvPendingInput},
       {"reluGradToLanes", ReluGradToLanes},
       {"byteAlignment", ByteAlignment},
       {"hugePageBuffer", HugePageBuffer},

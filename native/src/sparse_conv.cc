@@ -289,32 +289,48 @@ CIGL_INLINE void gatherRowPositions(const CompressedFilter& f, int64_t count, in
     gatherBlock<V, 1>(f, firstList, listStep, lists, rows, base + q * baseStep, baseStep, out + q * outStep, outStep, outListStep);
 }
 
+// Where the rows of one chunk of a padded lane buffer (dy's grad lanes, x's input lanes) lie: the whole
+// buffer (no slots), or a ring of `slots` rows for a transient one (PendingGrad, PendingLanes), written by
+// its consumer just ahead of reading it. The ring's buffer is [behind rows][slots][ahead rows]: a row in
+// one of the last `behind` slots is copied before the first as well, and one in the first `ahead` slots
+// after the last (mirrors), so that a reader of row R finds rows R − behind … R + ahead one after the
+// other, as in the whole buffer (the input gradient reads dy's rows back, the gathers over x read ahead).
+struct LaneRows {
+  float* lanes = nullptr;
+  int64_t rowSize = 0;
+  int64_t slots = 0, behind = 0, ahead = 0;
+  float* row(int64_t R) const { return lanes + (slots ? R % slots + behind : R) * rowSize; }
+  float* mirrorBefore(int64_t R) const { return slots && R % slots >= slots - behind ? lanes + (R % slots + behind - slots) * rowSize : nullptr; }
+  float* mirrorAfter(int64_t R) const { return slots && R % slots < ahead ? lanes + (R % slots + behind + slots) * rowSize : nullptr; }
+};
+
+// Row R of a ring also at its mirror positions (LaneRows), once written.
+inline void mirrorRow(const LaneRows& rows, int64_t R) {
+  if (float* m = rows.mirrorBefore(R)) std::memcpy(m, rows.row(R), sizeof(float) * rows.rowSize);
+  if (float* m = rows.mirrorAfter(R)) std::memcpy(m, rows.row(R), sizeof(float) * rows.rowSize);
+}
+
+// The whole of one chunk's padded input lanes, or of its grad lanes, as LaneRows.
+inline LaneRows inputLaneRows(const ConvGeometry& g, const LaneLayout& l, const float* xChunk) {
+  return {const_cast<float*>(xChunk), l.inCols * g.inChannels * l.lanes};
+}
+inline LaneRows gradLaneRows(const ConvGeometry& g, const LaneLayout& l, const float* dyChunk) {
+  return {const_cast<float*>(dyChunk), l.gradCols * g.outChannels * l.lanes};
+}
+
 template <int V>
-CIGL_INLINE void forwardRow(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, int64_t oh,
+CIGL_INLINE void forwardRow(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const LaneRows& x, int64_t oh,
                             int64_t lane0, float* tile) {
   const int64_t xStep = g.strideWidth * g.inChannels * l.lanes, outStep = g.outChannels * l.lanes;
-  const float* xRow = xLanes + (oh * g.strideHeight) * l.inCols * g.inChannels * l.lanes + lane0;
+  const float* xRow = x.row(oh * g.strideHeight) + lane0;
   gatherRowPositions<V>(f, g.outWidth, 0, 1, g.outChannels, kernelRowsOnData(g, oh), xRow, xStep, tile + lane0, outStep, l.lanes);
 }
 
-// Where the rows of one chunk of dy in the padded grad-lanes layout lie: the whole buffer (no slots), or a
-// ring of `slots` rows for a transient dy (PendingGrad), written by its consumer just ahead of reading it.
-// A row in one of the ring's last `behind` slots is copied `slots` rows back as well (mirror), so that a
-// reader of row R finds rows R − behind … R one after the other, as in the whole buffer.
-struct DyRows {
-  float* lanes = nullptr;
-  int64_t rowSize = 0;  // gradCols · outChannels · lanes
-  int64_t slots = 0, behind = 0;
-  float* row(int64_t R) const { return lanes + (slots ? R % slots + behind : R) * rowSize; }
-  float* mirror(int64_t R) const { return slots && R % slots >= slots - behind ? lanes + (R % slots + behind - slots) * rowSize : nullptr; }
-  // Rows of the ring (slots + behind), for its buffer's size.
-  int64_t ringRows() const { return slots + behind; }
-};
 
 // Input columns of one parity class (w ≡ w0 mod strideWidth) share their lists (one per input channel:
 // list (ci·strideH + rh)·strideW + rw); along the class the dy base moves by one output column per step.
 template <int V>
-CIGL_INLINE void backwardDataRow(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const DyRows& dy, int64_t h,
+CIGL_INLINE void backwardDataRow(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const LaneRows& dy, int64_t h,
                                  int64_t lane0, float* tile) {
   const int64_t row = h + g.padTop, qh = row / g.strideHeight, rh = row % g.strideHeight;
   // Kernel row kh reads dy row qh − ⌊kh / stride⌋, which must lie in [0, outHeight).
@@ -357,11 +373,11 @@ CIGL_INLINE void filterGradRow(const ConvGeometry& g, const LaneLayout& l, const
 // entry. Rows outermost, so x's rows are read from memory once and then served from cache for every
 // channel.
 template <int V>
-CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes,
-                                      const DyRows& dy, int64_t oh0, int64_t oh1, int64_t lane0, float* acc) {
+CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const LaneRows& x,
+                                      const LaneRows& dy, int64_t oh0, int64_t oh1, int64_t lane0, float* acc) {
   const int64_t co0 = 0, co1 = g.outChannels, e0 = 0;
   for (int64_t oh = oh0; oh < oh1; oh++) {
-    const float* xRow = xLanes + (oh * g.strideHeight) * l.inCols * g.inChannels * l.lanes + lane0;
+    const float* xRow = x.row(oh * g.strideHeight) + lane0;
     const float* dyRow = dy.row(oh + l.gradTop) + l.gradLeft * g.outChannels * l.lanes + lane0;
     const KernelRows rows = kernelRowsOnData(g, oh);
     for (int64_t co = co0; co < co1; co++) {
@@ -390,7 +406,7 @@ CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l
 // NHWC result while still in cache.
 CIGL_MULTIVERSION
 void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* lanesIn,
-                int64_t begin, int64_t end, float* tile, float* out, const float* addLanes = nullptr, const DyRows* dy = nullptr) {
+                int64_t begin, int64_t end, float* tile, float* out, const float* addLanes = nullptr, const LaneRows* dy = nullptr) {
   const int64_t rows = inputGradient ? g.inHeight : g.outHeight;
   const int64_t rowSize = inputGradient ? g.inWidth * g.inChannels : g.outWidth * g.outChannels;
   for (int64_t r = begin; r < end; r++) {
@@ -402,7 +418,7 @@ void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, 
   if (inputGradient)                                      \
     backwardDataRow<V>(g, l, f, *dy, r, lane0, tile);     \
   else                                                    \
-    forwardRow<V>(g, l, f, lanesIn, r, lane0, tile);
+    forwardRow<V>(g, l, f, inputLaneRows(g, l, lanesIn), r, lane0, tile);
       CIGL_DISPATCH_V(n, CIGL_CALL)
 #undef CIGL_CALL
     }
@@ -423,7 +439,7 @@ void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, 
 // passes only where the input was positive, while each row is in cache: an identity shortcut's gradient
 // and the ReLU of the residual join that produced x.
 CIGL_MULTIVERSION
-void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const DyRows& dy, int64_t begin,
+void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const LaneRows& dy, int64_t begin,
                        int64_t end, float* dxLanes, const float* addLanes, const float* gateLanes) {
   const int64_t rowSize = g.inWidth * g.inChannels * l.lanes;
   PhaseScope gatherTime(Phase::kDataGather);
@@ -449,12 +465,12 @@ void gatherRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compres
 }
 
 CIGL_MULTIVERSION
-void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes,
-                         const DyRows& dy, int64_t oh0, int64_t oh1, float* acc) {
+void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const LaneRows& x,
+                         const LaneRows& dy, int64_t oh0, int64_t oh1, float* acc) {
   for (int64_t v = 0, n; v < l.lanes / kLaneWidth; v += n) {
     n = vectorsPerCall(l.lanes / kLaneWidth, v);
     const int64_t lane0 = v * kLaneWidth;
-#define CIGL_CALL(V) backwardWeightsChunk<V>(g, l, f, xLanes, dy, oh0, oh1, lane0, acc)
+#define CIGL_CALL(V) backwardWeightsChunk<V>(g, l, f, x, dy, oh0, oh1, lane0, acc)
     CIGL_DISPATCH_V(n, CIGL_CALL)
 #undef CIGL_CALL
   }
@@ -464,9 +480,10 @@ void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const Compr
 // line like the pool's arrays (see BufferPool): a 64-byte vector load from a misaligned base straddles
 // two lines, and that alone cost the gathers a third of their speed.
 // Slot 1 is for a pending dy's rows written inside a gather that holds slot 0, slot 2 for a transient
-// dy's ring of rows, slot 3 for filter-gradient partial sums taken inside an input-gradient gather.
+// dy's ring of rows, slot 3 for filter-gradient partial sums taken inside an input-gradient gather, slot 4
+// for a transient input's ring of rows.
 float* scratch(size_t size, int slot = 0) {
-  thread_local std::vector<float> buffers[4];
+  thread_local std::vector<float> buffers[5];
   std::vector<float>& buffer = buffers[slot];
   if (buffer.size() < size + kLaneWidth) buffer.resize(size + kLaneWidth);
   const uintptr_t address = reinterpret_cast<uintptr_t>(buffer.data());
@@ -481,9 +498,15 @@ bool threadsOwnChunks(int64_t chunks, int64_t rows, int64_t elementsPerRow) { re
 
 // A pending output (sparse_conv.h): rows [begin, end) of chunk c of its destination, or all of it in one pass.
 void writePendingRows(const PendingLanes& p, int64_t c, int64_t begin, int64_t end);
+void writePending(const PendingLanes& p);
+// Where chunk c of a pending input's rows go: its lanes, or the consumer's ring. A transient input (no
+// lanes): the consumer's own copy with its ring (scratch slot 4); or written whole into `buffer`.
+LaneRows laneRowsOf(const PendingLanes& p, const LaneLayout& ln, int64_t c);
+PendingLanes ringedLanes(const PendingLanes& input, const LaneLayout& ln);
+const float* wholeInput(const PendingLanes& p, std::vector<float>& buffer);
 void writePendingRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end);
 // Where chunk c of a pending dy's rows go: its dyLanes, or the consumer's ring.
-DyRows dyRowsOf(const PendingGrad& p, const LaneLayout& l, int64_t c);
+LaneRows dyRowsOf(const PendingGrad& p, const LaneLayout& l, int64_t c);
 void writePendingGrad(const PendingGrad& p);
 // Where a consumer that needs rows up to `end` should stop writing: a pooled dy's rows come in window
 // pairs, so the pair's second row is written with its first (its gradient is routed once for both).
@@ -618,12 +641,16 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
     if (transient) stored.dyLanes = whole.data();
     writePendingGrad(stored);
     sparseConvBackwardData(g, stored.dyLanes, w, active, dx, dxInLanes, addLanes, gateLanes, nullptr, sums);
-    if (weights) sparseConvBackwardWeights(g, weights->xLanes, stored.dyLanes, active, weights->dw);
+    if (weights) {
+      std::vector<float> x;
+      sparseConvBackwardWeights(g, weights->x ? wholeInput(*weights->x, x) : weights->xLanes, stored.dyLanes, active, weights->dw);
+    }
     return;
   }
   if (weights && !input) {
     sparseConvBackwardData(g, dyLanes, w, active, dx, dxInLanes, addLanes, gateLanes, nullptr, sums);
-    sparseConvBackwardWeights(g, weights->xLanes, dyLanes, active, weights->dw);
+    std::vector<float> x;
+    sparseConvBackwardWeights(g, weights->x ? wholeInput(*weights->x, x) : weights->xLanes, dyLanes, active, weights->dw);
     return;
   }
   // With `weights`, each dy row also adds its filter-gradient terms right after it is written: partial
@@ -641,7 +668,11 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
   const std::vector<double> total = reduceChunkRows(l.chunks, g.inHeight, work, at.back(), [&](int64_t c, int64_t begin, int64_t end, double* acc) {
     const ConvGeometry gc = l.chunk(g, c);
     const PendingGrad own = transient ? ringed(*input, l, behind) : PendingGrad{};
-    const DyRows dyRows = transient ? dyRowsOf(own, l, c) : DyRows{const_cast<float*>(dyLanes) + c * l.gradChunk(g), l.gradCols * g.outChannels * l.lanes};
+    const LaneRows dyRows = transient ? dyRowsOf(own, l, c) : gradLaneRows(g, l, dyLanes + c * l.gradChunk(g));
+    // The filter gradient's x: stored, or a transient input re-derived a few rows ahead into this thread's ring.
+    const PendingLanes xOwn = weights && weights->x ? ringedLanes(*weights->x, l) : PendingLanes{};
+    const LaneRows xRows = !weights ? LaneRows{} : weights->x ? laneRowsOf(xOwn, l, c) : inputLaneRows(g, l, weights->xLanes + c * l.inputChunk(g));
+    RowsAhead<PendingLanes> xAhead{weights && weights->x ? &xOwn : nullptr, c, l.inRows, Phase::kNormalizeToLanes};
     const float* add = addLanes ? addLanes + c * l.inputDataChunk(g) : nullptr;
     float* filterAcc = nullptr;
     if (fw) {
@@ -655,8 +686,9 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
     int64_t filterRows = 0;  // output rows whose filter-gradient terms are added
     const auto filterUpTo = [&](int64_t oh) {
       for (; filterRows < std::min(oh, g.outHeight); filterRows++) {
+        xAhead.upTo(filterRows * g.strideHeight + g.kernelHeight);
         PhaseScope gatherTime(Phase::kWeightsGather);
-        backwardWeightsRows(g, l, *fw, weights->xLanes + c * l.inputChunk(g), dyRows, filterRows, filterRows + 1, filterAcc);
+        backwardWeightsRows(g, l, *fw, xRows, dyRows, filterRows, filterRows + 1, filterAcc);
       }
     };
     for (int64_t r = begin; r < end; r++) {
@@ -709,11 +741,12 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
       // Output row oh reads dy's grad-lanes row oh + gradTop.
       RowsAhead<PendingGrad> dy{transient ? &own : input, c, l.gradRows, Phase::kBnGradientApply};
       if (transient) dy.ready = first + l.gradTop;
-      const DyRows dyRows = transient ? dyRowsOf(own, l, c) : DyRows{const_cast<float*>(dyLanes) + c * l.gradChunk(g), l.gradCols * g.outChannels * l.lanes};
+      const LaneRows dyRows = transient ? dyRowsOf(own, l, c) : gradLaneRows(g, l, dyLanes + c * l.gradChunk(g));
+      const LaneRows xRows = inputLaneRows(g, l, xLanes + c * l.inputChunk(g));
       for (int64_t oh = first; oh < stop - c * g.outHeight; oh++) {
         dy.upTo(oh + l.gradTop + 1);
         PhaseScope gatherTime(Phase::kWeightsGather);
-        backwardWeightsRows(g, l, f, xLanes + c * l.inputChunk(g), dyRows, oh, oh + 1, acc);
+        backwardWeightsRows(g, l, f, xRows, dyRows, oh, oh + 1, acc);
       }
       if (!transient) dy.rest();
       i = stop;
@@ -779,7 +812,7 @@ void rowMoments(const float* row, int64_t width, int64_t C, int64_t lanes, int64
 
 // Output rows [begin, end) of the convolution straight into yLanes, with their moments.
 CIGL_MULTIVERSION
-void forwardRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, int64_t begin,
+void forwardRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const LaneRows& x, int64_t begin,
                         int64_t end, float* yLanes, const float* pivot, double* acc) {
   const int64_t rowSize = g.outWidth * g.outChannels * l.lanes;
   for (int64_t r = begin; r < end; r++) {
@@ -788,7 +821,7 @@ void forwardRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const Compre
     for (int64_t v = 0, n; v < l.lanes / kLaneWidth; v += n) {
       n = vectorsPerCall(l.lanes / kLaneWidth, v);
       const int64_t lane0 = v * kLaneWidth;
-#define CIGL_CALL(V) forwardRow<V>(g, l, f, xLanes, r, lane0, row)
+#define CIGL_CALL(V) forwardRow<V>(g, l, f, x, r, lane0, row)
       CIGL_DISPATCH_V(n, CIGL_CALL)
 #undef CIGL_CALL
     }
@@ -912,13 +945,16 @@ void normalizeRowsPooled(const ConvGeometry& g, const LaneLayout& l, const float
 // padding lanes 0.
 CIGL_MULTIVERSION
 void normalizeRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const float* yLanes, const float* a, const float* b, bool relu,
-                          const SkipLanes* skipLanes, const ConvGeometry& gn, const LaneLayout& ln, int64_t begin, int64_t end, float* nextLanes) {
+                          const SkipLanes* skipLanes, const ConvGeometry& gn, const LaneLayout& ln, int64_t begin, int64_t end, const LaneRows& next) {
   const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
   const PaddingLanes padding(g.batch);
   for (int64_t R = begin; R < end; R++) {
     const int64_t h = R - gn.padTop;
-    float* zRow = padRow(nextLanes + R * ln.inCols * pixel, ln.inCols, gn.padLeft, g.outWidth, pixel, h >= 0 && h < g.outHeight);
-    if (!zRow) continue;
+    float* zRow = padRow(next.row(R), ln.inCols, gn.padLeft, g.outWidth, pixel, h >= 0 && h < g.outHeight);
+    if (!zRow) {
+      mirrorRow(next, R);
+      continue;
+    }
     const float* yRow = yLanes + h * g.outWidth * pixel;
     const float* skipRow = skipLanes ? skipLanes->row(h, l) : nullptr;
     for (int64_t w = 0; w < g.outWidth; w++)
@@ -932,6 +968,7 @@ void normalizeRowsToLanes(const ConvGeometry& g, const LaneLayout& l, const floa
           store16(zRow + o + v * kLaneWidth, z);
         }
       }
+    mirrorRow(next, R);
   }
 }
 
@@ -1056,10 +1093,6 @@ void poolGradRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, c
   }
 }
 
-// Row R of a ring also at its mirror position (DyRows), once written.
-inline void mirrorRow(const DyRows& dy, int64_t R) {
-  if (float* m = dy.mirror(R)) std::memcpy(m, dy.row(R), sizeof(float) * dy.rowSize);
-}
 
 // Padded grad-lanes rows [begin, end): dy = g·A + y·B + K inside, 0 on the borders and in padding lanes.
 // g is dz through the ReLU; with `pooledLanes` dz is a max pool's gradient in lanes (poolGradRows), routed
@@ -1068,7 +1101,7 @@ inline void mirrorRow(const DyRows& dy, int64_t R) {
 CIGL_MULTIVERSION
 void gradientApplyRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, bool dzInLanes, const float* pooledLanes, const float* yLanes,
                        const float* a, const float* b, bool relu, const float* A, const float* B, const float* K, int64_t begin, int64_t end,
-                       float* scratchTile, const DyRows& dy) {
+                       float* scratchTile, const LaneRows& dy) {
   const int64_t C = g.outChannels, columns = g.outWidth * C, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
   const PaddingLanes padding(g.batch);
   int64_t routedPair = -1;
@@ -1125,7 +1158,30 @@ void writePendingRows(const PendingLanes& p, int64_t c, int64_t begin, int64_t e
   const LaneLayout l(p.producer), ln(p.consumer);
   const SkipLanes skip = p.skipLanes ? SkipLanes{p.skipLanes, &p.skipGeometry}.ofChunk(c) : SkipLanes{};
   normalizeRowsToLanes(l.chunk(p.producer, c), l, p.yLanes + c * l.outputChunk(p.producer), p.a.data(), p.b.data(), p.relu,
-                       p.skipLanes ? &skip : nullptr, p.consumer, ln, begin, end, p.lanes + c * ln.inputChunk(p.consumer));
+                       p.skipLanes ? &skip : nullptr, p.consumer, ln, begin, end, laneRowsOf(p, ln, c));
+}
+
+LaneRows laneRowsOf(const PendingLanes& p, const LaneLayout& ln, int64_t c) {
+  const int64_t rowSize = ln.inCols * p.consumer.inChannels * ln.lanes;
+  return p.ringSlots ? LaneRows{p.lanes, rowSize, p.ringSlots, 0, p.ringAhead} : inputLaneRows(p.consumer, ln, p.lanes + c * ln.inputChunk(p.consumer));
+}
+
+PendingLanes ringedLanes(const PendingLanes& input, const LaneLayout& ln) {
+  PendingLanes p = input;
+  p.ringAhead = input.consumer.kernelHeight - 1;
+  // A reader of rows R … R + ahead, the rows it reads next written just before it reads them.
+  p.ringSlots = input.consumer.kernelHeight + 1;
+  p.lanes = scratch((p.ringSlots + p.ringAhead) * ln.inCols * input.consumer.inChannels * ln.lanes, 4);
+  return p;
+}
+
+const float* wholeInput(const PendingLanes& p, std::vector<float>& buffer) {
+  const LaneLayout ln(p.consumer);
+  buffer.resize(static_cast<size_t>(ln.chunks * ln.inputChunk(p.consumer)));
+  PendingLanes whole = p;
+  whole.lanes = buffer.data();
+  writePending(whole);
+  return buffer.data();
 }
 
 // All of a pending output, in one pass.
@@ -1142,17 +1198,20 @@ void writePending(const PendingLanes& p) {
 void forwardRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, float* yLanes,
                  const PendingLanes* input, int64_t c, int64_t begin, int64_t end, const float* pivot, double* acc) {
   const ConvGeometry gc = l.chunk(g, c);
-  const float* x = xLanes + c * l.inputChunk(g);
   float* y = yLanes + c * l.outputChunk(g);
-  if (!input) return forwardRowsToLanes(gc, l, f, x, begin, end, y, pivot, acc);
-  RowsAhead<PendingLanes> xRows{input, c, l.inRows, Phase::kNormalizeToLanes};
-  // Chunk 0's first window is written before the region (the moments' pivot reads it).
-  if (c == 0) xRows.ready = std::min(l.inRows, g.kernelHeight);
+  if (!input) return forwardRowsToLanes(gc, l, f, inputLaneRows(g, l, xLanes + c * l.inputChunk(g)), begin, end, y, pivot, acc);
+  const bool transient = !input->lanes;
+  const PendingLanes own = transient ? ringedLanes(*input, l) : PendingLanes{};
+  const PendingLanes& source = transient ? own : *input;
+  const LaneRows x = laneRowsOf(source, l, c);
+  RowsAhead<PendingLanes> xRows{&source, c, l.inRows, Phase::kNormalizeToLanes};
+  // Chunk 0's first window of a stored input is written before the region (the moments' pivot reads it).
+  if (c == 0 && !transient) xRows.ready = std::min(l.inRows, g.kernelHeight);
   for (int64_t r = begin; r < end; r++) {
     xRows.upTo(r * g.strideHeight + g.kernelHeight);
     forwardRowsToLanes(gc, l, f, x, r, r + 1, y, pivot, acc);
   }
-  xRows.rest();
+  if (!transient) xRows.rest();
 }
 
 // The convolution into yLanes with the batch mean and (biased) variance of its output channels (with
@@ -1161,13 +1220,20 @@ void forwardRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFil
 void forwardWithMoments(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, float* yLanes,
                         const PendingLanes* input, float* mean, float* variance) {
   const int64_t C = g.outChannels, work = f.start.back() * g.outWidth * l.lanes;
+  std::vector<float> whole;
   if (input && !threadsOwnChunks(l.chunks, g.outHeight, work)) {
-    writePending(*input);
+    PhaseScope time(Phase::kNormalizeToLanes);
+    if (input->lanes) writePending(*input);
+    else xLanes = wholeInput(*input, whole);
     input = nullptr;
   }
+  // The moments' pivot reads chunk 0's first window (rows [0, kernelHeight)).
+  const float* window = xLanes;
+  const PendingLanes first = input && !input->lanes ? ringedLanes(*input, l) : PendingLanes{};
   if (input) {
     PhaseScope time(Phase::kNormalizeToLanes);
-    writePendingRows(*input, 0, 0, std::min(l.inRows, g.kernelHeight));
+    writePendingRows(input->lanes ? *input : first, 0, 0, std::min(l.inRows, g.kernelHeight));
+    if (!input->lanes) window = laneRowsOf(first, l, 0).row(0);
   }
   if (!mean) {
     forChunkRows(l.chunks, g.outHeight, work, [&](int64_t c, int64_t begin, int64_t end, int) {
@@ -1180,7 +1246,7 @@ void forwardWithMoments(const ConvGeometry& g, const LaneLayout& l, const Compre
   std::vector<float> pivot(C, 0.0f);
   const KernelRows rows = kernelRowsOnData(g, 0);
   for (int64_t co = 0; co < C; co++)
-    for (int64_t e = f.first(co, rows.lo), end = f.last(co, rows.hi); e < end; e++) pivot[co] += f.value[e] * xLanes[f.offset[e]];
+    for (int64_t e = f.first(co, rows.lo), end = f.last(co, rows.hi); e < end; e++) pivot[co] += f.value[e] * window[f.offset[e]];
   const std::vector<double> sums = reduceChunkRows(l.chunks, g.outHeight, work, 2 * C, [&](int64_t c, int64_t begin, int64_t end, double* acc) {
     forwardRows(g, l, f, xLanes, yLanes, input, c, begin, end, pivot.data(), acc);
   });
@@ -1211,9 +1277,9 @@ void writePendingRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t en
                     p.A.data(), p.B.data(), p.K.data(), begin, end, scratch((p.pooled ? 2 : 1) * rowSize, 1), dyRowsOf(p, l, c));
 }
 
-DyRows dyRowsOf(const PendingGrad& p, const LaneLayout& l, int64_t c) {
+LaneRows dyRowsOf(const PendingGrad& p, const LaneLayout& l, int64_t c) {
   const int64_t rowSize = l.gradCols * p.g.outChannels * l.lanes;
-  return p.ringSlots ? DyRows{p.dyLanes, rowSize, p.ringSlots, p.ringBehind} : DyRows{p.dyLanes + c * l.gradChunk(p.g), rowSize};
+  return p.ringSlots ? LaneRows{p.dyLanes, rowSize, p.ringSlots, p.ringBehind} : LaneRows{p.dyLanes + c * l.gradChunk(p.g), rowSize};
 }
 
 int64_t pendingRowsEnd(const PendingGrad& p, int64_t end) {
@@ -1263,6 +1329,14 @@ void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, con
                     skipLanes ? &skipInLanes : nullptr, begin, end, z + image);
     });
   }
+}
+
+PendingLanes sparseConvPendingInput(const ConvGeometry& producer, const ConvGeometry& consumer, const BatchNormEpilogue& bn, const float* yLanes,
+                                    const float* mean, const float* variance, const float* gamma, const float* beta) {
+  const int64_t C = producer.outChannels;
+  std::vector<float> a(C), b(C);
+  affineOf(C, mean, variance, gamma, beta, bn.epsilon, a.data(), b.data());
+  return PendingLanes{producer, consumer, std::move(a), std::move(b), bn.relu, yLanes, nullptr, ConvGeometry{}, nullptr};
 }
 
 void sparseConvBnBackward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* dz, bool dzInLanes, const float* yLanes,

@@ -46,9 +46,11 @@ void sparseConvGradToLanes(const ConvGeometry& g, const float* dy, float* dyLane
 // few rows at a time.
 struct PendingGrad;
 struct GradientSums;
+struct PendingLanes;
 struct FilterGradient {
-  const float* xLanes;
-  float* dw;
+  const float* xLanes = nullptr;  // x's padded input lanes, stored
+  const PendingLanes* x = nullptr;  // or x re-derived (a transient PendingLanes), a few rows ahead of the gather
+  float* dw = nullptr;
 };
 void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const float* w, const float* active, float* dx, bool dxInLanes = false,
                             const float* addLanes = nullptr, const float* gateLanes = nullptr, const PendingGrad* input = nullptr,
@@ -98,13 +100,22 @@ struct PendingLanes {
   const float* yLanes = nullptr;
   const float* skipLanes = nullptr;
   ConvGeometry skipGeometry{};
-  float* lanes = nullptr;  // the consumer's input lanes (nextLanes)
+  // The consumer's input lanes (nextLanes); null: a transient input, which its consumer writes a few rows
+  // at a time into a ring of its own (ringSlots, ringAhead: set in the consumer's copy) just ahead of its
+  // gather, never stored whole.
+  float* lanes = nullptr;
+  int64_t ringSlots = 0, ringAhead = 0;
 };
 void sparseConvBnForward(const ConvGeometry& g, const BatchNormEpilogue& bn, const float* x, const float* w, const float* active,
                          const float* gamma, const float* beta, float* z, float* mean, float* variance, float* xLanes, float* yLanes,
                          const ConvGeometry* next = nullptr, float* nextLanes = nullptr, const float* skip = nullptr,
                          const float* skipLanes = nullptr, const ConvGeometry* skipGeometry = nullptr, PendingLanes* deferTo = nullptr,
                          const PendingLanes* input = nullptr);
+// The consumer's input lanes as the producer's forward pass left them pending (act(a·y + b) from its yLanes
+// and batch statistics, no skip), transient: for a backward pass (FilterGradient::x) that re-derives them
+// a few rows ahead of its gather instead of keeping them from the forward pass. The same bits.
+PendingLanes sparseConvPendingInput(const ConvGeometry& producer, const ConvGeometry& consumer, const BatchNormEpilogue& bn, const float* yLanes,
+                                    const float* mean, const float* variance, const float* gamma, const float* beta);
 // dyLanes (the grad-lanes layout, borders zeroed), dgamma, dbeta from dz and the forward's yLanes and batch
 // statistics; dz in NHWC, or with dzInLanes in the output-lanes layout (the next layer's input gradient).
 // With bn.pool2, dz is the pooled map's gradient (NHWC): `poolLanes` (output-lanes size) receives it in

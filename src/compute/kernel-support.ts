@@ -176,6 +176,10 @@ export const gradLanes = {
   },
 };
 
-/** A fused pair's lane buffers: each layer's input (padded) and output lanes. */
-export type PairLanes = { xLanes1: Float32Array; yLanes1: Float32Array; xLanes2: Float32Array; yLanes2: Float32Array };
+/**
+ * A fused pair's lane buffers: the first layer's input (padded) lanes and both layers' output lanes. The
+ * second layer's input lanes are transient: written a few rows ahead of each gather that reads them, from
+ * the first layer's output (sparseConvPendingInput in the backward pass), never stored whole.
+ */
+export type PairLanes = { xLanes1: Float32Array; yLanes1: Float32Array; yLanes2: Float32Array };
 

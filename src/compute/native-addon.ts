@@ -63,11 +63,12 @@ export interface NativeAddon {
    * variance are inputs (the running statistics) and no batch moments are taken (yLanes is scratch).
    * With defer (and nextGeometry), nextLanes is not written now: the call returns a pending handle, and the
    * next convolution's call, given it as x, writes each row of its input lanes just before its gather reads
-   * it (in cache). Nothing may read nextLanes, or change yLanes or the skip, in between.
+   * it (in cache). Nothing may read nextLanes, or change yLanes or the skip, in between. With defer and nextLanes
+   * null the input is transient: the next call (given xLanes null) writes its rows into a ring of a few rows.
    */
   sparseConvBnForward(geometry: number[], epsilon: number, relu: boolean, x: Float32Array | PendingLanes | null, filter: Float32Array,
     active: Float32Array, gamma: Float32Array, beta: Float32Array, z: Float32Array | null, mean: Float32Array, variance: Float32Array,
-    xLanes: Float32Array, yLanes: Float32Array, nextGeometry?: number[] | null, nextLanes?: Float32Array | null, skip?: Float32Array | null,
+    xLanes: Float32Array | null, yLanes: Float32Array, nextGeometry?: number[] | null, nextLanes?: Float32Array | null, skip?: Float32Array | null,
     skipLanes?: Float32Array | null, skipGeometry?: number[] | null, inference?: boolean, pool2?: boolean, defer?: boolean): PendingLanes | undefined;
   /**
    * dy in the grad-lanes layout (for the two convolution gradients), dgamma and dbeta; dz in NHWC or in output lanes.
@@ -103,7 +104,13 @@ export interface NativeAddon {
    */
   sparseConvBackwardData(geometry: number[], dyLanes: Float32Array | null, filter: Float32Array, active: Float32Array, dx: Float32Array, dxInLanes?: boolean,
     addLanes?: Float32Array | null, gateLanes?: Float32Array | null, pending?: PendingGrad | null, sums?: GradientSumsTarget[] | null,
-    weights?: { xLanes: Float32Array; dfilter: Float32Array }): void;
+    weights?: { xLanes: Float32Array | PendingLanes; dfilter: Float32Array }): void;
+  /**
+   * The consumer's input lanes act(BN(y)) as the producer's forward pass left them pending (no skip), as a transient
+   * pending handle for sparseConvBackwardData's weights.xLanes: re-derived a few rows ahead of its filter gradient.
+   */
+  sparseConvPendingInput(producerGeometry: number[], consumerGeometry: number[], epsilon: number, relu: boolean, yLanes: Float32Array,
+    mean: Float32Array, variance: Float32Array, gamma: Float32Array, beta: Float32Array): PendingLanes;
   /**
    * dfilter at the active positions, 0 elsewhere. With pending (for dyLanes), dyLanes is written on the way;
    * with a transient pending dy (sparseConvBnBackward given dyLanes null), dyLanes is null here too.

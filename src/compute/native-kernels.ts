@@ -291,8 +291,8 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       const a = attrs as unknown as SparseConvBnPairAttrs;
       const [g1, g2] = geometries(t.x.shape, t.filter1.shape, t.filter2.shape, a);
       const [in1, , out1] = addon.sparseConvLaneSizes(g1);
-      const [in2, , out2] = addon.sparseConvLaneSizes(g2);
-      const lanes: PairLanes = { xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2) };
+      const [, , out2] = addon.sparseConvLaneSizes(g2);
+      const lanes: PairLanes = { xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), yLanes2: bufferPool.allocate(out2) };
       const c1 = g1[4];
       const c2 = g2[4];
       const convShape = outputShape(g2);
@@ -302,13 +302,13 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
       const outShape = a.pool ? pooledShape(convShape) : convShape;
       const z = bufferPool.allocate(size(outShape));
       const stats = [bufferPool.allocate(c1), bufferPool.allocate(c1), bufferPool.allocate(c2), bufferPool.allocate(c2)];
-      // conv1's output goes to conv2's input lanes, written by conv2's forward pass just ahead of its gather.
+      // conv1's output goes to conv2's input lanes, transient: written by conv2's forward pass just ahead of its gather.
       const between = addon.sparseConvBnForward(g1, a.epsilon1, a.relu1, f32(cpu, t.x, 'x'), f32(cpu, t.filter1, 'filter1'), f32(cpu, t.active1, 'active1'),
-        f32(cpu, t.gamma1, 'gamma1'), f32(cpu, t.beta1, 'beta1'), null, stats[0], stats[1], lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2,
+        f32(cpu, t.gamma1, 'gamma1'), f32(cpu, t.beta1, 'beta1'), null, stats[0], stats[1], lanes.xLanes1, lanes.yLanes1, g2, null,
         null, null, null, false, false, true)!;
       // With the join, the activation comes after adding x: ReLU on, applied to BN2 + x.
       addon.sparseConvBnForward(g2, a.epsilon2, a.relu2 || a.residual === true, between, f32(cpu, t.filter2, 'filter2'), f32(cpu, t.active2, 'active2'),
-        f32(cpu, t.gamma2, 'gamma2'), f32(cpu, t.beta2, 'beta2'), z, stats[2], stats[3], lanes.xLanes2, lanes.yLanes2, null, null,
+        f32(cpu, t.gamma2, 'gamma2'), f32(cpu, t.beta2, 'beta2'), z, stats[2], stats[3], null, lanes.yLanes2, null, null,
         a.residual ? f32(cpu, t.x, 'x') : undefined, undefined, undefined, undefined, a.pool === true);
       const out = [cpu.makeTensorInfo(outShape, 'float32', z), cpu.makeTensorInfo([c1], 'float32', stats[0]), cpu.makeTensorInfo([c1], 'float32', stats[1]),
         cpu.makeTensorInfo([c2], 'float32', stats[2]), cpu.makeTensorInfo([c2], 'float32', stats[3])];
@@ -351,8 +351,11 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
         // conv1's gradient sums are taken as conv2's input gradient writes dz1.
         const sums1: GradientSumsTarget = { geometry: g1, yLanes: lanes.yLanes1, mean: v(mean1, 'mean1'), variance: v(variance1, 'variance1'),
           gamma: v(gamma1, 'gamma1'), beta: v(beta1, 'beta1'), epsilon: a.epsilon1, relu: a.relu1, sums: new Float64Array(2 * g1[4]) };
+        // conv2's input lanes re-derived from conv1's output, a few rows ahead of its filter gradient.
+        const x2 = addon.sparseConvPendingInput(g1, g2, a.epsilon1, a.relu1, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'),
+          v(gamma1, 'gamma1'), v(beta1, 'beta1'));
         addon.sparseConvBackwardData(g2, null, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true, null, null, pending2, [sums1],
-          { xLanes: lanes.xLanes2, dfilter: out.dfilter2 });
+          { xLanes: x2, dfilter: out.dfilter2 });
         const pending1 = addon.sparseConvBnBackward(g1, a.epsilon1, a.relu1, dz1, true, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'),
           v(gamma1, 'gamma1'), v(beta1, 'beta1'), null, out.dgamma1, out.dbeta1, null, true, sums1.sums);
         if (out.dx) {

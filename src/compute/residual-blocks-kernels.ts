@@ -136,7 +136,7 @@ function residualBlocksForward(addon: NativeAddon, a: SparseResidualBlocksAttrs,
     const { g1, g2, shortcut } = geometry[i];
     const next = blocks[i + 1];
     const between = addon.sparseConvBnForward(g1, a.epsilon1[i], a.relu1[i], input, w('filter1'), w('active1'), w('gamma1'), w('beta1'), null,
-      stats[0], stats[1], lanes.xLanes1, lanes.yLanes1, g2, lanes.xLanes2, null, null, null, inference, false, true)!;
+      stats[0], stats[1], lanes.xLanes1, lanes.yLanes1, g2, null, null, null, null, inference, false, true)!;
     let skip = lanes.xLanes1;
     let skipGeometry = g1;
     if (shortcut) {
@@ -146,7 +146,7 @@ function residualBlocksForward(addon: NativeAddon, a: SparseResidualBlocksAttrs,
         lanes.xLanes1, lanes.yLanesS!, g2, skip, null, null, null, inference);
     }
     input = addon.sparseConvBnForward(g2, a.epsilon2[i], true, between, w('filter2'), w('active2'), w('gamma2'), w('beta2'), next ? null : z,
-      stats[2], stats[3], lanes.xLanes2, lanes.yLanes2, next ? geometry[i + 1].g1 : null, next ? next.lanes.xLanes1 : null, null, skip, skipGeometry,
+      stats[2], stats[3], null, lanes.yLanes2, next ? geometry[i + 1].g1 : null, next ? next.lanes.xLanes1 : null, null, skip, skipGeometry,
       inference, false, next !== undefined) ?? null;
   });
 }
@@ -232,8 +232,8 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
       const geometry = residualBlockGeometries('residual blocks', gH ? outputShape(gH) : x.shape, a, a.projection.length, input);
       const lanes: BlockLanes[] = geometry.map(({ g1, g2, shortcut }, i) => {
         const [in1, , out1] = addon.sparseConvLaneSizes(g1);
-        const [in2, , out2] = addon.sparseConvLaneSizes(g2);
-        const pair = { xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), xLanes2: bufferPool.allocate(in2), yLanes2: bufferPool.allocate(out2) };
+        const [, , out2] = addon.sparseConvLaneSizes(g2);
+        const pair = { xLanes1: bufferPool.allocate(in1), yLanes1: bufferPool.allocate(out1), yLanes2: bufferPool.allocate(out2) };
         if (!shortcut) return pair;
         const kw = g1[6];
         return {
@@ -318,8 +318,9 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
           const pending2 = addon.sparseConvBnBackward(g2, a.epsilon2[i], false, join, true, lanes(i, 'yLanes2', kept), stat(i, 2), stat(i, 3),
             w('gamma2', i), w('beta2', i), null, d.gamma2, d.beta2, null, true, joinSums?.second);
           const sums1 = sumsTarget(g1, i, '1', a.relu1[i]);
-          addon.sparseConvBackwardData(g2, null, w('filter2', i), w('active2', i), dz1, true, null, null, pending2, [sums1],
-            { xLanes: lanes(i, 'xLanes2', kept), dfilter: d.filter2 });
+          // conv2's input lanes re-derived from conv1's output, a few rows ahead of its filter gradient.
+          const x2 = addon.sparseConvPendingInput(g1, g2, a.epsilon1[i], a.relu1[i], lanes(i, 'yLanes1', kept), stat(i, 0), stat(i, 1), w('gamma1', i), w('beta1', i));
+          addon.sparseConvBackwardData(g2, null, w('filter2', i), w('active2', i), dz1, true, null, null, pending2, [sums1], { xLanes: x2, dfilter: d.filter2 });
           // The block input's gradient besides conv1's: the identity's (the join's gradient itself) or the shortcut's, gathered in lanes.
           let besides = join;
           if (shortcut) {
@@ -427,7 +428,7 @@ function registerSparseResidualBlocksInfer(addon: NativeAddon): void {
       const lanes = geometry.map(({ g1, g2, shortcut }, i): BlockLanes => {
         const pair: PairLanes = {
           xLanes1: gradLanes.slot(addon, g1, `infer-blocks-${i % 2}`, 0).values, yLanes1: gradLanes.slot(addon, g1, 'infer-blocks-y1', 2).values,
-          xLanes2: gradLanes.slot(addon, g2, 'infer-blocks-between', 0).values, yLanes2: gradLanes.slot(addon, g2, 'infer-blocks-y2', 2).values,
+          yLanes2: gradLanes.slot(addon, g2, 'infer-blocks-y2', 2).values,
         };
         if (!shortcut) return pair;
         return {

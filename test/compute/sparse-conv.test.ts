@@ -685,6 +685,72 @@ t.test('a dy left pending for the gradients (transient, never stored; both gradi
   t.throws(() => addon.sparseConvBackwardWeights(g, f32(inLanes), null, active, f32(9 * 256)), /dyLanes/, 'dyLanes null without a transient dy is refused');
 });
 
+t.test('a transient input (never stored: written a few rows ahead of each gather, forward and filter gradient) gives the stored input\'s results bitwise; misuse is refused', { skip }, async (t) => {
+  const { addon, convGeometry, rng, random } = await directKernels(67);
+  // Batch 70: each thread its own chunk and ring; batch 19: threads share the chunk, so the input is written
+  // whole first. conv2 at stride 1 and 2 (its ring read ahead by 3 rows, 2 apart), and evaluation.
+  for (const [batch, stride, inference] of [[70, 1, false], [70, 2, false], [19, 1, false], [19, 2, false], [70, 1, true]] as const) {
+    const name = `batch ${batch}, stride ${stride}${inference ? ', evaluation' : ''}`;
+    const g1 = convGeometry([batch, 9, 7, 16], [3, 3, 16, 24], { stride: 1, padding: 'same' });
+    const g2 = convGeometry([batch, 9, 7, 24], [3, 3, 24, 16], { stride, padding: 'same' });
+    const [in1, , out1] = addon.sparseConvLaneSizes(g1);
+    const [in2, grad2, out2] = addon.sparseConvLaneSizes(g2);
+    const layer = (cin: number, cout: number) => {
+      const active = Float32Array.from({ length: 9 * cin * cout }, () => (rng.nextFloat() < 0.3 ? 1 : 0));
+      return { active, filter: active.map((v) => v * rng.nextNormal()), gamma: random(cout, 0.3).map((v) => 1 + v), beta: random(cout, 0.3),
+        mean: random(cout, 0.1), variance: random(cout, 0.2).map((v) => 1 + Math.abs(v)) };
+    };
+    const [l1, l2] = [layer(16, 24), layer(24, 16)];
+    const x = random(batch * 9 * 7 * 16);
+    const dz = random(batch * g2[9] * g2[10] * 16);
+    const run = (transient: boolean) => {
+      const [xLanes1, y1, y2] = [new Float32Array(in1), new Float32Array(out1), new Float32Array(out2)];
+      const xLanes2 = transient ? null : new Float32Array(in2);
+      const stats = [l1.mean.slice(), l1.variance.slice(), l2.mean.slice(), l2.variance.slice()];
+      const z = new Float32Array(batch * g2[9] * g2[10] * 16);
+      const between = addon.sparseConvBnForward(g1, 1e-5, true, x, l1.filter, l1.active, l1.gamma, l1.beta, null, stats[0], stats[1], xLanes1, y1, g2,
+        xLanes2, null, null, null, inference, false, true);
+      addon.sparseConvBnForward(g2, 1e-5, false, between ?? null, l2.filter, l2.active, l2.gamma, l2.beta, z, stats[2], stats[3], xLanes2, y2, null, null,
+        null, null, null, inference);
+      if (inference) return { z, y2, stats, grads: [] };
+      // conv2's backward: both gradients in one pass, x read stored or re-derived from conv1's output.
+      const [dgamma, dbeta, dfilter, dz1] = [new Float32Array(16), new Float32Array(16), new Float32Array(l2.filter.length), new Float32Array(out1)];
+      const dyLanes2 = new Float32Array(grad2);
+      const pending = addon.sparseConvBnBackward(g2, 1e-5, false, dz, false, y2, stats[2], stats[3], l2.gamma, l2.beta, dyLanes2, dgamma, dbeta, null, true);
+      const x2 = transient ? addon.sparseConvPendingInput(g1, g2, 1e-5, true, y1, stats[0], stats[1], l1.gamma, l1.beta) : xLanes2!;
+      addon.sparseConvBackwardData(g2, dyLanes2, l2.filter, l2.active, dz1, true, null, null, pending, null, { xLanes: x2, dfilter });
+      return { z, y2, stats, grads: [dgamma, dbeta, dfilter, dz1] };
+    };
+    const same = (a: Float32Array, b: Float32Array): boolean => a.length === b.length && a.every((v, i) => Object.is(v, b[i]));
+    const [stored, transient] = [run(false), run(true)];
+    t.ok(stored.z.some((v) => v !== 0), `${name}: the output is not zero`);
+    t.ok(same(transient.z, stored.z) && same(transient.y2, stored.y2), `${name}: conv2's output (and its lanes) bitwise`);
+    transient.stats.forEach((st, i) => t.ok(same(st, stored.stats[i]), `${name}: statistics ${i} bitwise`));
+    transient.grads.forEach((gr, i) => t.ok(same(gr, stored.grads[i]), `${name}: gradient array ${i} bitwise`));
+    if (!inference) t.ok(stored.grads[2].some((v) => v !== 0), `${name}: the filter gradient is not zero`);
+  }
+  // Misuse: a transient input goes with xLanes null, only with defer, and as a filter gradient's x only when transient.
+  const g = convGeometry([70, 5, 5, 16], [3, 3, 16, 16], { stride: 1, padding: 'same' });
+  const [inLanes, gradLanes, outLanes] = addon.sparseConvLaneSizes(g);
+  const f32 = (n: number): Float32Array => new Float32Array(n);
+  const [filter, active, ones] = [f32(9 * 256).fill(0.1), f32(9 * 256).fill(1), f32(16).fill(1)];
+  const forward = (input: Float32Array | ReturnType<typeof addon.sparseConvBnForward>, xLanes: Float32Array | null, nextLanes: Float32Array | null, defer: boolean) =>
+    addon.sparseConvBnForward(g, 1e-5, true, input ?? null, filter, active, ones, f32(16), defer ? null : f32(70 * 25 * 16), f32(16), f32(16), xLanes, f32(outLanes),
+      defer ? g : null, nextLanes, null, null, null, false, false, defer);
+  t.throws(() => addon.sparseConvBnForward(g, 1e-5, true, f32(70 * 25 * 16), filter, active, ones, f32(16), null, f32(16), f32(16), f32(inLanes), f32(outLanes), g, null),
+    /nextLanes null \(a transient input\) needs defer/);
+  t.throws(() => forward(forward(f32(70 * 25 * 16), f32(inLanes), null, true), f32(inLanes), null, false), /a transient pending input goes with xLanes null/);
+  const dz = f32(70 * 25 * 16).fill(0.5);
+  const backward = (x: Float32Array | ReturnType<typeof addon.sparseConvPendingInput>) => addon.sparseConvBackwardData(g, f32(gradLanes), filter, active,
+    f32(70 * 25 * 16), false, null, null, null, null, { xLanes: x, dfilter: f32(9 * 256) });
+  t.throws(() => backward(forward(dz, f32(inLanes), f32(inLanes), true)!), /weights.xLanes as a handle must be transient/);
+  const x = addon.sparseConvPendingInput(g, g, 1e-5, true, f32(outLanes), f32(16), ones, ones, f32(16));
+  t.doesNotThrow(() => backward(x), 'a re-derived input is taken once');
+  t.throws(() => backward(x), /already written/, 'and refused the second time');
+  const other = convGeometry([70, 5, 5, 8], [3, 3, 8, 16], { stride: 1, padding: 'same' });
+  t.throws(() => addon.sparseConvPendingInput(g, other, 1e-5, true, f32(outLanes), f32(16), ones, ones, f32(16)), /the consumer's input is not the producer's output/);
+});
+
 t.test('BatchNorm gradient sums taken by the gather that writes dz in lanes give the backward pass what its own sums pass gives', { skip }, async (t) => {
   const { addon, convGeometry, rng, random } = await directKernels(41);
   for (const [batch, stride] of [[70, 1], [70, 2], [19, 1]] as const) {
