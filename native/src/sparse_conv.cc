@@ -708,7 +708,11 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
     if (!transient) dy.rest();
   });
   for (size_t k = 0; k < sums.size(); k++) std::copy(total.begin() + at[k], total.begin() + at[k + 1], sums[k].out);
-  if (fw) reduceFilterGradient(*fw, partial, 0, entries, weights->dw);
+  if (fw) {
+    PhaseScope reduceTime(Phase::kWeightsReduce);
+    forRowRanges(entries, static_cast<int64_t>(partial.size()) * kLaneWidth,
+                 [&](int64_t begin, int64_t end, int) { reduceFilterGradient(*fw, partial, begin, end, weights->dw); });
+  }
 }
 
 void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const float* dyLanes, const float* active, float* dw,
