@@ -1007,33 +1007,53 @@ void gradientSumRows(const ConvGeometry& g, const LaneLayout& l, const float* dz
   }
 }
 
-// One pooled row of a max pool's gradient (`pooled`, in lanes [⌊W/2⌋][C][lanes]) routed into the two
-// full-size rows of its windows (gTop, gBottom, [W][C][lanes]): each window's gradient to its first maximum
-// in maxPool2Backward's order, the activations re-derived from y rows `top` and `bottom` as
-// normalizeRowsPooled derived them (the same bits, so the same maxima); 0 elsewhere and in a dropped odd
-// last column.
-CIGL_MULTIVERSION
-void routeWindowRows(const ConvGeometry& g, const LaneLayout& l, const float* pooled, const float* top, const float* bottom, const float* a,
-                     const float* b, bool relu, float* gTop, float* gBottom) {
+// A window's gradient d routed to its first maximum in maxPool2Backward's order, 0 at the other three: the
+// one that takes d is the last of the four that beats every earlier one. Each choice is a select on a
+// comparison (a comparison kept as a mask variable was compiled to scalar code).
+CIGL_INLINE Window routedWindow(const Window& z, v16 d) {
+  const v16 zero{}, m1 = maxOf(z.t0, z.t1), m2 = maxOf(m1, z.b0);
+  const v16 notB1 = z.b1 > m2 ? zero : d, notB0 = z.b0 > m1 ? zero : notB1;
+  return {z.t1 > z.t0 ? zero : notB0, z.t1 > z.t0 ? notB0 : zero, z.b0 > m1 ? notB1 : zero, z.b1 > m2 ? d : zero};
+}
+
+// Each 2×2 window of one pooled row (y rows `top` and `bottom`, the pooled gradient `pooled` in lanes
+// [⌊W/2⌋][C][lanes]), its gradient routed (routedWindow) from the activations re-derived as
+// normalizeRowsPooled derived them (the same bits, so the same maxima): visit(c, o0, o1, i, v, routed)
+// with the window's pixel offsets o0 and o1 = o0 + one pixel and the lane offset i of vector v.
+template <class Visit>
+CIGL_INLINE void forEachRoutedWindow(const ConvGeometry& g, const LaneLayout& l, const float* pooled, const float* top, const float* bottom,
+                                     const float* a, const float* b, bool relu, Visit& visit) {
   const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes, OW = g.outWidth / 2;
   for (int64_t w = 0; w < OW; w++)
     for (int64_t c = 0; c < C; c++) {
       const int64_t o0 = (2 * w * C + c) * l.lanes, o1 = o0 + pixel;
       for (int64_t v = 0; v < vectors; v++) {
         const int64_t i = v * kLaneWidth;
-        const Window z = windowOf(top + i, bottom + i, o0, o1, a[c], b[c], relu);
-        const v16 d = load16(pooled + (w * C + c) * l.lanes + i), zero{};
-        const v16 m1 = maxOf(z.t0, z.t1), m2 = maxOf(m1, z.b0);
-        // Exactly one of the four takes d: the last of them that beats every earlier one. Each choice is a
-        // select on a comparison (a comparison kept as a mask variable was compiled to scalar code).
-        const v16 notB1 = z.b1 > m2 ? zero : d, notB0 = z.b0 > m1 ? zero : notB1;
-        store16(gBottom + o1 + i, z.b1 > m2 ? d : zero);
-        store16(gBottom + o0 + i, z.b0 > m1 ? notB1 : zero);
-        store16(gTop + o1 + i, z.t1 > z.t0 ? notB0 : zero);
-        store16(gTop + o0 + i, z.t1 > z.t0 ? zero : notB0);
+        visit(c, o0, o1, i, v, routedWindow(windowOf(top + i, bottom + i, o0, o1, a[c], b[c], relu), load16(pooled + (w * C + c) * l.lanes + i)));
       }
     }
+}
+
+// The routed gradient itself, into two full-size rows (gTop, gBottom, [W][C][lanes]).
+struct StoreRouted {
+  float *gTop, *gBottom;
+  CIGL_INLINE void operator()(int64_t, int64_t o0, int64_t o1, int64_t i, int64_t, const Window& g) {
+    store16(gTop + o0 + i, g.t0);
+    store16(gTop + o1 + i, g.t1);
+    store16(gBottom + o0 + i, g.b0);
+    store16(gBottom + o1 + i, g.b1);
+  }
+};
+
+// One pooled row of a max pool's gradient routed into the two full-size rows of its windows (gTop,
+// gBottom): 0 away from each window's maximum and in a dropped odd last column.
+CIGL_MULTIVERSION
+void routeWindowRows(const ConvGeometry& g, const LaneLayout& l, const float* pooled, const float* top, const float* bottom, const float* a,
+                     const float* b, bool relu, float* gTop, float* gBottom) {
+  StoreRouted store{gTop, gBottom};
+  forEachRoutedWindow(g, l, pooled, top, bottom, a, b, relu, store);
   if (g.outWidth % 2 == 1) {
+    const int64_t pixel = g.outChannels * l.lanes;
     std::memset(gTop + (g.outWidth - 1) * pixel, 0, sizeof(float) * pixel);
     std::memset(gBottom + (g.outWidth - 1) * pixel, 0, sizeof(float) * pixel);
   }
@@ -1045,29 +1065,31 @@ CIGL_INLINE v16 dyOf(v16 dz, v16 y, float a, float b, bool relu, float A, float 
   return padding.zeroed(gv * A + y * B + K, v);
 }
 
+// dy from the routed gradient, into two rows of dy (interior columns).
+struct StoreDy {
+  const float *top, *bottom, *a, *b;
+  bool relu;
+  const float *A, *B, *K;
+  PaddingLanes padding;
+  float *dyTop, *dyBottom;
+  CIGL_INLINE void operator()(int64_t c, int64_t o0, int64_t o1, int64_t i, int64_t v, const Window& g) {
+    store16(dyTop + o0 + i, dyOf(g.t0, load16(top + o0 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
+    store16(dyTop + o1 + i, dyOf(g.t1, load16(top + o1 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
+    store16(dyBottom + o0 + i, dyOf(g.b0, load16(bottom + o0 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
+    store16(dyBottom + o1 + i, dyOf(g.b1, load16(bottom + o1 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
+  }
+};
+
 // Both full-size rows of one pooled row's windows of dy (interior columns, from dyTop and dyBottom): the
 // pool's gradient (`pooled`, in lanes) routed as routeWindowRows routes it, straight into dyOf, without
 // storing the routed rows.
 CIGL_MULTIVERSION
 void pooledDyPair(const ConvGeometry& g, const LaneLayout& l, const float* pooled, const float* top, const float* bottom, const float* a,
                   const float* b, bool relu, const float* A, const float* B, const float* K, float* dyTop, float* dyBottom) {
-  const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes, OW = g.outWidth / 2;
+  const int64_t C = g.outChannels, vectors = l.lanes / kLaneWidth, pixel = C * l.lanes;
   const PaddingLanes padding(g.batch);
-  for (int64_t w = 0; w < OW; w++)
-    for (int64_t c = 0; c < C; c++) {
-      const int64_t o0 = (2 * w * C + c) * l.lanes, o1 = o0 + pixel;
-      for (int64_t v = 0; v < vectors; v++) {
-        const int64_t i = v * kLaneWidth;
-        const Window z = windowOf(top + i, bottom + i, o0, o1, a[c], b[c], relu);
-        const v16 d = load16(pooled + (w * C + c) * l.lanes + i), zero{};
-        const v16 m1 = maxOf(z.t0, z.t1), m2 = maxOf(m1, z.b0);
-        const v16 notB1 = z.b1 > m2 ? zero : d, notB0 = z.b0 > m1 ? zero : notB1;
-        store16(dyBottom + o1 + i, dyOf(z.b1 > m2 ? d : zero, load16(bottom + o1 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
-        store16(dyBottom + o0 + i, dyOf(z.b0 > m1 ? notB1 : zero, load16(bottom + o0 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
-        store16(dyTop + o1 + i, dyOf(z.t1 > z.t0 ? notB0 : zero, load16(top + o1 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
-        store16(dyTop + o0 + i, dyOf(z.t1 > z.t0 ? zero : notB0, load16(top + o0 + i), a[c], b[c], relu, A[c], B[c], K[c], padding, v));
-      }
-    }
+  StoreDy store{top, bottom, a, b, relu, A, B, K, padding, dyTop, dyBottom};
+  forEachRoutedWindow(g, l, pooled, top, bottom, a, b, relu, store);
   if (g.outWidth % 2 == 0) return;
   // A dropped odd last column: no gradient reaches it.
   const int64_t o = (g.outWidth - 1) * pixel;
