@@ -481,9 +481,10 @@ void backwardWeightsRows(const ConvGeometry& g, const LaneLayout& l, const Compr
 // two lines, and that alone cost the gathers a third of their speed.
 // Slot 1 is for a pending dy's rows written inside a gather that holds slot 0, slot 2 for a transient
 // dy's ring of rows, slot 3 for filter-gradient partial sums taken inside an input-gradient gather, slot 4
-// for a transient input's ring of rows.
+// for a transient input's ring of rows; slots 5 and 6 (the calling thread's) for a transient dy and input
+// written whole where threads would share a chunk.
 float* scratch(size_t size, int slot = 0) {
-  thread_local std::vector<float> buffers[5];
+  thread_local std::vector<float> buffers[7];
   std::vector<float>& buffer = buffers[slot];
   if (buffer.size() < size + kLaneWidth) buffer.resize(size + kLaneWidth);
   const uintptr_t address = reinterpret_cast<uintptr_t>(buffer.data());
@@ -500,10 +501,10 @@ bool threadsOwnChunks(int64_t chunks, int64_t rows, int64_t elementsPerRow) { re
 void writePendingRows(const PendingLanes& p, int64_t c, int64_t begin, int64_t end);
 void writePending(const PendingLanes& p);
 // Where chunk c of a pending input's rows go: its lanes, or the consumer's ring. A transient input (no
-// lanes): the consumer's own copy with its ring (scratch slot 4); or written whole into `buffer`.
+// lanes): the consumer's own copy with its ring (scratch slot 4); or written whole (scratch slot 6).
 LaneRows laneRowsOf(const PendingLanes& p, const LaneLayout& ln, int64_t c);
 PendingLanes ringedLanes(const PendingLanes& input, const LaneLayout& ln);
-const float* wholeInput(const PendingLanes& p, std::vector<float>& buffer);
+const float* wholeInput(const PendingLanes& p);
 void writePendingRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end);
 // Where chunk c of a pending dy's rows go: its dyLanes, or the consumer's ring.
 LaneRows dyRowsOf(const PendingGrad& p, const LaneLayout& l, int64_t c);
@@ -636,21 +637,16 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
   if (input && !threadsOwnChunks(l.chunks, g.inHeight, work)) {
     // Threads would share a chunk's dy rows: dy is written whole first (a transient one into a buffer of
     // this call's), and the filter gradient runs on its own after the input gradient.
-    std::vector<float> whole(transient ? static_cast<size_t>(l.chunks * l.gradChunk(g)) : 0);
     PendingGrad stored = *input;
-    if (transient) stored.dyLanes = whole.data();
+    if (transient) stored.dyLanes = scratch(l.chunks * l.gradChunk(g), 5);
     writePendingGrad(stored);
     sparseConvBackwardData(g, stored.dyLanes, w, active, dx, dxInLanes, addLanes, gateLanes, nullptr, sums);
-    if (weights) {
-      std::vector<float> x;
-      sparseConvBackwardWeights(g, weights->x ? wholeInput(*weights->x, x) : weights->xLanes, stored.dyLanes, active, weights->dw);
-    }
+    if (weights) sparseConvBackwardWeights(g, weights->x ? wholeInput(*weights->x) : weights->xLanes, stored.dyLanes, active, weights->dw);
     return;
   }
   if (weights && !input) {
     sparseConvBackwardData(g, dyLanes, w, active, dx, dxInLanes, addLanes, gateLanes, nullptr, sums);
-    std::vector<float> x;
-    sparseConvBackwardWeights(g, weights->x ? wholeInput(*weights->x, x) : weights->xLanes, dyLanes, active, weights->dw);
+    sparseConvBackwardWeights(g, weights->x ? wholeInput(*weights->x) : weights->xLanes, dyLanes, active, weights->dw);
     return;
   }
   // With `weights`, each dy row also adds its filter-gradient terms right after it is written: partial
@@ -1201,13 +1197,12 @@ PendingLanes ringedLanes(const PendingLanes& input, const LaneLayout& ln) {
   return p;
 }
 
-const float* wholeInput(const PendingLanes& p, std::vector<float>& buffer) {
+const float* wholeInput(const PendingLanes& p) {
   const LaneLayout ln(p.consumer);
-  buffer.resize(static_cast<size_t>(ln.chunks * ln.inputChunk(p.consumer)));
   PendingLanes whole = p;
-  whole.lanes = buffer.data();
+  whole.lanes = scratch(ln.chunks * ln.inputChunk(p.consumer), 6);
   writePending(whole);
-  return buffer.data();
+  return whole.lanes;
 }
 
 // All of a pending output, in one pass.
@@ -1246,11 +1241,10 @@ void forwardRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFil
 void forwardWithMoments(const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* xLanes, float* yLanes,
                         const PendingLanes* input, float* mean, float* variance) {
   const int64_t C = g.outChannels, work = f.start.back() * g.outWidth * l.lanes;
-  std::vector<float> whole;
   if (input && !threadsOwnChunks(l.chunks, g.outHeight, work)) {
     PhaseScope time(Phase::kNormalizeToLanes);
     if (input->lanes) writePending(*input);
-    else xLanes = wholeInput(*input, whole);
+    else xLanes = wholeInput(*input);
     input = nullptr;
   }
   // The moments' pivot reads chunk 0's first window (rows [0, kernelHeight)).
