@@ -34,16 +34,19 @@ export const runningStats = (channels: number): RunningStats => ({
 
 /**
  * Output and gradients of sum(op(...) · upstream) with respect to every input, the final running
- * statistics, and the number of tensors the call leaked.
+ * statistics, and the number of tensors the call leaked. With `upstreamMask` (the output's shape) the
+ * upstream gradient is 0 where the mask is (see reluSafeMask).
  */
-export function convBnResult(ops: Ops, x: tf.Tensor4D, filter: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, opts: ConvBnOptions) {
+export function convBnResult(ops: Ops, x: tf.Tensor4D, filter: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, opts: ConvBnOptions,
+  upstreamMask?: tf.Tensor) {
   const stats = runningStats(filter.shape[3]);
   const before = tf.memory().numTensors;
   const out = tf.tidy(() => {
     const f = (xx: tf.Tensor, ff: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Tensor4D =>
       ops.convBn(xx as tf.Tensor4D, ff as tf.Tensor4D, { gamma: g as tf.Tensor1D, beta: b as tf.Tensor1D, stats } as BatchNormRef, opts);
     const y = f(x, filter, gamma, beta);
-    const upstream = tf.randomNormal(y.shape, 0, 1, 'float32', 13);
+    const noise = tf.randomNormal(y.shape, 0, 1, 'float32', 13);
+    const upstream = upstreamMask ? tf.mul(noise, upstreamMask) : noise;
     const grads = tf.grads((xx, ff, g, b) => tf.sum(tf.mul(f(xx, ff, g, b), upstream)))([x, filter, gamma, beta]);
     return { y, dx: grads[0], dfilter: grads[1], dgamma: grads[2], dbeta: grads[3] };
   });
@@ -52,4 +55,20 @@ export function convBnResult(ops: Ops, x: tf.Tensor4D, filter: tf.Tensor4D, gamm
   stats.mean.dispose();
   stats.variance.dispose();
   return result;
+}
+
+/**
+ * 1 where the pre-activation act(BN(conv)) acts on is at least `epsilon` away from the ReLU's threshold,
+ * else 0 (computed on `ops` with the ReLU off, in training mode: the same batch statistics). Two
+ * correct implementations round a pre-activation within a few ulps of 0 differently, one side of the ReLU
+ * or the other, and that one element's gradient then differs by its whole size: comparing gradients
+ * through a ReLU is only meaningful away from it.
+ */
+export function reluSafeMask(ops: Ops, x: tf.Tensor4D, filter: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, opts: ConvBnOptions,
+  epsilon = 1e-5): tf.Tensor {
+  const stats = runningStats(filter.shape[3]);
+  const mask = tf.tidy(() => tf.cast(tf.greaterEqual(tf.abs(ops.convBn(x, filter, { gamma, beta, stats } as BatchNormRef, { ...opts, relu: false })), epsilon), 'float32'));
+  stats.mean.dispose();
+  stats.variance.dispose();
+  return mask;
 }

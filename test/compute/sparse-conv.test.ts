@@ -5,7 +5,7 @@ import type { ConvBnCall, ConvBnOptions, ResidualBlockCall } from '../../src/com
 import { setSparseComputeMode, sparseComputeMode, type SparseComputeMode, sparseComputeReport, resetSparseComputeReport } from '../../src/compute/sparse-selection';
 import { stockOps } from '../../src/compute/stock-ops';
 import { Rng } from '../../src/util/rng';
-import { convBnResult, nativeUnavailable, relativeError, runningStats, TOLERANCE } from './compare';
+import { convBnResult, nativeUnavailable, relativeError, reluSafeMask, runningStats, TOLERANCE } from './compare';
 
 const skip = nativeUnavailable;
 
@@ -169,12 +169,14 @@ t.test('the fused sparse convolution + training-mode BatchNorm (+ ReLU) matches 
           const gamma = tf.randomUniform([c.outChannels], 0.5, 1.5, 'float32', 73) as tf.Tensor1D;
           const beta = tf.randomNormal([c.outChannels], 0, 0.3, 'float32', 74) as tf.Tensor1D;
           const opts: ConvBnOptions = { stride, padding: 'same', relu, training: true, active };
+          // Both paths' gradients through the ReLU, compared away from its threshold (reluSafeMask).
+          const safe = relu ? withMode('off', () => reluSafeMask(nativeOps, x, filter, gamma, beta, opts)) : undefined;
           let sparse!: ReturnType<typeof convBnResult>;
           const profile = await tf.profile(() => {
-            sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+            sparse = withMode('on', () => convBnResult(nativeOps, x, filter, gamma, beta, opts, safe));
           });
           t.ok(profile.kernelNames.includes(KERNELS.sparseConvBn), `${name}: the fused kernel ran`);
-          const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts));
+          const dense = withMode('off', () => convBnResult(nativeOps, x, filter, gamma, beta, opts, safe));
           const maskedDense = tf.mul(dense.dfilter, active);
           for (const [key, reference] of [['y', dense.y], ['dx', dense.dx], ['dgamma', dense.dgamma], ['dbeta', dense.dbeta],
             ['mean', dense.mean], ['variance', dense.variance]] as const) {
@@ -192,7 +194,7 @@ t.test('the fused sparse convolution + training-mode BatchNorm (+ ReLU) matches 
           t.ok(gradErr < TOLERANCE, `${name}: dfilter error ${gradErr.toExponential(2)} of the layer's gradient scale`);
           t.ok(active.dataSync().every((a, i) => a !== 0 || sparseGrad[i] === 0), `${name}: inactive positions get exactly zero gradient`);
           t.equal(sparse.leaked, 0, `${name}: no tensor leaked`);
-          tf.dispose([x, filter, active, gamma, beta, maskedDense, ...tensorsOf(sparse), ...tensorsOf(dense)]);
+          tf.dispose([x, filter, active, gamma, beta, maskedDense, ...tensorsOf(sparse), ...tensorsOf(dense), ...(safe ? [safe] : [])]);
           cases++;
         }
       }
