@@ -326,7 +326,6 @@ CIGL_INLINE void forwardRow(const ConvGeometry& g, const LaneLayout& l, const Co
   gatherRowPositions<V>(f, g.outWidth, 0, 1, g.outChannels, kernelRowsOnData(g, oh), xRow, xStep, tile + lane0, outStep, l.lanes);
 }
 
-
 // Input columns of one parity class (w ≡ w0 mod strideWidth) share their lists (one per input channel:
 // list (ci·strideH + rh)·strideW + rw); along the class the dy base moves by one output column per step.
 template <int V>
@@ -401,12 +400,12 @@ CIGL_INLINE void backwardWeightsChunk(const ConvGeometry& g, const LaneLayout& l
     default: call(1); break;           \
   }
 
-// Rows [begin, end) of a gather pass, the forward pass (rows of y, from x's lanes `lanesIn`) or the input
-// gradient (rows of dx, from `dy`): each row is computed in lanes into `tile`, then transposed into the
-// NHWC result while still in cache.
+// Rows [begin, end) of a gather pass, the forward pass (rows of y, `in` x's rows) or the input gradient
+// (rows of dx, `in` dy's rows): each row is computed in lanes into `tile`, then transposed into the NHWC
+// result while still in cache.
 CIGL_MULTIVERSION
-void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const float* lanesIn,
-                int64_t begin, int64_t end, float* tile, float* out, const float* addLanes = nullptr, const LaneRows* dy = nullptr) {
+void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, const CompressedFilter& f, const LaneRows& in,
+                int64_t begin, int64_t end, float* tile, float* out, const float* addLanes = nullptr) {
   const int64_t rows = inputGradient ? g.inHeight : g.outHeight;
   const int64_t rowSize = inputGradient ? g.inWidth * g.inChannels : g.outWidth * g.outChannels;
   for (int64_t r = begin; r < end; r++) {
@@ -416,9 +415,9 @@ void gatherRows(bool inputGradient, const ConvGeometry& g, const LaneLayout& l, 
       const int64_t lane0 = v * kLaneWidth;
 #define CIGL_CALL(V)                                      \
   if (inputGradient)                                      \
-    backwardDataRow<V>(g, l, f, *dy, r, lane0, tile);     \
+    backwardDataRow<V>(g, l, f, in, r, lane0, tile);      \
   else                                                    \
-    forwardRow<V>(g, l, f, inputLaneRows(g, l, lanesIn), r, lane0, tile);
+    forwardRow<V>(g, l, f, in, r, lane0, tile);
       CIGL_DISPATCH_V(n, CIGL_CALL)
 #undef CIGL_CALL
     }
@@ -500,14 +499,14 @@ bool threadsOwnChunks(int64_t chunks, int64_t rows, int64_t elementsPerRow) { re
 // A pending output (sparse_conv.h): rows [begin, end) of chunk c of its destination, or all of it in one pass.
 void writePendingRows(const PendingLanes& p, int64_t c, int64_t begin, int64_t end);
 void writePending(const PendingLanes& p);
-// Where chunk c of a pending input's rows go: its lanes, or the consumer's ring. A transient input (no
-// lanes): the consumer's own copy with its ring (scratch slot 4); or written whole (scratch slot 6).
-LaneRows laneRowsOf(const PendingLanes& p, const LaneLayout& ln, int64_t c);
-PendingLanes ringedLanes(const PendingLanes& input, const LaneLayout& ln);
+// Where chunk c of a pending output's rows go (rowsOf): its destination, or the consumer's ring. A
+// transient one (no destination) is written into the consumer's own copy with its ring (ringed: an
+// input's ring in scratch slot 4, a dy's in slot 2), or whole (wholeInput; a dy, scratch slot 5).
+LaneRows rowsOf(const PendingLanes& p, const LaneLayout& ln, int64_t c);
+PendingLanes ringed(const PendingLanes& input, const LaneLayout& ln);
 const float* wholeInput(const PendingLanes& p);
 void writePendingRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t end);
-// Where chunk c of a pending dy's rows go: its dyLanes, or the consumer's ring.
-LaneRows dyRowsOf(const PendingGrad& p, const LaneLayout& l, int64_t c);
+LaneRows rowsOf(const PendingGrad& p, const LaneLayout& l, int64_t c);
 void writePendingGrad(const PendingGrad& p);
 // Where a consumer that needs rows up to `end` should stop writing: a pooled dy's rows come in window
 // pairs, so the pair's second row is written with its first (its gradient is routed once for both).
@@ -590,7 +589,7 @@ void sparseConvForward(const ConvGeometry& g, const float* x, const float* w, co
   const CompressedFilter& f = byOutputChannel(g, l, w, active);
   forChunkRows(l.chunks, g.outHeight, f.start.back() * g.outWidth * l.lanes, [&](int64_t c, int64_t begin, int64_t end, int) {
     float* tile = scratch(g.outWidth * g.outChannels * l.lanes);
-    gatherRows(false, l.chunk(g, c), l, f, xLanes + c * l.inputChunk(g), begin, end, tile, y + l.firstImage(c) * outImage(g));
+    gatherRows(false, l.chunk(g, c), l, f, inputLaneRows(g, l, xLanes + c * l.inputChunk(g)), begin, end, tile, y + l.firstImage(c) * outImage(g));
   });
 }
 
@@ -635,8 +634,8 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
   const int64_t work = perRow(f.start.back() * g.inWidth * l.lanes, g.strideHeight * g.strideWidth);
   const bool transient = input && !input->dyLanes;
   if (input && !threadsOwnChunks(l.chunks, g.inHeight, work)) {
-    // Threads would share a chunk's dy rows: dy is written whole first (a transient one into a buffer of
-    // this call's), and the filter gradient runs on its own after the input gradient.
+    // Threads would share a chunk's dy rows: dy is written whole first (a transient one into the calling
+    // thread's scratch), and the filter gradient runs on its own after the input gradient.
     PendingGrad stored = *input;
     if (transient) stored.dyLanes = scratch(l.chunks * l.gradChunk(g), 5);
     writePendingGrad(stored);
@@ -653,6 +652,7 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
   // sums per thread (scratch slot 3), combined in thread order as sparseConvBackwardWeights combines them.
   const CompressedFilter* fw = weights ? &byOutputChannel(g, l, nullptr, active) : nullptr;
   const int64_t entries = fw ? fw->start.back() : 0;
+  // One per thread of the reduceChunkRows below (the same plan).
   std::vector<const float*> partial(static_cast<size_t>(planThreads(l.chunks * g.inHeight, work)));
   if (fw) std::memset(weights->dw, 0, sizeof(float) * g.kernelHeight * g.kernelWidth * g.inChannels * g.outChannels);
   const std::vector<SumsTarget> targets(sums.begin(), sums.end());
@@ -664,10 +664,10 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
   const std::vector<double> total = reduceChunkRows(l.chunks, g.inHeight, work, at.back(), [&](int64_t c, int64_t begin, int64_t end, double* acc) {
     const ConvGeometry gc = l.chunk(g, c);
     const PendingGrad own = transient ? ringed(*input, l, behind) : PendingGrad{};
-    const LaneRows dyRows = transient ? dyRowsOf(own, l, c) : gradLaneRows(g, l, dyLanes + c * l.gradChunk(g));
+    const LaneRows dyRows = transient ? rowsOf(own, l, c) : gradLaneRows(g, l, dyLanes + c * l.gradChunk(g));
     // The filter gradient's x: stored, or a transient input re-derived a few rows ahead into this thread's ring.
-    const PendingLanes xOwn = weights && weights->x ? ringedLanes(*weights->x, l) : PendingLanes{};
-    const LaneRows xRows = !weights ? LaneRows{} : weights->x ? laneRowsOf(xOwn, l, c) : inputLaneRows(g, l, weights->xLanes + c * l.inputChunk(g));
+    const PendingLanes xOwn = weights && weights->x ? ringed(*weights->x, l) : PendingLanes{};
+    const LaneRows xRows = !weights ? LaneRows{} : weights->x ? rowsOf(xOwn, l, c) : inputLaneRows(g, l, weights->xLanes + c * l.inputChunk(g));
     RowsAhead<PendingLanes> xAhead{weights && weights->x ? &xOwn : nullptr, c, l.inRows, Phase::kNormalizeToLanes};
     const float* add = addLanes ? addLanes + c * l.inputDataChunk(g) : nullptr;
     float* filterAcc = nullptr;
@@ -693,7 +693,7 @@ void sparseConvBackwardData(const ConvGeometry& g, const float* dyLanes, const f
       if (dxInLanes)
         gatherRowsToLanes(gc, l, f, dyRows, r, r + 1, dx + c * dxChunk, add, gateLanes ? gateLanes + c * l.inputChunk(g) : nullptr);
       else
-        gatherRows(true, gc, l, f, nullptr, r, r + 1, scratch(g.inWidth * g.inChannels * l.lanes), dx + c * dxChunk, add, &dyRows);
+        gatherRows(true, gc, l, f, dyRows, r, r + 1, scratch(g.inWidth * g.inChannels * l.lanes), dx + c * dxChunk, add);
       for (size_t k = 0; k < targets.size(); k++) targets[k].rowSums(c, r, dx + c * dxChunk, acc + at[k]);
     }
     // dy's rows no input row reads (but the filter gradient's output rows may).
@@ -741,7 +741,7 @@ void sparseConvBackwardWeights(const ConvGeometry& g, const float* xLanes, const
       // Output row oh reads dy's grad-lanes row oh + gradTop.
       RowsAhead<PendingGrad> dy{transient ? &own : input, c, l.gradRows, Phase::kBnGradientApply};
       if (transient) dy.ready = first + l.gradTop;
-      const LaneRows dyRows = transient ? dyRowsOf(own, l, c) : gradLaneRows(g, l, dyLanes + c * l.gradChunk(g));
+      const LaneRows dyRows = transient ? rowsOf(own, l, c) : gradLaneRows(g, l, dyLanes + c * l.gradChunk(g));
       const LaneRows xRows = inputLaneRows(g, l, xLanes + c * l.inputChunk(g));
       for (int64_t oh = first; oh < stop - c * g.outHeight; oh++) {
         dy.upTo(oh + l.gradTop + 1);
@@ -1115,7 +1115,6 @@ void poolGradRows(const ConvGeometry& g, const LaneLayout& l, const float* dz, c
   }
 }
 
-
 // Padded grad-lanes rows [begin, end): dy = g·A + y·B + K inside, 0 on the borders and in padding lanes.
 // g is dz through the ReLU; with `pooledLanes` dz is a max pool's gradient in lanes (poolGradRows), routed
 // here again a window row pair at a time into `scratchTile` (2·W·C·lanes floats); otherwise dz is in
@@ -1180,15 +1179,15 @@ void writePendingRows(const PendingLanes& p, int64_t c, int64_t begin, int64_t e
   const LaneLayout l(p.producer), ln(p.consumer);
   const SkipLanes skip = p.skipLanes ? SkipLanes{p.skipLanes, &p.skipGeometry}.ofChunk(c) : SkipLanes{};
   normalizeRowsToLanes(l.chunk(p.producer, c), l, p.yLanes + c * l.outputChunk(p.producer), p.a.data(), p.b.data(), p.relu,
-                       p.skipLanes ? &skip : nullptr, p.consumer, ln, begin, end, laneRowsOf(p, ln, c));
+                       p.skipLanes ? &skip : nullptr, p.consumer, ln, begin, end, rowsOf(p, ln, c));
 }
 
-LaneRows laneRowsOf(const PendingLanes& p, const LaneLayout& ln, int64_t c) {
+LaneRows rowsOf(const PendingLanes& p, const LaneLayout& ln, int64_t c) {
   const int64_t rowSize = ln.inCols * p.consumer.inChannels * ln.lanes;
   return p.ringSlots ? LaneRows{p.lanes, rowSize, p.ringSlots, 0, p.ringAhead} : inputLaneRows(p.consumer, ln, p.lanes + c * ln.inputChunk(p.consumer));
 }
 
-PendingLanes ringedLanes(const PendingLanes& input, const LaneLayout& ln) {
+PendingLanes ringed(const PendingLanes& input, const LaneLayout& ln) {
   PendingLanes p = input;
   p.ringAhead = input.consumer.kernelHeight - 1;
   // A reader of rows R … R + ahead, the rows it reads next written just before it reads them.
@@ -1222,9 +1221,9 @@ void forwardRows(const ConvGeometry& g, const LaneLayout& l, const CompressedFil
   float* y = yLanes + c * l.outputChunk(g);
   if (!input) return forwardRowsToLanes(gc, l, f, inputLaneRows(g, l, xLanes + c * l.inputChunk(g)), begin, end, y, pivot, acc);
   const bool transient = !input->lanes;
-  const PendingLanes own = transient ? ringedLanes(*input, l) : PendingLanes{};
+  const PendingLanes own = transient ? ringed(*input, l) : PendingLanes{};
   const PendingLanes& source = transient ? own : *input;
-  const LaneRows x = laneRowsOf(source, l, c);
+  const LaneRows x = rowsOf(source, l, c);
   RowsAhead<PendingLanes> xRows{&source, c, l.inRows, Phase::kNormalizeToLanes};
   // Chunk 0's first window of a stored input is written before the region (the moments' pivot reads it).
   if (c == 0 && !transient) xRows.ready = std::min(l.inRows, g.kernelHeight);
@@ -1249,11 +1248,11 @@ void forwardWithMoments(const ConvGeometry& g, const LaneLayout& l, const Compre
   }
   // The moments' pivot reads chunk 0's first window (rows [0, kernelHeight)).
   const float* window = xLanes;
-  const PendingLanes first = input && !input->lanes ? ringedLanes(*input, l) : PendingLanes{};
+  const PendingLanes first = input && !input->lanes ? ringed(*input, l) : PendingLanes{};
   if (input) {
     PhaseScope time(Phase::kNormalizeToLanes);
     writePendingRows(input->lanes ? *input : first, 0, 0, std::min(l.inRows, g.kernelHeight));
-    if (!input->lanes) window = laneRowsOf(first, l, 0).row(0);
+    if (!input->lanes) window = rowsOf(first, l, 0).row(0);
   }
   if (!mean) {
     forChunkRows(l.chunks, g.outHeight, work, [&](int64_t c, int64_t begin, int64_t end, int) {
@@ -1294,10 +1293,10 @@ void writePendingRows(const PendingGrad& p, int64_t c, int64_t begin, int64_t en
   const int64_t rowSize = p.g.outWidth * p.g.outChannels * l.lanes;
   gradientApplyRows(l.chunk(p.g, c), l, p.pooled ? nullptr : outputChunkOf(p.dz, p.dzInLanes, l, p.g, c), p.dzInLanes,
                     p.pooled ? p.dz + c * l.outputChunk(p.g) : nullptr, p.yLanes + c * l.outputChunk(p.g), p.a.data(), p.b.data(), p.relu,
-                    p.A.data(), p.B.data(), p.K.data(), begin, end, scratch((p.pooled ? 2 : 1) * rowSize, 1), dyRowsOf(p, l, c));
+                    p.A.data(), p.B.data(), p.K.data(), begin, end, scratch((p.pooled ? 2 : 1) * rowSize, 1), rowsOf(p, l, c));
 }
 
-LaneRows dyRowsOf(const PendingGrad& p, const LaneLayout& l, int64_t c) {
+LaneRows rowsOf(const PendingGrad& p, const LaneLayout& l, int64_t c) {
   const int64_t rowSize = l.gradCols * p.g.outChannels * l.lanes;
   return p.ringSlots ? LaneRows{p.dyLanes, rowSize, p.ringSlots, p.ringBehind} : LaneRows{p.dyLanes + c * l.gradChunk(p.g), rowSize};
 }

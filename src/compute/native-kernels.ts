@@ -352,12 +352,11 @@ function registerSparseConvBnPair(addon: NativeAddon): void {
         const sums1: GradientSumsTarget = { geometry: g1, yLanes: lanes.yLanes1, mean: v(mean1, 'mean1'), variance: v(variance1, 'variance1'),
           gamma: v(gamma1, 'gamma1'), beta: v(beta1, 'beta1'), epsilon: a.epsilon1, relu: a.relu1, sums: new Float64Array(2 * g1[4]) };
         // conv2's input lanes re-derived from conv1's output, a few rows ahead of its filter gradient.
-        const x2 = addon.sparseConvPendingInput(g1, g2, a.epsilon1, a.relu1, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'),
-          v(gamma1, 'gamma1'), v(beta1, 'beta1'));
+        const x2 = addon.sparseConvPendingInput(g1, g2, sums1.epsilon, sums1.relu, sums1.yLanes, sums1.mean, sums1.variance, sums1.gamma, sums1.beta);
         addon.sparseConvBackwardData(g2, null, v(filter2, 'filter2'), v(active2, 'active2'), dz1, true, null, null, pending2, [sums1],
           { xLanes: x2, dfilter: out.dfilter2 });
-        const pending1 = addon.sparseConvBnBackward(g1, a.epsilon1, a.relu1, dz1, true, lanes.yLanes1, v(mean1, 'mean1'), v(variance1, 'variance1'),
-          v(gamma1, 'gamma1'), v(beta1, 'beta1'), null, out.dgamma1, out.dbeta1, null, true, sums1.sums);
+        const pending1 = addon.sparseConvBnBackward(g1, sums1.epsilon, sums1.relu, dz1, true, sums1.yLanes, sums1.mean, sums1.variance, sums1.gamma,
+          sums1.beta, null, out.dgamma1, out.dbeta1, null, true, sums1.sums);
         if (out.dx) {
           addon.sparseConvBackwardData(g1, null, v(filter1, 'filter1'), v(active1, 'active1'), out.dx, false, joinGrad, null, pending1, null,
             { xLanes: lanes.xLanes1, dfilter: out.dfilter1 });

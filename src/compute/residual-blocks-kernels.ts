@@ -319,7 +319,7 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
             w('gamma2', i), w('beta2', i), null, d.gamma2, d.beta2, null, true, joinSums?.second);
           const sums1 = sumsTarget(g1, i, '1', a.relu1[i]);
           // conv2's input lanes re-derived from conv1's output, a few rows ahead of its filter gradient.
-          const x2 = addon.sparseConvPendingInput(g1, g2, a.epsilon1[i], a.relu1[i], lanes(i, 'yLanes1', kept), stat(i, 0), stat(i, 1), w('gamma1', i), w('beta1', i));
+          const x2 = addon.sparseConvPendingInput(g1, g2, sums1.epsilon, sums1.relu, sums1.yLanes, sums1.mean, sums1.variance, sums1.gamma, sums1.beta);
           addon.sparseConvBackwardData(g2, null, w('filter2', i), w('active2', i), dz1, true, null, null, pending2, [sums1], { xLanes: x2, dfilter: d.filter2 });
           // The block input's gradient besides conv1's: the identity's (the join's gradient itself) or the shortcut's, gathered in lanes.
           let besides = join;
@@ -334,8 +334,8 @@ function registerSparseResidualBlocks(addon: NativeAddon): void {
             const at = (shortcut.tap[0] * g1[6] + shortcut.tap[1]) * d.filterS.length;
             d.filterS.set(embedded.subarray(at, at + d.filterS.length));
           }
-          const pending1 = addon.sparseConvBnBackward(g1, a.epsilon1[i], a.relu1[i], dz1, true, lanes(i, 'yLanes1', kept), stat(i, 0), stat(i, 1),
-            w('gamma1', i), w('beta1', i), null, d.gamma1, d.beta1, null, true, sums1.sums);
+          const pending1 = addon.sparseConvBnBackward(g1, sums1.epsilon, sums1.relu, dz1, true, sums1.yLanes, sums1.mean, sums1.variance, sums1.gamma,
+            sums1.beta, null, d.gamma1, d.beta1, null, true, sums1.sums);
           const conv1 = { xLanes: lanes(i, 'xLanes1', kept), dfilter: d.filter1 };
           if (i === 0) {
             if (!gH) {
