@@ -21,6 +21,7 @@
 #include "dense.h"
 #include "phase_timer.h"
 #include "pointwise.h"
+#include "signal_guard.h"
 #include "sgd.h"
 #include "sparse_conv.h"
 
@@ -709,16 +710,21 @@ class DenormalsFlushed {
   unsigned saved_;
 };
 
-void flushDenormalsInWorkers() {
+// Run whenever the OpenMP team may have grown: each worker flushes denormals and never takes an
+// asynchronous signal (see signal_guard.h); thread 0 is the JavaScript thread and keeps its own mask.
+void prepareWorkers() {
 #pragma omp parallel
-  _mm_setcsr(_mm_getcsr() | kFlushDenormals);
+  {
+    _mm_setcsr(_mm_getcsr() | kFlushDenormals);
+    if (omp_get_thread_num() != 0) refuseAsynchronousSignals();
+  }
 }
 
 Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   const int64_t n = Int(info, 0, "threads");
   if (n < 1) throw Napi::RangeError::New(info.Env(), "threads must be at least 1, got " + std::to_string(n));
   omp_set_num_threads(static_cast<int>(n));
-  flushDenormalsInWorkers();
+  prepareWorkers();
   return info.Env().Undefined();
 }
 
@@ -789,7 +795,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                           name));
   }
   const DenormalsFlushed flushed;
-  flushDenormalsInWorkers();
+  prepareWorkers();
   return exports;
 }
 

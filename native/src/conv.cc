@@ -6,6 +6,8 @@
 #include <memory>
 #include <tuple>
 
+#include "signal_guard.h"
+
 namespace cigl {
 namespace {
 
@@ -165,6 +167,7 @@ void fromInternal(Relayout& relayout, const memory::desc& desc, float* user) {
 }  // namespace
 
 void convForward(const ConvGeometry& g, const float* x, const float* w, float* y) {
+  const SignalsHeld held;
   ConvPlan& plan = planFor(g);
   memory weights = toInternal(plan.fwdWeights, plan.weights, w);
   memory src = toInternal(plan.srcIn, plan.src, x);
@@ -175,6 +178,7 @@ void convForward(const ConvGeometry& g, const float* x, const float* w, float* y
 }
 
 void convBackwardData(const ConvGeometry& g, const float* dy, const float* w, float* dx) {
+  const SignalsHeld held;
   ConvPlan& plan = planFor(g);
   plan.ensureBackwardData();
   memory weights = toInternal(plan.bwdDataWeights, plan.weights, w);
@@ -186,6 +190,7 @@ void convBackwardData(const ConvGeometry& g, const float* dy, const float* w, fl
 }
 
 void convBackwardWeights(const ConvGeometry& g, const float* x, const float* dy, float* dw) {
+  const SignalsHeld held;
   ConvPlan& plan = planFor(g);
   plan.ensureBackwardWeights();
   memory src = toInternal(plan.srcIn, plan.src, x);

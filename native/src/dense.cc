@@ -8,11 +8,13 @@
 #include <vector>
 
 #include "parallel.h"
+#include "signal_guard.h"
 
 namespace cigl {
 
 void sgemm(bool transA, bool transB, int64_t M, int64_t N, int64_t K, const float* A, const float* B, float* C) {
   const int64_t lda = transA ? M : K, ldb = transB ? K : N;
+  const SignalsHeld held;
   const dnnl_status_t status =
       dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N);
   if (status != dnnl_success) throw std::runtime_error("dnnl_sgemm failed with status " + std::to_string(status));
