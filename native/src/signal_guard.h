@@ -1,11 +1,11 @@
-// oneDNN's generated f32 GEMM kernels (dnnl_sgemm and the gemm-based primitives: seen here with
-// Debian's 2.6.3, reported upstream against 3.11 as uxlfoundation/oneDNN#4845, fixed by #4855) point the
-// stack pointer at a heap workspace while they run, so a signal handled on that thread writes its frame into the heap and glibc aborts later
-// ("corrupted size vs. prev_size"). Every signal can do it: the inspector's CPU profiler (SIGPROF every
-// 100 µs), Ctrl-C, SIGTERM from a supervisor, SIGCHLD. So the thread that calls oneDNN holds back
-// asynchronous signals for the call (they are delivered when it returns), and the OpenMP workers, which
-// run nothing but kernels, never take them (the kernel then hands a process-wide signal to a thread
-// that can take it).
+// oneDNN's generated f32 GEMM kernels (dnnl_sgemm and the gemm-based primitives: seen here with Debian's
+// 2.6.3, reported upstream against 3.11 as uxlfoundation/oneDNN#4845, fixed by #4855) point the stack
+// pointer at a heap workspace while they run, so a signal handled on that thread writes its frame into the
+// heap and glibc aborts later ("corrupted size vs. prev_size"). Every signal can do it: the inspector's
+// CPU profiler (SIGPROF every 100 µs), Ctrl-C, SIGTERM from a supervisor, SIGCHLD. So the thread that
+// calls oneDNN holds back asynchronous signals for the call (they are delivered when it returns), and the
+// OpenMP workers, which run nothing but kernels, never take them (the kernel then hands a process-wide
+// signal to a thread that can take it).
 #pragma once
 #include <pthread.h>
 #include <signal.h>
