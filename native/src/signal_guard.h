@@ -13,21 +13,21 @@
 namespace cigl {
 
 // Every signal except the ones a fault raises synchronously (blocking those would kill the process
-// instead of running its handler).
-inline sigset_t asynchronousSignals() {
-  sigset_t set;
-  sigfillset(&set);
-  for (int s : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(&set, s);
+// instead of running its handler). Built once; every oneDNN call reads it.
+inline const sigset_t& asynchronousSignals() {
+  static const sigset_t set = [] {
+    sigset_t s;
+    sigfillset(&s);
+    for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGABRT}) sigdelset(&s, fault);
+    return s;
+  }();
   return set;
 }
 
 // Holds back asynchronous signals on the calling thread for its lifetime; restores the mask it found.
 class SignalsHeld {
  public:
-  SignalsHeld() {
-    const sigset_t held = asynchronousSignals();
-    pthread_sigmask(SIG_BLOCK, &held, &saved_);
-  }
+  SignalsHeld() { pthread_sigmask(SIG_BLOCK, &asynchronousSignals(), &saved_); }
   ~SignalsHeld() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
   SignalsHeld(const SignalsHeld&) = delete;
   SignalsHeld& operator=(const SignalsHeld&) = delete;
@@ -37,9 +37,6 @@ class SignalsHeld {
 };
 
 // For a thread that only ever runs kernels (an OpenMP worker): never take an asynchronous signal.
-inline void refuseAsynchronousSignals() {
-  const sigset_t held = asynchronousSignals();
-  pthread_sigmask(SIG_BLOCK, &held, nullptr);
-}
+inline void refuseAsynchronousSignals() { pthread_sigmask(SIG_BLOCK, &asynchronousSignals(), nullptr); }
 
 }  // namespace cigl
